@@ -1,0 +1,19 @@
+//! ENR gossip, `/peerfind/enr/1.0.0`: the first diagram of the design note.
+//!
+//! On every new connection both sides announce their own record ("Hello (ENR …)") and ask for
+//! up to [`Config::find_max`] records the other knows. A bootnode (with [`Config::gossip`] on)
+//! passes every new or updated record on to a bounded fanout of its peers ("Meet Alice (ENR
+//! …)"). Records go through the [`crate::table`] rules; whatever breaks the protocol is dropped,
+//! logged once with the peer and the reason, counted, and reported as
+//! [`Event::InputRejected`].
+//!
+//! Built on libp2p's `request_response` with a prost codec ([`protocol`]); [`Behaviour`] wraps
+//! it and owns the record table.
+
+mod behaviour;
+pub mod protocol;
+
+pub use behaviour::{
+    Behaviour, Config, DEFAULT_ANNOUNCE_INTERVAL, DEFAULT_FANOUT, DEFAULT_FIND_MAX, Event,
+    Violation,
+};

@@ -1,0 +1,288 @@
+//! The wire side of `/peerfind/enr/1.0.0`: message types and the request-response codec.
+//!
+//! Each stream carries one request and one response, each a frame: an unsigned-varint length,
+//! then that many bytes of protobuf (`peerfind.v1.EnrRequest` / `EnrResponse`). The codec
+//! enforces the size caps before it allocates, so a peer cannot make us buffer more than
+//! [`MAX_MESSAGE_SIZE`] bytes per stream.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use peerfind_proto::v1 as pb;
+
+/// The protocol id; the version is bumped on any incompatible change.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peerfind/enr/1.0.0");
+
+/// Largest frame accepted or sent: 64 KiB holds [`MAX_RECORDS_PER_MESSAGE`] records of 300
+/// bytes with room to spare, and bounds what one stream can make us buffer.
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
+
+/// Most records in one message. Enough for a useful sample; more is a flood.
+pub const MAX_RECORDS_PER_MESSAGE: usize = 32;
+
+/// A request, in peerfind's own terms. Records travel as raw RLP bytes and are decoded (and
+/// verified) by the behaviour, which knows who sent them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// "Hello (ENR …)": the sender's own record.
+    Announce(Vec<u8>),
+    /// "Meet Alice (ENR …)": records of other nodes.
+    Push(Vec<Vec<u8>>),
+    /// A request for up to this many records.
+    Find(u32),
+}
+
+/// A response, in peerfind's own terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The request was taken.
+    Ack,
+    /// Records answering [`Request::Find`].
+    Records(Vec<Vec<u8>>),
+    /// The request was refused, with a reason for the sender's logs.
+    Reject(String),
+}
+
+/// A frame that breaks the protocol's rules. The stream carrying it is dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The length prefix announces more than [`MAX_MESSAGE_SIZE`].
+    #[error("message of {len} bytes exceeds the {MAX_MESSAGE_SIZE}-byte cap")]
+    TooLarge {
+        /// The announced length.
+        len: u64,
+    },
+    /// The length prefix is not a valid unsigned varint.
+    #[error("invalid length prefix")]
+    BadLength,
+    /// The frame is not the expected protobuf message.
+    #[error("malformed protobuf: {0}")]
+    Malformed(#[from] prost::DecodeError),
+    /// The message has no content (an empty `oneof`).
+    #[error("message without content")]
+    Empty,
+    /// More records than [`MAX_RECORDS_PER_MESSAGE`].
+    #[error("{count} records exceed the cap of {MAX_RECORDS_PER_MESSAGE} per message")]
+    TooManyRecords {
+        /// How many records the message held.
+        count: usize,
+    },
+}
+
+impl From<ProtocolError> for io::Error {
+    fn from(e: ProtocolError) -> Self {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// The [`ProtocolError`] inside an I/O error from the codec, if that is what it carries.
+pub fn protocol_error(e: &io::Error) -> Option<&ProtocolError> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<ProtocolError>())
+}
+
+/// Codec for libp2p's request-response behaviour.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Codec;
+
+impl libp2p::request_response::Codec for Codec {
+    type Protocol = StreamProtocol;
+    type Request = Request;
+    type Response = Response;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let msg: pb::EnrRequest = read_frame(io).await?;
+        Ok(Request::try_from(msg)?)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let msg: pb::EnrResponse = read_frame(io).await?;
+        Ok(Response::try_from(msg)?)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Request,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &pb::EnrRequest::from(req)).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Response,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &pb::EnrResponse::from(res)).await
+    }
+}
+
+/// Reads one length-prefixed protobuf frame, refusing oversized ones before allocating.
+async fn read_frame<T, M>(io: &mut T) -> io::Result<M>
+where
+    T: AsyncRead + Unpin + Send,
+    M: prost::Message + Default,
+{
+    let len = read_length(io).await?;
+    if len > MAX_MESSAGE_SIZE as u64 {
+        return Err(ProtocolError::TooLarge { len }.into());
+    }
+    let mut buf = vec![0u8; len as usize];
+    io.read_exact(&mut buf).await?;
+    Ok(M::decode(buf.as_slice()).map_err(ProtocolError::from)?)
+}
+
+/// Reads an unsigned varint of at most 4 bytes (enough for any length up to the cap and a bit
+/// beyond, so an oversized length is reported as such).
+async fn read_length<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<u64> {
+    let mut value = 0u64;
+    for i in 0..4 {
+        let mut byte = [0u8; 1];
+        io.read_exact(&mut byte).await?;
+        value |= u64::from(byte[0] & 0x7f) << (7 * i);
+        if byte[0] & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    // Four continuation bytes announce at least 2^28 bytes: far over the cap.
+    Err(ProtocolError::TooLarge { len: value }.into())
+}
+
+async fn write_frame<T, M>(io: &mut T, msg: &M) -> io::Result<()>
+where
+    T: AsyncWrite + Unpin + Send,
+    M: prost::Message,
+{
+    let len = msg.encoded_len();
+    if len > MAX_MESSAGE_SIZE {
+        return Err(ProtocolError::TooLarge { len: len as u64 }.into());
+    }
+    let mut buf = Vec::with_capacity(len + 3);
+    prost::encoding::encode_varint(len as u64, &mut buf);
+    msg.encode(&mut buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    io.write_all(&buf).await?;
+    io.close().await
+}
+
+fn check_count(records: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, ProtocolError> {
+    if records.len() > MAX_RECORDS_PER_MESSAGE {
+        return Err(ProtocolError::TooManyRecords { count: records.len() });
+    }
+    Ok(records)
+}
+
+impl TryFrom<pb::EnrRequest> for Request {
+    type Error = ProtocolError;
+
+    fn try_from(msg: pb::EnrRequest) -> Result<Self, Self::Error> {
+        use pb::enr_request::Kind;
+        match msg.kind.ok_or(ProtocolError::Empty)? {
+            Kind::Announce(a) => Ok(Request::Announce(a.record)),
+            Kind::Push(p) => Ok(Request::Push(check_count(p.records)?)),
+            Kind::Find(f) => Ok(Request::Find(f.max)),
+        }
+    }
+}
+
+impl From<Request> for pb::EnrRequest {
+    fn from(req: Request) -> Self {
+        use pb::enr_request::Kind;
+        let kind = match req {
+            Request::Announce(record) => Kind::Announce(pb::Announce { record }),
+            Request::Push(records) => Kind::Push(pb::Push { records }),
+            Request::Find(max) => Kind::Find(pb::FindRecords { max }),
+        };
+        pb::EnrRequest { kind: Some(kind) }
+    }
+}
+
+impl TryFrom<pb::EnrResponse> for Response {
+    type Error = ProtocolError;
+
+    fn try_from(msg: pb::EnrResponse) -> Result<Self, Self::Error> {
+        use pb::enr_response::Kind;
+        match msg.kind.ok_or(ProtocolError::Empty)? {
+            Kind::Ack(_) => Ok(Response::Ack),
+            Kind::Records(r) => Ok(Response::Records(check_count(r.records)?)),
+            Kind::Reject(r) => Ok(Response::Reject(r.reason)),
+        }
+    }
+}
+
+impl From<Response> for pb::EnrResponse {
+    fn from(res: Response) -> Self {
+        use pb::enr_response::Kind;
+        let kind = match res {
+            Response::Ack => Kind::Ack(pb::Ack {}),
+            Response::Records(records) => Kind::Records(pb::Records { records }),
+            Response::Reject(reason) => Kind::Reject(pb::Reject { reason }),
+        };
+        pb::EnrResponse { kind: Some(kind) }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use futures::io::Cursor;
+    use libp2p::request_response::Codec as _;
+
+    use super::*;
+
+    fn frame(body: &[u8], len: u64) -> Vec<u8> {
+        let mut buf = Vec::new();
+        prost::encoding::encode_varint(len, &mut buf);
+        buf.extend_from_slice(body);
+        buf
+    }
+
+    async fn read(bytes: Vec<u8>) -> io::Result<Request> {
+        Codec.read_request(&PROTOCOL, &mut Cursor::new(bytes)).await
+    }
+
+    #[tokio::test]
+    async fn a_request_survives_the_round_trip() {
+        let req = Request::Push(vec![vec![1, 2, 3]; 3]);
+        let mut buf = Cursor::new(Vec::new());
+        Codec.write_request(&PROTOCOL, &mut buf, req.clone()).await.unwrap();
+        assert_eq!(read(buf.into_inner()).await.unwrap(), req);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_length_is_refused_before_reading_the_body() {
+        let err = read(frame(&[], MAX_MESSAGE_SIZE as u64 + 1)).await.unwrap_err();
+        assert!(matches!(protocol_error(&err), Some(ProtocolError::TooLarge { .. })));
+        let err = read(vec![0xff; 8]).await.unwrap_err();
+        assert!(matches!(protocol_error(&err), Some(ProtocolError::TooLarge { .. })));
+    }
+
+    #[tokio::test]
+    async fn garbage_is_a_malformed_message() {
+        let err = read(frame(&[0xff; 10], 10)).await.unwrap_err();
+        assert!(matches!(protocol_error(&err), Some(ProtocolError::Malformed(_))));
+        let err = read(frame(&[], 0)).await.unwrap_err();
+        assert!(matches!(protocol_error(&err), Some(ProtocolError::Empty)));
+    }
+
+    #[tokio::test]
+    async fn too_many_records_are_refused() {
+        let msg = pb::EnrRequest::from(Request::Push(vec![vec![0]; MAX_RECORDS_PER_MESSAGE + 1]));
+        let body = prost::Message::encode_to_vec(&msg);
+        let err = read(frame(&body, body.len() as u64)).await.unwrap_err();
+        assert!(matches!(protocol_error(&err), Some(ProtocolError::TooManyRecords { count: 33 })));
+    }
+}

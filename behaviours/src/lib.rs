@@ -1,0 +1,12 @@
+//! peerfind's own libp2p behaviours and the record logic they share.
+//!
+//! Read in this order:
+//! - [`enr_ext`]: what a record is to peerfind (its keys, including the `nat` flag), how
+//!   records from the network are decoded and checked, and how a record maps to libp2p's
+//!   PeerId and addresses.
+//! - [`table`]: the record table and its rules (newer seq wins, bounded, expiring).
+//! - [`gossip`]: the `/peerfind/enr/1.0.0` behaviour that exchanges and gossips records.
+
+pub mod enr_ext;
+pub mod gossip;
+pub mod table;

@@ -1,0 +1,331 @@
+//! Tests of the NAT lab itself: the routers map and filter as their mode says, and a lab leaves
+//! nothing behind. They need root; `cargo test -- --skip lab_` runs everything else.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use peerfind_tests::lab::{self, Host, Lab, NatMode, Placement, Topology};
+
+/// How long a datagram that should arrive may take. Far above the lab's sub-millisecond
+/// latency; it only bounds a test that would otherwise hang.
+const ARRIVAL: Duration = Duration::from_secs(5);
+
+/// How long a test waits to be sure a datagram that should be dropped did not arrive.
+const SILENCE: Duration = Duration::from_millis(1500);
+
+fn up(alice: Placement, bob: Placement) -> Lab {
+    Lab::up(Topology::new(alice, bob)).expect("the lab comes up")
+}
+
+fn behind(mode: NatMode) -> Placement {
+    Placement::BehindNat(mode)
+}
+
+/// A UDP socket on a fresh port inside `host`.
+fn socket(lab: &Lab, host: Host) -> UdpSocket {
+    let socket = lab
+        .in_host(host, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))
+        .unwrap()
+        .unwrap();
+    socket.set_read_timeout(Some(ARRIVAL)).unwrap();
+    socket
+}
+
+/// The address `socket` in `host` is reached at by the host's neighbours.
+fn address(lab: &Lab, host: Host, socket: &UdpSocket) -> SocketAddrV4 {
+    SocketAddrV4::new(lab.ip(host), socket.local_addr().unwrap().port())
+}
+
+/// Waits for one datagram and returns its payload and the source the receiver saw.
+fn receive(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = [0u8; 1500];
+    let (len, from) = socket
+        .recv_from(&mut buf)
+        .expect("a datagram arrives in time");
+    (buf[..len].to_vec(), from)
+}
+
+/// Whether a datagram arrives within `SILENCE`.
+fn arrives_soon(socket: &UdpSocket) -> bool {
+    socket.set_read_timeout(Some(SILENCE)).unwrap();
+    let mut buf = [0u8; 1500];
+    let result = socket.recv_from(&mut buf);
+    socket.set_read_timeout(Some(ARRIVAL)).unwrap();
+    match result {
+        Ok(_) => true,
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            false
+        }
+        Err(error) => panic!("receiving failed: {error}"),
+    }
+}
+
+/// Alice sends from one socket to the bootnode and to Charlie; returns Alice's local port and
+/// the source each observer saw.
+fn observed_by_two(lab: &Lab) -> (u16, SocketAddr, SocketAddr) {
+    let alice = socket(lab, Host::Alice);
+    let bootnode = socket(lab, Host::Bootnode);
+    let charlie = socket(lab, Host::Charlie);
+    alice
+        .send_to(b"to bootnode", address(lab, Host::Bootnode, &bootnode))
+        .unwrap();
+    alice
+        .send_to(b"to charlie", address(lab, Host::Charlie, &charlie))
+        .unwrap();
+    let (payload, seen_by_bootnode) = receive(&bootnode);
+    assert_eq!(payload, b"to bootnode");
+    let (payload, seen_by_charlie) = receive(&charlie);
+    assert_eq!(payload, b"to charlie");
+    (
+        alice.local_addr().unwrap().port(),
+        seen_by_bootnode,
+        seen_by_charlie,
+    )
+}
+
+#[test]
+fn lab_symmetric_nat_maps_a_new_public_port_per_destination() {
+    let lab = up(behind(NatMode::Symmetric), Placement::Public);
+    let (_, by_bootnode, by_charlie) = observed_by_two(&lab);
+    let wan = lab.public_ip(Host::Alice);
+    assert_eq!(wan, lab.ip(Host::NatA));
+    assert_eq!(by_bootnode.ip(), wan);
+    assert_eq!(by_charlie.ip(), wan);
+    assert_ne!(
+        by_bootnode.port(),
+        by_charlie.port(),
+        "one port for two destinations"
+    );
+}
+
+#[test]
+fn lab_endpoint_independent_nat_keeps_one_public_port_for_every_destination() {
+    let lab = up(behind(NatMode::EndpointIndependent), Placement::Public);
+    let (local_port, by_bootnode, by_charlie) = observed_by_two(&lab);
+    let expected = SocketAddr::from((lab.public_ip(Host::Alice), local_port));
+    // Plain masquerade keeps the host's own port when it is free, as it is here.
+    assert_eq!(by_bootnode, expected);
+    assert_eq!(by_charlie, expected);
+}
+
+#[test]
+fn lab_endpoint_independent_nat_drops_unsolicited_inbound_and_passes_replies() {
+    let lab = up(behind(NatMode::EndpointIndependent), Placement::Public);
+    let alice = socket(&lab, Host::Alice);
+    let bootnode = socket(&lab, Host::Bootnode);
+    let charlie = socket(&lab, Host::Charlie);
+
+    // Alice opens a mapping towards the bootnode, which learns her public address.
+    alice
+        .send_to(b"hello", address(&lab, Host::Bootnode, &bootnode))
+        .unwrap();
+    let (_, mapped) = receive(&bootnode);
+    assert_eq!(mapped.ip(), lab.public_ip(Host::Alice));
+
+    // Charlie, to whom Alice never sent, uses that mapping: the router drops it.
+    charlie.send_to(b"unsolicited", mapped).unwrap();
+    assert!(
+        !arrives_soon(&alice),
+        "an unsolicited datagram reached Alice"
+    );
+
+    // The bootnode's reply comes in, and so does Charlie's once Alice has sent to him.
+    bootnode.send_to(b"reply", mapped).unwrap();
+    assert_eq!(
+        receive(&alice),
+        (
+            b"reply".to_vec(),
+            SocketAddr::V4(address(&lab, Host::Bootnode, &bootnode))
+        )
+    );
+    alice
+        .send_to(b"punch", address(&lab, Host::Charlie, &charlie))
+        .unwrap();
+    let (payload, seen) = receive(&charlie);
+    assert_eq!(payload, b"punch");
+    assert_eq!(
+        seen, mapped,
+        "Alice kept her public port for a second destination"
+    );
+    charlie.send_to(b"welcome", seen).unwrap();
+    let (payload, from) = receive(&alice);
+    assert_eq!(payload, b"welcome");
+    assert_eq!(from, SocketAddr::V4(address(&lab, Host::Charlie, &charlie)));
+}
+
+#[test]
+fn lab_full_cone_nat_forwards_unsolicited_inbound_to_its_host() {
+    let lab = up(behind(NatMode::FullCone), Placement::Public);
+    let alice = socket(&lab, Host::Alice);
+    let charlie = socket(&lab, Host::Charlie);
+    let port = alice.local_addr().unwrap().port();
+
+    charlie
+        .send_to(b"unsolicited", (lab.public_ip(Host::Alice), port))
+        .unwrap();
+    let (payload, from) = receive(&alice);
+    assert_eq!(payload, b"unsolicited");
+    assert_eq!(from, SocketAddr::V4(address(&lab, Host::Charlie, &charlie)));
+
+    // Alice's answer leaves from the same public address and port.
+    alice.send_to(b"answer", from).unwrap();
+    let (payload, seen) = receive(&charlie);
+    assert_eq!(payload, b"answer");
+    assert_eq!(seen, SocketAddr::from((lab.public_ip(Host::Alice), port)));
+}
+
+#[test]
+fn lab_puts_alice_on_the_public_segment_without_a_router() {
+    let lab = up(Placement::Public, behind(NatMode::EndpointIndependent));
+    assert!(!lab.has(Host::NatA));
+    assert!(lab.has(Host::NatB));
+    assert_eq!(lab.ip(Host::Alice), lab.public_ip(Host::Alice));
+    let (port, by_bootnode, by_charlie) = observed_by_two(&lab);
+    let own = SocketAddr::from((Ipv4Addr::new(198, 51, 100, 30), port));
+    assert_eq!((by_bootnode, by_charlie), (own, own));
+
+    // Bob, behind his router, reaches public Alice directly.
+    let alice = socket(&lab, Host::Alice);
+    let bob = socket(&lab, Host::Bob);
+    bob.send_to(b"hi alice", address(&lab, Host::Alice, &alice))
+        .unwrap();
+    let (_, from) = receive(&alice);
+    assert_eq!(from.ip(), Ipv4Addr::new(198, 51, 100, 102));
+}
+
+#[test]
+fn lab_runs_commands_inside_its_hosts() {
+    let lab = up(
+        behind(NatMode::EndpointIndependent),
+        behind(NatMode::Symmetric),
+    );
+    let output = lab
+        .command(Host::Bob, "ip")
+        .args(["-4", "-o", "addr", "show", "eth0"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("192.168.2.2/24"), "{text}");
+}
+
+#[tokio::test]
+async fn lab_runs_async_commands_inside_its_hosts() {
+    let lab = Lab::up(Topology::default()).expect("the lab comes up");
+    let output = lab
+        .tokio_command(Host::NatA, "ip")
+        .args(["-4", "-o", "route"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("192.168.1.0/24 dev lan0"), "{text}");
+    assert!(text.contains("198.51.100.0/24 dev wan0"), "{text}");
+}
+
+/// Namespace names present on this machine.
+fn present() -> Vec<String> {
+    let output = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn namespaces_of(lab: &Lab) -> Vec<String> {
+    let names: Vec<String> = lab::list().unwrap().remove(lab.prefix()).unwrap();
+    assert_eq!(
+        names.len(),
+        7,
+        "the public segment and six hosts: {names:?}"
+    );
+    names
+}
+
+#[test]
+fn lab_removes_its_namespaces_and_kills_their_processes_when_dropped() {
+    let lab = up(
+        behind(NatMode::EndpointIndependent),
+        behind(NatMode::FullCone),
+    );
+    let names = namespaces_of(&lab);
+    assert!(names.iter().all(|name| present().contains(name)));
+    let mut sleeper = lab
+        .command(Host::Charlie, "sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+
+    drop(lab);
+
+    let left: Vec<_> = present()
+        .into_iter()
+        .filter(|name| names.contains(name))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let status = sleeper.wait().unwrap();
+    assert!(!status.success(), "the sleeper was not killed: {status}");
+}
+
+#[test]
+fn lab_removes_its_namespaces_after_a_panic_in_the_test() {
+    let mut names = Vec::new();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let lab = up(Placement::Public, Placement::Public);
+        names = namespaces_of_public(&lab);
+        panic!("a failing test");
+    }));
+    assert!(outcome.is_err());
+    assert!(!names.is_empty());
+    let left: Vec<_> = present()
+        .into_iter()
+        .filter(|name| names.contains(name))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn namespaces_of_public(lab: &Lab) -> Vec<String> {
+    let names: Vec<String> = lab::list().unwrap().remove(lab.prefix()).unwrap();
+    assert_eq!(
+        names.len(),
+        5,
+        "the public segment and four hosts: {names:?}"
+    );
+    names
+}
+
+#[test]
+fn lab_removes_a_lab_made_by_hand_by_its_prefix() {
+    let lab = up(Placement::Public, behind(NatMode::Symmetric));
+    let names = lab::list().unwrap().remove(lab.prefix()).unwrap();
+    let prefix = lab.keep();
+    assert!(names.iter().all(|name| present().contains(name)));
+    assert_eq!(lab::remove(&prefix).unwrap(), names);
+    assert!(!lab::list().unwrap().contains_key(&prefix));
+}
+
+#[test]
+fn lab_refuses_clearly_without_root() {
+    // The command line tool, run as nobody: the message must say what the lab needs.
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_peerfind-lab"))
+        .arg("up")
+        .output()
+        .expect("setpriv (util-linux) runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(stderr.contains("--skip lab_"), "{stderr}");
+}
