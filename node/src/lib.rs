@@ -1,0 +1,28 @@
+//! peerfind: peers find and reach each other, even behind NATs.
+//!
+//! A node meets a bootnode with a record (ENR, EIP-778) that has no address; the bootnode
+//! tells it the address it sees, which goes into the record with seq + 1; the bootnode
+//! gossips records, and peers dial the public ones directly.
+//!
+//! Read in this order:
+//! - [`node`]: the running node and the path of one event from the wire to the record.
+//! - [`confirm`]: when an observed address counts as ours.
+//! - [`enr`]: the own record, its seq and its storage; [`identity`] and [`data_dir`]: the key
+//!   and the files.
+//! - [`strategy`]: how a learned peer is reached.
+//! - [`behaviour`]: the libp2p behaviours composed into the swarm (the project's own are in
+//!   the `peerfind-behaviours` crate).
+//! - [`config`]: every setting and its default; [`inspect`]: `peerfind enr decode`.
+
+pub mod behaviour;
+pub mod config;
+pub mod confirm;
+pub mod data_dir;
+pub mod enr;
+pub mod identity;
+pub mod inspect;
+pub mod node;
+pub mod strategy;
+
+pub use config::Config;
+pub use node::{Mode, Node, NodeError};

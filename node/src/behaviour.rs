@@ -1,0 +1,44 @@
+//! The node's libp2p behaviours, composed into one swarm. One line of doc per field; each
+//! behaviour's own module says what it does.
+
+use std::time::Duration;
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{identify, identity::Keypair, ping};
+use peerfind_behaviours::gossip;
+
+use crate::enr::LocalRecord;
+
+/// Identify's protocol version: peers of other versions are still talked to, this only
+/// tells them who we are.
+const IDENTIFY_PROTOCOL: &str = "/peerfind/1.0.0";
+
+/// Ping interval: traffic every 15 s keeps every NAT mapping on the path alive (common UDP
+/// mapping timeouts are 30 s and more), and detects dead connections.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Every behaviour of a peerfind node.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Tells peers what address we see them at, and tells us ours (observed addresses).
+    pub identify: identify::Behaviour,
+    /// Keeps connections and the NAT mappings under them alive.
+    pub ping: ping::Behaviour,
+    /// Exchanges and gossips ENRs (`/peerfind/enr/1.0.0`).
+    pub gossip: gossip::Behaviour,
+}
+
+impl Behaviour {
+    /// The behaviours of a node whose key is `key` and whose record is `record`.
+    pub fn new(key: &Keypair, record: &LocalRecord, gossip: gossip::Config) -> Self {
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+                .with_agent_version(format!("peerfind/{}", env!("CARGO_PKG_VERSION"))),
+        );
+        Self {
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
+            gossip: gossip::Behaviour::new(record.enr().clone(), gossip),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The node's settings: every flag, its environment variable and its default. The doc
+//! comments are the `--help` text.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+use peerfind_behaviours::{enr_ext, table};
+
+/// Default port for TCP and QUIC when no `--listen` is given.
+pub const DEFAULT_PORT: u16 = 9000;
+
+/// Settings shared by `peerfind run` and `peerfind bootnode`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Directory for the node's key and record [default: ./peerfind-data for a peer,
+    /// ./peerfind-bootnode-data for a bootnode]. Created on first start; the key in it is
+    /// the node's identity, so keep it to keep the node id and PeerId across restarts.
+    #[arg(long, env = "PEERFIND_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address to listen on, as a multiaddr (repeatable, or comma-separated in the
+    /// environment). Default: TCP and QUIC on `--port` on all IPv4 interfaces.
+    #[arg(long, env = "PEERFIND_LISTEN", value_name = "MULTIADDR", value_delimiter = ',')]
+    pub listen: Vec<Multiaddr>,
+
+    /// Port for TCP and QUIC (UDP) when no `--listen` is given.
+    #[arg(long, env = "PEERFIND_PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    /// A bootnode to join through (repeatable, or comma-separated in the environment): its
+    /// `enr:…` text, or a multiaddr ending in `/p2p/<PeerId>` such as
+    /// `/ip4/198.51.100.10/tcp/9000/p2p/16Uiu2…` or `/ip4/…/udp/9000/quic-v1/p2p/…`.
+    /// Bootnodes tell us our public address and introduce us to other peers.
+    #[arg(long = "bootnode", env = "PEERFIND_BOOTNODES", value_name = "ENR|MULTIADDR", value_delimiter = ',')]
+    pub bootnodes: Vec<Bootnode>,
+
+    /// Our public address, set by hand (repeatable): `/ip4/IP/tcp/PORT` or
+    /// `/ip4/IP/udp/PORT/quic-v1`. Use it behind port forwarding or in a container whose
+    /// mapped port differs from the listen port. It goes into the record at start, and
+    /// observed addresses never replace it.
+    #[arg(long, env = "PEERFIND_EXTERNAL_ADDRS", value_name = "MULTIADDR", value_delimiter = ',')]
+    pub external_addr: Vec<Multiaddr>,
+
+    /// How many distinct peers must report the same observed address before it goes into
+    /// our record. A configured bootnode's report alone is always enough.
+    #[arg(long, env = "PEERFIND_CONFIRMATIONS", default_value_t = crate::confirm::DEFAULT_THRESHOLD, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub confirmations: usize,
+
+    /// Most peers to dial from learned records. Inbound connections and bootnodes do not
+    /// count against it.
+    #[arg(long, env = "PEERFIND_MAX_PEERS", default_value_t = 50)]
+    pub max_peers: usize,
+
+    /// Most records kept; the least recently refreshed goes first.
+    #[arg(long, env = "PEERFIND_TABLE_SIZE", default_value_t = table::DEFAULT_CAPACITY)]
+    pub table_size: usize,
+
+    /// Bootnodes: how many peers each new or updated record is gossiped to (all of them
+    /// when fewer are connected).
+    #[arg(long, env = "PEERFIND_GOSSIP_FANOUT", default_value_t = peerfind_behaviours::gossip::DEFAULT_FANOUT)]
+    pub gossip_fanout: usize,
+}
+
+impl Config {
+    /// The listen addresses: `--listen`, or TCP and QUIC on `--port`.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        if !self.listen.is_empty() {
+            return self.listen.clone();
+        }
+        let any = Multiaddr::empty().with(Protocol::Ip4(std::net::Ipv4Addr::UNSPECIFIED));
+        vec![
+            any.clone().with(Protocol::Tcp(self.port)),
+            any.with(Protocol::Udp(self.port)).with(Protocol::QuicV1),
+        ]
+    }
+}
+
+/// A bootnode as configured: who it is and where to dial it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bootnode {
+    /// Its PeerId.
+    pub peer_id: PeerId,
+    /// Where to dial it, each ending in `/p2p/<peer_id>`.
+    pub addrs: Vec<Multiaddr>,
+}
+
+/// Why a `--bootnode` value was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BootnodeError {
+    /// The `enr:` text is not a valid record.
+    #[error("invalid bootnode ENR: {0}")]
+    Enr(#[from] enr_ext::RecordError),
+    /// The record has no TCP or QUIC address to dial.
+    #[error("the bootnode ENR has no ip with a tcp or quic port to dial")]
+    NoAddress,
+    /// Not a multiaddr.
+    #[error("invalid bootnode multiaddr: {0}")]
+    Multiaddr(#[from] libp2p::multiaddr::Error),
+    /// The multiaddr does not say whose it is.
+    #[error("a bootnode multiaddr must end in /p2p/<PeerId>, so the connection can be authenticated")]
+    NoPeerId,
+}
+
+impl FromStr for Bootnode {
+    type Err = BootnodeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.starts_with("enr:") {
+            let enr = enr_ext::decode_text(s)?;
+            let peer_id = enr_ext::peer_id(&enr)?;
+            let addrs = enr_ext::multiaddrs(&enr, peer_id);
+            if addrs.is_empty() {
+                return Err(BootnodeError::NoAddress);
+            }
+            return Ok(Self { peer_id, addrs });
+        }
+        let addr: Multiaddr = s.parse()?;
+        match addr.iter().last() {
+            Some(Protocol::P2p(peer_id)) => Ok(Self { peer_id, addrs: vec![addr] }),
+            _ => Err(BootnodeError::NoPeerId),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bootnode_is_an_enr_or_a_multiaddr_with_its_peer_id() {
+        let key = libp2p::identity::Keypair::generate_secp256k1();
+        let peer = key.public().to_peer_id();
+        let m: Bootnode = format!("/ip4/198.51.100.10/udp/9000/quic-v1/p2p/{peer}").parse().unwrap();
+        assert_eq!(m.peer_id, peer);
+        assert!(matches!(
+            "/ip4/198.51.100.10/tcp/9000".parse::<Bootnode>(),
+            Err(BootnodeError::NoPeerId)
+        ));
+        assert!(matches!("enr:xyz".parse::<Bootnode>(), Err(BootnodeError::Enr(_))));
+    }
+}

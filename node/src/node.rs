@@ -1,0 +1,440 @@
+//! The running node: builds the swarm, then turns swarm events into decisions and record
+//! updates, until it is told to stop.
+//!
+//! One event's path, wire to record: identify's `Received` carries the address a peer sees us
+//! at → [`crate::confirm`] decides whether that is our address → [`crate::enr`] signs the
+//! record anew with seq + 1 and stores it → the gossip behaviour announces it to every
+//! connected peer → a bootnode gossips it on ("Meet Alice").
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::core::transport::ListenerId;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, multiaddr::Protocol, noise, tcp, yamux};
+use peerfind_behaviours::enr_ext::{self, Enr, Transport};
+use peerfind_behaviours::{gossip, table};
+
+use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::config::{Bootnode, Config};
+use crate::confirm::{Confirmations, Witness};
+use crate::data_dir::{BOOTNODE_FILE, DataDir};
+use crate::enr::{Content, LocalRecord, LocalRecordError};
+use crate::identity::{Identity, IdentityError};
+use crate::strategy::{self, Action, Situation};
+
+/// A connection with no stream open for this long is closed. Gossip re-announces every
+/// 5 minutes and ping runs every 15 s, so connections to live peers never get there.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// How often disconnected bootnodes are dialed again.
+const BOOTNODE_REDIAL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What kind of node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An ordinary peer.
+    Peer,
+    /// A bootnode: a meeting point that gossips records.
+    Bootnode,
+}
+
+/// Why the node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data directory is not usable.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The key could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The own record could not be built or stored.
+    #[error(transparent)]
+    Record(#[from] LocalRecordError),
+    /// The transport could not be set up.
+    #[error("cannot set up the transport: {0}")]
+    Transport(String),
+    /// A listen address was refused.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        source: libp2p::TransportError<std::io::Error>,
+    },
+    /// An `--external-addr` is not a plain TCP or QUIC address.
+    #[error("--external-addr {0} is not /ip4|ip6/…/tcp/PORT or /ip4|ip6/…/udp/PORT/quic-v1")]
+    ExternalAddr(Multiaddr),
+    /// Every listener closed.
+    #[error("no listener left")]
+    NoListener,
+}
+
+/// A node between start and stop.
+pub struct Node {
+    mode: Mode,
+    config: Config,
+    swarm: Swarm<Behaviour>,
+    record: LocalRecord,
+    confirmations: Confirmations,
+    data_dir: DataDir,
+    bootnodes: HashMap<PeerId, Bootnode>,
+    /// Transport of each open connection, to check observed addresses against (confirm rule 1).
+    connections: HashMap<ConnectionId, Transport>,
+    /// Listeners that have not reported an address yet; dialing waits for them so that dials
+    /// reuse the listen ports and peers observe the ports we listen on.
+    pending_listeners: HashSet<ListenerId>,
+    ready: bool,
+    /// Dials in flight per bootnode: no redial while one may still succeed, since a second
+    /// connection could not reuse the listen port and would be observed at another port.
+    bootnode_dials: HashMap<PeerId, usize>,
+    /// Addresses set by `--external-addr`: observed ones never replace them.
+    fixed_external: bool,
+}
+
+impl Node {
+    /// Loads the identity and record from the data directory and builds the swarm.
+    pub fn new(mode: Mode, config: Config) -> Result<Self, NodeError> {
+        let path = config.data_dir.clone().unwrap_or_else(|| {
+            match mode {
+                Mode::Peer => "peerfind-data",
+                Mode::Bootnode => "peerfind-bootnode-data",
+            }
+            .into()
+        });
+        let data_dir = DataDir::open(&path).map_err(|source| NodeError::DataDir {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let identity = Identity::load_or_create(&data_dir)?;
+
+        let mut content = Content::default();
+        for addr in &config.external_addr {
+            let (ip, port, transport) =
+                enr_ext::socket_of(addr).ok_or_else(|| NodeError::ExternalAddr(addr.clone()))?;
+            content.set_socket(ip, port, transport);
+        }
+        let record = LocalRecord::open(data_dir.clone(), identity.signing_key.clone(), content)?;
+
+        let gossip_config = gossip::Config {
+            gossip: mode == Mode::Bootnode,
+            fanout: config.gossip_fanout,
+            table: table::Config { capacity: config.table_size, ..Default::default() },
+            ..Default::default()
+        };
+        let swarm = build_swarm(&identity, &record, gossip_config)?;
+        let bootnodes = config.bootnodes.iter().map(|b| (b.peer_id, b.clone())).collect();
+        Ok(Self {
+            mode,
+            confirmations: Confirmations::new(config.confirmations),
+            fixed_external: !config.external_addr.is_empty(),
+            config,
+            swarm,
+            record,
+            data_dir,
+            bootnodes,
+            connections: HashMap::new(),
+            pending_listeners: HashSet::new(),
+            ready: false,
+            bootnode_dials: HashMap::new(),
+        })
+    }
+
+    /// Runs until SIGINT or SIGTERM, or a fatal error.
+    pub async fn run(mut self) -> Result<(), NodeError> {
+        let enr = self.record.enr();
+        tracing::info!(
+            mode = ?self.mode, peer_id = %self.swarm.local_peer_id(),
+            node_id = %hex::encode(enr.node_id().raw()), seq = enr.seq(), enr = %enr.to_base64(),
+            "starting"
+        );
+        for addr in self.config.external_addr.clone() {
+            self.swarm.add_external_address(addr);
+        }
+        for addr in self.config.listen_addrs() {
+            let id = self
+                .swarm
+                .listen_on(addr.clone())
+                .map_err(|source| NodeError::Listen { addr, source })?;
+            self.pending_listeners.insert(id);
+        }
+
+        let mut redial = tokio::time::interval_at(
+            tokio::time::Instant::now() + BOOTNODE_REDIAL_INTERVAL,
+            BOOTNODE_REDIAL_INTERVAL,
+        );
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event)?,
+                _ = redial.tick(), if self.ready => self.dial_bootnodes(),
+                signal = &mut shutdown => {
+                    tracing::info!(signal, "shutting down");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) -> Result<(), NodeError> {
+        match event {
+            SwarmEvent::NewListenAddr { listener_id, address } => {
+                tracing::info!(%address, "listening");
+                if self.pending_listeners.remove(&listener_id) && self.pending_listeners.is_empty()
+                {
+                    self.on_ready();
+                }
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason, addresses } => {
+                tracing::warn!(?addresses, ?reason, "listener closed");
+                self.pending_listeners.remove(&listener_id);
+                if self.swarm.listeners().next().is_none() {
+                    return Err(NodeError::NoListener);
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                if endpoint.is_dialer() {
+                    self.bootnode_dial_ended(peer_id);
+                }
+                let remote = endpoint.get_remote_address();
+                if let Some((_, _, transport)) = enr_ext::socket_of(remote) {
+                    self.connections.insert(connection_id, transport);
+                }
+                tracing::info!(
+                    peer = %peer_id, remote_addr = %remote, direction = direction(&endpoint),
+                    bootnode = self.bootnodes.contains_key(&peer_id), "connected"
+                );
+            }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, cause, .. } => {
+                self.connections.remove(&connection_id);
+                let cause = cause.map(|c| c.to_string()).unwrap_or_else(|| "closed".into());
+                tracing::info!(peer = %peer_id, %cause, "disconnected");
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                if let Some(peer) = peer_id {
+                    self.bootnode_dial_ended(peer);
+                }
+                tracing::warn!(peer = ?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                connection_id,
+                info,
+            })) => self.on_observed(peer_id, connection_id, &info.observed_addr),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// All listeners are up: a bootnode now knows its addresses; everyone dials bootnodes.
+    fn on_ready(&mut self) {
+        self.ready = true;
+        if self.mode == Mode::Bootnode {
+            self.advertise_listen_addrs();
+        }
+        self.dial_bootnodes();
+    }
+
+    /// A bootnode has nobody to tell it its address: unless `--external-addr` says, it
+    /// advertises the address it listens on, preferring one that is not loopback.
+    fn advertise_listen_addrs(&mut self) {
+        if !self.fixed_external {
+            let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+            let mut chosen: HashMap<Transport, Multiaddr> = HashMap::new();
+            for addr in listen {
+                let Some((ip, _, transport)) = enr_ext::socket_of(&addr) else { continue };
+                let better = chosen
+                    .get(&transport)
+                    .and_then(enr_ext::socket_of)
+                    .is_none_or(|(held, _, _)| held.is_loopback() && !ip.is_loopback());
+                if better {
+                    chosen.insert(transport, addr);
+                }
+            }
+            let sockets: Vec<_> = chosen.values().filter_map(enr_ext::socket_of).collect();
+            for addr in chosen.into_values() {
+                self.swarm.add_external_address(addr);
+            }
+            self.change_record("bootnode advertises its listen addresses", |c| {
+                for (ip, port, transport) in sockets {
+                    c.set_socket(ip, port, transport);
+                }
+            });
+        }
+        let enr = self.record.enr();
+        let peer = *self.swarm.local_peer_id();
+        let mut lines = vec![enr.to_base64()];
+        lines.extend(enr_ext::multiaddrs(enr, peer).iter().map(ToString::to_string));
+        let text = lines.join("\n") + "\n";
+        print!("{text}");
+        if let Err(e) = self.data_dir.write_atomic(BOOTNODE_FILE, text.as_bytes(), 0o644) {
+            tracing::warn!(error = %e, "cannot write the bootnode file");
+        }
+        tracing::info!(
+            enr = %enr.to_base64(), addrs = ?lines[1..].to_vec(),
+            file = %self.data_dir.path().join(BOOTNODE_FILE).display(), "bootnode ready"
+        );
+    }
+
+    /// Dials every configured bootnode we are not connected to, once per address, so each
+    /// transport (TCP, QUIC) gets its own connection and its own observed address.
+    fn dial_bootnodes(&mut self) {
+        let todo: Vec<Bootnode> = self
+            .bootnodes
+            .values()
+            .filter(|b| !self.swarm.is_connected(&b.peer_id))
+            .filter(|b| self.bootnode_dials.get(&b.peer_id).is_none_or(|n| *n == 0))
+            .cloned()
+            .collect();
+        for bootnode in todo {
+            for addr in bootnode.addrs {
+                tracing::debug!(peer = %bootnode.peer_id, %addr, "dialing bootnode");
+                let opts = DialOpts::peer_id(bootnode.peer_id)
+                    .addresses(vec![addr.clone()])
+                    .condition(PeerCondition::Always)
+                    .build();
+                match self.swarm.dial(opts) {
+                    Ok(()) => *self.bootnode_dials.entry(bootnode.peer_id).or_default() += 1,
+                    Err(e) => {
+                        tracing::warn!(peer = %bootnode.peer_id, %addr, error = %e, "cannot dial bootnode")
+                    }
+                }
+            }
+        }
+    }
+
+    fn bootnode_dial_ended(&mut self, peer: PeerId) {
+        if let Some(n) = self.bootnode_dials.get_mut(&peer) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    fn on_observed(&mut self, peer: PeerId, connection: ConnectionId, observed: &Multiaddr) {
+        let Some(transport) = self.connections.get(&connection).copied() else { return };
+        let is_bootnode = self.bootnodes.contains_key(&peer);
+        tracing::debug!(%peer, %observed, is_bootnode, "peer reported our address");
+        if self.fixed_external {
+            return;
+        }
+        let Some(confirmed) = self.confirmations.observe(peer, is_bootnode, transport, observed)
+        else {
+            return;
+        };
+        let mut addr = Multiaddr::from(confirmed.socket.ip());
+        match confirmed.transport {
+            Transport::Tcp => addr.push(Protocol::Tcp(confirmed.socket.port())),
+            Transport::Quic => {
+                addr.push(Protocol::Udp(confirmed.socket.port()));
+                addr.push(Protocol::QuicV1);
+            }
+        }
+        let reason = match confirmed.by {
+            Witness::Bootnode(p) => format!("observed address confirmed by bootnode {p}"),
+            Witness::Peers(n) => format!("observed address confirmed by {n} peers"),
+        };
+        tracing::info!(address = %addr, %reason, "external address confirmed");
+        self.swarm.add_external_address(addr);
+        let (ip, port) = (confirmed.socket.ip(), confirmed.socket.port());
+        self.change_record(&reason, |c| {
+            c.set_socket(ip, port, confirmed.transport);
+        });
+    }
+
+    /// Changes the own record and, when it changed, announces it ("Update: …").
+    fn change_record(&mut self, reason: &str, change: impl FnOnce(&mut Content)) {
+        match self.record.update(change) {
+            Ok(true) => {
+                let enr = self.record.enr().clone();
+                tracing::info!(
+                    seq = enr.seq(), ip = ?enr.ip4(), tcp = ?enr.tcp4(), quic = ?enr_ext::quic4(&enr),
+                    ip6 = ?enr.ip6(), nat = enr_ext::is_natted(&enr), reason, enr = %enr.to_base64(),
+                    "local record updated"
+                );
+                self.swarm.behaviour_mut().gossip.set_local_record(enr);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, reason, "cannot update the local record"),
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossip::Event) {
+        match event {
+            gossip::Event::RecordLearned { enr, peer_id, .. }
+            | gossip::Event::RecordUpdated { enr, peer_id, .. } => self.reach(&enr, peer_id),
+            gossip::Event::InputRejected { .. } => {}
+        }
+    }
+
+    /// Applies the connection strategy to a peer we just learned of.
+    fn reach(&mut self, enr: &Enr, peer: PeerId) {
+        let situation = Situation {
+            bootnode: self.mode == Mode::Bootnode,
+            connected: self.swarm.is_connected(&peer),
+            peers: self
+                .swarm
+                .connected_peers()
+                .filter(|p| !self.bootnodes.contains_key(p))
+                .count(),
+            max_peers: self.config.max_peers,
+        };
+        match strategy::decide(enr, peer, situation) {
+            Action::Dial(addrs) => {
+                tracing::info!(%peer, addrs = ?addrs, "dialing peer at its record's addresses");
+                let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!(%peer, error = %e, "dial not started");
+                }
+            }
+            Action::Keep(reason) => tracing::debug!(%peer, ?reason, "not dialing peer"),
+        }
+    }
+}
+
+fn build_swarm(
+    identity: &Identity,
+    record: &LocalRecord,
+    gossip: gossip::Config,
+) -> Result<Swarm<Behaviour>, NodeError> {
+    let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
+    Ok(libp2p::SwarmBuilder::with_existing_identity(identity.keypair.clone())
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .map_err(|e| transport(&e))?
+        .with_quic()
+        .with_behaviour(|key| Behaviour::new(key, record, gossip))
+        .map_err(|e| transport(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build())
+}
+
+fn direction(endpoint: &ConnectedPoint) -> &'static str {
+    if endpoint.is_dialer() { "outbound" } else { "inbound" }
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+async fn shutdown_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the node");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
