@@ -73,6 +73,9 @@ pub enum NodeError {
     /// An `--external-addr` is not a plain TCP or QUIC address.
     #[error("--external-addr {0} is not /ip4|ip6/…/tcp/PORT or /ip4|ip6/…/udp/PORT/quic-v1")]
     ExternalAddr(Multiaddr),
+    /// The signal handlers could not be installed.
+    #[error("cannot watch SIGINT/SIGTERM: {0}")]
+    Signals(std::io::Error),
     /// Every listener closed.
     #[error("no listener left")]
     NoListener,
@@ -96,6 +99,8 @@ pub struct Node {
     /// Dials in flight per bootnode: no redial while one may still succeed, since a second
     /// connection could not reuse the listen port and would be observed at another port.
     bootnode_dials: HashMap<PeerId, usize>,
+    /// The seq of the record a bootnode last printed and stored for its users.
+    advertised: Option<u64>,
     /// Addresses set by `--external-addr`: observed ones never replace them.
     fixed_external: bool,
 }
@@ -145,11 +150,15 @@ impl Node {
             pending_listeners: HashSet::new(),
             ready: false,
             bootnode_dials: HashMap::new(),
+            advertised: None,
         })
     }
 
     /// Runs until SIGINT or SIGTERM, or a fatal error.
     pub async fn run(mut self) -> Result<(), NodeError> {
+        // Registered before anything is logged, so a signal sent as soon as the node says
+        // it is up is never missed.
+        let mut shutdown = Shutdown::new().map_err(NodeError::Signals)?;
         let enr = self.record.enr();
         tracing::info!(
             mode = ?self.mode, peer_id = %self.swarm.local_peer_id(),
@@ -172,13 +181,11 @@ impl Node {
             BOOTNODE_REDIAL_INTERVAL,
         );
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let shutdown = shutdown_signal();
-        tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event)?,
                 _ = redial.tick(), if self.ready => self.dial_bootnodes(),
-                signal = &mut shutdown => {
+                signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
                     return Ok(());
                 }
@@ -193,6 +200,10 @@ impl Node {
                 if self.pending_listeners.remove(&listener_id) && self.pending_listeners.is_empty()
                 {
                     self.on_ready();
+                } else if self.ready && self.mode == Mode::Bootnode {
+                    // Interfaces of a wildcard listener report one by one: a better address
+                    // than the one advertised may come later.
+                    self.advertise_listen_addrs();
                 }
             }
             SwarmEvent::ListenerClosed { listener_id, reason, addresses } => {
@@ -247,7 +258,8 @@ impl Node {
     }
 
     /// A bootnode has nobody to tell it its address: unless `--external-addr` says, it
-    /// advertises the address it listens on, preferring one that is not loopback.
+    /// advertises the address it listens on, preferring one that is not loopback. Prints
+    /// and stores its record and addresses whenever they change.
     fn advertise_listen_addrs(&mut self) {
         if !self.fixed_external {
             let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
@@ -263,6 +275,15 @@ impl Node {
                 }
             }
             let sockets: Vec<_> = chosen.values().filter_map(enr_ext::socket_of).collect();
+            let replaced: Vec<Multiaddr> = self
+                .swarm
+                .external_addresses()
+                .filter(|a| !chosen.values().any(|c| c == *a))
+                .cloned()
+                .collect();
+            for addr in replaced {
+                self.swarm.remove_external_address(&addr);
+            }
             for addr in chosen.into_values() {
                 self.swarm.add_external_address(addr);
             }
@@ -272,6 +293,10 @@ impl Node {
                 }
             });
         }
+        if self.advertised == Some(self.record.enr().seq()) {
+            return;
+        }
+        self.advertised = Some(self.record.enr().seq());
         let enr = self.record.enr();
         let peer = *self.swarm.local_peer_id();
         let mut lines = vec![enr.to_base64()];
@@ -422,19 +447,23 @@ fn direction(endpoint: &ConnectedPoint) -> &'static str {
     if endpoint.is_dialer() { "outbound" } else { "inbound" }
 }
 
-/// Resolves on SIGINT or SIGTERM with the signal's name.
-async fn shutdown_signal() -> &'static str {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the node");
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
+/// SIGINT and SIGTERM, watched from the node's start.
+struct Shutdown {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+
+    /// Resolves with the name of the first signal received.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
     }
 }

@@ -243,6 +243,11 @@ impl Behaviour {
                     self.reject(peer, v);
                 }
             },
+            Request::Invalid(violation) => {
+                let v = Violation::Wire(violation.to_string());
+                self.respond(channel, Response::Reject(v.to_string()));
+                self.reject(peer, v);
+            }
             Request::Find(max) => {
                 let n = (max as usize).min(MAX_RECORDS_PER_MESSAGE);
                 let records = self
@@ -395,6 +400,21 @@ impl NetworkBehaviour for Behaviour {
             peer,
             local_addr,
             remote_addr,
+        )
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        maybe_peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        effective_role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.inner.handle_pending_outbound_connection(
+            connection_id,
+            maybe_peer,
+            addresses,
+            effective_role,
         )
     }
 

@@ -31,6 +31,10 @@ pub enum Request {
     Push(Vec<Vec<u8>>),
     /// A request for up to this many records.
     Find(u32),
+    /// A request that broke the wire rules. The codec hands it up instead of failing the
+    /// stream, so the behaviour can log, count and answer it with a refusal; libp2p's
+    /// request-response would otherwise drop a failed read without telling anyone.
+    Invalid(ProtocolError),
 }
 
 /// A response, in peerfind's own terms.
@@ -45,7 +49,7 @@ pub enum Response {
 }
 
 /// A frame that breaks the protocol's rules. The stream carrying it is dropped.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
     /// The length prefix announces more than [`MAX_MESSAGE_SIZE`].
     #[error("message of {len} bytes exceeds the {MAX_MESSAGE_SIZE}-byte cap")]
@@ -94,8 +98,13 @@ impl libp2p::request_response::Codec for Codec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let msg: pb::EnrRequest = read_frame(io).await?;
-        Ok(Request::try_from(msg)?)
+        match read_frame::<_, pb::EnrRequest>(io).await {
+            Ok(msg) => Ok(Request::try_from(msg).unwrap_or_else(Request::Invalid)),
+            Err(e) => match protocol_error(&e) {
+                Some(violation) => Ok(Request::Invalid(violation.clone())),
+                None => Err(e),
+            },
+        }
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
@@ -205,6 +214,8 @@ impl From<Request> for pb::EnrRequest {
             Request::Announce(record) => Kind::Announce(pb::Announce { record }),
             Request::Push(records) => Kind::Push(pb::Push { records }),
             Request::Find(max) => Kind::Find(pb::FindRecords { max }),
+            // Never sent: an invalid request only exists on the receiving side.
+            Request::Invalid(_) => return pb::EnrRequest { kind: None },
         };
         pb::EnrRequest { kind: Some(kind) }
     }
@@ -250,8 +261,18 @@ mod tests {
         buf
     }
 
-    async fn read(bytes: Vec<u8>) -> io::Result<Request> {
-        Codec.read_request(&PROTOCOL, &mut Cursor::new(bytes)).await
+    async fn read(bytes: Vec<u8>) -> Result<Request, ProtocolError> {
+        match Codec.read_request(&PROTOCOL, &mut Cursor::new(bytes)).await.unwrap() {
+            Request::Invalid(e) => Err(e),
+            other => Ok(other),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_truncated_stream_is_an_io_error_not_a_violation() {
+        let mut bytes = frame(&[0x0a, 0x00], 5);
+        bytes.truncate(3);
+        assert!(Codec.read_request(&PROTOCOL, &mut Cursor::new(bytes)).await.is_err());
     }
 
     #[tokio::test]
@@ -265,17 +286,17 @@ mod tests {
     #[tokio::test]
     async fn an_oversized_length_is_refused_before_reading_the_body() {
         let err = read(frame(&[], MAX_MESSAGE_SIZE as u64 + 1)).await.unwrap_err();
-        assert!(matches!(protocol_error(&err), Some(ProtocolError::TooLarge { .. })));
+        assert!(matches!(err, ProtocolError::TooLarge { .. }));
         let err = read(vec![0xff; 8]).await.unwrap_err();
-        assert!(matches!(protocol_error(&err), Some(ProtocolError::TooLarge { .. })));
+        assert!(matches!(err, ProtocolError::TooLarge { .. }));
     }
 
     #[tokio::test]
     async fn garbage_is_a_malformed_message() {
         let err = read(frame(&[0xff; 10], 10)).await.unwrap_err();
-        assert!(matches!(protocol_error(&err), Some(ProtocolError::Malformed(_))));
+        assert!(matches!(err, ProtocolError::Malformed(_)));
         let err = read(frame(&[], 0)).await.unwrap_err();
-        assert!(matches!(protocol_error(&err), Some(ProtocolError::Empty)));
+        assert_eq!(err, ProtocolError::Empty);
     }
 
     #[tokio::test]
@@ -283,6 +304,6 @@ mod tests {
         let msg = pb::EnrRequest::from(Request::Push(vec![vec![0]; MAX_RECORDS_PER_MESSAGE + 1]));
         let body = prost::Message::encode_to_vec(&msg);
         let err = read(frame(&body, body.len() as u64)).await.unwrap_err();
-        assert!(matches!(protocol_error(&err), Some(ProtocolError::TooManyRecords { count: 33 })));
+        assert_eq!(err, ProtocolError::TooManyRecords { count: 33 });
     }
 }

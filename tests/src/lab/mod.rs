@@ -23,12 +23,18 @@
 //! or [`Lab::tokio_command`]; sockets are made in a host with [`Lab::in_host`]. Every lab has its
 //! own name prefix, so labs run side by side within one process and across processes.
 //!
+//! A host's uplink (its link towards the public segment: to the bridge, or to its router when
+//! NAT'd) can be given a delay and a loss rate with [`Topology::with_uplink`]; see [`Impairment`].
+//!
 //! The lab needs root, iproute2 (`ip`) and nftables (`nft`); without them [`Lab::up`] fails with
 //! [`LabError::Unavailable`], whose message says how to run only the other tests. The lab's own
 //! tests, and every test that uses it, have names starting with `lab_` for that reason.
 
+mod impair;
 mod netns;
 mod router;
+
+pub use impair::Impairment;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -82,13 +88,16 @@ pub enum Placement {
     BehindNat(NatMode),
 }
 
-/// The shape of a lab: where Alice and Bob sit. The bootnode and Charlie are always public.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The shape of a lab: where Alice and Bob sit, and which links are slow or lossy. The bootnode
+/// and Charlie are always public.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Topology {
     /// Alice's place; behind nat-a when NAT'd.
     pub alice: Placement,
     /// Bob's place; behind nat-b when NAT'd.
     pub bob: Placement,
+    /// Each host's uplink impairment, indexed like [`Host::ALL`].
+    uplinks: [Option<Impairment>; 6],
 }
 
 impl Default for Topology {
@@ -104,7 +113,24 @@ impl Default for Topology {
 impl Topology {
     /// Alice and Bob placed as given.
     pub fn new(alice: Placement, bob: Placement) -> Self {
-        Self { alice, bob }
+        Self {
+            alice,
+            bob,
+            uplinks: [None; 6],
+        }
+    }
+
+    /// This topology with `host`'s uplink impaired: the link from the host towards the public
+    /// segment, which is the link to its router for a NAT'd host and the WAN link for a
+    /// router. Emulated in this process; see [`Impairment`].
+    pub fn with_uplink(mut self, host: Host, impairment: Impairment) -> Self {
+        self.uplinks[host as usize] = Some(impairment);
+        self
+    }
+
+    /// The impairment of `host`'s uplink, if any.
+    pub fn uplink(&self, host: Host) -> Option<Impairment> {
+        self.uplinks[host as usize]
     }
 
     /// The hosts that exist in this topology: a router only when its host is behind it.
@@ -289,6 +315,14 @@ pub enum LabError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// An impairment that cannot be emulated.
+    #[error("{host}'s uplink: the loss rate must be from 0 to 1, not {loss}")]
+    Loss {
+        /// Whose uplink.
+        host: Host,
+        /// The rate asked for.
+        loss: f64,
+    },
     /// A host name that names no host.
     #[error("no host is called {0:?}: try bootnode, charlie, alice, bob, nat-a or nat-b")]
     UnknownHost(String),
@@ -320,6 +354,8 @@ pub struct Lab {
     hosts: [Option<String>; 6],
     /// Every namespace this lab made or tried to make, the public one included.
     namespaces: Vec<String>,
+    /// The impaired links, forwarded by this process.
+    wires: Vec<impair::Wire>,
     /// Set by [`Lab::keep`] and after teardown: `Drop` then leaves the namespaces alone.
     disarmed: bool,
 }
@@ -339,7 +375,7 @@ impl Lab {
     pub fn up(topology: Topology) -> Result<Lab, LabError> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let prefix = format!("pf{}-{n}-{:04x}", std::process::id(), random_u16());
+        let prefix = format!("pf{}-{n}-{:04x}", std::process::id(), random_u64() & 0xffff);
         Lab::up_named(topology, &prefix)
     }
 
@@ -348,6 +384,13 @@ impl Lab {
     pub fn up_named(topology: Topology, prefix: &str) -> Result<Lab, LabError> {
         check_machine()?;
         check_prefix(prefix)?;
+        for host in Host::ALL {
+            if let Some(Impairment { loss, .. }) = topology.uplink(host)
+                && !(0.0..=1.0).contains(&loss)
+            {
+                return Err(LabError::Loss { host, loss });
+            }
+        }
         let public = format!("{prefix}-{PUBLIC_ROLE}");
         if netns::path(&public).exists() {
             return Err(LabError::Prefix {
@@ -365,6 +408,7 @@ impl Lab {
             topology,
             hosts,
             namespaces,
+            wires: Vec::new(),
             disarmed: false,
         };
         netns::create(&lab.namespaces).map_err(|error| match error {
@@ -378,7 +422,8 @@ impl Lab {
         Ok(lab)
     }
 
-    /// Makes the veth pairs and the bridge, and gives every interface its address and route.
+    /// Makes the links (veth pairs, or TAP pairs for impaired links) and the bridge, and gives
+    /// every interface its address and route.
     fn wire(&mut self) -> Result<(), LabError> {
         let public = self.namespaces[0].clone();
         // Each veth end is made directly in its namespace, so names never meet in the
@@ -386,6 +431,7 @@ impl Lab {
         let mut links = String::new();
         let mut bridge = format!("link set lo up\nlink add name {BRIDGE} type bridge\n");
         let mut scripts = Vec::new();
+        let mut impaired = Vec::new();
         for host in self.topology.hosts() {
             let ns = self.netns(host).to_owned();
             let mut script = String::from("link set lo up\n");
@@ -394,43 +440,55 @@ impl Lab {
                     "addr add {addr}/{PREFIX_LEN} dev {dev}\nlink set {dev} up\n"
                 ));
             };
-            let on_public = match (host.router(), host.lan_host()) {
-                // A router: its WAN on the public segment, its LAN end made with its host.
+            // The host's uplink: its interface, and the namespace and interface at the other end.
+            let (dev, peer_ns, peer_dev) = match (host.router(), host.lan_host()) {
+                // A router: its WAN on the public segment; its LAN comes with its host's uplink.
                 (None, Some(_)) => {
                     up(&mut script, router::WAN, host.public_address());
                     up(&mut script, router::LAN, host.lan_gateway());
-                    Some(router::WAN)
+                    (router::WAN, public.clone(), host.name())
                 }
-                // Alice or Bob behind a router: one veth pair is the whole LAN.
+                // Alice or Bob behind a router: the uplink is the whole LAN.
                 (Some(router), None) if self.topology.nat(host).is_some() => {
-                    links.push_str(&format!(
-                        "link add name {} netns {} type veth peer name {ETH} netns {ns}\n",
-                        router::LAN,
-                        self.netns(router),
-                    ));
                     up(&mut script, ETH, host.lan_address());
                     script.push_str(&format!("route add default via {}\n", host.lan_gateway()));
-                    None
+                    (ETH, self.netns(router).to_owned(), router::LAN)
                 }
                 _ => {
                     up(&mut script, ETH, host.public_address());
-                    Some(ETH)
+                    (ETH, public.clone(), host.name())
                 }
             };
-            if let Some(dev) = on_public {
-                let port = host.name();
-                links.push_str(&format!(
-                    "link add name {port} netns {public} type veth peer name {dev} netns {ns}\n"
-                ));
+            if peer_ns == public {
                 bridge.push_str(&format!(
-                    "link set {port} master {BRIDGE}\nlink set {port} up\n"
+                    "link set {peer_dev} master {BRIDGE}\nlink set {peer_dev} up\n"
                 ));
+            }
+            match self.topology.uplink(host) {
+                Some(impairment) => impaired.push((ns.clone(), dev, peer_ns, peer_dev, impairment)),
+                None => links.push_str(&format!(
+                    "link add name {peer_dev} netns {peer_ns} type veth peer name {dev} netns {ns}\n"
+                )),
             }
             scripts.push((ns, script));
         }
         bridge.push_str(&format!("link set {BRIDGE} up\n"));
         scripts.push((public, bridge));
-        netns::run(netns::ip(None), &links)?;
+        if !links.is_empty() {
+            netns::run(netns::ip(None), &links)?;
+        }
+        for (ns, dev, peer_ns, peer_dev, impairment) in impaired {
+            let host_end = impair::End {
+                netns: &ns,
+                device: dev,
+            };
+            let peer_end = impair::End {
+                netns: &peer_ns,
+                device: peer_dev,
+            };
+            self.wires
+                .push(impair::Wire::start(host_end, peer_end, impairment)?);
+        }
         // The namespaces are independent now: configure them side by side.
         let started: Vec<_> = scripts
             .iter()
@@ -564,6 +622,13 @@ impl Lab {
     /// Removes the lab now and says whether that worked; dropping it does the same silently.
     pub fn down(mut self) -> Result<(), LabError> {
         self.disarmed = true;
+        self.teardown()
+    }
+
+    /// Stops the impaired links, then kills the processes and deletes the namespaces.
+    fn teardown(&mut self) -> Result<(), LabError> {
+        // The TAP devices hold their namespaces alive: close them first.
+        self.wires.clear();
         netns::remove(&self.namespaces)
     }
 }
@@ -574,7 +639,7 @@ impl Drop for Lab {
             return;
         }
         // Drop cannot return the error, and a test may be unwinding already: say it.
-        if let Err(error) = netns::remove(&self.namespaces) {
+        if let Err(error) = self.teardown() {
             eprintln!("lab {}: teardown failed: {error}", self.prefix);
         }
     }
@@ -666,8 +731,8 @@ fn check_prefix(prefix: &str) -> Result<(), LabError> {
     }
 }
 
-/// A few random bits without a dependency: std seeds every `RandomState` from the OS.
-fn random_u16() -> u16 {
+/// Random bits without a dependency: std seeds every `RandomState` from the OS.
+fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
@@ -676,8 +741,5 @@ fn random_u16() -> u16 {
             .map(|elapsed| elapsed.as_nanos())
             .unwrap_or_default(),
     );
-    // Keeping the low bits is the point.
-    #[allow(clippy::cast_possible_truncation)]
-    let bits = hasher.finish() as u16;
-    bits
+    hasher.finish()
 }

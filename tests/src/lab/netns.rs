@@ -110,7 +110,11 @@ fn kill_processes(names: &[&String]) -> Result<(), LabError> {
             let Ok(meta) = fs::metadata(entry.path().join("ns/net")) else {
                 continue;
             };
-            if !targets.contains(&(meta.dev(), meta.ino())) {
+            // An `ip netns exec` just spawned may not have joined its namespace yet; it would
+            // join after the name is gone and run on unseen. Its command line gives it away.
+            if !targets.contains(&(meta.dev(), meta.ino()))
+                && !is_entering(&entry.path().join("cmdline"), names)
+            {
                 continue;
             }
             let Ok(raw) = i32::try_from(pid) else {
@@ -129,6 +133,22 @@ fn kill_processes(names: &[&String]) -> Result<(), LabError> {
         "killing the processes in the lab's namespaces",
         io::Error::other("processes kept appearing"),
     ))
+}
+
+/// Whether the process with command line file `cmdline` is an `ip netns exec` into one of
+/// `names`.
+fn is_entering(cmdline: &std::path::Path, names: &[&String]) -> bool {
+    let Ok(cmdline) = fs::read(cmdline) else {
+        return false;
+    };
+    let mut args = cmdline.split(|&byte| byte == 0);
+    let program = args.next().unwrap_or_default();
+    (program == b"ip" || program.ends_with(b"/ip"))
+        && args.next() == Some(b"netns")
+        && args.next() == Some(b"exec")
+        && args
+            .next()
+            .is_some_and(|name| names.iter().any(|wanted| wanted.as_bytes() == name))
 }
 
 /// An `ip -batch -` command, inside namespace `netns` when given.

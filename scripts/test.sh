@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Sets up what peerfind's tests need and runs all of them: formatting, lints, unit tests,
+# the loopback integration tests and the NAT lab tests (network namespaces; needs root).
+#
+#   bash scripts/test.sh            everything
+#   cargo test --workspace -- --skip lab_    only the tests that need no root
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The NAT lab needs iproute2 (ip netns, veth, bridges), nftables (the NAT routers) and
+# conntrack (to inspect and flush NAT state).
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
+command -v conntrack >/dev/null || need+=(conntrack)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "The NAT lab tests need root and ${need[*]}: run this as root, or run only the" >&2
+    echo "tests that need no root: cargo test --workspace -- --skip lab_" >&2
+    exit 1
+  fi
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The integration tests run the real binary; build it before them.
+cargo build --workspace --bins --locked
+cargo test --workspace --locked

@@ -1,0 +1,172 @@
+//! The real `peerfind` binary as a test host runs it: started with JSON logs, its log lines
+//! collected, awaited with a bound, and printed whole when a test fails.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+/// The `peerfind` binary built next to the test binary (`target/<profile>/peerfind`), or
+/// `PEERFIND_BIN` when set. The test command builds it before running the tests.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("PEERFIND_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test binary> -> target/<profile>/peerfind
+    let dir = exe.parent().and_then(|d| d.parent()).map(PathBuf::from).unwrap_or_default();
+    let bin = dir.join("peerfind");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p peerfind` (the README's test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `peerfind` process and everything it logged.
+pub struct Peerfind {
+    name: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    seen: watch::Receiver<usize>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Peerfind {
+    /// Starts `cmd` (a `peerfind` command line, possibly wrapped to run in a lab host) with
+    /// JSON logs and a fresh data directory. `name` labels its log in failure output.
+    pub fn start(name: &str, mut cmd: Command) -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir().context("temporary data directory")?;
+        cmd.env("PEERFIND_LOG_FORMAT", "json")
+            .env("PEERFIND_DATA_DIR", data_dir.path())
+            .env("RUST_LOG", std::env::var("PEERFIND_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, seen) = watch::channel(0usize);
+        let sink = lines.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "raw": line }));
+                let n = {
+                    let mut all = sink.lock().unwrap_or_else(|e| e.into_inner());
+                    all.push(value);
+                    all.len()
+                };
+                let _ = tx.send(n);
+            }
+        });
+        Ok(Self { name: name.to_owned(), child, lines, seen, _data_dir: data_dir })
+    }
+
+    /// A `peerfind` command with `args`, run directly on this host.
+    pub fn command<I, S>(args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(binary());
+        cmd.args(args);
+        cmd
+    }
+
+    /// Waits up to `timeout` for a log line with `message` for which `pred` holds, and
+    /// returns it. Lines logged before the call count too.
+    pub async fn wait_for(
+        &mut self,
+        message: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut checked = 0;
+        loop {
+            {
+                let all = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(hit) = all[checked..]
+                    .iter()
+                    .find(|v| v["message"].as_str() == Some(message) && pred(v))
+                {
+                    return Ok(hit.clone());
+                }
+                checked = all.len();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                bail!("{} exited ({status}) before logging {message:?}", self.name);
+            }
+            match tokio::time::timeout_at(deadline, self.seen.changed()).await {
+                Ok(Ok(())) => {}
+                // The log closed: the process is exiting; look once more, then report.
+                Ok(Err(_)) => {
+                    let _ = tokio::time::timeout_at(deadline, self.child.wait()).await;
+                    if tokio::time::Instant::now() >= deadline || self.child.try_wait()?.is_some()
+                    {
+                        bail!("{} stopped logging before {message:?}", self.name);
+                    }
+                }
+                Err(_) => bail!("{}: no {message:?} within {timeout:?}", self.name),
+            }
+        }
+    }
+
+    /// Every log line so far with `message`.
+    pub fn lines_with(&self, message: &str) -> Vec<Value> {
+        let all = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter().filter(|v| v["message"].as_str() == Some(message)).cloned().collect()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub async fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        if let Some(pid) = self.child.id() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        }
+        Ok(tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await??)
+    }
+
+    /// The whole log, one line per entry.
+    pub fn log(&self) -> String {
+        let all = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter().map(|v| format!("{v}\n")).collect()
+    }
+}
+
+impl Drop for Peerfind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("----- log of {} -----\n{}----- end of {} -----", self.name, self.log(), self.name);
+        }
+    }
+}
+
+/// Decodes `enr` with the real binary's `peerfind enr decode --json`.
+pub async fn decode_enr(enr: &str) -> anyhow::Result<Value> {
+    let out = Peerfind::command(["enr", "decode", "--json", enr]).output().await?;
+    if !out.status.success() {
+        bail!("peerfind enr decode failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// A field of a log line as a string ("" when absent).
+pub fn field<'a>(line: &'a Value, name: &str) -> &'a str {
+    line[name].as_str().unwrap_or_default()
+}
+
+/// A multiaddr without its trailing `/p2p/…`.
+pub fn strip_p2p(addr: &str) -> &str {
+    addr.split("/p2p/").next().unwrap_or(addr)
+}
