@@ -90,7 +90,10 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<Enr, RecordError> {
 
 /// Decodes a record's text form, `enr:` followed by URL-safe base64 of the RLP bytes.
 pub fn decode_text(text: &str) -> Result<Enr, RecordError> {
-    let body = text.trim().strip_prefix("enr:").ok_or(RecordError::MissingPrefix)?;
+    let body = text
+        .trim()
+        .strip_prefix("enr:")
+        .ok_or(RecordError::MissingPrefix)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(body)
         .map_err(|e| RecordError::Base64(e.to_string()))?;
@@ -252,7 +255,11 @@ mod tests {
             .add_value(NAT_KEY, &NAT_VALUE)
             .build(&k)
             .unwrap();
-        assert!(enr.size() <= MAX_RECORD_SIZE, "largest record is {} bytes", enr.size());
+        assert!(
+            enr.size() <= MAX_RECORD_SIZE,
+            "largest record is {} bytes",
+            enr.size()
+        );
 
         let back = decode_bytes(&encode_bytes(&enr)).unwrap();
         let text = decode_text(&enr.to_base64()).unwrap();
@@ -276,8 +283,14 @@ mod tests {
     fn a_malformed_text_record_names_its_problem() {
         let good = Enr::builder().build(&key()).unwrap().to_base64();
         assert_eq!(decode_text("abc"), Err(RecordError::MissingPrefix));
-        assert!(matches!(decode_text("enr:***"), Err(RecordError::Base64(_))));
-        assert!(matches!(decode_text("enr:AAAA"), Err(RecordError::Malformed(_))));
+        assert!(matches!(
+            decode_text("enr:***"),
+            Err(RecordError::Base64(_))
+        ));
+        assert!(matches!(
+            decode_text("enr:AAAA"),
+            Err(RecordError::Malformed(_))
+        ));
         // Flip one byte of the signature: still well-formed RLP, but no longer signed.
         let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(&good[4..])
@@ -286,8 +299,14 @@ mod tests {
         assert_eq!(decode_bytes(&bytes), Err(RecordError::InvalidSignature));
         let mut long = encode_bytes(&decode_text(&good).unwrap());
         long.extend_from_slice(&[0xc0, 0x80]);
-        assert_eq!(decode_bytes(&long), Err(RecordError::TrailingBytes { extra: 2 }));
-        assert!(matches!(decode_bytes(&[0u8; 301]), Err(RecordError::TooLarge { len: 301 })));
+        assert_eq!(
+            decode_bytes(&long),
+            Err(RecordError::TrailingBytes { extra: 2 })
+        );
+        assert!(matches!(
+            decode_bytes(&[0u8; 301]),
+            Err(RecordError::TooLarge { len: 301 })
+        ));
     }
 
     #[test]
@@ -296,8 +315,14 @@ mod tests {
         let quic: Multiaddr = "/ip6/::1/udp/7/quic-v1".parse().unwrap();
         let relayed: Multiaddr = "/ip4/1.2.3.4/tcp/5/p2p-circuit".parse().unwrap();
         let udp: Multiaddr = "/ip4/1.2.3.4/udp/5".parse().unwrap();
-        assert_eq!(socket_of(&tcp), Some(("1.2.3.4".parse().unwrap(), 5, Transport::Tcp)));
-        assert_eq!(socket_of(&quic), Some(("::1".parse().unwrap(), 7, Transport::Quic)));
+        assert_eq!(
+            socket_of(&tcp),
+            Some(("1.2.3.4".parse().unwrap(), 5, Transport::Tcp))
+        );
+        assert_eq!(
+            socket_of(&quic),
+            Some(("::1".parse().unwrap(), 7, Transport::Quic))
+        );
         assert_eq!(socket_of(&relayed), None);
         assert_eq!(socket_of(&udp), None);
     }

@@ -47,7 +47,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { capacity: DEFAULT_CAPACITY, ttl: DEFAULT_TTL }
+        Self {
+            capacity: DEFAULT_CAPACITY,
+            ttl: DEFAULT_TTL,
+        }
     }
 }
 
@@ -126,7 +129,12 @@ pub struct Table {
 impl Table {
     /// An empty table for the node `local`, whose own record it never stores.
     pub fn new(config: Config, local: NodeId) -> Self {
-        Self { config, local, entries: HashMap::new(), by_peer: HashMap::new() }
+        Self {
+            config,
+            local,
+            entries: HashMap::new(),
+            by_peer: HashMap::new(),
+        }
     }
 
     /// Applies rules 2-5 to a decoded record whose key belongs to `peer_id`.
@@ -144,7 +152,10 @@ impl Table {
         if let Some(held) = self.entries.get_mut(&id) {
             let (held_seq, got) = (held.enr.seq(), enr.seq());
             return match got.cmp(&held_seq) {
-                std::cmp::Ordering::Less => Err(Refused::Stale { held: held_seq, got }),
+                std::cmp::Ordering::Less => Err(Refused::Stale {
+                    held: held_seq,
+                    got,
+                }),
                 std::cmp::Ordering::Equal if held.enr.compare_content(&enr) => {
                     held.refreshed = now;
                     Ok(Inserted::Refreshed)
@@ -161,7 +172,16 @@ impl Table {
             self.evict_stalest();
         }
         self.by_peer.insert(peer_id, id);
-        self.entries.insert(id, Entry { enr, peer_id, source, first_seen: now, refreshed: now });
+        self.entries.insert(
+            id,
+            Entry {
+                enr,
+                peer_id,
+                source,
+                first_seen: now,
+                refreshed: now,
+            },
+        );
         Ok(Inserted::New)
     }
 
@@ -192,7 +212,9 @@ impl Table {
 
     /// Up to `n` records chosen at random, for answers to record requests.
     pub fn sample(&self, n: usize) -> Vec<&Entry> {
-        self.entries.values().choose_multiple(&mut rand::thread_rng(), n)
+        self.entries
+            .values()
+            .choose_multiple(&mut rand::thread_rng(), n)
     }
 
     /// Every record, in no particular order.
@@ -217,7 +239,11 @@ impl Table {
     }
 
     fn evict_stalest(&mut self) {
-        let stalest = self.entries.iter().min_by_key(|(_, e)| e.refreshed).map(|(id, _)| *id);
+        let stalest = self
+            .entries
+            .iter()
+            .min_by_key(|(_, e)| e.refreshed)
+            .map(|(id, _)| *id);
         if let Some(id) = stalest {
             self.remove(&id);
         }
@@ -238,15 +264,25 @@ mod tests {
     }
 
     fn record(key: &SigningKey, seq: u64, port: u16) -> (Enr, PeerId) {
-        let enr =
-            Enr::builder().seq(seq).ip4(Ipv4Addr::LOCALHOST).tcp4(port).build(key).unwrap();
+        let enr = Enr::builder()
+            .seq(seq)
+            .ip4(Ipv4Addr::LOCALHOST)
+            .tcp4(port)
+            .build(key)
+            .unwrap();
         let peer = peer_id(&enr).unwrap();
         (enr, peer)
     }
 
     fn table(capacity: usize) -> Table {
         let local = Enr::builder().build(&key()).unwrap().node_id();
-        Table::new(Config { capacity, ttl: Duration::from_secs(60) }, local)
+        Table::new(
+            Config {
+                capacity,
+                ttl: Duration::from_secs(60),
+            },
+            local,
+        )
     }
 
     #[test]
@@ -254,8 +290,14 @@ mod tests {
         let (mut t, k, now) = (table(8), key(), Instant::now());
         let (old, peer) = record(&k, 1, 1000);
         let (new, _) = record(&k, 2, 2000);
-        assert_eq!(t.insert(old, peer, Source::Announced, now), Ok(Inserted::New));
-        assert_eq!(t.insert(new, peer, Source::Announced, now), Ok(Inserted::Updated { old_seq: 1 }));
+        assert_eq!(
+            t.insert(old, peer, Source::Announced, now),
+            Ok(Inserted::New)
+        );
+        assert_eq!(
+            t.insert(new, peer, Source::Announced, now),
+            Ok(Inserted::Updated { old_seq: 1 })
+        );
         assert_eq!(t.get_by_peer(&peer).unwrap().enr.tcp4(), Some(2000));
     }
 
@@ -277,11 +319,18 @@ mod tests {
         let (mut t, k, now) = (table(8), key(), Instant::now());
         let (first, peer) = record(&k, 3, 3000);
         let (other, _) = record(&k, 3, 3001);
-        t.insert(first.clone(), peer, Source::Announced, now).unwrap();
-        assert_eq!(t.insert(other, peer, Source::Announced, now), Err(Refused::Conflict { seq: 3 }));
+        t.insert(first.clone(), peer, Source::Announced, now)
+            .unwrap();
+        assert_eq!(
+            t.insert(other, peer, Source::Announced, now),
+            Err(Refused::Conflict { seq: 3 })
+        );
         // The same record again (re-signed, so other bytes) only refreshes.
         let later = now + Duration::from_secs(10);
-        assert_eq!(t.insert(first, peer, Source::Announced, later), Ok(Inserted::Refreshed));
+        assert_eq!(
+            t.insert(first, peer, Source::Announced, later),
+            Ok(Inserted::Refreshed)
+        );
         assert_eq!(t.get_by_peer(&peer).unwrap().refreshed, later);
         assert_eq!(t.get_by_peer(&peer).unwrap().enr.tcp4(), Some(3000));
     }
@@ -292,7 +341,10 @@ mod tests {
         let own = Enr::builder().build(&k).unwrap();
         let mut t = Table::new(Config::default(), own.node_id());
         let peer = peer_id(&own).unwrap();
-        assert_eq!(t.insert(own, peer, Source::Announced, Instant::now()), Err(Refused::Own));
+        assert_eq!(
+            t.insert(own, peer, Source::Announced, Instant::now()),
+            Err(Refused::Own)
+        );
         assert!(t.is_empty());
     }
 
@@ -304,10 +356,13 @@ mod tests {
         let (rb, pb) = record(&b, 1, 2);
         let (rc, pc) = record(&c, 1, 3);
         t.insert(ra.clone(), pa, Source::Announced, now).unwrap();
-        t.insert(rb, pb, Source::Announced, now + Duration::from_secs(1)).unwrap();
+        t.insert(rb, pb, Source::Announced, now + Duration::from_secs(1))
+            .unwrap();
         // Refresh a: now b is the stalest.
-        t.insert(ra, pa, Source::Announced, now + Duration::from_secs(2)).unwrap();
-        t.insert(rc, pc, Source::Announced, now + Duration::from_secs(3)).unwrap();
+        t.insert(ra, pa, Source::Announced, now + Duration::from_secs(2))
+            .unwrap();
+        t.insert(rc, pc, Source::Announced, now + Duration::from_secs(3))
+            .unwrap();
         assert_eq!(t.len(), 2);
         assert!(t.get_by_peer(&pa).is_some());
         assert!(t.get_by_peer(&pb).is_none());
@@ -322,7 +377,8 @@ mod tests {
         let (rb, pb) = record(&b, 1, 2);
         t.insert(ra.clone(), pa, Source::Announced, now).unwrap();
         t.insert(rb, pb, Source::Announced, now).unwrap();
-        t.insert(ra, pa, Source::Announced, now + Duration::from_secs(30)).unwrap();
+        t.insert(ra, pa, Source::Announced, now + Duration::from_secs(30))
+            .unwrap();
         let expired = t.expire(now + Duration::from_secs(60));
         assert_eq!(expired.len(), 1);
         assert!(t.get_by_peer(&pa).is_some());

@@ -21,7 +21,12 @@ pub struct Config {
 
     /// Address to listen on, as a multiaddr (repeatable, or comma-separated in the
     /// environment). Default: TCP and QUIC on `--port` on all IPv4 interfaces.
-    #[arg(long, env = "PEERFIND_LISTEN", value_name = "MULTIADDR", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "PEERFIND_LISTEN",
+        value_name = "MULTIADDR",
+        value_delimiter = ','
+    )]
     pub listen: Vec<Multiaddr>,
 
     /// Port for TCP and QUIC (UDP) when no `--listen` is given.
@@ -32,14 +37,24 @@ pub struct Config {
     /// `enr:…` text, or a multiaddr ending in `/p2p/<PeerId>` such as
     /// `/ip4/198.51.100.10/tcp/9000/p2p/16Uiu2…` or `/ip4/…/udp/9000/quic-v1/p2p/…`.
     /// Bootnodes tell us our public address and introduce us to other peers.
-    #[arg(long = "bootnode", env = "PEERFIND_BOOTNODES", value_name = "ENR|MULTIADDR", value_delimiter = ',')]
+    #[arg(
+        long = "bootnode",
+        env = "PEERFIND_BOOTNODES",
+        value_name = "ENR|MULTIADDR",
+        value_delimiter = ','
+    )]
     pub bootnodes: Vec<Bootnode>,
 
     /// Our public address, set by hand (repeatable): `/ip4/IP/tcp/PORT` or
     /// `/ip4/IP/udp/PORT/quic-v1`. Use it behind port forwarding or in a container whose
     /// mapped port differs from the listen port. It goes into the record at start, and
     /// observed addresses never replace it.
-    #[arg(long, env = "PEERFIND_EXTERNAL_ADDRS", value_name = "MULTIADDR", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "PEERFIND_EXTERNAL_ADDRS",
+        value_name = "MULTIADDR",
+        value_delimiter = ','
+    )]
     pub external_addr: Vec<Multiaddr>,
 
     /// How many distinct peers must report the same observed address before it goes into
@@ -98,7 +113,9 @@ pub enum BootnodeError {
     #[error("invalid bootnode multiaddr: {0}")]
     Multiaddr(#[from] libp2p::multiaddr::Error),
     /// The multiaddr does not say whose it is.
-    #[error("a bootnode multiaddr must end in /p2p/<PeerId>, so the connection can be authenticated")]
+    #[error(
+        "a bootnode multiaddr must end in /p2p/<PeerId>, so the connection can be authenticated"
+    )]
     NoPeerId,
 }
 
@@ -118,7 +135,10 @@ impl FromStr for Bootnode {
         }
         let addr: Multiaddr = s.parse()?;
         match addr.iter().last() {
-            Some(Protocol::P2p(peer_id)) => Ok(Self { peer_id, addrs: vec![addr] }),
+            Some(Protocol::P2p(peer_id)) => Ok(Self {
+                peer_id,
+                addrs: vec![addr],
+            }),
             _ => Err(BootnodeError::NoPeerId),
         }
     }
@@ -133,12 +153,17 @@ mod tests {
     fn a_bootnode_is_an_enr_or_a_multiaddr_with_its_peer_id() {
         let key = libp2p::identity::Keypair::generate_secp256k1();
         let peer = key.public().to_peer_id();
-        let m: Bootnode = format!("/ip4/198.51.100.10/udp/9000/quic-v1/p2p/{peer}").parse().unwrap();
+        let m: Bootnode = format!("/ip4/198.51.100.10/udp/9000/quic-v1/p2p/{peer}")
+            .parse()
+            .unwrap();
         assert_eq!(m.peer_id, peer);
         assert!(matches!(
             "/ip4/198.51.100.10/tcp/9000".parse::<Bootnode>(),
             Err(BootnodeError::NoPeerId)
         ));
-        assert!(matches!("enr:xyz".parse::<Bootnode>(), Err(BootnodeError::Enr(_))));
+        assert!(matches!(
+            "enr:xyz".parse::<Bootnode>(),
+            Err(BootnodeError::Enr(_))
+        ));
     }
 }

@@ -57,7 +57,11 @@ pub struct Confirmations {
 impl Confirmations {
     /// A state machine confirming an address once `threshold` peers agree (at least 1).
     pub fn new(threshold: usize) -> Self {
-        Self { threshold: threshold.max(1), votes: HashMap::new(), confirmed: HashMap::new() }
+        Self {
+            threshold: threshold.max(1),
+            votes: HashMap::new(),
+            confirmed: HashMap::new(),
+        }
     }
 
     /// `peer` (a bootnode or not) saw our connection of `transport` come from `observed`.
@@ -93,7 +97,11 @@ impl Confirmations {
         if self.confirmed.insert(transport, socket) == Some(socket) {
             return None;
         }
-        Some(Confirmed { socket, transport, by })
+        Some(Confirmed {
+            socket,
+            transport,
+            by,
+        })
     }
 
     /// The address confirmed last for each transport.
@@ -120,7 +128,12 @@ mod tests {
     fn a_bootnode_report_confirms_at_once() {
         let mut c = Confirmations::new(2);
         let boot = PeerId::random();
-        let got = c.observe(boot, true, Transport::Tcp, &addr("/ip4/198.51.100.2/tcp/9000"));
+        let got = c.observe(
+            boot,
+            true,
+            Transport::Tcp,
+            &addr("/ip4/198.51.100.2/tcp/9000"),
+        );
         assert_eq!(
             got,
             Some(Confirmed {
@@ -130,7 +143,15 @@ mod tests {
             })
         );
         // The same again is no news (rule 6).
-        assert_eq!(c.observe(boot, true, Transport::Tcp, &addr("/ip4/198.51.100.2/tcp/9000")), None);
+        assert_eq!(
+            c.observe(
+                boot,
+                true,
+                Transport::Tcp,
+                &addr("/ip4/198.51.100.2/tcp/9000")
+            ),
+            None
+        );
     }
 
     #[test]
@@ -141,7 +162,9 @@ mod tests {
         assert_eq!(c.observe(stranger, false, Transport::Quic, &a), None);
         // The same stranger again is still one vote (rule 4).
         assert_eq!(c.observe(stranger, false, Transport::Quic, &a), None);
-        let got = c.observe(PeerId::random(), false, Transport::Quic, &a).unwrap();
+        let got = c
+            .observe(PeerId::random(), false, Transport::Quic, &a)
+            .unwrap();
         assert_eq!(got.by, Witness::Peers(2));
     }
 
@@ -149,9 +172,18 @@ mod tests {
     fn an_address_of_the_wrong_transport_or_shape_is_ignored() {
         let mut c = Confirmations::new(1);
         let p = PeerId::random();
-        assert_eq!(c.observe(p, true, Transport::Quic, &addr("/ip4/198.51.100.2/tcp/1")), None);
-        assert_eq!(c.observe(p, true, Transport::Tcp, &addr("/ip4/0.0.0.0/tcp/1")), None);
-        assert_eq!(c.observe(p, true, Transport::Tcp, &addr("/dns4/x.example/tcp/1")), None);
+        assert_eq!(
+            c.observe(p, true, Transport::Quic, &addr("/ip4/198.51.100.2/tcp/1")),
+            None
+        );
+        assert_eq!(
+            c.observe(p, true, Transport::Tcp, &addr("/ip4/0.0.0.0/tcp/1")),
+            None
+        );
+        assert_eq!(
+            c.observe(p, true, Transport::Tcp, &addr("/dns4/x.example/tcp/1")),
+            None
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ impl DataDir {
     /// Opens `path`, creating it (mode 0700) when missing.
     pub fn open(path: &Path) -> io::Result<Self> {
         fs::create_dir_all(path)?;
-        let dir = Self { path: path.to_path_buf() };
+        let dir = Self {
+            path: path.to_path_buf(),
+        };
         // Only tighten a directory we own; a shared parent given by the user is their choice.
         let mut perms = fs::metadata(path)?.permissions();
         if perms.mode() & 0o077 != 0 && fs::read_dir(path)?.next().is_none() {
@@ -53,8 +55,12 @@ impl DataDir {
     /// old one, and the directory synced so the rename itself survives a crash.
     pub fn write_atomic(&self, name: &str, content: &[u8], mode: u32) -> io::Result<()> {
         let tmp = self.path.join(format!(".{name}.tmp"));
-        let mut file =
-            OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
         // `mode` applies only to a new file; a leftover temporary file may have another one.
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(content)?;
@@ -78,7 +84,10 @@ mod tests {
         dir.write_atomic("x", b"one", 0o600).unwrap();
         dir.write_atomic("x", b"two", 0o600).unwrap();
         assert_eq!(dir.read("x").unwrap().as_deref(), Some("two"));
-        let mode = fs::metadata(dir.path().join("x")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("x"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(!dir.path().join(".x.tmp").exists());
     }

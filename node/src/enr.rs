@@ -118,7 +118,12 @@ impl LocalRecord {
             Some(old) => content.build(old.seq().saturating_add(1), &key)?,
             None => fresh,
         };
-        let record = Self { dir, key, content, enr };
+        let record = Self {
+            dir,
+            key,
+            content,
+            enr,
+        };
         record.store()?;
         Ok(record)
     }
@@ -142,7 +147,11 @@ impl LocalRecord {
         if content == self.content {
             return Ok(false);
         }
-        let seq = self.enr.seq().checked_add(1).ok_or(enr::Error::SequenceNumberTooHigh)?;
+        let seq = self
+            .enr
+            .seq()
+            .checked_add(1)
+            .ok_or(enr::Error::SequenceNumberTooHigh)?;
         let enr = content.build(seq, &self.key)?;
         let previous = std::mem::replace(&mut self.enr, enr);
         if let Err(e) = self.store() {
@@ -154,7 +163,8 @@ impl LocalRecord {
     }
 
     fn store(&self) -> std::io::Result<()> {
-        self.dir.write_atomic(RECORD_FILE, self.enr.to_base64().as_bytes(), 0o644)
+        self.dir
+            .write_atomic(RECORD_FILE, self.enr.to_base64().as_bytes(), 0o644)
     }
 }
 
@@ -176,17 +186,32 @@ mod tests {
 
         let mut first = open(&dir, Content::default());
         let start = first.enr().seq();
-        assert!(first.enr().ip4().is_none(), "a node starts without an address");
-        assert!(first.update(|c| c.set_socket([198, 51, 100, 2].into(), 9000, Transport::Tcp)).unwrap());
+        assert!(
+            first.enr().ip4().is_none(),
+            "a node starts without an address"
+        );
+        assert!(
+            first
+                .update(|c| {
+                    c.set_socket([198, 51, 100, 2].into(), 9000, Transport::Tcp);
+                })
+                .unwrap()
+        );
         assert_eq!(first.enr().seq(), start + 1);
-        assert!(!first.update(|c| c.nat = false).unwrap(), "no change, no new seq");
+        assert!(
+            !first.update(|c| c.nat = false).unwrap(),
+            "no change, no new seq"
+        );
         let before_restart = first.enr().seq();
         drop(first);
 
         // The restart starts again without an address: new content, so a higher seq.
         let second = open(&dir, Content::default());
         assert!(second.enr().seq() > before_restart);
-        assert_eq!(second.enr().node_id(), open(&dir, Content::default()).enr().node_id());
+        assert_eq!(
+            second.enr().node_id(),
+            open(&dir, Content::default()).enr().node_id()
+        );
         // Same content again: the stored seq holds, it never goes back.
         let seq = second.enr().seq();
         drop(second);
@@ -199,7 +224,9 @@ mod tests {
         let dir = DataDir::open(tmp.path()).unwrap();
         let content = Content {
             ip4: Some(Ipv4Addr::new(255, 255, 255, 254)),
-            ip6: Some(Ipv6Addr::new(0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 1)),
+            ip6: Some(Ipv6Addr::new(
+                0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 1,
+            )),
             tcp4: Some(65535),
             tcp6: Some(65535),
             quic4: Some(65535),
@@ -207,7 +234,11 @@ mod tests {
             nat: true,
         };
         let record = open(&dir, content);
-        assert!(record.enr().size() <= enr_ext::MAX_RECORD_SIZE, "{} bytes", record.enr().size());
+        assert!(
+            record.enr().size() <= enr_ext::MAX_RECORD_SIZE,
+            "{} bytes",
+            record.enr().size()
+        );
         let back = enr_ext::decode_bytes(&enr_ext::encode_bytes(record.enr())).unwrap();
         assert!(enr_ext::is_natted(&back));
         assert_eq!(enr_ext::quic6(&back), Some(65535));

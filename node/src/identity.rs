@@ -40,7 +40,9 @@ pub struct Identity {
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secret.
-        f.debug_struct("Identity").field("peer_id", &self.keypair.public().to_peer_id()).finish()
+        f.debug_struct("Identity")
+            .field("peer_id", &self.keypair.public().to_peer_id())
+            .finish()
     }
 }
 
@@ -48,7 +50,10 @@ impl Identity {
     /// Loads the key from `dir`, or creates and stores a new one when there is none.
     pub fn load_or_create(dir: &DataDir) -> Result<Self, IdentityError> {
         let path = dir.path().join(KEY_FILE).display().to_string();
-        let io = |source| IdentityError::Io { path: path.clone(), source };
+        let io = |source| IdentityError::Io {
+            path: path.clone(),
+            source,
+        };
         let secret = match dir.read(KEY_FILE).map_err(io)? {
             Some(text) => {
                 let bytes = hex::decode(text.trim())
@@ -59,7 +64,8 @@ impl Identity {
             None => {
                 let secret = identity::secp256k1::SecretKey::generate();
                 let text = hex::encode(secret.to_bytes());
-                dir.write_atomic(KEY_FILE, text.as_bytes(), 0o600).map_err(io)?;
+                dir.write_atomic(KEY_FILE, text.as_bytes(), 0o600)
+                    .map_err(io)?;
                 tracing::info!(path, "created a new node key");
                 secret
             }
@@ -70,7 +76,10 @@ impl Identity {
     fn from_secret(secret: identity::secp256k1::SecretKey) -> Option<Self> {
         let signing_key = SigningKey::from_slice(&secret.to_bytes()).ok()?;
         let keypair = Keypair::from(identity::secp256k1::Keypair::from(secret));
-        Some(Self { keypair, signing_key })
+        Some(Self {
+            keypair,
+            signing_key,
+        })
     }
 
     /// The node's PeerId.
@@ -93,7 +102,10 @@ mod tests {
         let first = Identity::load_or_create(&dir).unwrap();
         let second = Identity::load_or_create(&dir).unwrap();
         assert_eq!(first.peer_id(), second.peer_id());
-        let mode = std::fs::metadata(tmp.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(tmp.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -103,6 +115,10 @@ mod tests {
         let dir = DataDir::open(tmp.path()).unwrap();
         dir.write_atomic(KEY_FILE, b"not hex", 0o600).unwrap();
         let err = Identity::load_or_create(&dir).unwrap_err();
-        assert!(err.to_string().contains("does not hold a secp256k1 secret key"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("does not hold a secp256k1 secret key"),
+            "{err}"
+        );
     }
 }

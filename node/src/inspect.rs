@@ -45,14 +45,23 @@ pub struct Decoded {
 }
 
 const KNOWN_KEYS: &[&str] = &[
-    "id", "secp256k1", "ip", "tcp", "udp", "ip6", "tcp6", "udp6", enr_ext::QUIC_KEY,
-    enr_ext::QUIC6_KEY, enr_ext::NAT_KEY,
+    "id",
+    "secp256k1",
+    "ip",
+    "tcp",
+    "udp",
+    "ip6",
+    "tcp6",
+    "udp6",
+    enr_ext::QUIC_KEY,
+    enr_ext::QUIC6_KEY,
+    enr_ext::NAT_KEY,
 ];
 
 /// Decodes and verifies `text`; the error names what is wrong with it.
 pub fn decode(text: &str) -> Result<Decoded, RecordError> {
     let enr = enr_ext::decode_text(text)?;
-    Ok(describe(&enr)?)
+    describe(&enr)
 }
 
 fn describe(enr: &Enr) -> Result<Decoded, RecordError> {
@@ -60,7 +69,11 @@ fn describe(enr: &Enr) -> Result<Decoded, RecordError> {
     let peer_id = enr_ext::peer_id(enr)?;
     let other_keys = enr
         .iter()
-        .filter(|(k, _)| !KNOWN_KEYS.iter().any(|known| known.as_bytes() == k.as_slice()))
+        .filter(|(k, _)| {
+            !KNOWN_KEYS
+                .iter()
+                .any(|known| known.as_bytes() == k.as_slice())
+        })
         .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), hex::encode(v)))
         .collect();
     Ok(Decoded {
@@ -79,7 +92,10 @@ fn describe(enr: &Enr) -> Result<Decoded, RecordError> {
         udp6: enr.udp6(),
         quic6: enr_ext::quic6(enr),
         nat: enr_ext::is_natted(enr),
-        multiaddrs: enr_ext::multiaddrs(enr, peer_id).iter().map(ToString::to_string).collect(),
+        multiaddrs: enr_ext::multiaddrs(enr, peer_id)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         other_keys,
         size: enr.size(),
     })
@@ -88,7 +104,8 @@ fn describe(enr: &Enr) -> Result<Decoded, RecordError> {
 impl std::fmt::Display for Decoded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-            v.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string)
+            v.as_ref()
+                .map_or_else(|| "-".to_owned(), ToString::to_string)
         }
         writeln!(f, "node id     {}", self.node_id)?;
         writeln!(f, "peer id     {}", self.peer_id)?;
@@ -103,7 +120,11 @@ impl std::fmt::Display for Decoded {
         writeln!(f, "tcp6        {}", opt(&self.tcp6))?;
         writeln!(f, "udp6        {}", opt(&self.udp6))?;
         writeln!(f, "quic6       {}", opt(&self.quic6))?;
-        writeln!(f, "nat         {}", if self.nat { "yes (behind a NAT)" } else { "no" })?;
+        writeln!(
+            f,
+            "nat         {}",
+            if self.nat { "yes (behind a NAT)" } else { "no" }
+        )?;
         for (k, v) in &self.other_keys {
             writeln!(f, "{k:<11} {v} (raw RLP)")?;
         }

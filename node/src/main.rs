@@ -13,7 +13,12 @@ use peerfind::{Config, Mode, Node, inspect};
 struct Cli {
     /// Log format: `text` for people, `json` (one object per line) for machines. The level
     /// comes from RUST_LOG (default: info).
-    #[arg(long, global = true, env = "PEERFIND_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "PEERFIND_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: LogFormat,
 
     #[command(subcommand)]
@@ -60,7 +65,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(config) => run(Mode::Peer, config),
         Command::Bootnode(config) => run(Mode::Bootnode, config),
-        Command::Enr { command: EnrCommand::Decode { enr, json } } => {
+        Command::Enr {
+            command: EnrCommand::Decode { enr, json },
+        } => {
             let decoded = inspect::decode(&enr).context("invalid ENR")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&decoded)?);

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::core::transport::ListenerId;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, multiaddr::Protocol, noise, tcp, yamux};
 use peerfind_behaviours::enr_ext::{self, Enr, Transport};
@@ -132,11 +132,18 @@ impl Node {
         let gossip_config = gossip::Config {
             gossip: mode == Mode::Bootnode,
             fanout: config.gossip_fanout,
-            table: table::Config { capacity: config.table_size, ..Default::default() },
+            table: table::Config {
+                capacity: config.table_size,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let swarm = build_swarm(&identity, &record, gossip_config)?;
-        let bootnodes = config.bootnodes.iter().map(|b| (b.peer_id, b.clone())).collect();
+        let bootnodes = config
+            .bootnodes
+            .iter()
+            .map(|b| (b.peer_id, b.clone()))
+            .collect();
         Ok(Self {
             mode,
             confirmations: Confirmations::new(config.confirmations),
@@ -195,7 +202,10 @@ impl Node {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) -> Result<(), NodeError> {
         match event {
-            SwarmEvent::NewListenAddr { listener_id, address } => {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
                 tracing::info!(%address, "listening");
                 if self.pending_listeners.remove(&listener_id) && self.pending_listeners.is_empty()
                 {
@@ -206,14 +216,23 @@ impl Node {
                     self.advertise_listen_addrs();
                 }
             }
-            SwarmEvent::ListenerClosed { listener_id, reason, addresses } => {
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                addresses,
+            } => {
                 tracing::warn!(?addresses, ?reason, "listener closed");
                 self.pending_listeners.remove(&listener_id);
                 if self.swarm.listeners().next().is_none() {
                     return Err(NodeError::NoListener);
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
                 if endpoint.is_dialer() {
                     self.bootnode_dial_ended(peer_id);
                 }
@@ -226,9 +245,16 @@ impl Node {
                     bootnode = self.bootnodes.contains_key(&peer_id), "connected"
                 );
             }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                cause,
+                ..
+            } => {
                 self.connections.remove(&connection_id);
-                let cause = cause.map(|c| c.to_string()).unwrap_or_else(|| "closed".into());
+                let cause = cause
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "closed".into());
                 tracing::info!(peer = %peer_id, %cause, "disconnected");
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
@@ -265,7 +291,9 @@ impl Node {
             let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
             let mut chosen: HashMap<Transport, Multiaddr> = HashMap::new();
             for addr in listen {
-                let Some((ip, _, transport)) = enr_ext::socket_of(&addr) else { continue };
+                let Some((ip, _, transport)) = enr_ext::socket_of(&addr) else {
+                    continue;
+                };
                 let better = chosen
                     .get(&transport)
                     .and_then(enr_ext::socket_of)
@@ -300,10 +328,17 @@ impl Node {
         let enr = self.record.enr();
         let peer = *self.swarm.local_peer_id();
         let mut lines = vec![enr.to_base64()];
-        lines.extend(enr_ext::multiaddrs(enr, peer).iter().map(ToString::to_string));
+        lines.extend(
+            enr_ext::multiaddrs(enr, peer)
+                .iter()
+                .map(ToString::to_string),
+        );
         let text = lines.join("\n") + "\n";
         print!("{text}");
-        if let Err(e) = self.data_dir.write_atomic(BOOTNODE_FILE, text.as_bytes(), 0o644) {
+        if let Err(e) = self
+            .data_dir
+            .write_atomic(BOOTNODE_FILE, text.as_bytes(), 0o644)
+        {
             tracing::warn!(error = %e, "cannot write the bootnode file");
         }
         tracing::info!(
@@ -346,13 +381,17 @@ impl Node {
     }
 
     fn on_observed(&mut self, peer: PeerId, connection: ConnectionId, observed: &Multiaddr) {
-        let Some(transport) = self.connections.get(&connection).copied() else { return };
+        let Some(transport) = self.connections.get(&connection).copied() else {
+            return;
+        };
         let is_bootnode = self.bootnodes.contains_key(&peer);
         tracing::debug!(%peer, %observed, is_bootnode, "peer reported our address");
         if self.fixed_external {
             return;
         }
-        let Some(confirmed) = self.confirmations.observe(peer, is_bootnode, transport, observed)
+        let Some(confirmed) = self
+            .confirmations
+            .observe(peer, is_bootnode, transport, observed)
         else {
             return;
         };
@@ -432,19 +471,29 @@ fn build_swarm(
     gossip: gossip::Config,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
-    Ok(libp2p::SwarmBuilder::with_existing_identity(identity.keypair.clone())
-        .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
-        .map_err(|e| transport(&e))?
-        .with_quic()
-        .with_behaviour(|key| Behaviour::new(key, record, gossip))
-        .map_err(|e| transport(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
-        .build())
+    Ok(
+        libp2p::SwarmBuilder::with_existing_identity(identity.keypair.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| transport(&e))?
+            .with_quic()
+            .with_behaviour(|key| Behaviour::new(key, record, gossip))
+            .map_err(|e| transport(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+            .build(),
+    )
 }
 
 fn direction(endpoint: &ConnectedPoint) -> &'static str {
-    if endpoint.is_dialer() { "outbound" } else { "inbound" }
+    if endpoint.is_dialer() {
+        "outbound"
+    } else {
+        "inbound"
+    }
 }
 
 /// SIGINT and SIGTERM, watched from the node's start.
@@ -456,7 +505,10 @@ struct Shutdown {
 impl Shutdown {
     fn new() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
     }
 
     /// Resolves with the name of the first signal received.

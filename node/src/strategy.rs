@@ -96,13 +96,27 @@ mod tests {
         (enr, peer)
     }
 
-    const NODE: Situation = Situation { bootnode: false, connected: false, peers: 0, max_peers: 8 };
+    const NODE: Situation = Situation {
+        bootnode: false,
+        connected: false,
+        peers: 0,
+        max_peers: 8,
+    };
 
     #[test]
     fn a_public_peer_is_dialed_at_its_record_address() {
         let (enr, peer) = record(false, true);
-        let Action::Dial(addrs) = decide(&enr, peer, NODE) else { panic!("not dialed") };
-        assert_eq!(addrs, vec![format!("/ip4/198.51.100.9/tcp/9000/p2p/{peer}").parse().unwrap()]);
+        let Action::Dial(addrs) = decide(&enr, peer, NODE) else {
+            panic!("not dialed")
+        };
+        assert_eq!(
+            addrs,
+            vec![
+                format!("/ip4/198.51.100.9/tcp/9000/p2p/{peer}")
+                    .parse()
+                    .unwrap()
+            ]
+        );
     }
 
     #[test]
@@ -116,10 +130,19 @@ mod tests {
     #[test]
     fn bootnodes_connected_peers_and_the_peer_limit_stop_a_dial() {
         let (enr, peer) = record(false, true);
-        let boot = Situation { bootnode: true, ..NODE };
+        let boot = Situation {
+            bootnode: true,
+            ..NODE
+        };
         assert_eq!(decide(&enr, peer, boot), Action::Keep(Reason::Bootnode));
-        let connected = Situation { connected: true, ..NODE };
-        assert_eq!(decide(&enr, peer, connected), Action::Keep(Reason::Connected));
+        let connected = Situation {
+            connected: true,
+            ..NODE
+        };
+        assert_eq!(
+            decide(&enr, peer, connected),
+            Action::Keep(Reason::Connected)
+        );
         let full = Situation { peers: 8, ..NODE };
         assert_eq!(decide(&enr, peer, full), Action::Keep(Reason::PeerLimit));
     }

@@ -20,7 +20,11 @@ pub fn binary() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test binary> -> target/<profile>/peerfind
-    let dir = exe.parent().and_then(|d| d.parent()).map(PathBuf::from).unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let bin = dir.join("peerfind");
     assert!(
         bin.exists(),
@@ -46,7 +50,10 @@ impl Peerfind {
         let data_dir = tempfile::tempdir().context("temporary data directory")?;
         cmd.env("PEERFIND_LOG_FORMAT", "json")
             .env("PEERFIND_DATA_DIR", data_dir.path())
-            .env("RUST_LOG", std::env::var("PEERFIND_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("PEERFIND_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -69,7 +76,13 @@ impl Peerfind {
                 let _ = tx.send(n);
             }
         });
-        Ok(Self { name: name.to_owned(), child, lines, seen, _data_dir: data_dir })
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            lines,
+            seen,
+            _data_dir: data_dir,
+        })
     }
 
     /// A `peerfind` command with `args`, run directly on this host.
@@ -112,8 +125,7 @@ impl Peerfind {
                 // The log closed: the process is exiting; look once more, then report.
                 Ok(Err(_)) => {
                     let _ = tokio::time::timeout_at(deadline, self.child.wait()).await;
-                    if tokio::time::Instant::now() >= deadline || self.child.try_wait()?.is_some()
-                    {
+                    if tokio::time::Instant::now() >= deadline || self.child.try_wait()?.is_some() {
                         bail!("{} stopped logging before {message:?}", self.name);
                     }
                 }
@@ -125,7 +137,10 @@ impl Peerfind {
     /// Every log line so far with `message`.
     pub fn lines_with(&self, message: &str) -> Vec<Value> {
         let all = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        all.iter().filter(|v| v["message"].as_str() == Some(message)).cloned().collect()
+        all.iter()
+            .filter(|v| v["message"].as_str() == Some(message))
+            .cloned()
+            .collect()
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -147,16 +162,26 @@ impl Peerfind {
 impl Drop for Peerfind {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("----- log of {} -----\n{}----- end of {} -----", self.name, self.log(), self.name);
+            eprintln!(
+                "----- log of {} -----\n{}----- end of {} -----",
+                self.name,
+                self.log(),
+                self.name
+            );
         }
     }
 }
 
 /// Decodes `enr` with the real binary's `peerfind enr decode --json`.
 pub async fn decode_enr(enr: &str) -> anyhow::Result<Value> {
-    let out = Peerfind::command(["enr", "decode", "--json", enr]).output().await?;
+    let out = Peerfind::command(["enr", "decode", "--json", enr])
+        .output()
+        .await?;
     if !out.status.success() {
-        bail!("peerfind enr decode failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "peerfind enr decode failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }

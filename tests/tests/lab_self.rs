@@ -5,9 +5,9 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use peerfind_tests::lab::{self, Host, Lab, NatMode, Placement, Topology};
+use peerfind_tests::lab::{self, Host, Impairment, Lab, NatMode, Placement, Topology};
 
 /// How long a datagram that should arrive may take. Far above the lab's sub-millisecond
 /// latency; it only bounds a test that would otherwise hang.
@@ -328,4 +328,169 @@ fn lab_refuses_clearly_without_root() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("needs root"), "{stderr}");
     assert!(stderr.contains("--skip lab_"), "{stderr}");
+}
+
+/// The shortest of `rounds` UDP round trips from `a` in `from` to `b` in `to` and back: the
+/// shortest, because the lab's latency is a floor that scheduling only adds to.
+fn round_trip(lab: &Lab, a: &UdpSocket, to: Host, b: &UdpSocket, rounds: usize) -> Duration {
+    let target = address(lab, to, b);
+    (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            a.send_to(b"ping", target).unwrap();
+            let (_, from) = receive(b);
+            b.send_to(b"pong", from).unwrap();
+            receive(a);
+            start.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn lab_delays_an_impaired_uplink_in_both_directions() {
+    let charlie_delay = Duration::from_millis(25);
+    let (alice_delay, nat_a_delay) = (Duration::from_millis(10), Duration::from_millis(15));
+    let topology = Topology::new(behind(NatMode::EndpointIndependent), Placement::Public)
+        .with_uplink(Host::Charlie, Impairment::delay(charlie_delay))
+        .with_uplink(Host::Alice, Impairment::delay(alice_delay))
+        .with_uplink(Host::NatA, Impairment::delay(nat_a_delay));
+    let lab = Lab::up(topology).expect("the lab comes up");
+    let bootnode = socket(&lab, Host::Bootnode);
+    let charlie = socket(&lab, Host::Charlie);
+    let bob = socket(&lab, Host::Bob);
+    let alice = socket(&lab, Host::Alice);
+
+    // Bob's link is plain veth: the baseline.
+    let plain = round_trip(&lab, &bootnode, Host::Bob, &bob, 5);
+    assert!(
+        plain < Duration::from_millis(5),
+        "plain round trip {plain:?}"
+    );
+
+    // A public host's link to the bridge.
+    let over_charlie = round_trip(&lab, &bootnode, Host::Charlie, &charlie, 5);
+    let expected = 2 * charlie_delay;
+    assert!(
+        over_charlie >= expected && over_charlie < expected + Duration::from_millis(15),
+        "round trip over a {charlie_delay:?} link: {over_charlie:?}"
+    );
+
+    // Alice's LAN and her router's WAN in a row, through the NAT: Alice starts the exchange.
+    let over_alice = round_trip(&lab, &alice, Host::Bootnode, &bootnode, 5);
+    let expected = 2 * (alice_delay + nat_a_delay);
+    assert!(
+        over_alice >= expected && over_alice < expected + Duration::from_millis(15),
+        "round trip over {alice_delay:?} and {nat_a_delay:?} links: {over_alice:?}"
+    );
+    eprintln!(
+        "round trips: plain {plain:?}, over charlie {over_charlie:?}, over alice {over_alice:?}"
+    );
+}
+
+#[test]
+fn lab_loses_the_share_of_frames_an_impaired_uplink_is_given() {
+    const SENT: usize = 1000;
+    const LOSS: f64 = 0.25;
+    const PACE: Duration = Duration::from_micros(200);
+    let topology = Topology::new(Placement::Public, Placement::Public)
+        .with_uplink(Host::Charlie, Impairment::default().with_loss(LOSS));
+    let lab = Lab::up(topology).expect("the lab comes up");
+    let bootnode = socket(&lab, Host::Bootnode);
+    let charlie = socket(&lab, Host::Charlie);
+    let target = address(&lab, Host::Charlie, &charlie);
+
+    // Until one round trip succeeds, ARP may be what was lost; after it both ends know each
+    // other's link address and only the datagrams are at stake.
+    charlie
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    bootnode
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let warmed = (0..50).any(|_| {
+        bootnode.send_to(b"warm", target).unwrap();
+        let Ok((_, from)) = charlie.recv_from(&mut buf) else {
+            return false;
+        };
+        charlie.send_to(b"warm", from).unwrap();
+        bootnode.recv_from(&mut buf).is_ok()
+    });
+    assert!(warmed, "no round trip in 50 tries at {LOSS} loss");
+    // Drain late duplicates of the warm-up.
+    while charlie.recv_from(&mut buf).is_ok() {}
+
+    // Count what arrives until the link has been silent for a while: the one end a lossy
+    // stream has.
+    charlie
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let counter = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let mut count = 0usize;
+        while charlie.recv_from(&mut buf).is_ok() {
+            count += 1;
+        }
+        count
+    });
+    // Paced, so that no queue on the way overflows: only the emulated loss may count.
+    for _ in 0..SENT {
+        bootnode.send_to(b"count me", target).unwrap();
+        std::thread::sleep(PACE);
+    }
+    let received = counter.join().unwrap();
+    eprintln!("received {received} of {SENT} at {LOSS} loss");
+    let expected = SENT as f64 * (1.0 - LOSS);
+    // Six standard deviations of the binomial count: a false alarm is practically impossible.
+    let spread = 6.0 * (SENT as f64 * LOSS * (1.0 - LOSS)).sqrt();
+    assert!(
+        (received as f64 - expected).abs() < spread,
+        "received {received} of {SENT} at {LOSS} loss, expected {expected} ± {spread:.0}"
+    );
+}
+
+#[test]
+fn lab_carries_tcp_through_an_impaired_uplink_and_a_nat() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    const SIZE: usize = 1 << 20;
+    let delay = Duration::from_millis(5);
+    let topology = Topology::new(behind(NatMode::EndpointIndependent), Placement::Public)
+        .with_uplink(Host::Alice, Impairment::delay(delay));
+    let lab = Lab::up(topology).expect("the lab comes up");
+    let listener = lab
+        .in_host(Host::Charlie, || {
+            TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))
+        })
+        .unwrap()
+        .unwrap();
+    let target = SocketAddrV4::new(lab.ip(Host::Charlie), listener.local_addr().unwrap().port());
+    let server = std::thread::spawn(move || {
+        let (mut stream, from) = listener.accept().unwrap();
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).unwrap();
+        (received, from)
+    });
+
+    // Segments larger than one frame would not cross a TAP device whole: the stack must cut
+    // them, which it does because TAP devices offer no segmentation offload.
+    let start = Instant::now();
+    let mut stream = lab
+        .in_host(Host::Alice, || TcpStream::connect(target))
+        .unwrap()
+        .unwrap();
+    let connected = start.elapsed();
+    let payload: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    stream.write_all(&payload).unwrap();
+    drop(stream);
+    let (received, from) = server.join().unwrap();
+    assert_eq!(from.ip(), lab.public_ip(Host::Alice));
+    assert!(
+        received == payload,
+        "{} bytes arrived, not the ones sent",
+        received.len()
+    );
+    assert!(connected >= 2 * delay, "connected in {connected:?}");
+    eprintln!("connected in {connected:?}, 1 MiB in {:?}", start.elapsed());
 }

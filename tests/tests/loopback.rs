@@ -11,14 +11,23 @@ use serde_json::Value;
 /// run from hanging.
 const WAIT: Duration = Duration::from_secs(20);
 
-const LOOPBACK_LISTEN: [&str; 4] =
-    ["--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"];
+const LOOPBACK_LISTEN: [&str; 4] = [
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--listen",
+    "/ip4/127.0.0.1/udp/0/quic-v1",
+];
 
 async fn bootnode() -> (Peerfind, Vec<String>) {
-    let mut boot =
-        Peerfind::start("bootnode", Peerfind::command(["bootnode"].iter().chain(&LOOPBACK_LISTEN)))
-            .unwrap();
-    let ready = boot.wait_for("bootnode ready", WAIT, |_| true).await.expect("bootnode ready");
+    let mut boot = Peerfind::start(
+        "bootnode",
+        Peerfind::command(["bootnode"].iter().chain(&LOOPBACK_LISTEN)),
+    )
+    .unwrap();
+    let ready = boot
+        .wait_for("bootnode ready", WAIT, |_| true)
+        .await
+        .expect("bootnode ready");
     let addrs = ready["addrs"].as_str().unwrap_or_default().to_owned();
     // `addrs` is logged as a debug list: ["/ip4/…", "/ip4/…"].
     let addrs = addrs
@@ -30,7 +39,9 @@ async fn bootnode() -> (Peerfind, Vec<String>) {
 }
 
 fn peer(name: &str, bootnode: &str) -> Peerfind {
-    let args = ["run", "--bootnode", bootnode].into_iter().chain(LOOPBACK_LISTEN);
+    let args = ["run", "--bootnode", bootnode]
+        .into_iter()
+        .chain(LOOPBACK_LISTEN);
     Peerfind::start(name, Peerfind::command(args)).unwrap()
 }
 
@@ -54,7 +65,10 @@ async fn record_with(node: &mut Peerfind, transports: &[&str]) -> Value {
 
 async fn node_records_the_address_the_bootnode_observed(transport: &'static str) {
     let (mut boot, addrs) = bootnode().await;
-    let boot_addr = addrs.iter().find(|a| a.contains(transport)).expect("bootnode address");
+    let boot_addr = addrs
+        .iter()
+        .find(|a| a.contains(transport))
+        .expect("bootnode address");
     let mut node = peer("node", boot_addr);
     let node_id = peer_id(&mut node).await;
 
@@ -70,9 +84,16 @@ async fn node_records_the_address_the_bootnode_observed(transport: &'static str)
         "tcp" => format!("/ip4/127.0.0.1/tcp/{port}"),
         _ => format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
     };
-    assert_eq!(strip_p2p(&observed), expected, "record holds what the bootnode observed");
+    assert_eq!(
+        strip_p2p(&observed),
+        expected,
+        "record holds what the bootnode observed"
+    );
     assert_eq!(record["ip"], "127.0.0.1");
-    assert!(record["seq"].as_u64().unwrap() >= 2, "seq grew from the address-less record");
+    assert!(
+        record["seq"].as_u64().unwrap() >= 2,
+        "seq grew from the address-less record"
+    );
     node.stop().await.unwrap();
     boot.stop().await.unwrap();
 }
@@ -90,7 +111,10 @@ async fn a_node_records_the_address_the_bootnode_observed_over_quic() {
 #[tokio::test]
 async fn charlie_learns_alice_from_the_bootnode_and_dials_her_directly() {
     let (mut boot, addrs) = bootnode().await;
-    let boot_enr = boot.wait_for("bootnode ready", WAIT, |_| true).await.unwrap();
+    let boot_enr = boot
+        .wait_for("bootnode ready", WAIT, |_| true)
+        .await
+        .unwrap();
     let boot_enr = field(&boot_enr, "enr").to_owned();
     assert!(!addrs.is_empty());
 
@@ -124,7 +148,10 @@ async fn charlie_learns_alice_from_the_bootnode_and_dials_her_directly() {
         .wait_for("record learned", WAIT, |l| field(l, "peer") == alice_id)
         .await
         .unwrap();
-    assert_eq!(field(&learned, "from"), field(&boot_enr_peer(&boot), "peer_id"));
+    assert_eq!(
+        field(&learned, "from"),
+        field(&boot_enr_peer(&boot), "peer_id")
+    );
 
     // "Hello (ENR …)": Alice holds Charlie's record, from Charlie himself or via the bootnode.
     alice
@@ -143,11 +170,20 @@ fn boot_enr_peer(boot: &Peerfind) -> Value {
 
 #[tokio::test]
 async fn enr_decode_names_what_is_wrong_with_a_bad_record() {
-    let out = Peerfind::command(["enr", "decode", "enr:AAAA"]).output().await.unwrap();
+    let out = Peerfind::command(["enr", "decode", "enr:AAAA"])
+        .output()
+        .await
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("invalid ENR") && err.contains("not a valid v4 record"), "{err}");
-    let out = Peerfind::command(["enr", "decode", "nope"]).output().await.unwrap();
+    assert!(
+        err.contains("invalid ENR") && err.contains("not a valid v4 record"),
+        "{err}"
+    );
+    let out = Peerfind::command(["enr", "decode", "nope"])
+        .output()
+        .await
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("starts with \"enr:\""));
 }
 
@@ -156,5 +192,7 @@ async fn sigterm_stops_the_node_cleanly() {
     let (mut boot, _) = bootnode().await;
     let status = boot.stop().await.unwrap();
     assert!(status.success(), "exit status {status}");
-    boot.wait_for("shutting down", WAIT, |l| field(l, "signal") == "SIGTERM").await.unwrap();
+    boot.wait_for("shutting down", WAIT, |l| field(l, "signal") == "SIGTERM")
+        .await
+        .unwrap();
 }

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use enr::NodeId;
 use futures::FutureExt;
+use libp2p::PeerId;
 use libp2p::core::{Endpoint, Multiaddr, transport::PortUse};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{
     ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
     THandlerOutEvent, ToSwarm,
 };
-use libp2p::PeerId;
 use rand::seq::IteratorRandom;
 
 use super::protocol::{self, Codec, MAX_RECORDS_PER_MESSAGE, PROTOCOL, Request, Response};
@@ -204,7 +204,8 @@ impl Behaviour {
     fn reject(&mut self, peer: PeerId, violation: Violation) {
         tracing::warn!(%peer, reason = %violation, kind = violation.label(), "dropped ENR message");
         *self.rejected.entry(violation.label()).or_default() += 1;
-        self.events.push_back(Event::InputRejected { peer, violation });
+        self.events
+            .push_back(Event::InputRejected { peer, violation });
     }
 
     fn respond(&mut self, channel: ResponseChannel<Response>, response: Response) {
@@ -302,7 +303,10 @@ impl Behaviour {
         source: Source,
         from: PeerId,
     ) -> Result<(), Violation> {
-        match self.table.insert(enr.clone(), owner, source, Instant::now()) {
+        match self
+            .table
+            .insert(enr.clone(), owner, source, Instant::now())
+        {
             Ok(Inserted::New) => {
                 tracing::info!(
                     node_id = %hex::encode(enr.node_id().raw()), peer = %owner, seq = enr.seq(),
@@ -310,7 +314,11 @@ impl Behaviour {
                     "record learned"
                 );
                 self.gossip(&enr, owner, from);
-                self.events.push_back(Event::RecordLearned { enr, peer_id: owner, from });
+                self.events.push_back(Event::RecordLearned {
+                    enr,
+                    peer_id: owner,
+                    from,
+                });
             }
             Ok(Inserted::Updated { old_seq }) => {
                 tracing::info!(
@@ -319,7 +327,12 @@ impl Behaviour {
                     enr = %enr.to_base64(), "record updated"
                 );
                 self.gossip(&enr, owner, from);
-                self.events.push_back(Event::RecordUpdated { enr, peer_id: owner, old_seq, from });
+                self.events.push_back(Event::RecordUpdated {
+                    enr,
+                    peer_id: owner,
+                    old_seq,
+                    from,
+                });
             }
             Ok(Inserted::Refreshed) => {}
             Err(Refused::Own) => {}
@@ -342,7 +355,8 @@ impl Behaviour {
             .choose_multiple(&mut rand::thread_rng(), self.config.fanout);
         let bytes = enr_ext::encode_bytes(enr);
         for peer in targets {
-            self.inner.send_request(&peer, Request::Push(vec![bytes.clone()]));
+            self.inner
+                .send_request(&peer, Request::Push(vec![bytes.clone()]));
         }
     }
 
@@ -359,19 +373,32 @@ impl Behaviour {
     fn on_inner_event(&mut self, event: request_response::Event<Request, Response>) {
         use request_response::{Event as E, Message};
         match event {
-            E::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
-                self.on_request(peer, request, channel)
+            E::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_request(peer, request, channel),
+            E::Message {
+                peer,
+                message: Message::Response { response, .. },
+                ..
+            } => self.on_response(peer, response),
+            E::InboundFailure {
+                peer,
+                error: request_response::InboundFailure::Io(e),
+                ..
             }
-            E::Message { peer, message: Message::Response { response, .. }, .. } => {
-                self.on_response(peer, response)
-            }
-            E::InboundFailure { peer, error: request_response::InboundFailure::Io(e), .. }
-            | E::OutboundFailure { peer, error: request_response::OutboundFailure::Io(e), .. } => {
-                match protocol::protocol_error(&e) {
-                    Some(p) => self.reject(peer, Violation::Wire(p.to_string())),
-                    None => tracing::debug!(%peer, error = %e, "ENR stream failed"),
-                }
-            }
+            | E::OutboundFailure {
+                peer,
+                error: request_response::OutboundFailure::Io(e),
+                ..
+            } => match protocol::protocol_error(&e) {
+                Some(p) => self.reject(peer, Violation::Wire(p.to_string())),
+                None => tracing::debug!(%peer, error = %e, "ENR stream failed"),
+            },
             E::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound ENR request failed")
             }
@@ -441,7 +468,8 @@ impl NetworkBehaviour for Behaviour {
                 self.connected.insert(e.peer_id);
                 // "Hello (ENR …)" on every new peer, and ask what it knows.
                 self.announce(e.peer_id);
-                self.inner.send_request(&e.peer_id, Request::Find(self.config.find_max));
+                self.inner
+                    .send_request(&e.peer_id, Request::Find(self.config.find_max));
             }
             FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
                 self.connected.remove(&e.peer_id);
@@ -457,7 +485,8 @@ impl NetworkBehaviour for Behaviour {
         connection_id: ConnectionId,
         event: THandlerOutEvent<Self>,
     ) {
-        self.inner.on_connection_handler_event(peer_id, connection_id, event);
+        self.inner
+            .on_connection_handler_event(peer_id, connection_id, event);
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Event, THandlerInEvent<Self>>> {

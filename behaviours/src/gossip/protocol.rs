@@ -82,7 +82,8 @@ impl From<ProtocolError> for io::Error {
 
 /// The [`ProtocolError`] inside an I/O error from the codec, if that is what it carries.
 pub fn protocol_error(e: &io::Error) -> Option<&ProtocolError> {
-    e.get_ref().and_then(|inner| inner.downcast_ref::<ProtocolError>())
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<ProtocolError>())
 }
 
 /// Codec for libp2p's request-response behaviour.
@@ -182,14 +183,17 @@ where
     }
     let mut buf = Vec::with_capacity(len + 3);
     prost::encoding::encode_varint(len as u64, &mut buf);
-    msg.encode(&mut buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    msg.encode(&mut buf)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     io.write_all(&buf).await?;
     io.close().await
 }
 
 fn check_count(records: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, ProtocolError> {
     if records.len() > MAX_RECORDS_PER_MESSAGE {
-        return Err(ProtocolError::TooManyRecords { count: records.len() });
+        return Err(ProtocolError::TooManyRecords {
+            count: records.len(),
+        });
     }
     Ok(records)
 }
@@ -262,7 +266,11 @@ mod tests {
     }
 
     async fn read(bytes: Vec<u8>) -> Result<Request, ProtocolError> {
-        match Codec.read_request(&PROTOCOL, &mut Cursor::new(bytes)).await.unwrap() {
+        match Codec
+            .read_request(&PROTOCOL, &mut Cursor::new(bytes))
+            .await
+            .unwrap()
+        {
             Request::Invalid(e) => Err(e),
             other => Ok(other),
         }
@@ -272,20 +280,30 @@ mod tests {
     async fn a_truncated_stream_is_an_io_error_not_a_violation() {
         let mut bytes = frame(&[0x0a, 0x00], 5);
         bytes.truncate(3);
-        assert!(Codec.read_request(&PROTOCOL, &mut Cursor::new(bytes)).await.is_err());
+        assert!(
+            Codec
+                .read_request(&PROTOCOL, &mut Cursor::new(bytes))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
     async fn a_request_survives_the_round_trip() {
         let req = Request::Push(vec![vec![1, 2, 3]; 3]);
         let mut buf = Cursor::new(Vec::new());
-        Codec.write_request(&PROTOCOL, &mut buf, req.clone()).await.unwrap();
+        Codec
+            .write_request(&PROTOCOL, &mut buf, req.clone())
+            .await
+            .unwrap();
         assert_eq!(read(buf.into_inner()).await.unwrap(), req);
     }
 
     #[tokio::test]
     async fn an_oversized_length_is_refused_before_reading_the_body() {
-        let err = read(frame(&[], MAX_MESSAGE_SIZE as u64 + 1)).await.unwrap_err();
+        let err = read(frame(&[], MAX_MESSAGE_SIZE as u64 + 1))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ProtocolError::TooLarge { .. }));
         let err = read(vec![0xff; 8]).await.unwrap_err();
         assert!(matches!(err, ProtocolError::TooLarge { .. }));

@@ -2,16 +2,18 @@
 //!
 //! ```text
 //! peerfind-lab up --alice eim --bob symmetric --prefix dbg
+//! peerfind-lab up --prefix slow --uplink alice=20 --uplink charlie=50/0.05   # stays until Ctrl-C
 //! peerfind-lab exec --prefix dbg alice -- ping -c1 198.51.100.20
 //! peerfind-lab list
 //! peerfind-lab down --prefix dbg
 //! ```
 
 use std::os::unix::process::CommandExt as _;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use peerfind_tests::lab::{self, Host, Lab, NatMode, Placement, Topology};
+use peerfind_tests::lab::{self, Host, Impairment, Lab, NatMode, Placement, Topology};
 
 /// Make, enter, list and remove NAT labs (network namespaces; needs root, `ip` and `nft`).
 #[derive(Parser)]
@@ -34,6 +36,11 @@ enum Command {
         /// The start of every namespace name; a fresh one when not given.
         #[arg(long, env = "PEERFIND_LAB_PREFIX")]
         prefix: Option<String>,
+        /// Impair a host's uplink: HOST=DELAY_MS or HOST=DELAY_MS/LOSS (loss from 0 to 1),
+        /// e.g. alice=20/0.05. This process then forwards that link, so it stays in the
+        /// foreground and takes the lab down on Ctrl-C.
+        #[arg(long, value_parser = parse_uplink)]
+        uplink: Vec<(Host, Impairment)>,
     },
     /// Remove a lab: kill its processes and delete its namespaces.
     Down {
@@ -82,24 +89,47 @@ impl From<Place> for Placement {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Up { alice, bob, prefix } => {
-            let topology = Topology::new(alice.into(), bob.into());
+        Command::Up {
+            alice,
+            bob,
+            prefix,
+            uplink,
+        } => {
+            let impaired = !uplink.is_empty();
+            let topology = uplink.into_iter().fold(
+                Topology::new(alice.into(), bob.into()),
+                |topology, (host, impairment)| topology.with_uplink(host, impairment),
+            );
             let lab = match prefix {
                 Some(prefix) => Lab::up_named(topology, &prefix)?,
                 None => Lab::up(topology)?,
             };
-            println!("lab {} is up ({topology:?})", lab.prefix());
+            println!("lab {} is up", lab.prefix());
             for host in topology.hosts() {
+                let uplink = topology
+                    .uplink(host)
+                    .map(|Impairment { delay, loss }| {
+                        format!("  uplink delay {delay:?} loss {loss}")
+                    })
+                    .unwrap_or_default();
                 println!(
-                    "{:<9} {:<24} ip {:<15} seen as {}",
-                    host,
+                    "{host:<9} {:<24} ip {:<15} seen as {:<15}{uplink}",
                     lab.netns(host),
                     lab.ip(host),
                     lab.public_ip(host)
                 );
             }
-            let prefix = lab.keep();
-            println!("remove it with: peerfind-lab down --prefix {prefix}");
+            if impaired {
+                println!("forwarding the impaired links; Ctrl-C takes the lab down");
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(tokio::signal::ctrl_c())?;
+                lab.down()?;
+            } else {
+                let prefix = lab.keep();
+                println!("remove it with: peerfind-lab down --prefix {prefix}");
+            }
         }
         Command::Down { prefix } => {
             let removed = lab::remove(&prefix)?;
@@ -126,4 +156,15 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Parses `HOST=DELAY_MS` or `HOST=DELAY_MS/LOSS`.
+fn parse_uplink(text: &str) -> anyhow::Result<(Host, Impairment)> {
+    let (host, rest) = text
+        .split_once('=')
+        .context("expected HOST=DELAY_MS or HOST=DELAY_MS/LOSS")?;
+    let (delay, loss) = rest.split_once('/').unwrap_or((rest, "0"));
+    let delay = Duration::from_millis(delay.parse().context("the delay is whole milliseconds")?);
+    let loss: f64 = loss.parse().context("the loss is a number from 0 to 1")?;
+    Ok((host.parse()?, Impairment::delay(delay).with_loss(loss)))
 }
