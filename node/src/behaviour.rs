@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use libp2p::swarm::NetworkBehaviour;
+use libp2p::autonat::v2 as autonat;
+use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
 use libp2p::{identify, identity::Keypair, ping};
 use peerfind_behaviours::gossip;
 
@@ -26,11 +27,22 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// Exchanges and gossips ENRs (`/peerfind/enr/1.0.0`).
     pub gossip: gossip::Behaviour,
+    /// Asks servers we dialed to dial us back at each candidate address (NAT detection, fast
+    /// signal). Off with `--autonat false`.
+    pub autonat_client: Toggle<autonat::client::Behaviour>,
+    /// Dials back peers that ask, from a fresh port: every node serves, since the dial-back
+    /// is an outbound connection that works from behind a NAT too.
+    pub autonat_server: autonat::server::Behaviour,
 }
 
 impl Behaviour {
     /// The behaviours of a node whose key is `key` and whose record is `record`.
-    pub fn new(key: &Keypair, record: &LocalRecord, gossip: gossip::Config) -> Self {
+    pub fn new(
+        key: &Keypair,
+        record: &LocalRecord,
+        gossip: gossip::Config,
+        autonat_client: bool,
+    ) -> Self {
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                 .with_agent_version(format!("peerfind/{}", env!("CARGO_PKG_VERSION"))),
@@ -39,6 +51,10 @@ impl Behaviour {
             identify,
             ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
             gossip: gossip::Behaviour::new(record.enr().clone(), gossip),
+            autonat_client: autonat_client
+                .then(autonat::client::Behaviour::default)
+                .into(),
+            autonat_server: autonat::server::Behaviour::default(),
         }
     }
 }

@@ -75,6 +75,18 @@ pub struct Config {
     /// when fewer are connected).
     #[arg(long, env = "PEERFIND_GOSSIP_FANOUT", default_value_t = peerfind_behaviours::gossip::DEFAULT_FANOUT)]
     pub gossip_fanout: usize,
+
+    /// NAT detection's heuristic: a node that no stranger reached within this time after
+    /// meeting its first bootnode believes it is behind a NAT and sets the `nat` flag in its
+    /// record. A duration such as `90s` or `2m`.
+    #[arg(long, env = "PEERFIND_NAT_WINDOW", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub nat_window: std::time::Duration,
+
+    /// Ask AutoNAT servers (bootnodes, public peers) to dial us back at each candidate
+    /// address: confirms "public" or "behind a NAT" within seconds, where the window above
+    /// takes minutes.
+    #[arg(long, env = "PEERFIND_AUTONAT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub autonat: bool,
 }
 
 impl Config {

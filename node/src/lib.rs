@@ -9,6 +9,7 @@
 //! - [`confirm`]: when an observed address counts as ours.
 //! - [`enr`]: the own record, its seq and its storage; [`identity`] and [`data_dir`]: the key
 //!   and the files.
+//! - [`nat`]: whether the node is behind a NAT (the `nat` flag).
 //! - [`strategy`]: how a learned peer is reached.
 //! - [`behaviour`]: the libp2p behaviours composed into the swarm (the project's own are in
 //!   the `peerfind-behaviours` crate).
@@ -21,6 +22,7 @@ pub mod data_dir;
 pub mod enr;
 pub mod identity;
 pub mod inspect;
+pub mod nat;
 pub mod node;
 pub mod strategy;
 

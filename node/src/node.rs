@@ -24,11 +24,17 @@ use crate::confirm::{Confirmations, Witness};
 use crate::data_dir::{BOOTNODE_FILE, DataDir};
 use crate::enr::{Content, LocalRecord, LocalRecordError};
 use crate::identity::{Identity, IdentityError};
+use crate::nat::{self, Detector};
 use crate::strategy::{self, Action, Situation};
 
 /// A connection with no stream open for this long is closed. Gossip re-announces every
 /// 5 minutes and ping runs every 15 s, so connections to live peers never get there.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Bound on establishing any connection, AutoNAT dial-backs included: it must stay below
+/// AutoNAT's 10 s per-request limit, or a dial-back to an unreachable address never ends in
+/// a verdict.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often disconnected bootnodes are dialed again.
 const BOOTNODE_REDIAL_INTERVAL: Duration = Duration::from_secs(10);
@@ -103,6 +109,11 @@ pub struct Node {
     advertised: Option<u64>,
     /// Addresses set by `--external-addr`: observed ones never replace them.
     fixed_external: bool,
+    /// NAT detection.
+    nat: Detector,
+    /// Peers we dialed and are still connected to or dialing: an inbound connection from
+    /// one of them proves nothing about our reachability. Bounded by the dials we make.
+    dialed: HashSet<PeerId>,
 }
 
 impl Node {
@@ -138,7 +149,8 @@ impl Node {
             },
             ..Default::default()
         };
-        let swarm = build_swarm(&identity, &record, gossip_config)?;
+        let swarm = build_swarm(&identity, &record, gossip_config, config.autonat)?;
+        let nat_window = config.nat_window;
         let bootnodes = config
             .bootnodes
             .iter()
@@ -158,6 +170,11 @@ impl Node {
             ready: false,
             bootnode_dials: HashMap::new(),
             advertised: None,
+            nat: Detector::new(
+                nat::Config { window: nat_window },
+                tokio::time::Instant::now(),
+            ),
+            dialed: HashSet::new(),
         })
     }
 
@@ -192,6 +209,10 @@ impl Node {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event)?,
                 _ = redial.tick(), if self.ready => self.dial_bootnodes(),
+                _ = sleep_until(self.nat.deadline()) => {
+                    let change = self.nat.on_deadline(tokio::time::Instant::now());
+                    self.on_nat_change(change);
+                }
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
                     return Ok(());
@@ -240,6 +261,7 @@ impl Node {
                 if let Some((_, _, transport)) = enr_ext::socket_of(remote) {
                     self.connections.insert(connection_id, transport);
                 }
+                self.on_connected_for_nat(peer_id, &endpoint);
                 tracing::info!(
                     peer = %peer_id, remote_addr = %remote, direction = direction(&endpoint),
                     bootnode = self.bootnodes.contains_key(&peer_id), "connected"
@@ -249,9 +271,13 @@ impl Node {
                 peer_id,
                 connection_id,
                 cause,
+                num_established,
                 ..
             } => {
                 self.connections.remove(&connection_id);
+                if num_established == 0 {
+                    self.dialed.remove(&peer_id);
+                }
                 let cause = cause
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "closed".into());
@@ -269,6 +295,20 @@ impl Node {
                 info,
             })) => self.on_observed(peer_id, connection_id, &info.observed_addr),
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => {
+                let reachable = event.result.is_ok();
+                tracing::info!(
+                    addr = %event.tested_addr, server = %event.server, reachable,
+                    error = ?event.result.err().map(|e| e.to_string()), "AutoNAT test done"
+                );
+                let change = self.nat.autonat_result(
+                    event.tested_addr,
+                    event.server,
+                    reachable,
+                    tokio::time::Instant::now(),
+                );
+                self.on_nat_change(change);
+            }
             _ => {}
         }
         Ok(())
@@ -365,7 +405,10 @@ impl Node {
                     .condition(PeerCondition::Always)
                     .build();
                 match self.swarm.dial(opts) {
-                    Ok(()) => *self.bootnode_dials.entry(bootnode.peer_id).or_default() += 1,
+                    Ok(()) => {
+                        *self.bootnode_dials.entry(bootnode.peer_id).or_default() += 1;
+                        self.dialed.insert(bootnode.peer_id);
+                    }
                     Err(e) => {
                         tracing::warn!(peer = %bootnode.peer_id, %addr, error = %e, "cannot dial bootnode")
                     }
@@ -415,6 +458,34 @@ impl Node {
         });
     }
 
+    /// Feeds a new connection to NAT detection: the first bootnode opens the window, a
+    /// stranger's unsolicited connection proves we are reachable.
+    fn on_connected_for_nat(&mut self, peer: PeerId, endpoint: &ConnectedPoint) {
+        let now = tokio::time::Instant::now();
+        if self.bootnodes.contains_key(&peer) {
+            self.nat.bootnode_connected(now);
+            return;
+        }
+        let stranger = !endpoint.is_dialer()
+            && !endpoint.is_relayed()
+            && !self.dialed.contains(&peer)
+            && self.mode == Mode::Peer;
+        if stranger {
+            let change = self.nat.stranger_connected(peer, now);
+            self.on_nat_change(change);
+        }
+    }
+
+    /// Logs a NAT status change once, and sets or clears the `nat` flag ("Update: NAT").
+    fn on_nat_change(&mut self, change: Option<nat::Change>) {
+        let Some(change) = change else { return };
+        tracing::info!(
+            from = %change.from, to = %change.to, reason = %change.reason, "NAT status changed"
+        );
+        let natted = change.to == nat::Status::Private;
+        self.change_record(&change.reason.to_string(), |c| c.nat = natted);
+    }
+
     /// Changes the own record and, when it changed, announces it ("Update: …").
     fn change_record(&mut self, reason: &str, change: impl FnOnce(&mut Content)) {
         match self.record.update(change) {
@@ -456,8 +527,11 @@ impl Node {
             Action::Dial(addrs) => {
                 tracing::info!(%peer, addrs = ?addrs, "dialing peer at its record's addresses");
                 let opts = DialOpts::peer_id(peer).addresses(addrs).build();
-                if let Err(e) = self.swarm.dial(opts) {
-                    tracing::debug!(%peer, error = %e, "dial not started");
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dialed.insert(peer);
+                    }
+                    Err(e) => tracing::debug!(%peer, error = %e, "dial not started"),
                 }
             }
             Action::Keep(reason) => tracing::debug!(%peer, ?reason, "not dialing peer"),
@@ -469,6 +543,7 @@ fn build_swarm(
     identity: &Identity,
     record: &LocalRecord,
     gossip: gossip::Config,
+    autonat_client: bool,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
     Ok(
@@ -481,9 +556,10 @@ fn build_swarm(
             )
             .map_err(|e| transport(&e))?
             .with_quic()
-            .with_behaviour(|key| Behaviour::new(key, record, gossip))
+            .with_behaviour(|key| Behaviour::new(key, record, gossip, autonat_client))
             .map_err(|e| transport(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+            .with_connection_timeout(CONNECTION_TIMEOUT)
             .build(),
     )
 }
@@ -493,6 +569,14 @@ fn direction(endpoint: &ConnectedPoint) -> &'static str {
         "outbound"
     } else {
         "inbound"
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 

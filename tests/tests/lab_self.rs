@@ -494,3 +494,30 @@ fn lab_carries_tcp_through_an_impaired_uplink_and_a_nat() {
     assert!(connected >= 2 * delay, "connected in {connected:?}");
     eprintln!("connected in {connected:?}, 1 MiB in {:?}", start.elapsed());
 }
+
+#[test]
+fn lab_hosts_reach_each_other_as_soon_as_the_lab_is_up() {
+    // A link still waiting for the kernel's link watch drops the first ARP request, and the
+    // retry comes a second later: the first datagram must not take that long.
+    let lab = up(behind(NatMode::EndpointIndependent), Placement::Public);
+    let start = Instant::now();
+    let (_, by_bootnode, _) = observed_by_two(&lab);
+    let first = start.elapsed();
+    assert_eq!(by_bootnode.ip(), lab.public_ip(Host::Alice));
+    assert!(
+        first < Duration::from_millis(500),
+        "first datagrams took {first:?}"
+    );
+    let charlie = socket(&lab, Host::Charlie);
+    let bob = socket(&lab, Host::Bob);
+    let start = Instant::now();
+    charlie
+        .send_to(b"first", address(&lab, Host::Bob, &bob))
+        .unwrap();
+    receive(&bob);
+    let first = start.elapsed();
+    assert!(
+        first < Duration::from_millis(500),
+        "first datagram took {first:?}"
+    );
+}

@@ -30,27 +30,22 @@
 //! [`LabError::Unavailable`], whose message says how to run only the other tests. The lab's own
 //! tests, and every test that uses it, have names starting with `lab_` for that reason.
 
+mod error;
 mod impair;
 mod netns;
 mod router;
+mod topology;
 
+pub use error::LabError;
 pub use impair::Impairment;
+pub use topology::{Host, NatMode, PREFIX_LEN, PUBLIC_NET, Placement, Topology};
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
-use std::io;
 use std::net::Ipv4Addr;
-use std::process::ExitStatus;
-use std::str::FromStr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// The public segment, a documentation range (RFC 5737) that routes nowhere outside the lab.
-pub const PUBLIC_NET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 0);
-
-/// The prefix length of every network in the lab.
-pub const PREFIX_LEN: u8 = 24;
 
 /// The suffix of the namespace that holds the public segment's bridge.
 const PUBLIC_ROLE: &str = "public";
@@ -61,288 +56,12 @@ const BRIDGE: &str = "br0";
 /// A host's one interface (a router has [`router::WAN`] and [`router::LAN`] instead).
 const ETH: &str = "eth0";
 
+/// The first interface index the lab gives a veth end: above the few a namespace numbers
+/// itself (loopback is 1, the bridge and TAP devices take the next ones).
+const FIRST_INDEX: u32 = 100;
+
 /// The longest prefix accepted: namespace names are file names, kept short for `ip netns list`.
 const MAX_PREFIX_LEN: usize = 40;
-
-/// How a router maps and filters, in the terms of RFC 4787.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NatMode {
-    /// Endpoint-independent mapping (the public port is kept for every destination, and is the
-    /// host's own port when free) with address-and-port-dependent filtering (only replies from
-    /// the exact address and port the host sent to come in). What hole punching expects.
-    EndpointIndependent,
-    /// Symmetric: a new public port for each destination, so a port learned from one peer is
-    /// useless to another. Hole punching fails; peerfind must fall back to a relay.
-    Symmetric,
-    /// Full cone: endpoint-independent mapping and everything arriving on the router's public
-    /// address goes to the one LAN host. The control where every host is reachable.
-    FullCone,
-}
-
-/// Where Alice or Bob sits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Placement {
-    /// Directly on the public segment (Alice at .30, Bob at .40); the host's router is not made.
-    Public,
-    /// On a LAN behind the host's own router, which works in the given mode.
-    BehindNat(NatMode),
-}
-
-/// The shape of a lab: where Alice and Bob sit, and which links are slow or lossy. The bootnode
-/// and Charlie are always public.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Topology {
-    /// Alice's place; behind nat-a when NAT'd.
-    pub alice: Placement,
-    /// Bob's place; behind nat-b when NAT'd.
-    pub bob: Placement,
-    /// Each host's uplink impairment, indexed like [`Host::ALL`].
-    uplinks: [Option<Impairment>; 6],
-}
-
-impl Default for Topology {
-    /// Both behind endpoint-independent NATs: the case hole punching is made for.
-    fn default() -> Self {
-        Self::new(
-            Placement::BehindNat(NatMode::EndpointIndependent),
-            Placement::BehindNat(NatMode::EndpointIndependent),
-        )
-    }
-}
-
-impl Topology {
-    /// Alice and Bob placed as given.
-    pub fn new(alice: Placement, bob: Placement) -> Self {
-        Self {
-            alice,
-            bob,
-            uplinks: [None; 6],
-        }
-    }
-
-    /// This topology with `host`'s uplink impaired: the link from the host towards the public
-    /// segment, which is the link to its router for a NAT'd host and the WAN link for a
-    /// router. Emulated in this process; see [`Impairment`].
-    pub fn with_uplink(mut self, host: Host, impairment: Impairment) -> Self {
-        self.uplinks[host as usize] = Some(impairment);
-        self
-    }
-
-    /// The impairment of `host`'s uplink, if any.
-    pub fn uplink(&self, host: Host) -> Option<Impairment> {
-        self.uplinks[host as usize]
-    }
-
-    /// The hosts that exist in this topology: a router only when its host is behind it.
-    pub fn hosts(&self) -> Vec<Host> {
-        Host::ALL
-            .into_iter()
-            .filter(|host| match host {
-                Host::NatA => matches!(self.alice, Placement::BehindNat(_)),
-                Host::NatB => matches!(self.bob, Placement::BehindNat(_)),
-                Host::Bootnode | Host::Charlie | Host::Alice | Host::Bob => true,
-            })
-            .collect()
-    }
-
-    /// The mode of `host`'s router, when `host` is Alice or Bob behind one.
-    fn nat(&self, host: Host) -> Option<NatMode> {
-        match (host, self.alice, self.bob) {
-            (Host::Alice | Host::NatA, Placement::BehindNat(mode), _)
-            | (Host::Bob | Host::NatB, _, Placement::BehindNat(mode)) => Some(mode),
-            _ => None,
-        }
-    }
-}
-
-/// A machine in the lab.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Host {
-    /// The well-known public peer every node starts from.
-    Bootnode,
-    /// A second public peer: a stranger to Alice and Bob, and a second observer.
-    Charlie,
-    /// A peer behind nat-a, or public at .30.
-    Alice,
-    /// A peer behind nat-b, or public at .40.
-    Bob,
-    /// Alice's router.
-    NatA,
-    /// Bob's router.
-    NatB,
-}
-
-impl Host {
-    /// Every host, in a fixed order.
-    pub const ALL: [Host; 6] = [
-        Host::Bootnode,
-        Host::Charlie,
-        Host::Alice,
-        Host::Bob,
-        Host::NatA,
-        Host::NatB,
-    ];
-
-    /// The host's name: the suffix of its namespace and its bridge port's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Host::Bootnode => "bootnode",
-            Host::Charlie => "charlie",
-            Host::Alice => "alice",
-            Host::Bob => "bob",
-            Host::NatA => "nat-a",
-            Host::NatB => "nat-b",
-        }
-    }
-
-    /// The host's router, for Alice and Bob.
-    fn router(self) -> Option<Host> {
-        match self {
-            Host::Alice => Some(Host::NatA),
-            Host::Bob => Some(Host::NatB),
-            Host::Bootnode | Host::Charlie | Host::NatA | Host::NatB => None,
-        }
-    }
-
-    /// The host behind a router.
-    fn lan_host(self) -> Option<Host> {
-        match self {
-            Host::NatA => Some(Host::Alice),
-            Host::NatB => Some(Host::Bob),
-            Host::Bootnode | Host::Charlie | Host::Alice | Host::Bob => None,
-        }
-    }
-
-    /// The address on the public segment, when the host is (or, for a router, its WAN is) there.
-    fn public_address(self) -> Ipv4Addr {
-        let last = match self {
-            Host::Bootnode => 10,
-            Host::Charlie => 20,
-            Host::Alice => 30,
-            Host::Bob => 40,
-            Host::NatA => 101,
-            Host::NatB => 102,
-        };
-        let [a, b, c, _] = PUBLIC_NET.octets();
-        Ipv4Addr::new(a, b, c, last)
-    }
-
-    /// The LAN behind a router, or around a NAT'd host: its third octet.
-    fn lan_octet(self) -> u8 {
-        match self {
-            Host::Alice | Host::NatA => 1,
-            Host::Bob | Host::NatB | Host::Bootnode | Host::Charlie => 2,
-        }
-    }
-
-    /// The router's address on its LAN, which is the NAT'd host's gateway.
-    fn lan_gateway(self) -> Ipv4Addr {
-        Ipv4Addr::new(192, 168, self.lan_octet(), 1)
-    }
-
-    /// The NAT'd host's address on its LAN.
-    fn lan_address(self) -> Ipv4Addr {
-        Ipv4Addr::new(192, 168, self.lan_octet(), 2)
-    }
-}
-
-impl fmt::Display for Host {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.name())
-    }
-}
-
-impl FromStr for Host {
-    type Err = LabError;
-
-    /// Parses a host's [`name`](Host::name), also without the dash (`nata`) or as `boot`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.to_ascii_lowercase().replace('-', "");
-        Host::ALL
-            .into_iter()
-            .find(|host| {
-                host.name().replace('-', "") == wanted
-                    || (wanted == "boot" && *host == Host::Bootnode)
-            })
-            .ok_or_else(|| LabError::UnknownHost(s.to_owned()))
-    }
-}
-
-/// What can go wrong when making, using or removing a lab.
-#[derive(thiserror::Error)]
-pub enum LabError {
-    /// This machine or process cannot make a lab: not root, or `ip` or `nft` missing.
-    #[error(
-        "the NAT lab needs root and iproute2 (`ip`) and nftables (`nft`), and {reason}. Run the \
-         lab tests as root on Linux after `apt-get install -y iproute2 nftables conntrack`, or \
-         run only the tests that need neither: `cargo test -- --skip lab_`"
-    )]
-    Unavailable {
-        /// What is missing.
-        reason: String,
-    },
-    /// A command the lab runs could not be started or waited for.
-    #[error("could not run `{command}`: {source}")]
-    Spawn {
-        /// The command line.
-        command: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// A command the lab runs failed.
-    #[error("`{command}` failed ({status}): {stderr}")]
-    Failed {
-        /// The command line.
-        command: String,
-        /// How it ended.
-        status: ExitStatus,
-        /// What it printed on standard error, and its input.
-        stderr: String,
-    },
-    /// An operation of the lab's own process failed: entering a namespace, scanning processes.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// Why it failed.
-        source: io::Error,
-    },
-    /// A prefix that cannot name a lab, or names one that exists already.
-    #[error("lab prefix {prefix:?} {reason}")]
-    Prefix {
-        /// The prefix asked for.
-        prefix: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// An impairment that cannot be emulated.
-    #[error("{host}'s uplink: the loss rate must be from 0 to 1, not {loss}")]
-    Loss {
-        /// Whose uplink.
-        host: Host,
-        /// The rate asked for.
-        loss: f64,
-    },
-    /// A host name that names no host.
-    #[error("no host is called {0:?}: try bootnode, charlie, alice, bob, nat-a or nat-b")]
-    UnknownHost(String),
-}
-
-impl LabError {
-    fn io(what: impl Into<String>, source: io::Error) -> Self {
-        LabError::Io {
-            what: what.into(),
-            source,
-        }
-    }
-}
-
-/// Shows the message, so that a test's `expect` or `unwrap` prints what to do.
-impl fmt::Debug for LabError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
 
 /// A running lab. Dropping it kills the processes in its namespaces and deletes them.
 pub struct Lab {
@@ -432,6 +151,11 @@ impl Lab {
         let mut bridge = format!("link set lo up\nlink add name {BRIDGE} type bridge\n");
         let mut scripts = Vec::new();
         let mut impaired = Vec::new();
+        // Both ends of a veth pair get their own interface index, unique in the lab. Fresh
+        // namespaces would otherwise number both ends 2, and the kernel takes a veth whose
+        // index equals its peer's for an unstacked device: its carrier change then waits for
+        // the link watch, up to a second, and a bridge port stays disabled until then.
+        let mut index = FIRST_INDEX;
         for host in self.topology.hosts() {
             let ns = self.netns(host).to_owned();
             let mut script = String::from("link set lo up\n");
@@ -466,14 +190,18 @@ impl Lab {
             }
             match self.topology.uplink(host) {
                 Some(impairment) => impaired.push((ns.clone(), dev, peer_ns, peer_dev, impairment)),
-                None => links.push_str(&format!(
-                    "link add name {peer_dev} netns {peer_ns} type veth peer name {dev} netns {ns}\n"
-                )),
+                None => {
+                    links.push_str(&format!(
+                        "link add name {peer_dev} index {index} netns {peer_ns} type veth \
+                         peer name {dev} index {} netns {ns}\n",
+                        index + 1
+                    ));
+                    index += 2;
+                }
             }
             scripts.push((ns, script));
         }
         bridge.push_str(&format!("link set {BRIDGE} up\n"));
-        scripts.push((public, bridge));
         if !links.is_empty() {
             netns::run(netns::ip(None), &links)?;
         }
@@ -489,7 +217,8 @@ impl Lab {
             self.wires
                 .push(impair::Wire::start(host_end, peer_end, impairment)?);
         }
-        // The namespaces are independent now: configure them side by side.
+        // The namespaces are independent now: configure them side by side. The bridge comes
+        // last, so that its ports find their peers up and can forward at once.
         let started: Vec<_> = scripts
             .iter()
             .map(|(ns, script)| netns::start(netns::ip(Some(ns)), script))
@@ -500,10 +229,21 @@ impl Lab {
                 first_error.get_or_insert(error);
             }
         }
-        first_error.map_or(Ok(()), Err)
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        netns::run(netns::ip(Some(&public)), &bridge)?;
+        // A link's state reaches the bridge and the qdisc through the kernel's link watch, which
+        // may lag by a second; a frame sent before is dropped (the first ARP request,
+        // typically). The indexes above make that rare; make sure every link is up and every
+        // bridge port forwards.
+        for ns in &self.namespaces {
+            netns::wait_until_links_up(ns)?;
+        }
+        Ok(())
     }
 
-    /// Turns forwarding on in the routers and loads their rule sets.
+    /// Loads the routers' rule sets and turns forwarding on in them.
     fn start_routers(&self) -> Result<(), LabError> {
         for router in [Host::NatA, Host::NatB] {
             let (Some(ns), Some(lan_host)) = (self.namespace(router), router.lan_host()) else {
@@ -512,11 +252,13 @@ impl Lab {
             let Some(mode) = self.topology.nat(router) else {
                 continue;
             };
-            netns::enter(ns, || std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?
-                .map_err(|source| LabError::io(format!("turning on forwarding in {ns}"), source))?;
             let mut nft = self.command(router, "nft");
             nft.args(["-f", "-"]);
             netns::run(nft, &router::ruleset(mode, lan_host.lan_address()))?;
+            // Only now, so that no packet is ever forwarded past an empty rule set. The thread
+            // in the namespace sees that namespace's /proc/sys/net.
+            netns::enter(ns, || std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?
+                .map_err(|source| LabError::io(format!("turning on forwarding in {ns}"), source))?;
         }
         Ok(())
     }
@@ -613,7 +355,8 @@ impl Lab {
     }
 
     /// Leaves the lab running after this value is gone, and returns its prefix: for labs made
-    /// by hand, removed later with [`remove`].
+    /// by hand, removed later with [`remove`]. Impaired links stop with this process, since it
+    /// forwards them.
     pub fn keep(mut self) -> String {
         self.disarmed = true;
         std::mem::take(&mut self.prefix)

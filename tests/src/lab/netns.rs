@@ -10,7 +10,7 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, kill};
@@ -27,6 +27,13 @@ const KILL_ROUNDS: usize = 20;
 
 /// The pause between two kill rounds: enough for a killed process to exit.
 const KILL_PAUSE: Duration = Duration::from_millis(5);
+
+/// How long links may take to come up. The kernel's link watch runs at least once a second;
+/// more means something is wrong.
+const LINKS_UP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pause between two looks at a namespace's links.
+const LINKS_UP_PAUSE: Duration = Duration::from_millis(2);
 
 /// The file that names namespace `name`.
 pub(super) fn path(name: &str) -> PathBuf {
@@ -133,6 +140,47 @@ fn kill_processes(names: &[&String]) -> Result<(), LabError> {
         "killing the processes in the lab's namespaces",
         io::Error::other("processes kept appearing"),
     ))
+}
+
+/// Waits until every interface in namespace `name` but loopback has its carrier and is
+/// operationally up, and every bridge port forwards. Nothing announces that, so this looks with `ip link` until it is so.
+pub(super) fn wait_until_links_up(name: &str) -> Result<(), LabError> {
+    let start = Instant::now();
+    loop {
+        let mut command = Command::new("ip");
+        command.args(["-n", name, "-o", "-d", "link", "show"]);
+        let text = describe(&command);
+        let output = command
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|source| LabError::Spawn {
+                command: text.clone(),
+                source,
+            })?;
+        let links = String::from_utf8_lossy(&output.stdout);
+        let waiting: Vec<&str> = links
+            .lines()
+            .filter(|line| !line.contains("LOOPBACK"))
+            .filter(|line| {
+                // A bridge stays UNKNOWN until the link watch gets to it, which does not matter:
+                // no packet leaves through the bridge device itself.
+                line.contains("NO-CARRIER")
+                    || !(line.contains(" state UP ") || line.contains(" state UNKNOWN "))
+                    || (line.contains("bridge_slave state ")
+                        && !line.contains("bridge_slave state forwarding"))
+            })
+            .collect();
+        if output.status.success() && waiting.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > LINKS_UP_TIMEOUT {
+            return Err(LabError::io(
+                format!("waiting for the links in {name} to come up"),
+                io::Error::new(io::ErrorKind::TimedOut, waiting.join("\n")),
+            ));
+        }
+        std::thread::sleep(LINKS_UP_PAUSE);
+    }
 }
 
 /// Whether the process with command line file `cmdline` is an `ip netns exec` into one of

@@ -1,0 +1,352 @@
+//! Whether the node is behind a NAT: the third diagram, "Hmm no strangers. Must be a NAT."
+//!
+//! Two signals, combined by these rules (first match wins, applied on every input):
+//! 1. A stranger reached us: an inbound connection, not relayed, from a peer that is not a
+//!    configured bootnode and that we had not dialed. Nobody can do that to a node behind a
+//!    NAT, so the node is **Public**, whatever was believed before.
+//! 2. AutoNAT confirmed one of our addresses: a server dialed us back there. **Public**.
+//! 3. AutoNAT found one of our addresses unreachable, and no address has been confirmed:
+//!    **Private**. This is the fast signal (seconds); a confirmed address (rule 2) outranks it,
+//!    since a node with one reachable address is reachable.
+//! 4. The design note's heuristic: [`Config::window`] (default 120 s) after the first
+//!    bootnode connection, a node still Unknown (no stranger, no AutoNAT verdict) becomes
+//!    **Private**. It needs no one's help, and so is the fallback when AutoNAT has no server
+//!    or gives no verdict (as for NAT'd TCP addresses with some servers).
+//! 5. Otherwise the status stays as it is; it starts **Unknown**.
+//!
+//! Each change is reported once, with the signal that caused it and when. The `nat` flag in
+//! the record follows the status: set when Private, removed when Public.
+//!
+//! Time is passed in, and the window's deadline is read by the caller, so the rules are
+//! tested with tokio's paused clock.
+
+use std::fmt;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::time::Instant;
+
+/// Default [`Config::window`]: the design note's 2 minutes.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(120);
+
+/// Settings of NAT detection.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// How long after the first bootnode connection a stranger has to reach us before we
+    /// suspect a NAT (rule 4). Default: [`DEFAULT_WINDOW`].
+    pub window: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            window: DEFAULT_WINDOW,
+        }
+    }
+}
+
+/// What the node believes about its reachability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// No evidence yet.
+    Unknown,
+    /// Strangers can reach us at our advertised address.
+    Public,
+    /// Strangers cannot reach us: we are behind a NAT (or a firewall).
+    Private,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Unknown => "unknown",
+            Status::Public => "public",
+            Status::Private => "private",
+        })
+    }
+}
+
+/// The evidence behind a status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Nothing happened yet.
+    Start,
+    /// Rule 1.
+    StrangerReachedUs {
+        /// The stranger.
+        peer: PeerId,
+    },
+    /// Rule 2.
+    AutonatReachable {
+        /// The address a server dialed us back at.
+        addr: Multiaddr,
+        /// The server.
+        server: PeerId,
+    },
+    /// Rule 3.
+    AutonatUnreachable {
+        /// The address the server could not reach.
+        addr: Multiaddr,
+        /// The server.
+        server: PeerId,
+    },
+    /// Rule 4.
+    NoStrangerWithin {
+        /// The window that passed.
+        window: Duration,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Start => write!(f, "no evidence yet"),
+            Reason::StrangerReachedUs { peer } => {
+                write!(f, "stranger {peer} connected to us unsolicited")
+            }
+            Reason::AutonatReachable { addr, server } => {
+                write!(f, "AutoNAT server {server} reached us at {addr}")
+            }
+            Reason::AutonatUnreachable { addr, server } => {
+                write!(f, "AutoNAT server {server} could not reach us at {addr}")
+            }
+            Reason::NoStrangerWithin { window } => write!(
+                f,
+                "no stranger reached us within {} s of meeting a bootnode",
+                window.as_secs()
+            ),
+        }
+    }
+}
+
+/// A status change, to log and act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The status before.
+    pub from: Status,
+    /// The status now.
+    pub to: Status,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// The NAT-detection state machine. See the module doc for its rules.
+#[derive(Debug)]
+pub struct Detector {
+    config: Config,
+    status: Status,
+    reason: Reason,
+    since: Instant,
+    /// When the window of rule 4 closes; set by the first bootnode connection.
+    deadline: Option<Instant>,
+    /// Whether AutoNAT ever confirmed an address (rule 3 defers to it).
+    reachable_addr: bool,
+}
+
+impl Detector {
+    /// A detector that knows nothing yet.
+    pub fn new(config: Config, now: Instant) -> Self {
+        Self {
+            config,
+            status: Status::Unknown,
+            reason: Reason::Start,
+            since: now,
+            deadline: None,
+            reachable_addr: false,
+        }
+    }
+
+    /// The current status, its reason and since when.
+    pub fn status(&self) -> (Status, &Reason, Instant) {
+        (self.status, &self.reason, self.since)
+    }
+
+    /// When [`Detector::on_deadline`] is due, if a window is open.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// A connection to a bootnode was established: the first one opens the window.
+    pub fn bootnode_connected(&mut self, now: Instant) {
+        if self.deadline.is_none() && self.status == Status::Unknown {
+            self.deadline = Some(now + self.config.window);
+        }
+    }
+
+    /// Rule 1.
+    pub fn stranger_connected(&mut self, peer: PeerId, now: Instant) -> Option<Change> {
+        self.deadline = None;
+        self.set(Status::Public, Reason::StrangerReachedUs { peer }, now)
+    }
+
+    /// Rules 2 and 3: an AutoNAT test of `addr` by `server` ended.
+    pub fn autonat_result(
+        &mut self,
+        addr: Multiaddr,
+        server: PeerId,
+        reachable: bool,
+        now: Instant,
+    ) -> Option<Change> {
+        if reachable {
+            self.reachable_addr = true;
+            self.deadline = None;
+            return self.set(
+                Status::Public,
+                Reason::AutonatReachable { addr, server },
+                now,
+            );
+        }
+        if self.reachable_addr || self.status == Status::Public {
+            return None;
+        }
+        self.deadline = None;
+        self.set(
+            Status::Private,
+            Reason::AutonatUnreachable { addr, server },
+            now,
+        )
+    }
+
+    /// Rule 4: the window closed. Call at [`Detector::deadline`].
+    pub fn on_deadline(&mut self, now: Instant) -> Option<Change> {
+        let due = self.deadline.is_some_and(|d| d <= now);
+        if !due {
+            return None;
+        }
+        self.deadline = None;
+        if self.status != Status::Unknown {
+            return None;
+        }
+        self.set(
+            Status::Private,
+            Reason::NoStrangerWithin {
+                window: self.config.window,
+            },
+            now,
+        )
+    }
+
+    fn set(&mut self, to: Status, reason: Reason, now: Instant) -> Option<Change> {
+        if to == self.status {
+            return None;
+        }
+        let from = std::mem::replace(&mut self.status, to);
+        self.reason = reason.clone();
+        self.since = now;
+        Some(Change { from, to, reason })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn addr() -> Multiaddr {
+        "/ip4/198.51.100.101/udp/9000/quic-v1".parse().unwrap()
+    }
+
+    fn detector() -> Detector {
+        Detector::new(Config::default(), Instant::now())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_stranger_within_the_window_after_a_bootnode_means_private() {
+        let mut d = detector();
+        assert_eq!(d.deadline(), None, "no window before a bootnode");
+        d.bootnode_connected(Instant::now());
+        let deadline = d.deadline().unwrap();
+        assert_eq!(d.on_deadline(Instant::now()), None, "not yet");
+
+        tokio::time::sleep_until(deadline).await;
+        let change = d.on_deadline(Instant::now()).unwrap();
+        assert_eq!((change.from, change.to), (Status::Unknown, Status::Private));
+        assert_eq!(
+            change.reason,
+            Reason::NoStrangerWithin {
+                window: DEFAULT_WINDOW
+            }
+        );
+        assert!(change.reason.to_string().contains("within 120 s"));
+        assert_eq!(d.status().2, Instant::now(), "since the window closed");
+        assert_eq!(d.deadline(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_bootnode_does_not_move_the_window() {
+        let mut d = detector();
+        d.bootnode_connected(Instant::now());
+        let first = d.deadline().unwrap();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        d.bootnode_connected(Instant::now());
+        assert_eq!(d.deadline(), Some(first));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stranger_inside_the_window_means_public_and_closes_it() {
+        let mut d = detector();
+        d.bootnode_connected(Instant::now());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let change = d
+            .stranger_connected(PeerId::random(), Instant::now())
+            .unwrap();
+        assert_eq!(change.to, Status::Public);
+        tokio::time::advance(DEFAULT_WINDOW).await;
+        assert_eq!(d.on_deadline(Instant::now()), None);
+        assert_eq!(d.status().0, Status::Public);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stranger_after_the_window_clears_private() {
+        let mut d = detector();
+        d.bootnode_connected(Instant::now());
+        tokio::time::advance(DEFAULT_WINDOW).await;
+        d.on_deadline(Instant::now()).unwrap();
+        let change = d
+            .stranger_connected(PeerId::random(), Instant::now())
+            .unwrap();
+        assert_eq!((change.from, change.to), (Status::Private, Status::Public));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn autonat_decides_in_seconds_and_a_reachable_address_outranks_an_unreachable_one() {
+        let mut d = detector();
+        d.bootnode_connected(Instant::now());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let server = PeerId::random();
+        let change = d
+            .autonat_result(addr(), server, false, Instant::now())
+            .unwrap();
+        assert_eq!(change.to, Status::Private);
+        assert_eq!(d.deadline(), None, "the heuristic is no longer needed");
+
+        let change = d
+            .autonat_result(addr(), server, true, Instant::now())
+            .unwrap();
+        assert_eq!(change.to, Status::Public);
+        assert_eq!(
+            d.autonat_result(addr(), server, false, Instant::now()),
+            None
+        );
+        assert_eq!(d.status().0, Status::Public);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn public_by_autonat_is_never_undone_by_the_window() {
+        let mut d = detector();
+        d.bootnode_connected(Instant::now());
+        d.autonat_result(addr(), PeerId::random(), true, Instant::now())
+            .unwrap();
+        tokio::time::advance(DEFAULT_WINDOW * 2).await;
+        assert_eq!(d.on_deadline(Instant::now()), None);
+        assert_eq!(d.status().0, Status::Public);
+    }
+
+    #[test]
+    fn each_change_is_reported_once() {
+        let mut d = detector();
+        let p = PeerId::random();
+        assert!(d.stranger_connected(p, Instant::now()).is_some());
+        assert!(d.stranger_connected(p, Instant::now()).is_none());
+    }
+}
