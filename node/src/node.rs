@@ -36,6 +36,9 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// a verdict.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest wait for listeners to report a routable address before dialing anyway.
+const LISTEN_GRACE: Duration = Duration::from_secs(2);
+
 /// How often disconnected bootnodes are dialed again.
 const BOOTNODE_REDIAL_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -98,9 +101,12 @@ pub struct Node {
     bootnodes: HashMap<PeerId, Bootnode>,
     /// Transport of each open connection, to check observed addresses against (confirm rule 1).
     connections: HashMap<ConnectionId, Transport>,
-    /// Listeners that have not reported an address yet; dialing waits for them so that dials
-    /// reuse the listen ports and peers observe the ports we listen on.
-    pending_listeners: HashSet<ListenerId>,
+    /// Listeners not ready yet; dialing waits for them so that dials reuse the listen ports
+    /// and peers observe the ports we listen on. A listener is ready once it reported an
+    /// address, and a wildcard one (0.0.0.0) once it reported a routable one: port reuse
+    /// only knows an interface after its address is reported, and a dial to a routable
+    /// address through a listener known only on loopback would leave from a new port.
+    pending_listeners: HashMap<ListenerId, Multiaddr>,
     ready: bool,
     /// Dials in flight per bootnode: no redial while one may still succeed, since a second
     /// connection could not reuse the listen port and would be observed at another port.
@@ -166,7 +172,7 @@ impl Node {
             data_dir,
             bootnodes,
             connections: HashMap::new(),
-            pending_listeners: HashSet::new(),
+            pending_listeners: HashMap::new(),
             ready: false,
             bootnode_dials: HashMap::new(),
             advertised: None,
@@ -196,10 +202,17 @@ impl Node {
             let id = self
                 .swarm
                 .listen_on(addr.clone())
-                .map_err(|source| NodeError::Listen { addr, source })?;
-            self.pending_listeners.insert(id);
+                .map_err(|source| NodeError::Listen {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            self.pending_listeners.insert(id, addr);
         }
 
+        // A host with nothing but loopback never reports a routable address: do not wait
+        // for one longer than this.
+        let listen_grace = tokio::time::sleep(LISTEN_GRACE);
+        tokio::pin!(listen_grace);
         let mut redial = tokio::time::interval_at(
             tokio::time::Instant::now() + BOOTNODE_REDIAL_INTERVAL,
             BOOTNODE_REDIAL_INTERVAL,
@@ -209,6 +222,10 @@ impl Node {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event)?,
                 _ = redial.tick(), if self.ready => self.dial_bootnodes(),
+                _ = &mut listen_grace, if !self.ready => {
+                    tracing::debug!(pending = ?self.pending_listeners.values().collect::<Vec<_>>(), "listeners took long to report a routable address");
+                    self.on_ready();
+                }
                 _ = sleep_until(self.nat.deadline()) => {
                     let change = self.nat.on_deadline(tokio::time::Instant::now());
                     self.on_nat_change(change);
@@ -228,8 +245,18 @@ impl Node {
                 address,
             } => {
                 tracing::info!(%address, "listening");
-                if self.pending_listeners.remove(&listener_id) && self.pending_listeners.is_empty()
-                {
+                let done = self
+                    .pending_listeners
+                    .get(&listener_id)
+                    .is_some_and(|requested| {
+                        !is_wildcard(requested)
+                            || enr_ext::socket_of(&address)
+                                .is_some_and(|(ip, ..)| !ip.is_loopback())
+                    });
+                if done {
+                    self.pending_listeners.remove(&listener_id);
+                }
+                if !self.ready && self.pending_listeners.is_empty() {
                     self.on_ready();
                 } else if self.ready && self.mode == Mode::Bootnode {
                     // Interfaces of a wildcard listener report one by one: a better address
@@ -316,6 +343,9 @@ impl Node {
 
     /// All listeners are up: a bootnode now knows its addresses; everyone dials bootnodes.
     fn on_ready(&mut self) {
+        if self.ready {
+            return;
+        }
         self.ready = true;
         if self.mode == Mode::Bootnode {
             self.advertise_listen_addrs();
@@ -451,7 +481,13 @@ impl Node {
             Witness::Peers(n) => format!("observed address confirmed by {n} peers"),
         };
         tracing::info!(address = %addr, %reason, "external address confirmed");
-        self.swarm.add_external_address(addr);
+        // The record takes the observed address at once (the first diagram). The swarm's
+        // external addresses mean "verified reachable": with AutoNAT on, its dial-back
+        // confirms them (an address added here would never be tested, since the swarm
+        // drops candidates it already holds); without it, we trust the observation.
+        if !self.config.autonat {
+            self.swarm.add_external_address(addr);
+        }
         let (ip, port) = (confirmed.socket.ip(), confirmed.socket.port());
         self.change_record(&reason, |c| {
             c.set_socket(ip, port, confirmed.transport);
@@ -562,6 +598,15 @@ fn build_swarm(
             .with_connection_timeout(CONNECTION_TIMEOUT)
             .build(),
     )
+}
+
+/// Whether a listen address is on all interfaces (0.0.0.0 or ::).
+fn is_wildcard(addr: &Multiaddr) -> bool {
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_unspecified(),
+        Some(Protocol::Ip6(ip)) => ip.is_unspecified(),
+        _ => false,
+    }
 }
 
 fn direction(endpoint: &ConnectedPoint) -> &'static str {

@@ -1,0 +1,80 @@
+//! The design note's cast in a lab: a bootnode, and peers started in lab hosts, each the real
+//! binary. Shared by the lab tests so each reads as its diagram.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::lab::{Host, Lab};
+use crate::process::{Peerfind, binary, decode_enr, field};
+
+/// Bound on every wait in a lab test: long enough for AutoNAT's dial-back timeouts (5 s) and
+/// a probe or two on a loaded machine; it only stops a broken run from hanging.
+pub const WAIT: Duration = Duration::from_secs(45);
+
+/// The port every peerfind in the lab listens on (each host has its own namespace).
+pub const PORT: u16 = 9000;
+
+/// Listen flags for one transport ("tcp" or "quic") on all of a host's interfaces.
+pub fn listen(transport: &str) -> Vec<String> {
+    let addr = match transport {
+        "tcp" => format!("/ip4/0.0.0.0/tcp/{PORT}"),
+        _ => format!("/ip4/0.0.0.0/udp/{PORT}/quic-v1"),
+    };
+    vec!["--listen".into(), addr]
+}
+
+/// Starts a bootnode in the lab's bootnode host listening on `transports`; returns it and its
+/// record text once it advertises its public address.
+pub async fn bootnode(lab: &Lab, transports: &[&str]) -> anyhow::Result<(Peerfind, String)> {
+    let mut args = vec!["bootnode".to_owned()];
+    for t in transports {
+        args.extend(listen(t));
+    }
+    let mut cmd = lab.tokio_command(Host::Bootnode, binary());
+    cmd.args(&args);
+    let mut boot = Peerfind::start("bootnode", cmd)?;
+    let public = lab.ip(Host::Bootnode).to_string();
+    let ready = boot
+        .wait_for("bootnode ready", WAIT, |l| {
+            field(l, "addrs").contains(&public)
+        })
+        .await?;
+    Ok((boot, field(&ready, "enr").to_owned()))
+}
+
+/// Starts `peerfind run` in `host` with `args`, joined through `bootnode_enr`.
+pub fn peer(
+    lab: &Lab,
+    host: Host,
+    bootnode_enr: &str,
+    args: &[String],
+) -> anyhow::Result<Peerfind> {
+    let mut cmd = lab.tokio_command(host, binary());
+    cmd.args(["run", "--bootnode", bootnode_enr]).args(args);
+    Peerfind::start(host.name(), cmd)
+}
+
+/// The PeerId a node logged at start.
+pub async fn peer_id(node: &mut Peerfind) -> anyhow::Result<String> {
+    let start = node.wait_for("starting", WAIT, |_| true).await?;
+    Ok(field(&start, "peer_id").to_owned())
+}
+
+/// Waits for the node's record to carry an address for `transport` ("tcp" or "quic") and
+/// returns it decoded.
+pub async fn record_with(node: &mut Peerfind, transport: &str) -> anyhow::Result<Value> {
+    let line = node
+        .wait_for("local record updated", WAIT, |l| {
+            field(l, "ip").starts_with("Some(") && field(l, transport).starts_with("Some(")
+        })
+        .await?;
+    decode_enr(field(&line, "enr")).await
+}
+
+/// Stops every node, ignoring those already gone.
+pub async fn stop_all(nodes: &mut [&mut Peerfind]) {
+    for node in nodes {
+        let _ = node.stop().await;
+    }
+}

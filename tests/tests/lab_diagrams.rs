@@ -1,0 +1,122 @@
+//! The design note's first two diagrams across real NATs, with the real binary in each host.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
+use peerfind_tests::process::{field, strip_p2p};
+use peerfind_tests::scenario::{self, WAIT, bootnode, listen, peer, peer_id, record_with};
+
+fn multiaddr(record: &serde_json::Value) -> String {
+    strip_p2p(record["multiaddrs"][0].as_str().unwrap()).to_owned()
+}
+
+/// "Non-NAT simple case": Alice on the public segment says hello, the bootnode gossips her
+/// record to Charlie, Charlie dials her at exactly the address in it, and they exchange
+/// records.
+async fn charlie_reaches_public_alice_directly(transport: &str) {
+    let lab = Lab::up(Topology::new(Placement::Public, Placement::Public)).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &[transport]).await.unwrap();
+
+    let mut alice = peer(&lab, Host::Alice, &enr, &listen(transport)).unwrap();
+    let alice_id = peer_id(&mut alice).await.unwrap();
+    let record = record_with(&mut alice, transport).await.unwrap();
+    assert_eq!(record["ip"], lab.ip(Host::Alice).to_string());
+    assert_eq!(record[transport], scenario::PORT);
+
+    let mut charlie = peer(&lab, Host::Charlie, &enr, &listen(transport)).unwrap();
+    let charlie_id = peer_id(&mut charlie).await.unwrap();
+    let dialed = charlie
+        .wait_for("connected", WAIT, |l| {
+            field(l, "peer") == alice_id && field(l, "direction") == "outbound"
+        })
+        .await
+        .unwrap();
+    assert_eq!(strip_p2p(field(&dialed, "remote_addr")), multiaddr(&record));
+    alice
+        .wait_for("record learned", WAIT, |l| field(l, "peer") == charlie_id)
+        .await
+        .unwrap();
+
+    scenario::stop_all(&mut [&mut charlie, &mut alice, &mut boot]).await;
+}
+
+#[tokio::test]
+async fn lab_charlie_reaches_public_alice_directly_over_tcp() {
+    charlie_reaches_public_alice_directly("tcp").await;
+}
+
+#[tokio::test]
+async fn lab_charlie_reaches_public_alice_directly_over_quic() {
+    charlie_reaches_public_alice_directly("quic").await;
+}
+
+/// "NAT problem": Alice behind nat-a learns the address nat-a maps her to, which is nat-a's
+/// public address and the port the bootnode saw; Charlie, a stranger to nat-a, dials that
+/// address and nothing answers. Alice runs without NAT detection here (no AutoNAT, the
+/// default 2-minute window), so her record carries no `nat` flag and Charlie does try; and
+/// she dials no peers (`--max-peers 0`), since her own dial to Charlie would open nat-a for
+/// him.
+async fn charlie_cannot_dial_alice_behind_a_nat(transport: &str) {
+    let topology = Topology::new(
+        Placement::BehindNat(NatMode::EndpointIndependent),
+        Placement::Public,
+    );
+    let lab = Lab::up(topology).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &[transport]).await.unwrap();
+
+    let mut args = listen(transport);
+    args.extend(["--autonat", "false", "--max-peers", "0"].map(String::from));
+    let mut alice = peer(&lab, Host::Alice, &enr, &args).unwrap();
+    let alice_id = peer_id(&mut alice).await.unwrap();
+    let seen = boot
+        .wait_for("connected", WAIT, |l| field(l, "peer") == alice_id)
+        .await
+        .unwrap();
+    let observed = strip_p2p(field(&seen, "remote_addr")).to_owned();
+
+    let record = record_with(&mut alice, transport).await.unwrap();
+    let nat_a = lab.public_ip(Host::Alice).to_string();
+    assert_eq!(
+        record["ip"], nat_a,
+        "alice's record holds nat-a's public address"
+    );
+    assert_eq!(
+        multiaddr(&record),
+        observed,
+        "and the port nat-a mapped, as the bootnode saw it"
+    );
+    assert_eq!(record["nat"], false);
+
+    let mut charlie = peer(&lab, Host::Charlie, &enr, &listen(transport)).unwrap();
+    charlie
+        .wait_for("dialing peer at its record's addresses", WAIT, |l| {
+            field(l, "peer") == alice_id
+        })
+        .await
+        .unwrap();
+    // "Hmm Alice didn't respond": nat-a drops the unsolicited connection.
+    charlie
+        .wait_for("dial failed", WAIT, |l| {
+            field(l, "peer").contains(&alice_id)
+        })
+        .await
+        .expect("charlie's dial to alice fails");
+    assert!(
+        charlie
+            .lines_with("connected")
+            .iter()
+            .all(|l| field(l, "peer") != alice_id),
+        "charlie never reached alice"
+    );
+
+    scenario::stop_all(&mut [&mut charlie, &mut alice, &mut boot]).await;
+}
+
+#[tokio::test]
+async fn lab_charlie_cannot_dial_alice_behind_a_nat_over_tcp() {
+    charlie_cannot_dial_alice_behind_a_nat("tcp").await;
+}
+
+#[tokio::test]
+async fn lab_charlie_cannot_dial_alice_behind_a_nat_over_quic() {
+    charlie_cannot_dial_alice_behind_a_nat("quic").await;
+}

@@ -1,0 +1,156 @@
+//! NAT detection across real NATs: the third diagram ("Hmm no strangers. Must be a NAT.") and
+//! the start of the fourth ("Update: NAT", then "Meet Alice (ENR with NAT …)").
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
+use peerfind_tests::process::{Peerfind, field};
+use peerfind_tests::scenario::{self, WAIT, bootnode, peer, peer_id};
+
+fn behind_nat() -> Topology {
+    Topology::new(
+        Placement::BehindNat(NatMode::EndpointIndependent),
+        Placement::Public,
+    )
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Waits for the node's NAT status to become `to`; returns the reason it gave.
+async fn status_becomes(node: &mut Peerfind, to: &str) -> String {
+    let line = node
+        .wait_for("NAT status changed", WAIT, |l| field(l, "to") == to)
+        .await
+        .unwrap_or_else(|e| panic!("NAT status {to}: {e}"));
+    field(&line, "reason").to_owned()
+}
+
+#[tokio::test]
+async fn lab_alice_behind_a_nat_is_flagged_within_seconds_by_autonat_and_charlie_hears_of_it() {
+    let lab = Lab::up(behind_nat()).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
+    let mut charlie = peer(&lab, Host::Charlie, &enr, &[]).unwrap();
+    charlie
+        .wait_for("connected", WAIT, |l| l["bootnode"] == true)
+        .await
+        .unwrap();
+
+    // Alice dials no peers, so whatever Charlie hears of her comes through the bootnode.
+    let mut alice = peer(&lab, Host::Alice, &enr, &args(&["--max-peers", "0"])).unwrap();
+    let alice_id = peer_id(&mut alice).await.unwrap();
+    let reason = status_becomes(&mut alice, "private").await;
+    assert!(
+        reason.contains("AutoNAT") && reason.contains("could not reach us"),
+        "{reason}"
+    );
+    let flagged = alice
+        .wait_for("local record updated", WAIT, |l| l["nat"] == true)
+        .await
+        .expect("alice sets the nat flag");
+    let seq = flagged["seq"].as_u64().unwrap();
+
+    // "Meet Alice (ENR with NAT …)": the bootnode passes the update on to Charlie.
+    let heard = charlie
+        .wait_for("record updated", WAIT, |l| {
+            field(l, "peer") == alice_id && l["nat"] == true && l["seq"].as_u64() == Some(seq)
+        })
+        .await
+        .expect("charlie receives alice's flagged record");
+    assert_eq!(
+        field(&heard, "from"),
+        field(&boot.lines_with("starting")[0], "peer_id")
+    );
+
+    scenario::stop_all(&mut [&mut alice, &mut charlie, &mut boot]).await;
+}
+
+#[tokio::test]
+async fn lab_alice_behind_a_nat_is_flagged_by_the_window_alone() {
+    let lab = Lab::up(behind_nat()).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
+    let mut alice = peer(
+        &lab,
+        Host::Alice,
+        &enr,
+        &args(&["--autonat", "false", "--nat-window", "3s"]),
+    )
+    .unwrap();
+    let reason = status_becomes(&mut alice, "private").await;
+    assert_eq!(
+        reason,
+        "no stranger reached us within 3 s of meeting a bootnode"
+    );
+    alice
+        .wait_for("local record updated", WAIT, |l| l["nat"] == true)
+        .await
+        .unwrap();
+    scenario::stop_all(&mut [&mut alice, &mut boot]).await;
+}
+
+#[tokio::test]
+async fn lab_alice_on_the_public_segment_is_found_public_by_autonat_and_never_flagged() {
+    let lab = Lab::up(Topology::new(Placement::Public, Placement::Public)).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
+    let mut alice = peer(&lab, Host::Alice, &enr, &[]).unwrap();
+    let reason = status_becomes(&mut alice, "public").await;
+    assert!(
+        reason.contains("AutoNAT") && reason.contains("reached us"),
+        "{reason}"
+    );
+    alice.stop().await.unwrap();
+    assert!(
+        alice
+            .lines_with("NAT status changed")
+            .iter()
+            .all(|l| field(l, "to") != "private")
+    );
+    assert!(
+        alice
+            .lines_with("local record updated")
+            .iter()
+            .all(|l| l["nat"] == false)
+    );
+    scenario::stop_all(&mut [&mut boot]).await;
+}
+
+#[tokio::test]
+async fn lab_a_stranger_reaching_public_alice_keeps_the_window_from_flagging_her() {
+    let lab = Lab::up(Topology::new(Placement::Public, Placement::Public)).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
+    // Charlie first, so the bootnode's gossip about Alice makes him dial her at once; Alice
+    // dials no peers herself, so his connection is unsolicited.
+    let mut charlie = peer(&lab, Host::Charlie, &enr, &[]).unwrap();
+    let charlie_id = peer_id(&mut charlie).await.unwrap();
+    charlie
+        .wait_for("connected", WAIT, |l| l["bootnode"] == true)
+        .await
+        .unwrap();
+    let mut alice = peer(
+        &lab,
+        Host::Alice,
+        &enr,
+        &args(&[
+            "--autonat",
+            "false",
+            "--nat-window",
+            "20s",
+            "--max-peers",
+            "0",
+        ]),
+    )
+    .unwrap();
+    let reason = status_becomes(&mut alice, "public").await;
+    assert_eq!(
+        reason,
+        format!("stranger {charlie_id} connected to us unsolicited")
+    );
+    alice.stop().await.unwrap();
+    assert!(
+        alice
+            .lines_with("local record updated")
+            .iter()
+            .all(|l| l["nat"] == false)
+    );
+    scenario::stop_all(&mut [&mut charlie, &mut boot]).await;
+}
