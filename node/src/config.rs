@@ -87,6 +87,17 @@ pub struct Config {
     /// takes minutes.
     #[arg(long, env = "PEERFIND_AUTONAT", default_value_t = true, action = clap::ArgAction::Set)]
     pub autonat: bool,
+
+    /// Address of the status API (gRPC, `peerfind.v1.Node`). Loopback only by default: the
+    /// API has no authentication, so binding another address exposes the node's state to
+    /// whoever can reach it.
+    #[arg(long, env = "PEERFIND_API", default_value = "127.0.0.1:5052")]
+    pub api: std::net::SocketAddr,
+
+    /// Address to serve Prometheus metrics on (`/metrics`), e.g. 127.0.0.1:9100. Off when
+    /// not given.
+    #[arg(long, env = "PEERFIND_METRICS")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Config {

@@ -13,6 +13,7 @@
 //! - [`strategy`]: how a learned peer is reached.
 //! - [`behaviour`]: the libp2p behaviours composed into the swarm (the project's own are in
 //!   the `peerfind-behaviours` crate).
+//! - [`status`]: what the node reports about itself, and the handle the API asks it with.
 //! - [`config`]: every setting and its default; [`inspect`]: `peerfind enr decode`.
 
 pub mod behaviour;
@@ -24,6 +25,7 @@ pub mod identity;
 pub mod inspect;
 pub mod nat;
 pub mod node;
+pub mod status;
 pub mod strategy;
 
 pub use config::Config;

@@ -82,7 +82,7 @@ fn main() -> anyhow::Result<()> {
 fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let node = Node::new(mode, config)?;
+        let node = Node::new(mode, config, None)?;
         node.run().await?;
         Ok(())
     })

@@ -25,6 +25,7 @@ use crate::data_dir::{BOOTNODE_FILE, DataDir};
 use crate::enr::{Content, LocalRecord, LocalRecordError};
 use crate::identity::{Identity, IdentityError};
 use crate::nat::{self, Detector};
+use crate::status::{self, Hub, Query};
 use crate::strategy::{self, Action, Situation};
 
 /// A connection with no stream open for this long is closed. Gossip re-announces every
@@ -99,8 +100,9 @@ pub struct Node {
     confirmations: Confirmations,
     data_dir: DataDir,
     bootnodes: HashMap<PeerId, Bootnode>,
-    /// Transport of each open connection, to check observed addresses against (confirm rule 1).
-    connections: HashMap<ConnectionId, Transport>,
+    /// Every open connection: its peer and kind (direct over a transport, or relayed). The
+    /// transport is what observed addresses are checked against (confirm rule 1).
+    connections: HashMap<ConnectionId, (PeerId, Link)>,
     /// Listeners not ready yet; dialing waits for them so that dials reuse the listen ports
     /// and peers observe the ports we listen on. A listener is ready once it reported an
     /// address, and a wildcard one (0.0.0.0) once it reported a routable one: port reuse
@@ -120,11 +122,33 @@ pub struct Node {
     /// Peers we dialed and are still connected to or dialing: an inbound connection from
     /// one of them proves nothing about our reachability. Bounded by the dials we make.
     dialed: HashSet<PeerId>,
+    /// Queries from the API and events for its watchers.
+    hub: Hub,
+    /// Running totals reported by the API.
+    counters: status::Counters,
+    /// libp2p's own metrics, when `--metrics` is on.
+    metrics: Option<libp2p::metrics::Metrics>,
+}
+
+/// The kind of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Straight to the peer.
+    Direct(Transport),
+    /// Through a relay's circuit.
+    Relayed,
 }
 
 impl Node {
     /// Loads the identity and record from the data directory and builds the swarm.
-    pub fn new(mode: Mode, config: Config) -> Result<Self, NodeError> {
+    ///
+    /// With a `registry`, libp2p's own metrics (connections, identify, ping, relay, DCUtR…)
+    /// are recorded into it.
+    pub fn new(
+        mode: Mode,
+        config: Config,
+        registry: Option<&mut libp2p::metrics::Registry>,
+    ) -> Result<Self, NodeError> {
         let path = config.data_dir.clone().unwrap_or_else(|| {
             match mode {
                 Mode::Peer => "peerfind-data",
@@ -181,6 +205,9 @@ impl Node {
                 tokio::time::Instant::now(),
             ),
             dialed: HashSet::new(),
+            hub: Hub::new(),
+            counters: status::Counters::default(),
+            metrics: registry.map(libp2p::metrics::Metrics::new),
         })
     }
 
@@ -230,6 +257,7 @@ impl Node {
                     let change = self.nat.on_deadline(tokio::time::Instant::now());
                     self.on_nat_change(change);
                 }
+                Some(query) = self.hub.next_query() => self.answer(query),
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
                     return Ok(());
@@ -238,7 +266,13 @@ impl Node {
         }
     }
 
+    /// A handle for the API: queries and events.
+    pub fn handle(&self) -> status::Handle {
+        self.hub.handle()
+    }
+
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) -> Result<(), NodeError> {
+        self.record_metrics(&event);
         match event {
             SwarmEvent::NewListenAddr {
                 listener_id,
@@ -285,9 +319,16 @@ impl Node {
                     self.bootnode_dial_ended(peer_id);
                 }
                 let remote = endpoint.get_remote_address();
-                if let Some((_, _, transport)) = enr_ext::socket_of(remote) {
-                    self.connections.insert(connection_id, transport);
+                let link = if endpoint.is_relayed() {
+                    Some(Link::Relayed)
+                } else {
+                    enr_ext::socket_of(remote).map(|(_, _, t)| Link::Direct(t))
+                };
+                let before = self.connection_of(&peer_id);
+                if let Some(link) = link {
+                    self.connections.insert(connection_id, (peer_id, link));
                 }
+                self.publish_connection_change(peer_id, before);
                 self.on_connected_for_nat(peer_id, &endpoint);
                 tracing::info!(
                     peer = %peer_id, remote_addr = %remote, direction = direction(&endpoint),
@@ -301,7 +342,9 @@ impl Node {
                 num_established,
                 ..
             } => {
+                let before = self.connection_of(&peer_id);
                 self.connections.remove(&connection_id);
+                self.publish_connection_change(peer_id, before);
                 if num_established == 0 {
                     self.dialed.remove(&peer_id);
                 }
@@ -454,7 +497,7 @@ impl Node {
     }
 
     fn on_observed(&mut self, peer: PeerId, connection: ConnectionId, observed: &Multiaddr) {
-        let Some(transport) = self.connections.get(&connection).copied() else {
+        let Some((_, Link::Direct(transport))) = self.connections.get(&connection).copied() else {
             return;
         };
         let is_bootnode = self.bootnodes.contains_key(&peer);
@@ -518,6 +561,11 @@ impl Node {
         tracing::info!(
             from = %change.from, to = %change.to, reason = %change.reason, "NAT status changed"
         );
+        self.hub.publish(status::Event::NatStatusChanged {
+            from: change.from,
+            to: change.to,
+            reason: change.reason.to_string(),
+        });
         let natted = change.to == nat::Status::Private;
         self.change_record(&change.reason.to_string(), |c| c.nat = natted);
     }
@@ -541,8 +589,22 @@ impl Node {
 
     fn on_gossip(&mut self, event: gossip::Event) {
         match event {
-            gossip::Event::RecordLearned { enr, peer_id, .. }
-            | gossip::Event::RecordUpdated { enr, peer_id, .. } => self.reach(&enr, peer_id),
+            gossip::Event::RecordLearned { enr, peer_id, .. } => {
+                self.hub.publish(status::Event::RecordLearned {
+                    peer_id,
+                    seq: enr.seq(),
+                    nat: enr_ext::is_natted(&enr),
+                });
+                self.reach(&enr, peer_id)
+            }
+            gossip::Event::RecordUpdated { enr, peer_id, .. } => {
+                self.hub.publish(status::Event::RecordUpdated {
+                    peer_id,
+                    seq: enr.seq(),
+                    nat: enr_ext::is_natted(&enr),
+                });
+                self.reach(&enr, peer_id)
+            }
             gossip::Event::InputRejected { .. } => {}
         }
     }
@@ -573,6 +635,151 @@ impl Node {
             Action::Keep(reason) => tracing::debug!(%peer, ?reason, "not dialing peer"),
         }
     }
+}
+
+impl Node {
+    fn answer(&self, query: Query) {
+        // A caller that gave up is no error.
+        match query {
+            Query::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Query::Peers(reply) => {
+                let _ = reply.send(self.peers());
+            }
+        }
+    }
+
+    fn status(&self) -> status::Status {
+        let enr = self.record.enr();
+        let (nat_status, reason, since) = self.nat.status();
+        let mut counters = self.counters.clone();
+        counters.inputs_rejected = self
+            .swarm
+            .behaviour()
+            .gossip
+            .rejected()
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        let count = |want: fn(&Link) -> bool| {
+            self.connections.values().filter(|(_, l)| want(l)).count() as u64
+        };
+        status::Status {
+            peer_id: *self.swarm.local_peer_id(),
+            node_id: hex::encode(enr.node_id().raw()),
+            enr: enr.to_base64(),
+            seq: enr.seq(),
+            listen_addrs: self.swarm.listeners().cloned().collect(),
+            observed_addrs: enr_ext::multiaddrs(enr, *self.swarm.local_peer_id())
+                .into_iter()
+                .map(strip_p2p)
+                .collect(),
+            external_addrs: self.swarm.external_addresses().cloned().collect(),
+            nat: status::NatState {
+                status: nat_status,
+                reason: reason.to_string(),
+                since: to_system_time(since),
+            },
+            bootnodes: self
+                .bootnodes
+                .values()
+                .map(|b| status::BootnodeState {
+                    peer_id: b.peer_id,
+                    addrs: b.addrs.clone(),
+                    connected: self.swarm.is_connected(&b.peer_id),
+                })
+                .collect(),
+            records: self.swarm.behaviour().gossip.table().len() as u64,
+            direct_connections: count(|l| matches!(l, Link::Direct(_))),
+            relayed_connections: count(|l| *l == Link::Relayed),
+            counters,
+        }
+    }
+
+    fn peers(&self) -> Vec<status::Peer> {
+        self.swarm
+            .behaviour()
+            .gossip
+            .table()
+            .iter()
+            .map(|e| status::Peer {
+                node_id: hex::encode(e.enr.node_id().raw()),
+                peer_id: e.peer_id,
+                enr: e.enr.to_base64(),
+                seq: e.enr.seq(),
+                addrs: enr_ext::multiaddrs(&e.enr, e.peer_id),
+                nat: enr_ext::is_natted(&e.enr),
+                last_seen: to_system_time(e.refreshed.into()),
+                met: match e.source {
+                    table::Source::Gossip { .. } => status::Met::Gossip,
+                    table::Source::Announced if self.dialed.contains(&e.peer_id) => {
+                        status::Met::Announced
+                    }
+                    table::Source::Announced => status::Met::Inbound,
+                },
+                connection: self.connection_of(&e.peer_id),
+            })
+            .collect()
+    }
+
+    /// The best connection to `peer`: direct (QUIC before TCP) over relayed over none.
+    fn connection_of(&self, peer: &PeerId) -> status::Connection {
+        let mut best = status::Connection::None;
+        for (p, link) in self.connections.values() {
+            if p != peer {
+                continue;
+            }
+            match link {
+                Link::Direct(Transport::Quic) => {
+                    return status::Connection::Direct { transport: "quic" };
+                }
+                Link::Direct(Transport::Tcp) => {
+                    best = status::Connection::Direct { transport: "tcp" }
+                }
+                Link::Relayed if best == status::Connection::None => {
+                    best = status::Connection::Relayed
+                }
+                Link::Relayed => {}
+            }
+        }
+        best
+    }
+
+    fn publish_connection_change(&mut self, peer_id: PeerId, before: status::Connection) {
+        let connection = self.connection_of(&peer_id);
+        if connection != before {
+            tracing::debug!(peer = %peer_id, ?connection, "connection state changed");
+            self.hub.publish(status::Event::ConnectionChanged {
+                peer_id,
+                connection,
+            });
+        }
+    }
+
+    fn record_metrics(&self, event: &SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder;
+        let Some(metrics) = &self.metrics else { return };
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => metrics.record(e),
+            other => metrics.record(other),
+        }
+    }
+}
+
+/// A tokio instant as wall-clock time, for people reading the API.
+fn to_system_time(at: tokio::time::Instant) -> std::time::SystemTime {
+    let ago = tokio::time::Instant::now().saturating_duration_since(at);
+    std::time::SystemTime::now() - ago
+}
+
+/// `addr` without a trailing `/p2p/…`.
+fn strip_p2p(mut addr: Multiaddr) -> Multiaddr {
+    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.pop();
+    }
+    addr
 }
 
 fn build_swarm(

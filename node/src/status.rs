@@ -1,0 +1,297 @@
+//! What a running node can tell about itself, and how others ask: the seam between the node's
+//! event loop and its API.
+//!
+//! The API never touches the swarm. It holds a [`Handle`]: queries go to the event loop over a
+//! bounded channel and are answered from live state through a oneshot; events are broadcast
+//! to every watcher (a slow watcher loses the oldest events and is told how many).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::nat;
+
+/// Queries waiting for the event loop; more wait in the sender.
+pub const QUERY_QUEUE: usize = 64;
+
+/// Events kept for each watcher that has not read them yet.
+pub const EVENT_BUFFER: usize = 1024;
+
+/// The node's own state.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// libp2p identity.
+    pub peer_id: PeerId,
+    /// ENR node id, hex.
+    pub node_id: String,
+    /// The own record, `enr:…`.
+    pub enr: String,
+    /// Its seq.
+    pub seq: u64,
+    /// Addresses we listen on.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Addresses peers observed and we confirmed (what the record holds).
+    pub observed_addrs: Vec<Multiaddr>,
+    /// Addresses verified reachable (AutoNAT, `--external-addr`, or a bootnode's listen
+    /// address).
+    pub external_addrs: Vec<Multiaddr>,
+    /// NAT status.
+    pub nat: NatState,
+    /// Configured bootnodes.
+    pub bootnodes: Vec<BootnodeState>,
+    /// Records in the table.
+    pub records: u64,
+    /// Open connections by kind.
+    pub direct_connections: u64,
+    /// Open relayed connections.
+    pub relayed_connections: u64,
+    /// Running totals.
+    pub counters: Counters,
+}
+
+/// NAT status with its reason.
+#[derive(Debug, Clone)]
+pub struct NatState {
+    /// Unknown, public or private.
+    pub status: nat::Status,
+    /// The evidence.
+    pub reason: String,
+    /// Since when.
+    pub since: SystemTime,
+}
+
+/// A configured bootnode.
+#[derive(Debug, Clone)]
+pub struct BootnodeState {
+    /// Its PeerId.
+    pub peer_id: PeerId,
+    /// Where it is dialed.
+    pub addrs: Vec<Multiaddr>,
+    /// Whether a connection is open.
+    pub connected: bool,
+}
+
+/// Running totals since start.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Introductions we asked a bootnode for.
+    pub introductions_asked: u64,
+    /// Introductions we forwarded as a bootnode.
+    pub introductions_served: u64,
+    /// Hole punches started.
+    pub punches_tried: u64,
+    /// Hole punches that gave a direct connection.
+    pub punches_succeeded: u64,
+    /// Hole punches that failed.
+    pub punches_failed: u64,
+    /// Messages dropped for breaking the protocol, by reason.
+    pub inputs_rejected: BTreeMap<String, u64>,
+}
+
+/// A known peer.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// ENR node id, hex.
+    pub node_id: String,
+    /// libp2p identity.
+    pub peer_id: PeerId,
+    /// Its record, `enr:…`.
+    pub enr: String,
+    /// Its seq.
+    pub seq: u64,
+    /// Addresses from its record.
+    pub addrs: Vec<Multiaddr>,
+    /// The `nat` flag of its record.
+    pub nat: bool,
+    /// When its record was last received.
+    pub last_seen: SystemTime,
+    /// How we first got its record.
+    pub met: Met,
+    /// Our connection to it now.
+    pub connection: Connection,
+}
+
+/// How we first got a peer's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Met {
+    /// A peer (usually a bootnode) gossiped it.
+    Gossip,
+    /// The peer announced it on a connection we dialed.
+    Announced,
+    /// The peer announced it on a connection it opened to us.
+    Inbound,
+    /// It came with an introduction.
+    Introduction,
+}
+
+/// The best connection we have to a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    /// None.
+    None,
+    /// A direct connection over this transport ("tcp" or "quic").
+    Direct {
+        /// "tcp" or "quic".
+        transport: &'static str,
+    },
+    /// Only a relayed connection (through a bootnode's circuit).
+    Relayed,
+}
+
+/// Something that happened, for watchers.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A record of a node we did not know.
+    RecordLearned {
+        /// Its PeerId.
+        peer_id: PeerId,
+        /// Its seq.
+        seq: u64,
+        /// Its `nat` flag.
+        nat: bool,
+    },
+    /// A newer record of a known node.
+    RecordUpdated {
+        /// Its PeerId.
+        peer_id: PeerId,
+        /// Its seq.
+        seq: u64,
+        /// Its `nat` flag.
+        nat: bool,
+    },
+    /// Our NAT status changed.
+    NatStatusChanged {
+        /// Before.
+        from: nat::Status,
+        /// Now.
+        to: nat::Status,
+        /// Why.
+        reason: String,
+    },
+    /// We asked a bootnode to introduce us to a peer.
+    IntroductionAsked {
+        /// The peer.
+        target: PeerId,
+        /// The bootnode.
+        via: PeerId,
+    },
+    /// As a bootnode, we forwarded an introduction.
+    IntroductionServed {
+        /// Who asked.
+        requester: PeerId,
+        /// Who was introduced.
+        target: PeerId,
+    },
+    /// A hole punch ended.
+    HolePunch {
+        /// The peer.
+        peer_id: PeerId,
+        /// Whether it gave a direct connection.
+        succeeded: bool,
+        /// Why not, when it failed.
+        error: Option<String>,
+    },
+    /// Our best connection to a peer changed.
+    ConnectionChanged {
+        /// The peer.
+        peer_id: PeerId,
+        /// Now.
+        connection: Connection,
+    },
+}
+
+/// A question for the event loop.
+#[derive(Debug)]
+pub enum Query {
+    /// The node's own state.
+    Status(oneshot::Sender<Status>),
+    /// Every known peer.
+    Peers(oneshot::Sender<Vec<Peer>>),
+}
+
+/// The node stopped; nobody answers any more.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the node has stopped")]
+pub struct Stopped;
+
+/// What the API holds to ask the node and watch it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    queries: mpsc::Sender<Query>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Handle {
+    /// The node's own state.
+    pub async fn status(&self) -> Result<Status, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.queries
+            .send(Query::Status(tx))
+            .await
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Every known peer.
+    pub async fn peers(&self) -> Result<Vec<Peer>, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.queries
+            .send(Query::Peers(tx))
+            .await
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}
+
+/// The event loop's side of a [`Handle`].
+#[derive(Debug)]
+pub struct Hub {
+    queries: mpsc::Receiver<Query>,
+    events: broadcast::Sender<Event>,
+    handle: Handle,
+}
+
+impl Hub {
+    /// A hub and the handle that talks to it.
+    pub fn new() -> Self {
+        let (qtx, queries) = mpsc::channel(QUERY_QUEUE);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let handle = Handle {
+            queries: qtx,
+            events: events.clone(),
+        };
+        Self {
+            queries,
+            events,
+            handle,
+        }
+    }
+
+    /// A handle for the API.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The next query.
+    pub async fn next_query(&mut self) -> Option<Query> {
+        self.queries.recv().await
+    }
+
+    /// Tells every watcher (none listening is fine).
+    pub fn publish(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
