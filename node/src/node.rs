@@ -15,7 +15,7 @@ use libp2p::core::transport::ListenerId;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, multiaddr::Protocol, noise, tcp, yamux};
-use peerfind_behaviours::enr_ext::{self, Enr, Transport};
+use peerfind_behaviours::enr_ext::{self, Transport};
 use peerfind_behaviours::{gossip, table};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
@@ -25,8 +25,10 @@ use crate::data_dir::{BOOTNODE_FILE, DataDir};
 use crate::enr::{Content, LocalRecord, LocalRecordError};
 use crate::identity::{Identity, IdentityError};
 use crate::nat::{self, Detector};
-use crate::status::{self, Hub, Query};
-use crate::strategy::{self, Action, Situation};
+use crate::status::{self, Hub};
+
+mod reach;
+mod report;
 
 /// A connection with no stream open for this long is closed. Gossip re-announces every
 /// 5 minutes and ping runs every 15 s, so connections to live peers never get there.
@@ -128,6 +130,14 @@ pub struct Node {
     counters: status::Counters,
     /// libp2p's own metrics, when `--metrics` is on.
     metrics: Option<libp2p::metrics::Metrics>,
+    /// Connections that have answered a ping (removed when they close).
+    pinged: HashSet<ConnectionId>,
+    /// When we last asked for an introduction to each peer.
+    asked: HashMap<PeerId, tokio::time::Instant>,
+    /// Bootnodes we asked for a relay slot.
+    reservations: HashSet<PeerId>,
+    /// Failed hole punches to try again, by peer.
+    punch_retries: HashMap<PeerId, reach::Retry>,
 }
 
 /// The kind of one connection.
@@ -208,6 +218,10 @@ impl Node {
             hub: Hub::new(),
             counters: status::Counters::default(),
             metrics: registry.map(libp2p::metrics::Metrics::new),
+            asked: HashMap::new(),
+            pinged: HashSet::new(),
+            reservations: HashSet::new(),
+            punch_retries: HashMap::new(),
         })
     }
 
@@ -246,6 +260,7 @@ impl Node {
         );
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let punch_due = self.next_punch_retry();
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event)?,
                 _ = redial.tick(), if self.ready => self.dial_bootnodes(),
@@ -258,6 +273,7 @@ impl Node {
                     self.on_nat_change(change);
                 }
                 Some(query) = self.hub.next_query() => self.answer(query),
+                _ = sleep_until(punch_due) => self.on_punch_retries_due(),
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
                     return Ok(());
@@ -340,10 +356,12 @@ impl Node {
                 connection_id,
                 cause,
                 num_established,
+                endpoint,
                 ..
             } => {
                 let before = self.connection_of(&peer_id);
                 self.connections.remove(&connection_id);
+                self.pinged.remove(&connection_id);
                 self.publish_connection_change(peer_id, before);
                 if num_established == 0 {
                     self.dialed.remove(&peer_id);
@@ -351,7 +369,8 @@ impl Node {
                 let cause = cause
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "closed".into());
-                tracing::info!(peer = %peer_id, %cause, "disconnected");
+                let remote = endpoint.get_remote_address();
+                tracing::info!(peer = %peer_id, remote_addr = %remote, %cause, "disconnected");
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 if let Some(peer) = peer_id {
@@ -365,6 +384,16 @@ impl Node {
                 info,
             })) => self.on_observed(peer_id, connection_id, &info.observed_addr),
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Intro(event)) => self.on_intro(event),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                self.on_relay_client(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.on_dcutr(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                connection,
+                result: Ok(rtt),
+            })) => self.on_ping(peer, connection, rtt),
             SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => {
                 let reachable = event.result.is_ok();
                 tracing::info!(
@@ -545,13 +574,32 @@ impl Node {
             self.nat.bootnode_connected(now);
             return;
         }
+        // A hole punch's direct connection may arrive inbound: it proves nothing, so a peer
+        // we are relayed to is no stranger.
+        let relayed_to = self
+            .connections
+            .values()
+            .any(|(p, l)| *p == peer && *l == Link::Relayed);
         let stranger = !endpoint.is_dialer()
             && !endpoint.is_relayed()
+            && !relayed_to
             && !self.dialed.contains(&peer)
             && self.mode == Mode::Peer;
         if stranger {
             let change = self.nat.stranger_connected(peer, now);
             self.on_nat_change(change);
+        }
+    }
+
+    /// The first successful ping on a connection: proof that data flows both ways on it,
+    /// relayed or not.
+    fn on_ping(&mut self, peer: PeerId, connection: ConnectionId, rtt: Duration) {
+        if self.pinged.insert(connection) {
+            let relayed = self
+                .connections
+                .get(&connection)
+                .is_some_and(|(_, l)| *l == Link::Relayed);
+            tracing::info!(%peer, rtt_ms = rtt.as_millis() as u64, relayed, "connection alive");
         }
     }
 
@@ -568,6 +616,7 @@ impl Node {
         });
         let natted = change.to == nat::Status::Private;
         self.change_record(&change.reason.to_string(), |c| c.nat = natted);
+        self.on_nat_status(change.to);
     }
 
     /// Changes the own record and, when it changed, announces it ("Update: …").
@@ -580,6 +629,10 @@ impl Node {
                     ip6 = ?enr.ip6(), nat = enr_ext::is_natted(&enr), reason, enr = %enr.to_base64(),
                     "local record updated"
                 );
+                self.swarm
+                    .behaviour_mut()
+                    .intro
+                    .set_local_record(enr.clone());
                 self.swarm.behaviour_mut().gossip.set_local_record(enr);
             }
             Ok(false) => {}
@@ -590,6 +643,7 @@ impl Node {
     fn on_gossip(&mut self, event: gossip::Event) {
         match event {
             gossip::Event::RecordLearned { enr, peer_id, .. } => {
+                self.swarm.behaviour_mut().intro.remember(enr.node_id());
                 self.hub.publish(status::Event::RecordLearned {
                     peer_id,
                     seq: enr.seq(),
@@ -608,178 +662,6 @@ impl Node {
             gossip::Event::InputRejected { .. } => {}
         }
     }
-
-    /// Applies the connection strategy to a peer we just learned of.
-    fn reach(&mut self, enr: &Enr, peer: PeerId) {
-        let situation = Situation {
-            bootnode: self.mode == Mode::Bootnode,
-            connected: self.swarm.is_connected(&peer),
-            peers: self
-                .swarm
-                .connected_peers()
-                .filter(|p| !self.bootnodes.contains_key(p))
-                .count(),
-            max_peers: self.config.max_peers,
-        };
-        match strategy::decide(enr, peer, situation) {
-            Action::Dial(addrs) => {
-                tracing::info!(%peer, addrs = ?addrs, "dialing peer at its record's addresses");
-                let opts = DialOpts::peer_id(peer).addresses(addrs).build();
-                match self.swarm.dial(opts) {
-                    Ok(()) => {
-                        self.dialed.insert(peer);
-                    }
-                    Err(e) => tracing::debug!(%peer, error = %e, "dial not started"),
-                }
-            }
-            Action::Keep(reason) => tracing::debug!(%peer, ?reason, "not dialing peer"),
-        }
-    }
-}
-
-impl Node {
-    fn answer(&self, query: Query) {
-        // A caller that gave up is no error.
-        match query {
-            Query::Status(reply) => {
-                let _ = reply.send(self.status());
-            }
-            Query::Peers(reply) => {
-                let _ = reply.send(self.peers());
-            }
-        }
-    }
-
-    fn status(&self) -> status::Status {
-        let enr = self.record.enr();
-        let (nat_status, reason, since) = self.nat.status();
-        let mut counters = self.counters.clone();
-        counters.inputs_rejected = self
-            .swarm
-            .behaviour()
-            .gossip
-            .rejected()
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), *v))
-            .collect();
-        let count = |want: fn(&Link) -> bool| {
-            self.connections.values().filter(|(_, l)| want(l)).count() as u64
-        };
-        status::Status {
-            peer_id: *self.swarm.local_peer_id(),
-            node_id: hex::encode(enr.node_id().raw()),
-            enr: enr.to_base64(),
-            seq: enr.seq(),
-            listen_addrs: self.swarm.listeners().cloned().collect(),
-            observed_addrs: enr_ext::multiaddrs(enr, *self.swarm.local_peer_id())
-                .into_iter()
-                .map(strip_p2p)
-                .collect(),
-            external_addrs: self.swarm.external_addresses().cloned().collect(),
-            nat: status::NatState {
-                status: nat_status,
-                reason: reason.to_string(),
-                since: to_system_time(since),
-            },
-            bootnodes: self
-                .bootnodes
-                .values()
-                .map(|b| status::BootnodeState {
-                    peer_id: b.peer_id,
-                    addrs: b.addrs.clone(),
-                    connected: self.swarm.is_connected(&b.peer_id),
-                })
-                .collect(),
-            records: self.swarm.behaviour().gossip.table().len() as u64,
-            direct_connections: count(|l| matches!(l, Link::Direct(_))),
-            relayed_connections: count(|l| *l == Link::Relayed),
-            counters,
-        }
-    }
-
-    fn peers(&self) -> Vec<status::Peer> {
-        self.swarm
-            .behaviour()
-            .gossip
-            .table()
-            .iter()
-            .map(|e| status::Peer {
-                node_id: hex::encode(e.enr.node_id().raw()),
-                peer_id: e.peer_id,
-                enr: e.enr.to_base64(),
-                seq: e.enr.seq(),
-                addrs: enr_ext::multiaddrs(&e.enr, e.peer_id),
-                nat: enr_ext::is_natted(&e.enr),
-                last_seen: to_system_time(e.refreshed.into()),
-                met: match e.source {
-                    table::Source::Gossip { .. } => status::Met::Gossip,
-                    table::Source::Announced if self.dialed.contains(&e.peer_id) => {
-                        status::Met::Announced
-                    }
-                    table::Source::Announced => status::Met::Inbound,
-                },
-                connection: self.connection_of(&e.peer_id),
-            })
-            .collect()
-    }
-
-    /// The best connection to `peer`: direct (QUIC before TCP) over relayed over none.
-    fn connection_of(&self, peer: &PeerId) -> status::Connection {
-        let mut best = status::Connection::None;
-        for (p, link) in self.connections.values() {
-            if p != peer {
-                continue;
-            }
-            match link {
-                Link::Direct(Transport::Quic) => {
-                    return status::Connection::Direct { transport: "quic" };
-                }
-                Link::Direct(Transport::Tcp) => {
-                    best = status::Connection::Direct { transport: "tcp" }
-                }
-                Link::Relayed if best == status::Connection::None => {
-                    best = status::Connection::Relayed
-                }
-                Link::Relayed => {}
-            }
-        }
-        best
-    }
-
-    fn publish_connection_change(&mut self, peer_id: PeerId, before: status::Connection) {
-        let connection = self.connection_of(&peer_id);
-        if connection != before {
-            tracing::debug!(peer = %peer_id, ?connection, "connection state changed");
-            self.hub.publish(status::Event::ConnectionChanged {
-                peer_id,
-                connection,
-            });
-        }
-    }
-
-    fn record_metrics(&self, event: &SwarmEvent<BehaviourEvent>) {
-        use libp2p::metrics::Recorder;
-        let Some(metrics) = &self.metrics else { return };
-        match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => metrics.record(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => metrics.record(e),
-            other => metrics.record(other),
-        }
-    }
-}
-
-/// A tokio instant as wall-clock time, for people reading the API.
-fn to_system_time(at: tokio::time::Instant) -> std::time::SystemTime {
-    let ago = tokio::time::Instant::now().saturating_duration_since(at);
-    std::time::SystemTime::now() - ago
-}
-
-/// `addr` without a trailing `/p2p/…`.
-fn strip_p2p(mut addr: Multiaddr) -> Multiaddr {
-    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
-        addr.pop();
-    }
-    addr
 }
 
 fn build_swarm(
@@ -799,7 +681,11 @@ fn build_swarm(
             )
             .map_err(|e| transport(&e))?
             .with_quic()
-            .with_behaviour(|key| Behaviour::new(key, record, gossip, autonat_client))
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| transport(&e))?
+            .with_behaviour(|key, relay_client| {
+                Behaviour::new(key, relay_client, record, gossip, autonat_client)
+            })
             .map_err(|e| transport(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
             .with_connection_timeout(CONNECTION_TIMEOUT)

@@ -127,7 +127,7 @@ pub enum Met {
 }
 
 /// The best connection we have to a peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Connection {
     /// None.
     None,

@@ -1,23 +1,41 @@
-//! How the node reaches a peer it learned of: the connection strategy.
+//! How the node reaches a peer it learned of: the connection strategy, in one place.
 //!
 //! Rules, first match wins:
 //! 1. A bootnode does not dial the peers it gossips about: it is a meeting point, and its
 //!    peers come to it.
-//! 2. A peer we are connected to needs nothing.
+//! 2. A peer we have a direct connection to needs nothing; one we reach only through a relay
+//!    is left to the hole punch (DCUtR) and its retries.
 //! 3. At `--max-peers` connected peers we dial no more.
-//! 4. A record without an address we can dial (no IP, or no TCP/QUIC port) is kept only.
-//! 5. A record with the `nat` flag is kept, not dialed: strangers cannot reach that peer at
-//!    its address, and dialing it would only fail ("Hmm Alice didn't respond").
-//! 6. Otherwise the peer is public: dial it directly at every address its record gives.
+//! 4. A public record (no `nat` flag) is dialed directly at every address it gives; without
+//!    an address it is kept only.
+//! 5. A NAT'd record cannot be dialed: strangers' connections die at its NAT ("Hmm Alice
+//!    didn't respond"). Without a connected bootnode to help, it is kept only.
+//! 6. A NAT'd record while we are not behind a NAT ourselves (public, or not known yet):
+//!    ask a bootnode to introduce us; the peer dials us back (connection reversal).
+//! 7. A NAT'd record while we are behind a NAT too: dial it through the bootnode's relay; the
+//!    relayed connection is then upgraded by a hole punch, or kept as the fallback.
 
-use libp2p::{Multiaddr, PeerId};
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use peerfind_behaviours::enr_ext::{self, Enr};
+
+use crate::nat;
+use crate::status::Connection;
 
 /// What to do about a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Dial these addresses (rule 6).
+    /// Dial these addresses (rule 4).
     Dial(Vec<Multiaddr>),
+    /// Ask this bootnode for an introduction (rule 6).
+    Introduce {
+        /// The bootnode.
+        via: PeerId,
+    },
+    /// Dial through this bootnode's relay (rule 7).
+    Relay {
+        /// The bootnode.
+        via: PeerId,
+    },
     /// Do nothing now, for this reason.
     Keep(Reason),
 }
@@ -27,27 +45,34 @@ pub enum Action {
 pub enum Reason {
     /// Rule 1.
     Bootnode,
-    /// Rule 2.
+    /// Rule 2, a direct connection.
     Connected,
+    /// Rule 2, a relayed one.
+    Relayed,
     /// Rule 3.
     PeerLimit,
     /// Rule 4.
     NoAddress,
     /// Rule 5.
-    Natted,
+    NoBootnode,
 }
 
-/// What the strategy needs to know about the node itself.
+/// What the strategy needs to know about the node and the peer.
 #[derive(Debug, Clone, Copy)]
 pub struct Situation {
     /// Whether this node is a bootnode.
     pub bootnode: bool,
-    /// Whether the peer is connected already.
-    pub connected: bool,
-    /// Peers connected now.
+    /// Our connection to the peer now.
+    pub connection: Connection,
+    /// Peers connected now (bootnodes not counted).
     pub peers: usize,
     /// `--max-peers`.
     pub max_peers: usize,
+    /// Our own NAT status.
+    pub nat: nat::Status,
+    /// A connected bootnode to ask or relay through, preferably the one that told us of the
+    /// peer.
+    pub bootnode_via: Option<PeerId>,
 }
 
 /// Applies the rules (see the module doc) to `enr`, whose key is `peer`'s.
@@ -55,20 +80,42 @@ pub fn decide(enr: &Enr, peer: PeerId, now: Situation) -> Action {
     if now.bootnode {
         return Action::Keep(Reason::Bootnode);
     }
-    if now.connected {
-        return Action::Keep(Reason::Connected);
+    match now.connection {
+        Connection::Direct { .. } => return Action::Keep(Reason::Connected),
+        Connection::Relayed => return Action::Keep(Reason::Relayed),
+        Connection::None => {}
     }
     if now.peers >= now.max_peers {
         return Action::Keep(Reason::PeerLimit);
     }
-    let addrs = enr_ext::multiaddrs(enr, peer);
-    if addrs.is_empty() {
-        return Action::Keep(Reason::NoAddress);
+    if !enr_ext::is_natted(enr) {
+        let addrs = enr_ext::multiaddrs(enr, peer);
+        if addrs.is_empty() {
+            return Action::Keep(Reason::NoAddress);
+        }
+        return Action::Dial(addrs);
     }
-    if enr_ext::is_natted(enr) {
-        return Action::Keep(Reason::Natted);
+    let Some(via) = now.bootnode_via else {
+        return Action::Keep(Reason::NoBootnode);
+    };
+    if now.nat == nat::Status::Private {
+        Action::Relay { via }
+    } else {
+        Action::Introduce { via }
     }
-    Action::Dial(addrs)
+}
+
+/// The addresses of `target` through the relay at each of `relay_addrs` (which end in the
+/// relay's `/p2p/…`): `<relay>/p2p-circuit/p2p/<target>`.
+pub fn circuit_addrs(relay_addrs: &[Multiaddr], target: PeerId) -> Vec<Multiaddr> {
+    relay_addrs
+        .iter()
+        .map(|a| {
+            a.clone()
+                .with(Protocol::P2pCircuit)
+                .with(Protocol::P2p(target))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -96,17 +143,21 @@ mod tests {
         (enr, peer)
     }
 
-    const NODE: Situation = Situation {
-        bootnode: false,
-        connected: false,
-        peers: 0,
-        max_peers: 8,
-    };
+    fn node(nat: nat::Status) -> Situation {
+        Situation {
+            bootnode: false,
+            connection: Connection::None,
+            peers: 0,
+            max_peers: 8,
+            nat,
+            bootnode_via: Some(PeerId::random()),
+        }
+    }
 
     #[test]
     fn a_public_peer_is_dialed_at_its_record_address() {
         let (enr, peer) = record(false, true);
-        let Action::Dial(addrs) = decide(&enr, peer, NODE) else {
+        let Action::Dial(addrs) = decide(&enr, peer, node(nat::Status::Private)) else {
             panic!("not dialed")
         };
         assert_eq!(
@@ -117,33 +168,81 @@ mod tests {
                     .unwrap()
             ]
         );
+        let (enr, peer) = record(false, false);
+        assert_eq!(
+            decide(&enr, peer, node(nat::Status::Public)),
+            Action::Keep(Reason::NoAddress)
+        );
     }
 
     #[test]
-    fn a_natted_or_addressless_peer_is_kept_not_dialed() {
+    fn a_natted_peer_is_introduced_to_a_public_node_and_relayed_to_a_natted_one() {
         let (enr, peer) = record(true, true);
-        assert_eq!(decide(&enr, peer, NODE), Action::Keep(Reason::Natted));
-        let (enr, peer) = record(false, false);
-        assert_eq!(decide(&enr, peer, NODE), Action::Keep(Reason::NoAddress));
+        let public = node(nat::Status::Public);
+        let via = public.bootnode_via.unwrap();
+        assert_eq!(decide(&enr, peer, public), Action::Introduce { via });
+        let unknown = Situation {
+            nat: nat::Status::Unknown,
+            ..public
+        };
+        assert_eq!(decide(&enr, peer, unknown), Action::Introduce { via });
+        let private = Situation {
+            nat: nat::Status::Private,
+            ..public
+        };
+        assert_eq!(decide(&enr, peer, private), Action::Relay { via });
+        let alone = Situation {
+            bootnode_via: None,
+            ..public
+        };
+        assert_eq!(decide(&enr, peer, alone), Action::Keep(Reason::NoBootnode));
     }
 
     #[test]
     fn bootnodes_connected_peers_and_the_peer_limit_stop_a_dial() {
-        let (enr, peer) = record(false, true);
-        let boot = Situation {
-            bootnode: true,
-            ..NODE
-        };
-        assert_eq!(decide(&enr, peer, boot), Action::Keep(Reason::Bootnode));
-        let connected = Situation {
-            connected: true,
-            ..NODE
-        };
+        let (enr, peer) = record(true, true);
+        let n = node(nat::Status::Private);
         assert_eq!(
-            decide(&enr, peer, connected),
-            Action::Keep(Reason::Connected)
+            decide(
+                &enr,
+                peer,
+                Situation {
+                    bootnode: true,
+                    ..n
+                }
+            ),
+            Action::Keep(Reason::Bootnode)
         );
-        let full = Situation { peers: 8, ..NODE };
-        assert_eq!(decide(&enr, peer, full), Action::Keep(Reason::PeerLimit));
+        let direct = Situation {
+            connection: Connection::Direct { transport: "tcp" },
+            ..n
+        };
+        assert_eq!(decide(&enr, peer, direct), Action::Keep(Reason::Connected));
+        let relayed = Situation {
+            connection: Connection::Relayed,
+            ..n
+        };
+        assert_eq!(decide(&enr, peer, relayed), Action::Keep(Reason::Relayed));
+        assert_eq!(
+            decide(&enr, peer, Situation { peers: 8, ..n }),
+            Action::Keep(Reason::PeerLimit)
+        );
+    }
+
+    #[test]
+    fn a_circuit_address_goes_through_the_relay_to_the_target() {
+        let relay = PeerId::random();
+        let target = PeerId::random();
+        let relay_addr: Multiaddr = format!("/ip4/198.51.100.10/tcp/9000/p2p/{relay}")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            circuit_addrs(&[relay_addr], target),
+            vec![
+                format!("/ip4/198.51.100.10/tcp/9000/p2p/{relay}/p2p-circuit/p2p/{target}")
+                    .parse::<Multiaddr>()
+                    .unwrap()
+            ]
+        );
     }
 }

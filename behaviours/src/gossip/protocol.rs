@@ -7,9 +7,12 @@
 
 use std::io;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
 use peerfind_proto::v1 as pb;
+
+pub use crate::frame::{ProtocolError, protocol_error};
+use crate::frame::{read_frame, write_frame};
 
 /// The protocol id; the version is bumped on any incompatible change.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peerfind/enr/1.0.0");
@@ -48,44 +51,6 @@ pub enum Response {
     Reject(String),
 }
 
-/// A frame that breaks the protocol's rules. The stream carrying it is dropped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProtocolError {
-    /// The length prefix announces more than [`MAX_MESSAGE_SIZE`].
-    #[error("message of {len} bytes exceeds the {MAX_MESSAGE_SIZE}-byte cap")]
-    TooLarge {
-        /// The announced length.
-        len: u64,
-    },
-    /// The length prefix is not a valid unsigned varint.
-    #[error("invalid length prefix")]
-    BadLength,
-    /// The frame is not the expected protobuf message.
-    #[error("malformed protobuf: {0}")]
-    Malformed(#[from] prost::DecodeError),
-    /// The message has no content (an empty `oneof`).
-    #[error("message without content")]
-    Empty,
-    /// More records than [`MAX_RECORDS_PER_MESSAGE`].
-    #[error("{count} records exceed the cap of {MAX_RECORDS_PER_MESSAGE} per message")]
-    TooManyRecords {
-        /// How many records the message held.
-        count: usize,
-    },
-}
-
-impl From<ProtocolError> for io::Error {
-    fn from(e: ProtocolError) -> Self {
-        io::Error::new(io::ErrorKind::InvalidData, e)
-    }
-}
-
-/// The [`ProtocolError`] inside an I/O error from the codec, if that is what it carries.
-pub fn protocol_error(e: &io::Error) -> Option<&ProtocolError> {
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<ProtocolError>())
-}
-
 /// Codec for libp2p's request-response behaviour.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Codec;
@@ -99,7 +64,7 @@ impl libp2p::request_response::Codec for Codec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        match read_frame::<_, pb::EnrRequest>(io).await {
+        match read_frame::<_, pb::EnrRequest>(io, MAX_MESSAGE_SIZE).await {
             Ok(msg) => Ok(Request::try_from(msg).unwrap_or_else(Request::Invalid)),
             Err(e) => match protocol_error(&e) {
                 Some(violation) => Ok(Request::Invalid(violation.clone())),
@@ -112,7 +77,7 @@ impl libp2p::request_response::Codec for Codec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let msg: pb::EnrResponse = read_frame(io).await?;
+        let msg: pb::EnrResponse = read_frame(io, MAX_MESSAGE_SIZE).await?;
         Ok(Response::try_from(msg)?)
     }
 
@@ -125,7 +90,7 @@ impl libp2p::request_response::Codec for Codec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &pb::EnrRequest::from(req)).await
+        write_frame(io, &pb::EnrRequest::from(req), MAX_MESSAGE_SIZE).await
     }
 
     async fn write_response<T>(
@@ -137,62 +102,15 @@ impl libp2p::request_response::Codec for Codec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &pb::EnrResponse::from(res)).await
+        write_frame(io, &pb::EnrResponse::from(res), MAX_MESSAGE_SIZE).await
     }
-}
-
-/// Reads one length-prefixed protobuf frame, refusing oversized ones before allocating.
-async fn read_frame<T, M>(io: &mut T) -> io::Result<M>
-where
-    T: AsyncRead + Unpin + Send,
-    M: prost::Message + Default,
-{
-    let len = read_length(io).await?;
-    if len > MAX_MESSAGE_SIZE as u64 {
-        return Err(ProtocolError::TooLarge { len }.into());
-    }
-    let mut buf = vec![0u8; len as usize];
-    io.read_exact(&mut buf).await?;
-    Ok(M::decode(buf.as_slice()).map_err(ProtocolError::from)?)
-}
-
-/// Reads an unsigned varint of at most 4 bytes (enough for any length up to the cap and a bit
-/// beyond, so an oversized length is reported as such).
-async fn read_length<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<u64> {
-    let mut value = 0u64;
-    for i in 0..4 {
-        let mut byte = [0u8; 1];
-        io.read_exact(&mut byte).await?;
-        value |= u64::from(byte[0] & 0x7f) << (7 * i);
-        if byte[0] & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    // Four continuation bytes announce at least 2^28 bytes: far over the cap.
-    Err(ProtocolError::TooLarge { len: value }.into())
-}
-
-async fn write_frame<T, M>(io: &mut T, msg: &M) -> io::Result<()>
-where
-    T: AsyncWrite + Unpin + Send,
-    M: prost::Message,
-{
-    let len = msg.encoded_len();
-    if len > MAX_MESSAGE_SIZE {
-        return Err(ProtocolError::TooLarge { len: len as u64 }.into());
-    }
-    let mut buf = Vec::with_capacity(len + 3);
-    prost::encoding::encode_varint(len as u64, &mut buf);
-    msg.encode(&mut buf)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    io.write_all(&buf).await?;
-    io.close().await
 }
 
 fn check_count(records: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, ProtocolError> {
     if records.len() > MAX_RECORDS_PER_MESSAGE {
         return Err(ProtocolError::TooManyRecords {
             count: records.len(),
+            cap: MAX_RECORDS_PER_MESSAGE,
         });
     }
     Ok(records)
@@ -322,6 +240,12 @@ mod tests {
         let msg = pb::EnrRequest::from(Request::Push(vec![vec![0]; MAX_RECORDS_PER_MESSAGE + 1]));
         let body = prost::Message::encode_to_vec(&msg);
         let err = read(frame(&body, body.len() as u64)).await.unwrap_err();
-        assert_eq!(err, ProtocolError::TooManyRecords { count: 33 });
+        assert_eq!(
+            err,
+            ProtocolError::TooManyRecords {
+                count: 33,
+                cap: MAX_RECORDS_PER_MESSAGE
+            }
+        );
     }
 }

@@ -1,0 +1,193 @@
+//! The wire side of `/peerfind/intro/1.0.0`: message types and the request-response codec.
+
+use std::io;
+
+use enr::NodeId;
+use futures::{AsyncRead, AsyncWrite};
+use libp2p::StreamProtocol;
+use peerfind_proto::v1 as pb;
+
+use crate::frame::{ProtocolError, protocol_error, read_frame, write_frame};
+
+/// The protocol id; the version is bumped on any incompatible change.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peerfind/intro/1.0.0");
+
+/// Largest frame: a 300-byte record, a 32-byte id and the framing fit in far less.
+pub const MAX_MESSAGE_SIZE: usize = 1024;
+
+/// A request, in peerfind's own terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Requester to bootnode: "introduce me to `target`"; `record` is the requester's own.
+    Ask {
+        /// The target's node id.
+        target: NodeId,
+        /// The requester's record (RLP).
+        record: Vec<u8>,
+    },
+    /// Bootnode to target: "Hello Alice, from Charlie (his record)".
+    Introduce {
+        /// The requester's record (RLP).
+        record: Vec<u8>,
+    },
+    /// A request that broke the wire rules, handed up so it is answered and counted (see the
+    /// gossip codec for why).
+    Invalid(ProtocolError),
+}
+
+/// How an introduction ended, as the requester learns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Outcome {
+    /// The target accepted and is dialing the requester.
+    #[error("the target is dialing us")]
+    Dialing,
+    /// The bootnode knows no node with that id.
+    #[error("unknown target")]
+    UnknownTarget,
+    /// The bootnode knows the target but is not connected to it.
+    #[error("target not connected to the bootnode")]
+    TargetNotConnected,
+    /// Too many introductions from this requester or to this target lately.
+    #[error("rate limited")]
+    RateLimited,
+    /// The requester's record is invalid, not its own, or has no address.
+    #[error("bad record")]
+    BadRecord,
+    /// The target did not answer the bootnode.
+    #[error("target unreachable")]
+    TargetUnreachable,
+}
+
+impl Outcome {
+    /// A short stable label, for counters and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Dialing => "dialing",
+            Outcome::UnknownTarget => "unknown_target",
+            Outcome::TargetNotConnected => "target_not_connected",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::BadRecord => "bad_record",
+            Outcome::TargetUnreachable => "target_unreachable",
+        }
+    }
+}
+
+/// A response: the outcome and a free-text detail for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why, for people.
+    pub detail: String,
+}
+
+/// Codec for libp2p's request-response behaviour.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Codec;
+
+impl libp2p::request_response::Codec for Codec {
+    type Protocol = StreamProtocol;
+    type Request = Request;
+    type Response = Response;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        match read_frame::<_, pb::IntroRequest>(io, MAX_MESSAGE_SIZE).await {
+            Ok(msg) => Ok(Request::try_from(msg).unwrap_or_else(Request::Invalid)),
+            Err(e) => match protocol_error(&e) {
+                Some(violation) => Ok(Request::Invalid(violation.clone())),
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let msg: pb::IntroResponse = read_frame(io, MAX_MESSAGE_SIZE).await?;
+        let outcome = match pb::Outcome::try_from(msg.outcome) {
+            Ok(pb::Outcome::Dialing) => Outcome::Dialing,
+            Ok(pb::Outcome::UnknownTarget) => Outcome::UnknownTarget,
+            Ok(pb::Outcome::TargetNotConnected) => Outcome::TargetNotConnected,
+            Ok(pb::Outcome::RateLimited) => Outcome::RateLimited,
+            Ok(pb::Outcome::BadRecord) => Outcome::BadRecord,
+            Ok(pb::Outcome::TargetUnreachable) => Outcome::TargetUnreachable,
+            Err(_) => return Err(ProtocolError::Empty.into()),
+        };
+        Ok(Response {
+            outcome,
+            detail: msg.detail,
+        })
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Request,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        use pb::intro_request::Kind;
+        let kind = match req {
+            Request::Ask { target, record } => Kind::Ask(pb::Ask {
+                target_node_id: target.raw().to_vec(),
+                requester_record: record,
+            }),
+            Request::Introduce { record } => Kind::Introduce(pb::Introduce {
+                requester_record: record,
+            }),
+            Request::Invalid(e) => return Err(e.into()),
+        };
+        write_frame(io, &pb::IntroRequest { kind: Some(kind) }, MAX_MESSAGE_SIZE).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Response,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        let outcome = match res.outcome {
+            Outcome::Dialing => pb::Outcome::Dialing,
+            Outcome::UnknownTarget => pb::Outcome::UnknownTarget,
+            Outcome::TargetNotConnected => pb::Outcome::TargetNotConnected,
+            Outcome::RateLimited => pb::Outcome::RateLimited,
+            Outcome::BadRecord => pb::Outcome::BadRecord,
+            Outcome::TargetUnreachable => pb::Outcome::TargetUnreachable,
+        };
+        let msg = pb::IntroResponse {
+            outcome: outcome as i32,
+            detail: res.detail,
+        };
+        write_frame(io, &msg, MAX_MESSAGE_SIZE).await
+    }
+}
+
+impl TryFrom<pb::IntroRequest> for Request {
+    type Error = ProtocolError;
+
+    fn try_from(msg: pb::IntroRequest) -> Result<Self, Self::Error> {
+        use pb::intro_request::Kind;
+        match msg.kind.ok_or(ProtocolError::Empty)? {
+            Kind::Ask(ask) => {
+                let target =
+                    NodeId::parse(&ask.target_node_id).map_err(|_| ProtocolError::Empty)?;
+                Ok(Request::Ask {
+                    target,
+                    record: ask.requester_record,
+                })
+            }
+            Kind::Introduce(i) => Ok(Request::Introduce {
+                record: i.requester_record,
+            }),
+        }
+    }
+}

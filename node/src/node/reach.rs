@@ -1,0 +1,318 @@
+//! Carrying out the connection strategy: direct dials, introductions (the fourth diagram),
+//! relay reservations and circuits, hole punches and their retries. What to do is decided in
+//! [`crate::strategy`]; this is how it is done and what the node logs and counts.
+
+use std::time::Duration;
+
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{PeerId, dcutr, multiaddr::Protocol, relay};
+use peerfind_behaviours::enr_ext::{self, Enr};
+use peerfind_behaviours::{intro, table};
+use tokio::time::Instant;
+
+use super::{Link, Mode, Node};
+use crate::nat;
+use crate::status;
+use crate::strategy::{self, Action, Situation};
+
+/// An introduction to the same peer is asked for at most this often.
+const INTRO_INTERVAL: Duration = Duration::from_secs(30);
+
+/// First wait before a failed hole punch is tried again over a new circuit; it doubles up to
+/// [`PUNCH_RETRY_MAX`]. NAT mappings and peers change, so a later punch can succeed, but a
+/// symmetric NAT never lets one through: back off rather than hammer the relay.
+const PUNCH_RETRY_FIRST: Duration = Duration::from_secs(30);
+
+/// Longest wait between punch retries.
+const PUNCH_RETRY_MAX: Duration = Duration::from_secs(10 * 60);
+
+/// A scheduled retry of a failed hole punch.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retry {
+    due: Instant,
+    backoff: Duration,
+    via: PeerId,
+}
+
+impl Node {
+    /// Applies the connection strategy to a peer we learned of.
+    pub(super) fn reach(&mut self, enr: &Enr, peer: PeerId) {
+        let situation = Situation {
+            bootnode: self.mode == Mode::Bootnode,
+            connection: self.connection_of(&peer),
+            peers: self
+                .swarm
+                .connected_peers()
+                .filter(|p| !self.bootnodes.contains_key(p))
+                .count(),
+            max_peers: self.config.max_peers,
+            nat: self.nat.status().0,
+            bootnode_via: self.bootnode_via(&peer),
+        };
+        match strategy::decide(enr, peer, situation) {
+            Action::Dial(addrs) => {
+                tracing::info!(%peer, addrs = ?addrs, "dialing peer at its record's addresses");
+                self.dial(DialOpts::peer_id(peer).addresses(addrs).build(), peer);
+            }
+            Action::Introduce { via } => self.ask_introduction(peer, via),
+            Action::Relay { via } => self.dial_relayed(peer, via),
+            Action::Keep(reason) => tracing::debug!(%peer, ?reason, "not dialing peer"),
+        }
+    }
+
+    /// Our situation changed (NAT status): every known peer is considered again.
+    pub(super) fn reach_all(&mut self) {
+        let known: Vec<(Enr, PeerId)> = self
+            .swarm
+            .behaviour()
+            .gossip
+            .table()
+            .iter()
+            .map(|e| (e.enr.clone(), e.peer_id))
+            .collect();
+        for (enr, peer) in known {
+            self.reach(&enr, peer);
+        }
+    }
+
+    fn dial(&mut self, opts: DialOpts, peer: PeerId) {
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dialed.insert(peer);
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "dial not started"),
+        }
+    }
+
+    /// The connected bootnode that told us of `peer`, or else any connected bootnode.
+    fn bootnode_via(&self, peer: &PeerId) -> Option<PeerId> {
+        let connected = |p: &PeerId| self.bootnodes.contains_key(p) && self.swarm.is_connected(p);
+        let told = self
+            .swarm
+            .behaviour()
+            .gossip
+            .table()
+            .get_by_peer(peer)
+            .and_then(|e| match e.source {
+                table::Source::Gossip { from } => Some(from),
+                table::Source::Announced => None,
+            });
+        told.filter(|p| connected(p))
+            .or_else(|| self.bootnodes.keys().copied().find(|p| connected(p)))
+    }
+
+    /// Rule 6 of the strategy: "Hello Alice (From Charlie ENR(<charlie>))" via a bootnode.
+    fn ask_introduction(&mut self, peer: PeerId, via: PeerId) {
+        let now = Instant::now();
+        if self
+            .asked
+            .get(&peer)
+            .is_some_and(|at| now.duration_since(*at) < INTRO_INTERVAL)
+        {
+            return;
+        }
+        let Some(target) = enr_ext::node_id(&peer) else {
+            return;
+        };
+        // Bounded by the peers in the table; old entries go as they age out.
+        self.asked
+            .retain(|_, at| now.duration_since(*at) < INTRO_INTERVAL);
+        self.asked.insert(peer, now);
+        tracing::info!(%peer, bootnode = %via, "asking for an introduction");
+        self.counters.introductions_asked += 1;
+        self.hub
+            .publish(status::Event::IntroductionAsked { target: peer, via });
+        self.swarm.behaviour_mut().intro.ask(via, target);
+    }
+
+    /// Rule 7 of the strategy: a relayed connection through `via`, which DCUtR then tries to
+    /// upgrade to a direct one.
+    fn dial_relayed(&mut self, peer: PeerId, via: PeerId) {
+        let Some(bootnode) = self.bootnodes.get(&via) else {
+            return;
+        };
+        let addrs = strategy::circuit_addrs(&bootnode.addrs, peer);
+        tracing::info!(%peer, bootnode = %via, "dialing peer through the relay");
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::Always)
+            .build();
+        self.dial(opts, peer);
+    }
+
+    /// Behind a NAT, strangers reach us only through a relay: reserve a slot on every
+    /// connected bootnode, so peers can dial `<bootnode>/p2p-circuit/p2p/<us>`.
+    pub(super) fn reserve_relay_slots(&mut self) {
+        let todo: Vec<(PeerId, libp2p::Multiaddr)> = self
+            .bootnodes
+            .values()
+            .filter(|b| !self.reservations.contains(&b.peer_id))
+            .filter_map(|b| b.addrs.first().map(|a| (b.peer_id, a.clone())))
+            .collect();
+        for (bootnode, addr) in todo {
+            let circuit = addr.with(Protocol::P2pCircuit);
+            match self.swarm.listen_on(circuit.clone()) {
+                Ok(_) => {
+                    tracing::info!(%bootnode, address = %circuit, "reserving a relay slot");
+                    self.reservations.insert(bootnode);
+                }
+                Err(e) => tracing::warn!(%bootnode, error = %e, "cannot reserve a relay slot"),
+            }
+        }
+    }
+
+    pub(super) fn on_nat_status(&mut self, status: nat::Status) {
+        if status == nat::Status::Private && self.mode == Mode::Peer {
+            self.reserve_relay_slots();
+        }
+        self.reach_all();
+    }
+
+    pub(super) fn on_intro(&mut self, event: intro::Event) {
+        match event {
+            intro::Event::Answered {
+                target,
+                via,
+                outcome,
+                detail,
+            } => {
+                let target = hex::encode(target.raw());
+                if outcome == intro::Outcome::Dialing {
+                    tracing::info!(%target, bootnode = %via, "introduced: the peer is dialing us");
+                } else {
+                    tracing::warn!(%target, bootnode = %via, outcome = outcome.label(), %detail, "introduction failed");
+                }
+            }
+            intro::Event::Introduced {
+                requester,
+                requester_peer,
+                via,
+            } => {
+                // "Hello Charlie": our outgoing connection opens our NAT for him.
+                let addrs = enr_ext::multiaddrs(&requester, requester_peer);
+                tracing::info!(peer = %requester_peer, bootnode = %via, addrs = ?addrs, "introduced to a peer; dialing it");
+                self.dial(
+                    DialOpts::peer_id(requester_peer).addresses(addrs).build(),
+                    requester_peer,
+                );
+            }
+            intro::Event::Served {
+                requester,
+                target,
+                outcome,
+            } => {
+                tracing::info!(%requester, %target, outcome = outcome.label(), "introduction served");
+                self.counters.introductions_served += 1;
+                self.hub
+                    .publish(status::Event::IntroductionServed { requester, target });
+            }
+            intro::Event::Refused { .. } => {}
+        }
+    }
+
+    pub(super) fn on_relay_client(&mut self, event: relay::client::Event) {
+        match event {
+            relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            } => {
+                if !renewal {
+                    tracing::info!(bootnode = %relay_peer_id, "relay reservation accepted");
+                }
+            }
+            relay::client::Event::OutboundCircuitEstablished { relay_peer_id, .. } => {
+                tracing::debug!(bootnode = %relay_peer_id, "outbound circuit established")
+            }
+            relay::client::Event::InboundCircuitEstablished { src_peer_id, .. } => {
+                tracing::debug!(peer = %src_peer_id, "inbound circuit established")
+            }
+        }
+    }
+
+    pub(super) fn on_dcutr(&mut self, event: dcutr::Event) {
+        let peer = event.remote_peer_id;
+        self.counters.punches_tried += 1;
+        match event.result {
+            Ok(connection) => {
+                self.counters.punches_succeeded += 1;
+                self.punch_retries.remove(&peer);
+                tracing::info!(%peer, "hole punch succeeded");
+                self.hub.publish(status::Event::HolePunch {
+                    peer_id: peer,
+                    succeeded: true,
+                    error: None,
+                });
+                // The direct connection replaces the relayed one, which would otherwise hold
+                // a circuit on the bootnode for nothing.
+                let relayed: Vec<_> = self
+                    .connections
+                    .iter()
+                    .filter(|(id, (p, l))| *p == peer && *l == Link::Relayed && **id != connection)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in relayed {
+                    self.swarm.close_connection(id);
+                }
+            }
+            Err(e) => {
+                self.counters.punches_failed += 1;
+                let error = e.to_string();
+                let retry = self.schedule_punch_retry(peer);
+                tracing::warn!(%peer, %error, retry_in = ?retry, "hole punch failed; keeping the relayed connection");
+                self.hub.publish(status::Event::HolePunch {
+                    peer_id: peer,
+                    succeeded: false,
+                    error: Some(error),
+                });
+            }
+        }
+    }
+
+    /// Schedules a new circuit (and so a new punch) to `peer` with exponential backoff, when
+    /// we are the side that dials circuits. Returns the wait.
+    fn schedule_punch_retry(&mut self, peer: PeerId) -> Option<Duration> {
+        let via = self.bootnode_via(&peer)?;
+        let backoff = self
+            .punch_retries
+            .get(&peer)
+            .map_or(PUNCH_RETRY_FIRST, |r| (r.backoff * 2).min(PUNCH_RETRY_MAX));
+        self.punch_retries.insert(
+            peer,
+            Retry {
+                due: Instant::now() + backoff,
+                backoff,
+                via,
+            },
+        );
+        Some(backoff)
+    }
+
+    /// When the next punch retry is due.
+    pub(super) fn next_punch_retry(&self) -> Option<Instant> {
+        self.punch_retries.values().map(|r| r.due).min()
+    }
+
+    /// Dials a new circuit to every peer whose retry is due and that is still only relayed.
+    pub(super) fn on_punch_retries_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(PeerId, PeerId)> = self
+            .punch_retries
+            .iter()
+            .filter(|(_, r)| r.due <= now)
+            .map(|(p, r)| (*p, r.via))
+            .collect();
+        for (peer, via) in due {
+            if let Some(r) = self.punch_retries.get_mut(&peer) {
+                // Parked until the punch on the new circuit reports; never due twice.
+                r.due = now + PUNCH_RETRY_MAX;
+            }
+            if self.connection_of(&peer) == status::Connection::Relayed {
+                tracing::info!(%peer, "retrying the hole punch over a new circuit");
+                self.dial_relayed(peer, via);
+            } else {
+                self.punch_retries.remove(&peer);
+            }
+        }
+    }
+}
