@@ -153,7 +153,9 @@ impl Net {
         )
         .await;
         let attacker_id = *net.attacker.local_peer_id();
-        while !net.victim.is_connected(&attacker_id) {
+        let victim_id = *net.victim.local_peer_id();
+        // Both ends must have seen the connection, or the attacker's request dials anew.
+        while !net.victim.is_connected(&attacker_id) || !net.attacker.is_connected(&victim_id) {
             net.step().await;
         }
         net

@@ -348,6 +348,7 @@ impl Node {
                 self.on_connected_for_nat(peer_id, &endpoint);
                 tracing::info!(
                     peer = %peer_id, remote_addr = %remote, direction = direction(&endpoint),
+                    relayed = endpoint.is_relayed(),
                     bootnode = self.bootnodes.contains_key(&peer_id), "connected"
                 );
             }
@@ -370,7 +371,10 @@ impl Node {
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "closed".into());
                 let remote = endpoint.get_remote_address();
-                tracing::info!(peer = %peer_id, remote_addr = %remote, %cause, "disconnected");
+                tracing::info!(
+                    peer = %peer_id, remote_addr = %remote, relayed = endpoint.is_relayed(), %cause,
+                    "disconnected"
+                );
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 if let Some(peer) = peer_id {
@@ -396,6 +400,12 @@ impl Node {
             })) => self.on_ping(peer, connection, rtt),
             SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => {
                 let reachable = event.result.is_ok();
+                // A relayed address (`…/p2p-circuit`) is reachable through the relay by
+                // design; it says nothing about our own address, so it is no NAT verdict.
+                if enr_ext::socket_of(&event.tested_addr).is_none() {
+                    tracing::debug!(addr = %event.tested_addr, reachable, "ignored AutoNAT test of a relayed address");
+                    return Ok(());
+                }
                 tracing::info!(
                     addr = %event.tested_addr, server = %event.server, reachable,
                     error = ?event.result.err().map(|e| e.to_string()), "AutoNAT test done"

@@ -292,7 +292,7 @@ impl Behaviour {
                 {
                     return self.refuse(channel, peer, Outcome::RateLimited, "target busy".into());
                 }
-                tracing::info!(requester = %peer, target = %target_peer, "forwarding introduction");
+                tracing::info!(requester = %peer, target_peer = %target_peer, "forwarding introduction");
                 let id = self
                     .inner
                     .send_request(&target_peer, Request::Introduce { record });

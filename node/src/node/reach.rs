@@ -176,11 +176,11 @@ impl Node {
                 outcome,
                 detail,
             } => {
-                let target = hex::encode(target.raw());
+                let target_node_id = hex::encode(target.raw());
                 if outcome == intro::Outcome::Dialing {
-                    tracing::info!(%target, bootnode = %via, "introduced: the peer is dialing us");
+                    tracing::info!(%target_node_id, bootnode = %via, "introduced: the peer is dialing us");
                 } else {
-                    tracing::warn!(%target, bootnode = %via, outcome = outcome.label(), %detail, "introduction failed");
+                    tracing::warn!(%target_node_id, bootnode = %via, outcome = outcome.label(), %detail, "introduction failed");
                 }
             }
             intro::Event::Introduced {
@@ -201,7 +201,7 @@ impl Node {
                 target,
                 outcome,
             } => {
-                tracing::info!(%requester, %target, outcome = outcome.label(), "introduction served");
+                tracing::info!(%requester, target_peer = %target, outcome = outcome.label(), "introduction served");
                 self.counters.introductions_served += 1;
                 self.hub
                     .publish(status::Event::IntroductionServed { requester, target });

@@ -1,0 +1,204 @@
+//! The fourth diagram and what it leaves open, across real NATs: introductions, hole punches,
+//! and the relayed fallback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
+use peerfind_tests::process::{Peerfind, field, strip_p2p};
+use peerfind_tests::scenario::{self, WAIT, bootnode, listen, peer, peer_id, record_with};
+
+/// A hole punch needs both NAT verdicts (AutoNAT, about 10 s each), a relay reservation, a
+/// circuit and DCUtR's attempts: allow more than the usual bound.
+const PUNCH_WAIT: Duration = Duration::from_secs(90);
+
+const EIM: Placement = Placement::BehindNat(NatMode::EndpointIndependent);
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Waits until `node` has flagged itself as NAT'd; returns its record.
+async fn flagged(node: &mut Peerfind) -> serde_json::Value {
+    node.wait_for("local record updated", WAIT, |l| l["nat"] == true)
+        .await
+        .expect("nat flag")
+}
+
+/// Fourth diagram: Charlie (public) sees the `nat` flag in Alice's record and asks the
+/// bootnode to introduce him; Alice dials him, and Charlie ends with a direct connection
+/// from her mapped address. Alice dials no one on her own (`--max-peers 0`), so her
+/// connection can only come from the introduction.
+async fn introduction_makes_alice_dial_charlie(transport: &str) {
+    let lab = Lab::up(Topology::new(EIM, Placement::Public)).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &[transport]).await.unwrap();
+    let mut charlie = peer(&lab, Host::Charlie, &enr, &listen(transport)).unwrap();
+    let mut alice_args = listen(transport);
+    alice_args.extend(args(&["--max-peers", "0"]));
+    let mut alice = peer(&lab, Host::Alice, &enr, &alice_args).unwrap();
+    let alice_id = peer_id(&mut alice).await.unwrap();
+    let charlie_id = peer_id(&mut charlie).await.unwrap();
+    let record = record_with(&mut alice, transport).await.unwrap();
+    let mapped = strip_p2p(record["multiaddrs"][0].as_str().unwrap()).to_owned();
+    flagged(&mut alice).await;
+
+    charlie
+        .wait_for("asking for an introduction", WAIT, |l| {
+            field(l, "peer") == alice_id
+        })
+        .await
+        .expect("charlie asks the bootnode");
+    boot.wait_for("introduction served", WAIT, |l| {
+        field(l, "requester") == charlie_id && field(l, "target_peer") == alice_id
+    })
+    .await
+    .expect("the bootnode forwards it");
+    alice
+        .wait_for("introduced to a peer; dialing it", WAIT, |l| {
+            field(l, "peer") == charlie_id
+        })
+        .await
+        .expect("alice dials charlie");
+    let connected = charlie
+        .wait_for("connected", WAIT, |l| {
+            field(l, "peer") == alice_id && field(l, "direction") == "inbound"
+        })
+        .await
+        .expect("charlie has a direct connection from alice");
+    assert_eq!(
+        strip_p2p(field(&connected, "remote_addr")),
+        mapped,
+        "from her mapped address"
+    );
+    charlie
+        .wait_for("introduced: the peer is dialing us", WAIT, |_| true)
+        .await
+        .unwrap();
+
+    scenario::stop_all(&mut [&mut alice, &mut charlie, &mut boot]).await;
+}
+
+#[tokio::test]
+async fn lab_an_introduction_makes_alice_dial_charlie_over_tcp() {
+    introduction_makes_alice_dial_charlie("tcp").await;
+}
+
+#[tokio::test]
+async fn lab_an_introduction_makes_alice_dial_charlie_over_quic() {
+    introduction_makes_alice_dial_charlie("quic").await;
+}
+
+/// Starts Alice, waits for her `nat` flag, then starts Bob: Bob meets only a flagged Alice,
+/// so nothing but the relay and the punch connects them (two early direct dials at once
+/// could open both NATs by chance).
+async fn alice_then_bob(
+    lab: &Lab,
+    enr: &str,
+    transport: &str,
+) -> (Peerfind, String, Peerfind, String) {
+    let mut alice = peer(lab, Host::Alice, enr, &listen(transport)).unwrap();
+    let alice_id = peer_id(&mut alice).await.unwrap();
+    flagged(&mut alice).await;
+    let mut bob = peer(lab, Host::Bob, enr, &listen(transport)).unwrap();
+    let bob_id = peer_id(&mut bob).await.unwrap();
+    (alice, alice_id, bob, bob_id)
+}
+
+/// Alice and Bob each behind an endpoint-independent NAT: a relayed connection through the
+/// bootnode, upgraded to a direct one by a hole punch.
+async fn alice_and_bob_punch_a_hole(transport: &str) {
+    let lab = Lab::up(Topology::new(EIM, EIM)).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &[transport]).await.unwrap();
+    let (mut alice, alice_id, mut bob, bob_id) = alice_then_bob(&lab, &enr, transport).await;
+
+    let punched = |l: &serde_json::Value, other: &str| field(l, "peer") == other;
+    tokio::select! {
+        r = alice.wait_for("hole punch succeeded", PUNCH_WAIT, |l| punched(l, &bob_id)) => { r.expect("punch"); }
+        r = bob.wait_for("hole punch succeeded", PUNCH_WAIT, |l| punched(l, &alice_id)) => { r.expect("punch"); }
+    }
+    let direct = |other: String| {
+        move |l: &serde_json::Value| field(l, "peer") == other && l["relayed"] == false
+    };
+    let a = alice
+        .wait_for("connected", WAIT, direct(bob_id.clone()))
+        .await
+        .expect("direct at alice");
+    let b = bob
+        .wait_for("connected", WAIT, direct(alice_id.clone()))
+        .await
+        .expect("direct at bob");
+    let nat_b = lab.public_ip(Host::Bob).to_string();
+    let nat_a = lab.public_ip(Host::Alice).to_string();
+    assert!(
+        field(&a, "remote_addr").contains(&nat_b),
+        "alice reaches bob at nat-b: {a}"
+    );
+    assert!(
+        field(&b, "remote_addr").contains(&nat_a),
+        "bob reaches alice at nat-a: {b}"
+    );
+
+    scenario::stop_all(&mut [&mut alice, &mut bob, &mut boot]).await;
+}
+
+#[tokio::test]
+async fn lab_alice_and_bob_behind_nats_punch_a_hole_over_tcp() {
+    alice_and_bob_punch_a_hole("tcp").await;
+}
+
+#[tokio::test]
+async fn lab_alice_and_bob_behind_nats_punch_a_hole_over_quic() {
+    alice_and_bob_punch_a_hole("quic").await;
+}
+
+/// Alice behind a symmetric NAT, Bob behind an endpoint-independent one: no punch can work
+/// (Alice's NAT picks a new port per destination), so the relayed connection stays, is
+/// reported as relayed, and carries traffic both ways (pings answered on both sides).
+#[tokio::test]
+async fn lab_behind_a_symmetric_nat_the_relayed_connection_holds() {
+    let lab = Lab::up(Topology::new(Placement::BehindNat(NatMode::Symmetric), EIM)).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
+    let (mut alice, alice_id, mut bob, bob_id) = alice_then_bob(&lab, &enr, "tcp").await;
+
+    let failed = |other: String| move |l: &serde_json::Value| field(l, "peer") == other;
+    tokio::select! {
+        r = alice.wait_for("hole punch failed; keeping the relayed connection", PUNCH_WAIT, failed(bob_id.clone())) => { r.expect("punch fails"); }
+        r = bob.wait_for("hole punch failed; keeping the relayed connection", PUNCH_WAIT, failed(alice_id.clone())) => { r.expect("punch fails"); }
+    }
+    let alive = |other: String| {
+        move |l: &serde_json::Value| field(l, "peer") == other && l["relayed"] == true
+    };
+    alice
+        .wait_for("connection alive", WAIT, alive(bob_id.clone()))
+        .await
+        .expect("alice pings bob");
+    bob.wait_for("connection alive", WAIT, alive(alice_id.clone()))
+        .await
+        .expect("bob pings alice");
+
+    // Nothing direct between them, and the relayed connection still open.
+    for (node, other) in [(&alice, &bob_id), (&bob, &alice_id)] {
+        let direct = node
+            .lines_with("connected")
+            .into_iter()
+            .filter(|l| field(l, "peer") == other.as_str())
+            .filter(|l| l["relayed"] == false)
+            .count();
+        assert_eq!(direct, 0, "no direct connection");
+        let relayed_to_other =
+            |l: &serde_json::Value| field(l, "peer") == other.as_str() && l["relayed"] == true;
+        let opened = node
+            .lines_with("connected")
+            .iter()
+            .filter(|l| relayed_to_other(l))
+            .count();
+        let closed = node
+            .lines_with("disconnected")
+            .iter()
+            .filter(|l| relayed_to_other(l))
+            .count();
+        assert!(opened > closed, "a relayed connection is still open");
+    }
+
+    scenario::stop_all(&mut [&mut alice, &mut bob, &mut boot]).await;
+}
