@@ -12,8 +12,10 @@
 //!    didn't respond"). Without a connected bootnode to help, it is kept only.
 //! 6. A NAT'd record while we are not behind a NAT ourselves (public, or not known yet):
 //!    ask a bootnode to introduce us; the peer dials us back (connection reversal).
-//! 7. A NAT'd record while we are behind a NAT too: dial it through the bootnode's relay; the
-//!    relayed connection is then upgraded by a hole punch, or kept as the fallback.
+//! 7. A NAT'd record while we are behind a NAT too: the one of the two with the smaller
+//!    PeerId dials the other through the bootnode's relay, the other waits for it (two
+//!    circuits at once would start two hole punches racing for the same ports). The relayed
+//!    connection is then upgraded by a hole punch, or kept as the fallback.
 
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use peerfind_behaviours::enr_ext::{self, Enr};
@@ -55,11 +57,15 @@ pub enum Reason {
     NoAddress,
     /// Rule 5.
     NoBootnode,
+    /// Rule 7: the peer dials the circuit.
+    PeerDials,
 }
 
 /// What the strategy needs to know about the node and the peer.
 #[derive(Debug, Clone, Copy)]
 pub struct Situation {
+    /// Our own PeerId.
+    pub local: PeerId,
     /// Whether this node is a bootnode.
     pub bootnode: bool,
     /// Our connection to the peer now.
@@ -99,7 +105,11 @@ pub fn decide(enr: &Enr, peer: PeerId, now: Situation) -> Action {
         return Action::Keep(Reason::NoBootnode);
     };
     if now.nat == nat::Status::Private {
-        Action::Relay { via }
+        if now.local < peer {
+            Action::Relay { via }
+        } else {
+            Action::Keep(Reason::PeerDials)
+        }
     } else {
         Action::Introduce { via }
     }
@@ -145,6 +155,7 @@ mod tests {
 
     fn node(nat: nat::Status) -> Situation {
         Situation {
+            local: PeerId::random(),
             bootnode: false,
             connection: Connection::None,
             peers: 0,
@@ -190,7 +201,16 @@ mod tests {
             nat: nat::Status::Private,
             ..public
         };
-        assert_eq!(decide(&enr, peer, private), Action::Relay { via });
+        let smaller = Situation {
+            local: min_peer(peer),
+            ..private
+        };
+        let larger = Situation {
+            local: max_peer(peer),
+            ..private
+        };
+        assert_eq!(decide(&enr, peer, smaller), Action::Relay { via });
+        assert_eq!(decide(&enr, peer, larger), Action::Keep(Reason::PeerDials));
         let alone = Situation {
             bootnode_via: None,
             ..public
@@ -198,10 +218,27 @@ mod tests {
         assert_eq!(decide(&enr, peer, alone), Action::Keep(Reason::NoBootnode));
     }
 
+    /// A PeerId that sorts before `peer`.
+    fn min_peer(peer: PeerId) -> PeerId {
+        std::iter::repeat_with(PeerId::random)
+            .find(|p| *p < peer)
+            .unwrap()
+    }
+
+    /// A PeerId that sorts after `peer`.
+    fn max_peer(peer: PeerId) -> PeerId {
+        std::iter::repeat_with(PeerId::random)
+            .find(|p| *p > peer)
+            .unwrap()
+    }
+
     #[test]
     fn bootnodes_connected_peers_and_the_peer_limit_stop_a_dial() {
         let (enr, peer) = record(true, true);
-        let n = node(nat::Status::Private);
+        let n = Situation {
+            local: min_peer(peer),
+            ..node(nat::Status::Private)
+        };
         assert_eq!(
             decide(
                 &enr,

@@ -38,6 +38,7 @@ impl Node {
     /// Applies the connection strategy to a peer we learned of.
     pub(super) fn reach(&mut self, enr: &Enr, peer: PeerId) {
         let situation = Situation {
+            local: *self.swarm.local_peer_id(),
             bootnode: self.mode == Mode::Bootnode,
             connection: self.connection_of(&peer),
             peers: self
