@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds peerfind, runs a bootnode and a peer on this machine with default settings, and
-# shows the peer's record (ENR) gaining the address the bootnode observed. Stops both after.
+# shows the peer's record (ENR) gaining the address the bootnode observed, then what both
+# nodes say over the status API. Stops both after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --bin peerfind
@@ -14,8 +15,9 @@ for _ in $(seq 100); do [ -s "$dir/bootnode/bootnode.txt" ] && break; sleep 0.1;
 cat "$dir/bootnode/bootnode.txt"
 bootnode_enr=$(head -n 1 "$dir/bootnode/bootnode.txt")
 
-echo "== peer (port 9001, since the bootnode holds 9000 on this machine)"
-"$bin" run --data-dir "$dir/peer" --port 9001 --bootnode "$bootnode_enr" 2>"$dir/peer.log" &
+echo "== peer (port 9001 and API 127.0.0.1:5053, since the bootnode holds 9000 and 5052)"
+"$bin" run --data-dir "$dir/peer" --port 9001 --api 127.0.0.1:5053 --bootnode "$bootnode_enr" \
+  2>"$dir/peer.log" &
 echo "record at start:"
 for _ in $(seq 100); do [ -s "$dir/peer/enr" ] && break; sleep 0.1; done
 "$bin" enr decode "$(cat "$dir/peer/enr")"
@@ -27,3 +29,9 @@ cat "$dir/peer.log"
 echo
 echo "== the peer's record now: the address the bootnode observed, seq + 1"
 "$bin" enr decode "$(cat "$dir/peer/enr")"
+echo
+echo "== the peer's status, from its API (peerfind status --api 127.0.0.1:5053)"
+"$bin" status --api 127.0.0.1:5053
+echo
+echo "== the peers the bootnode knows (peerfind peers, default --api 127.0.0.1:5052)"
+"$bin" peers

@@ -16,6 +16,7 @@
 //! - [`status`]: what the node reports about itself, and the handle the API asks it with.
 //! - [`config`]: every setting and its default; [`inspect`]: `peerfind enr decode`.
 
+pub mod api;
 pub mod behaviour;
 pub mod config;
 pub mod confirm;

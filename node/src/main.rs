@@ -1,7 +1,11 @@
 //! The `peerfind` command: parses arguments and calls into the library.
 
+use std::io::stdout;
+use std::net::SocketAddr;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use peerfind::api::{self, client};
 use peerfind::{Config, Mode, Node, inspect};
 
 /// Lets peers find and reach each other, even behind NATs.
@@ -44,6 +48,45 @@ enum Command {
         #[command(subcommand)]
         command: EnrCommand,
     },
+    /// Show a running node's state: ids, record, addresses, NAT status with its reason,
+    /// bootnodes, connections and counts.
+    Status(ApiArgs),
+    /// List the peers a running node knows: their records, how it met them and how it is
+    /// connected to each (direct, relayed or none).
+    Peers {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Only the peer with this PeerId.
+        #[arg(long, value_name = "PEER_ID")]
+        peer_id: Option<String>,
+        /// Only the peer with this node id (64 hex characters).
+        #[arg(long, value_name = "HEX")]
+        node_id: Option<String>,
+    },
+    /// Print a running node's events as they happen, one line each (records learned, NAT
+    /// status, connections, introductions, hole punches), until it stops or Ctrl-C.
+    Watch(ApiArgs),
+}
+
+/// Where the running node's API is, and how to print its answers.
+#[derive(Debug, clap::Args)]
+struct ApiArgs {
+    /// Address of the node's status API (its `--api`).
+    #[arg(long, env = "PEERFIND_API", default_value = "127.0.0.1:5052")]
+    api: SocketAddr,
+    /// Print JSON for scripts (for `watch`: one object per line) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ApiArgs {
+    fn format(&self) -> client::Format {
+        if self.json {
+            client::Format::Json
+        } else {
+            client::Format::Table
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,16 +119,59 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Status(args) => ask(client::status(args.api, args.format(), stdout())),
+        Command::Peers {
+            api,
+            peer_id,
+            node_id,
+        } => ask(client::peers(
+            api.api,
+            peer_id,
+            node_id,
+            api.format(),
+            stdout(),
+        )),
+        Command::Watch(args) => ask(client::watch(args.api, args.format(), stdout())),
     }
 }
 
 fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let node = Node::new(mode, config, None)?;
-        node.run().await?;
-        Ok(())
+        let (api_addr, metrics_addr) = (config.api, config.metrics);
+        let mut registry = libp2p::metrics::Registry::default();
+        let node = Node::new(
+            mode,
+            config,
+            metrics_addr.is_some().then_some(&mut registry),
+        )?;
+        let metrics = metrics_addr.map(|addr| (addr, registry));
+        let mut services = api::Services::start(api_addr, metrics, node.handle()).await?;
+        let outcome = tokio::select! {
+            result = node.run() => result.map_err(anyhow::Error::from),
+            error = services.failed() => Err(error.into()),
+        };
+        services.stop().await;
+        outcome
     })
+}
+
+/// Runs an API command; when it fails, prints its one-line reason and exits with 1 (the
+/// reason is the whole story: no backtrace, no "caused by"). A reader that closed the pipe
+/// (`peerfind watch | head -n 1`) is a normal end.
+fn ask(command: impl Future<Output = Result<(), client::ClientError>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match runtime.block_on(command) {
+        Ok(()) => Ok(()),
+        Err(client::ClientError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {

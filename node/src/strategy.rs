@@ -218,16 +218,24 @@ mod tests {
         assert_eq!(decide(&enr, peer, alone), Action::Keep(Reason::NoBootnode));
     }
 
+    /// A peerfind PeerId (secp256k1, like every node's). `PeerId::random` would not do: it is
+    /// a sha256 multihash, which always sorts after an inlined secp256k1 key.
+    fn secp_peer() -> PeerId {
+        libp2p::identity::Keypair::generate_secp256k1()
+            .public()
+            .to_peer_id()
+    }
+
     /// A PeerId that sorts before `peer`.
     fn min_peer(peer: PeerId) -> PeerId {
-        std::iter::repeat_with(PeerId::random)
+        std::iter::repeat_with(secp_peer)
             .find(|p| *p < peer)
             .unwrap()
     }
 
     /// A PeerId that sorts after `peer`.
     fn max_peer(peer: PeerId) -> PeerId {
-        std::iter::repeat_with(PeerId::random)
+        std::iter::repeat_with(secp_peer)
             .find(|p| *p > peer)
             .unwrap()
     }

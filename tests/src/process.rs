@@ -1,6 +1,7 @@
 //! The real `peerfind` binary as a test host runs it: started with JSON logs, its log lines
 //! collected, awaited with a bound, and printed whole when a test fails.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,10 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// Bound on the wait for a node's status API: it binds before the node starts, so this only
+/// stops a node that never starts from hanging the test.
+const API_WAIT: Duration = Duration::from_secs(20);
+
 /// A running `peerfind` process and everything it logged.
 pub struct Peerfind {
     name: String,
@@ -46,8 +51,19 @@ pub struct Peerfind {
 impl Peerfind {
     /// Starts `cmd` (a `peerfind` command line, possibly wrapped to run in a lab host) with
     /// JSON logs and a fresh data directory. `name` labels its log in failure output.
+    ///
+    /// The status API goes on a free loopback port (`PEERFIND_API=127.0.0.1:0`) unless `cmd`
+    /// sets `PEERFIND_API` or `--api`, so nodes sharing a host never fight over the default
+    /// port; [`Peerfind::api_addr`] tells where it went.
     pub fn start(name: &str, mut cmd: Command) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir().context("temporary data directory")?;
+        if !cmd
+            .as_std()
+            .get_envs()
+            .any(|(key, _)| key == "PEERFIND_API")
+        {
+            cmd.env("PEERFIND_API", "127.0.0.1:0");
+        }
         cmd.env("PEERFIND_LOG_FORMAT", "json")
             .env("PEERFIND_DATA_DIR", data_dir.path())
             .env(
@@ -132,6 +148,14 @@ impl Peerfind {
                 Err(_) => bail!("{}: no {message:?} within {timeout:?}", self.name),
             }
         }
+    }
+
+    /// The address the node's status API is bound to, from its "API listening" line.
+    pub async fn api_addr(&mut self) -> anyhow::Result<SocketAddr> {
+        let line = self.wait_for("API listening", API_WAIT, |_| true).await?;
+        field(&line, "address")
+            .parse()
+            .with_context(|| format!("{}: API address in {line}", self.name))
     }
 
     /// Every log line so far with `message`.

@@ -83,13 +83,11 @@ pub(crate) fn event(e: &status::Event, time: SystemTime) -> pb::Event {
             seq: *seq,
             nat: *nat,
         }),
-        E::NatStatusChanged { from, to, reason } => {
-            Kind::NatStatusChanged(pb::NatStatusChanged {
-                from: nat_status(*from).into(),
-                to: nat_status(*to).into(),
-                reason: reason.clone(),
-            })
-        }
+        E::NatStatusChanged { from, to, reason } => Kind::NatStatusChanged(pb::NatStatusChanged {
+            from: nat_status(*from).into(),
+            to: nat_status(*to).into(),
+            reason: reason.clone(),
+        }),
         E::IntroductionAsked { target, via } => Kind::IntroductionAsked(pb::IntroductionAsked {
             target: target.to_string(),
             via: via.to_string(),
@@ -226,7 +224,10 @@ mod tests {
         let s = sample_status();
         let w = status(&s);
         assert_eq!(w.peer_id, s.peer_id.to_string());
-        assert_eq!((w.node_id.as_str(), w.enr.as_str(), w.seq), ("ab".repeat(32).as_str(), "enr:-abc", 7));
+        assert_eq!(
+            (w.node_id.as_str(), w.enr.as_str(), w.seq),
+            ("ab".repeat(32).as_str(), "enr:-abc", 7)
+        );
         assert_eq!(w.listen_addrs, ["/ip4/0.0.0.0/tcp/9000"]);
         assert_eq!(w.observed_addrs, ["/ip4/198.51.100.30/tcp/9000"]);
         assert!(w.external_addrs.is_empty());
@@ -361,6 +362,9 @@ mod tests {
             assert!(ok, "{case:?}");
         }
         let lag = lagged(17, at);
-        assert!(matches!(lag.kind, Some(Kind::Lagged(pb::Lagged { missed: 17 }))));
+        assert!(matches!(
+            lag.kind,
+            Some(Kind::Lagged(pb::Lagged { missed: 17 }))
+        ));
     }
 }

@@ -15,6 +15,11 @@ use crate::status;
 /// Hex characters in a node id (32 bytes).
 const NODE_ID_HEX_LEN: usize = 64;
 
+/// Longest `peer_id` parsed. A PeerId is about 53 characters in base58 (a secp256k1 key's
+/// identity hash); base58 decoding takes time quadratic in the length, so a megabyte of it
+/// is refused unread rather than decoded.
+const MAX_PEER_ID_LEN: usize = 128;
+
 /// The most of a refused value an error repeats: the message travels in a gRPC header, and
 /// whoever sent a megabyte of it does not need it back.
 const SHOWN_LEN: usize = 80;
@@ -38,6 +43,12 @@ pub(crate) enum FilterError {
         /// Why it does not parse.
         source: libp2p::identity::ParseError,
     },
+    /// `peer_id` is far longer than any PeerId.
+    #[error("peer_id is not a PeerId: {len} characters, a PeerId has at most {MAX_PEER_ID_LEN}")]
+    PeerIdTooLong {
+        /// Its length.
+        len: usize,
+    },
     /// `node_id` is not 64 hex characters.
     #[error("node_id {value:?} is not a node id: expected {NODE_ID_HEX_LEN} hex characters")]
     NodeId {
@@ -51,6 +62,9 @@ impl Filter {
     pub(crate) fn parse(peer_id: &str, node_id: &str) -> Result<Self, FilterError> {
         let peer_id = match peer_id.trim() {
             "" => None,
+            text if text.len() > MAX_PEER_ID_LEN => {
+                return Err(FilterError::PeerIdTooLong { len: text.len() });
+            }
             text => Some(text.parse().map_err(|source| FilterError::PeerId {
                 value: shown(text),
                 source,
@@ -148,10 +162,7 @@ mod tests {
     fn a_node_id_must_be_64_hex_characters() {
         for bad in ["abc", &"g".repeat(64), &"a".repeat(63), &"a".repeat(65)] {
             assert!(
-                matches!(
-                    Filter::parse("", bad),
-                    Err(FilterError::NodeId { .. })
-                ),
+                matches!(Filter::parse("", bad), Err(FilterError::NodeId { .. })),
                 "{bad}"
             );
         }
@@ -159,8 +170,12 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_refused_value_is_not_repeated_whole() {
-        let err = Filter::parse(&"x".repeat(100_000), "").unwrap_err();
+    fn a_huge_refused_value_is_neither_decoded_nor_repeated_whole() {
+        let err = Filter::parse(&"x".repeat(4_000_000), "").unwrap_err();
+        assert!(matches!(err, FilterError::PeerIdTooLong { len: 4_000_000 }));
+        let err = Filter::parse(&"x".repeat(MAX_PEER_ID_LEN), "").unwrap_err();
+        assert!(err.to_string().len() < 400, "{}", err.to_string().len());
+        let err = Filter::parse("", &"x".repeat(4_000_000)).unwrap_err();
         assert!(err.to_string().len() < 400, "{}", err.to_string().len());
     }
 

@@ -1,0 +1,25 @@
+//! The status API: what a running node tells about itself, over gRPC and Prometheus.
+//!
+//! - [`server`] serves `peerfind.v1.Node` (`proto/peerfind/v1/node.proto` documents every
+//!   field) over a [`crate::status::Handle`], with gRPC health and reflection beside it;
+//! - [`metrics`] serves `/metrics`: libp2p's registry and the node's own counts;
+//! - [`services`] runs both beside the node, bound before it starts and stopped with it;
+//! - [`client`] is the command line's side: `peerfind status`, `peers` and `watch`.
+//!
+//! The generated protobuf types stay in here: `convert` turns the node's own types into them
+//! (the one place that knows both), `filter` checks `ListPeers`' filters, and `render` prints
+//! answers for people and scripts.
+//!
+//! The API only reads, and has no authentication: it listens on loopback unless `--api` says
+//! otherwise, and binding another address is the operator's explicit choice.
+
+pub mod client;
+mod convert;
+mod filter;
+pub mod metrics;
+mod render;
+pub mod server;
+pub mod services;
+
+pub use server::serve;
+pub use services::Services;

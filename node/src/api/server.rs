@@ -1,0 +1,279 @@
+//! The gRPC server: `peerfind.v1.Node` over a [`status::Handle`], with the standard health
+//! service and server reflection beside it.
+//!
+//! Every answer comes from the node's event loop through the handle; the server keeps no state
+//! of its own but the watchers' permits. Each unary call waits at most [`QUERY_TIMEOUT`] for the
+//! node; at most [`MAX_WATCHERS`] event streams run at once; on shutdown the health service
+//! says NOT_SERVING, event streams end with UNAVAILABLE, and calls still running get
+//! [`SHUTDOWN_GRACE`] before their connections are dropped.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::Stream;
+use peerfind_proto::v1 as pb;
+use peerfind_proto::v1::node_server::{Node, NodeServer};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::filter::Filter;
+use crate::status;
+
+/// The service's full name, as health checks and reflection know it.
+pub const SERVICE_NAME: &str = peerfind_proto::v1::node_server::SERVICE_NAME;
+
+/// Longest wait for the node's event loop to answer one query. It answers between two swarm
+/// events, so this is only reached when the loop is stuck; the caller then hears UNAVAILABLE
+/// rather than waiting forever.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Event streams served at once: each holds a receiver of up to
+/// [`status::EVENT_BUFFER`] events, so their number is what bounds the memory watchers take.
+pub const MAX_WATCHERS: usize = 64;
+
+/// HTTP/2 streams one client connection may have open at once.
+const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+
+/// How often an idle connection is pinged: a watcher whose machine vanished without closing
+/// its connection would otherwise hold its place among [`MAX_WATCHERS`] until TCP gives up,
+/// which takes many minutes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a ping may go unanswered before the connection is dropped.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long calls still running at shutdown may take to finish. Event streams end at once, so
+/// only unary calls (answered within [`QUERY_TIMEOUT`]) and other services' streams (a health
+/// watch) wait; the latter are cut after this.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Why the API could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error(
+        "cannot bind the status API to {addr}: {source} (is another node using it? choose another address with --api)"
+    )]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bound socket has no local address (does not happen with TCP).
+    #[error("cannot read the status API's bound address: {0}")]
+    LocalAddr(std::io::Error),
+    /// The reflection service could not read the descriptors built into the binary.
+    #[error("cannot set up gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The server stopped with an error.
+    #[error("the status API failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A bound API address, not serving yet: binding first lets the caller refuse to start when
+/// the address is taken, before the node does anything.
+#[derive(Debug)]
+pub struct Listener {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Listener {
+    /// Binds `addr` and logs "API listening" with the address actually bound (port 0 picks a
+    /// free one).
+    pub async fn bind(addr: SocketAddr) -> Result<Self, ServeError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
+        tracing::info!(address = %addr, "API listening");
+        Ok(Self { listener, addr })
+    }
+
+    /// The address bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves the API until `shutdown` resolves, then stops as the module doc says.
+    pub async fn serve(
+        self,
+        handle: status::Handle,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_serving::<NodeServer<NodeService>>().await;
+        // Reflection v1, and v1alpha for the tools that still only speak it (older grpcurl,
+        // grpcio's descriptor database).
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(peerfind_proto::API_DESCRIPTORS)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let (stop, stopping) = watch::channel(false);
+        let service = NodeService {
+            handle,
+            watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
+            stopping: stopping.clone(),
+        };
+        let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(NodeServer::new(service))
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                stopped(stopping),
+            );
+        tokio::pin!(server);
+        tokio::pin!(shutdown);
+        tokio::select! {
+            result = &mut server => return result.map_err(ServeError::from),
+            () = &mut shutdown => {}
+        }
+        reporter.set_not_serving::<NodeServer<NodeService>>().await;
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        let _ = stop.send(true);
+        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+            Ok(result) => result.map_err(ServeError::from),
+            Err(_) => {
+                tracing::debug!("API calls still running at shutdown were cut");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Binds `addr` and serves the API over `handle` until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    handle: status::Handle,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    Listener::bind(addr).await?.serve(handle, shutdown).await
+}
+
+/// Resolves once `stopping` says so (or its sender is gone).
+pub(super) async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// `peerfind.v1.Node`.
+#[derive(Debug, Clone)]
+struct NodeService {
+    handle: status::Handle,
+    /// One permit per running event stream.
+    watchers: Arc<Semaphore>,
+    /// Set when the server stops: event streams end.
+    stopping: watch::Receiver<bool>,
+}
+
+/// What a `WatchEvents` stream yields.
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let status = ask(self.handle.status()).await?;
+        Ok(Response::new(pb::GetStatusResponse {
+            status: Some(convert::status(&status)),
+        }))
+    }
+
+    async fn list_peers(
+        &self,
+        request: Request<pb::ListPeersRequest>,
+    ) -> Result<Response<pb::ListPeersResponse>, Status> {
+        let request = request.into_inner();
+        let filter = Filter::parse(&request.peer_id, &request.node_id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let peers: Vec<pb::Peer> = ask(self.handle.peers())
+            .await?
+            .iter()
+            .filter(|p| filter.matches(p))
+            .map(convert::peer)
+            .collect();
+        if peers.is_empty() && !filter.is_empty() {
+            return Err(Status::not_found(format!("no known peer has {filter}")));
+        }
+        Ok(Response::new(pb::ListPeersResponse { peers }))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        _request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let permit = self.watchers.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!("{MAX_WATCHERS} watchers already: close one first"))
+        })?;
+        // Subscribed before answering, so every event after the call is delivered.
+        let events = self.handle.subscribe();
+        // A node that has stopped says so now rather than never sending anything.
+        ask(self.handle.status()).await?;
+        Ok(Response::new(watch_stream(
+            events,
+            self.stopping.clone(),
+            permit,
+        )))
+    }
+}
+
+/// The events of one watcher, until the server stops: each converted as it comes, a gap
+/// reported as a `lagged` event.
+fn watch_stream(
+    events: broadcast::Receiver<status::Event>,
+    stopping: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) -> EventStream {
+    let state = Some((events, stopping, permit));
+    Box::pin(futures::stream::unfold(state, |state| async move {
+        let (mut events, mut stopping, permit) = state?;
+        let next = tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => None,
+            next = events.recv() => Some(next),
+        };
+        let now = SystemTime::now();
+        let item = match next {
+            Some(Ok(event)) => Ok(convert::event(&event, now)),
+            Some(Err(broadcast::error::RecvError::Lagged(missed))) => {
+                Ok(convert::lagged(missed, now))
+            }
+            // The node is gone (its hub closed) or the server is stopping: say so, then end.
+            Some(Err(broadcast::error::RecvError::Closed)) | None => {
+                return Some((Err(Status::unavailable("the node is stopping")), None));
+            }
+        };
+        Some((item, Some((events, stopping, permit))))
+    }))
+}
+
+/// Asks the node, within [`QUERY_TIMEOUT`].
+async fn ask<T>(query: impl Future<Output = Result<T, status::Stopped>>) -> Result<T, Status> {
+    match tokio::time::timeout(QUERY_TIMEOUT, query).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(status::Stopped)) => Err(Status::unavailable("the node has stopped")),
+        Err(_) => Err(Status::unavailable(format!(
+            "the node did not answer within {} s",
+            QUERY_TIMEOUT.as_secs()
+        ))),
+    }
+}

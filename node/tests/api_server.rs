@@ -1,0 +1,267 @@
+//! The API server over a stand-in for the node's event loop: a stopped node, a watcher that
+//! falls behind, too many watchers, shutdown, and a taken address.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use libp2p::PeerId;
+use peerfind::api::server::{Listener, MAX_WATCHERS, ServeError};
+use peerfind::nat;
+use peerfind::status::{self, Hub, Query};
+use peerfind_proto::v1 as pb;
+use peerfind_proto::v1::node_client::NodeClient;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Bound on every wait; everything here is in-process and takes milliseconds.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// What the test asks of the stand-in node: publish `n` events, then acknowledge.
+type Publish = (u64, oneshot::Sender<()>);
+
+/// The stand-in node: answers queries from fixed state and publishes on request. It stops,
+/// as the node does, when the test drops its sender: the hub goes with it.
+struct FakeNode {
+    publish: mpsc::Sender<Publish>,
+    task: JoinHandle<()>,
+    peer: PeerId,
+}
+
+impl FakeNode {
+    fn start() -> (Self, status::Handle) {
+        let mut hub = Hub::new();
+        let handle = hub.handle();
+        let peer = some_peer_id();
+        let (publish, mut requests) = mpsc::channel::<Publish>(4);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(query) = hub.next_query() => match query {
+                        Query::Status(reply) => { let _ = reply.send(sample_status()); }
+                        Query::Peers(reply) => { let _ = reply.send(Vec::new()); }
+                    },
+                    request = requests.recv() => {
+                        let Some((n, done)) = request else { return };
+                        for seq in 0..n {
+                            hub.publish(status::Event::RecordLearned { peer_id: peer, seq, nat: false });
+                        }
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        (
+            Self {
+                publish,
+                task,
+                peer,
+            },
+            handle,
+        )
+    }
+
+    async fn publish(&self, n: u64) {
+        let (done, published) = oneshot::channel();
+        self.publish.send((n, done)).await.unwrap();
+        published.await.unwrap();
+    }
+
+    /// Stops the stand-in node and waits until it is gone.
+    async fn stop(self) {
+        drop(self.publish);
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn some_peer_id() -> PeerId {
+    libp2p::identity::Keypair::generate_secp256k1()
+        .public()
+        .to_peer_id()
+}
+
+fn sample_status() -> status::Status {
+    status::Status {
+        peer_id: some_peer_id(),
+        node_id: "ab".repeat(32),
+        enr: "enr:-stand-in".into(),
+        seq: 1,
+        listen_addrs: vec![],
+        observed_addrs: vec![],
+        external_addrs: vec![],
+        nat: status::NatState {
+            status: nat::Status::Unknown,
+            reason: "no evidence yet".into(),
+            since: SystemTime::now(),
+        },
+        bootnodes: vec![],
+        records: 0,
+        direct_connections: 0,
+        relayed_connections: 0,
+        counters: status::Counters::default(),
+    }
+}
+
+/// A server on a free loopback port over `handle`; sending on the returned sender stops it.
+async fn serve(
+    handle: status::Handle,
+) -> (
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<Result<(), ServeError>>,
+) {
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(listener.serve(handle, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
+}
+
+async fn client(addr: SocketAddr) -> NodeClient<Channel> {
+    tokio::time::timeout(WAIT, NodeClient::connect(format!("http://{addr}")))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn watch(
+    api: &mut NodeClient<Channel>,
+) -> Result<tonic::Streaming<pb::Event>, tonic::Status> {
+    tokio::time::timeout(WAIT, api.watch_events(pb::WatchEventsRequest {}))
+        .await
+        .unwrap()
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn a_stopped_node_answers_unavailable_to_every_call() {
+    let (node, handle) = FakeNode::start();
+    let (addr, _stop, _server) = serve(handle).await;
+    let mut api = client(addr).await;
+    assert!(api.get_status(pb::GetStatusRequest {}).await.is_ok());
+    node.stop().await;
+
+    let status = api.get_status(pb::GetStatusRequest {}).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let peers = api
+        .list_peers(pb::ListPeersRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(peers.code(), tonic::Code::Unavailable, "{peers:?}");
+    let events = watch(&mut api).await.unwrap_err();
+    assert_eq!(events.code(), tonic::Code::Unavailable, "{events:?}");
+}
+
+#[tokio::test]
+async fn a_watcher_that_falls_behind_is_told_how_many_events_it_missed_and_keeps_watching() {
+    // Far more than the event buffer and what HTTP/2 flow control lets through unread.
+    const PUBLISHED: u64 = 20 * status::EVENT_BUFFER as u64;
+    let (node, handle) = FakeNode::start();
+    let (addr, _stop, _server) = serve(handle).await;
+    let mut api = client(addr).await;
+    let mut events = watch(&mut api).await.unwrap();
+    node.publish(PUBLISHED).await;
+
+    let (mut received, mut missed, mut lags, mut last_seq) = (0, 0, 0, None);
+    while received + missed < PUBLISHED {
+        let event = tokio::time::timeout(WAIT, events.message())
+            .await
+            .expect("the rest of the events")
+            .unwrap()
+            .expect("the stream stays open");
+        match event.kind.unwrap() {
+            pb::event::Kind::RecordLearned(e) => {
+                assert_eq!(e.peer_id, node.peer.to_string());
+                received += 1;
+                last_seq = Some(e.seq);
+            }
+            pb::event::Kind::Lagged(lag) => {
+                assert!(lag.missed > 0);
+                missed += lag.missed;
+                lags += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(lags >= 1, "the watcher was told it lagged");
+    assert_eq!(
+        received + missed,
+        PUBLISHED,
+        "every event delivered or counted"
+    );
+    assert_eq!(last_seq, Some(PUBLISHED - 1), "the newest events arrive");
+
+    // Still watching: the next event comes through.
+    node.publish(1).await;
+    let next = tokio::time::timeout(WAIT, events.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        next.kind,
+        Some(pb::event::Kind::RecordLearned(pb::RecordLearned {
+            seq: 0,
+            ..
+        }))
+    ));
+}
+
+#[tokio::test]
+async fn watchers_beyond_the_limit_are_refused_with_resource_exhausted() {
+    let (_node, handle) = FakeNode::start();
+    let (addr, _stop, _server) = serve(handle).await;
+    let mut api = client(addr).await;
+    let mut open = Vec::new();
+    for _ in 0..MAX_WATCHERS {
+        open.push(watch(&mut api).await.unwrap());
+    }
+    let refused = watch(&mut api).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    // Unary calls are not watchers.
+    assert!(api.get_status(pb::GetStatusRequest {}).await.is_ok());
+}
+
+#[tokio::test]
+async fn shutdown_ends_every_watch_with_unavailable_and_the_server_returns() {
+    let (_node, handle) = FakeNode::start();
+    let (addr, stop, server) = serve(handle).await;
+    let mut api = client(addr).await;
+    let mut events = watch(&mut api).await.unwrap();
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(WAIT, events.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    tokio::time::timeout(WAIT, server)
+        .await
+        .expect("the server stops within its grace period")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn binding_a_taken_address_names_it_and_suggests_the_flag() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = Listener::bind(addr).await.unwrap_err();
+    assert!(matches!(err, ServeError::Bind { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&addr.to_string()) && text.contains("--api"),
+        "{text}"
+    );
+}
