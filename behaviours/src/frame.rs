@@ -60,6 +60,28 @@ where
     Ok(M::decode(buf.as_slice()).map_err(ProtocolError::from)?)
 }
 
+/// Reads one request frame of at most `cap` bytes as `R`. A protocol violation comes back as
+/// `Ok(Err(violation))` rather than as an I/O error: libp2p's request-response drops a failed
+/// inbound read without telling the behaviour, so codecs hand violations up as requests
+/// instead, to be answered, logged and counted.
+pub(crate) async fn read_request_frame<T, M, R>(
+    io: &mut T,
+    cap: usize,
+) -> io::Result<Result<R, ProtocolError>>
+where
+    T: AsyncRead + Unpin + Send,
+    M: prost::Message + Default,
+    R: TryFrom<M, Error = ProtocolError>,
+{
+    match read_frame::<_, M>(io, cap).await {
+        Ok(msg) => Ok(R::try_from(msg)),
+        Err(e) => match protocol_error(&e) {
+            Some(violation) => Ok(Err(violation.clone())),
+            None => Err(e),
+        },
+    }
+}
+
 /// Reads an unsigned varint of at most 4 bytes: enough for any cap peerfind uses, and a
 /// longer one announces at least 2^28 bytes, far over any cap.
 async fn read_length<T: AsyncRead + Unpin + Send>(io: &mut T, cap: usize) -> io::Result<u64> {

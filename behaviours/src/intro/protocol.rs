@@ -7,7 +7,7 @@ use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
 use peerfind_proto::v1 as pb;
 
-use crate::frame::{ProtocolError, protocol_error, read_frame, write_frame};
+use crate::frame::{ProtocolError, read_frame, read_request_frame, write_frame};
 
 /// The protocol id; the version is bumped on any incompatible change.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peerfind/intro/1.0.0");
@@ -94,13 +94,9 @@ impl libp2p::request_response::Codec for Codec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        match read_frame::<_, pb::IntroRequest>(io, MAX_MESSAGE_SIZE).await {
-            Ok(msg) => Ok(Request::try_from(msg).unwrap_or_else(Request::Invalid)),
-            Err(e) => match protocol_error(&e) {
-                Some(violation) => Ok(Request::Invalid(violation.clone())),
-                None => Err(e),
-            },
-        }
+        let request =
+            read_request_frame::<_, pb::IntroRequest, Request>(io, MAX_MESSAGE_SIZE).await?;
+        Ok(request.unwrap_or_else(Request::Invalid))
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
