@@ -130,6 +130,9 @@ pub struct Node {
     counters: status::Counters,
     /// libp2p's own metrics, when `--metrics` is on.
     metrics: Option<libp2p::metrics::Metrics>,
+    /// Dials and connections from a fresh local port (strategy rule 4): the address a peer
+    /// observes on them is not ours to confirm. Removed when they fail or close.
+    fresh_port: HashSet<ConnectionId>,
     /// Connections that have answered a ping (removed when they close).
     pinged: HashSet<ConnectionId>,
     /// When we last asked for an introduction to each peer.
@@ -220,6 +223,7 @@ impl Node {
             metrics: registry.map(libp2p::metrics::Metrics::new),
             asked: HashMap::new(),
             pinged: HashSet::new(),
+            fresh_port: HashSet::new(),
             reservations: HashSet::new(),
             punch_retries: HashMap::new(),
         })
@@ -363,6 +367,7 @@ impl Node {
                 let before = self.connection_of(&peer_id);
                 self.connections.remove(&connection_id);
                 self.pinged.remove(&connection_id);
+                self.fresh_port.remove(&connection_id);
                 self.publish_connection_change(peer_id, before);
                 if num_established == 0 {
                     self.dialed.remove(&peer_id);
@@ -376,7 +381,12 @@ impl Node {
                     "disconnected"
                 );
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                connection_id,
+                error,
+            } => {
+                self.fresh_port.remove(&connection_id);
                 if let Some(peer) = peer_id {
                     self.bootnode_dial_ended(peer);
                 }
@@ -539,6 +549,10 @@ impl Node {
         let Some((_, Link::Direct(transport))) = self.connections.get(&connection).copied() else {
             return;
         };
+        if self.fresh_port.contains(&connection) {
+            tracing::debug!(%peer, %observed, "ignoring the address seen on a connection from a fresh port");
+            return;
+        }
         let is_bootnode = self.bootnodes.contains_key(&peer);
         tracing::debug!(%peer, %observed, is_bootnode, "peer reported our address");
         if self.fixed_external {

@@ -7,11 +7,18 @@
 //!    is left to the hole punch (DCUtR) and its retries.
 //! 3. At `--max-peers` connected peers we dial no more.
 //! 4. A public record (no `nat` flag) is dialed directly at every address it gives; without
-//!    an address it is kept only.
+//!    an address it is kept only. Unless we know strangers can reach us, the dial leaves from
+//!    a fresh port, not the listen port: a record without the flag may still belong to a
+//!    node behind a NAT that has not found out yet, and a dial to it that is never answered
+//!    leaves an entry in our own NAT for the listen port and that peer. A later hole punch
+//!    between the two must use exactly that pair of ports, and a TCP one then fails: the NAT
+//!    judges the punch's packets against the dead dial's sequence numbers and drops them.
 //! 5. A NAT'd record cannot be dialed: strangers' connections die at its NAT ("Hmm Alice
 //!    didn't respond"). Without a connected bootnode to help, it is kept only.
-//! 6. A NAT'd record while we are not behind a NAT ourselves (public, or not known yet):
-//!    ask a bootnode to introduce us; the peer dials us back (connection reversal).
+//! 6. A NAT'd record while we know we are public: ask a bootnode to introduce us; the peer
+//!    dials us back from its listen port (connection reversal). While our own status is not
+//!    known yet we wait for it (a few seconds with AutoNAT): if we are behind a NAT too, the
+//!    peer's dial back would die at our NAT and leave the entry rule 4 avoids in its NAT.
 //! 7. A NAT'd record while we are behind a NAT too: the one of the two with the smaller
 //!    PeerId dials the other through the bootnode's relay, the other waits for it (two
 //!    circuits at once would start two hole punches racing for the same ports). The relayed
@@ -26,8 +33,13 @@ use crate::status::Connection;
 /// What to do about a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Dial these addresses (rule 4).
-    Dial(Vec<Multiaddr>),
+    /// Dial these addresses from this local port (rule 4).
+    Dial {
+        /// The record's addresses.
+        addrs: Vec<Multiaddr>,
+        /// Where the dial leaves from.
+        port: Port,
+    },
     /// Ask this bootnode for an introduction (rule 6).
     Introduce {
         /// The bootnode.
@@ -40,6 +52,15 @@ pub enum Action {
     },
     /// Do nothing now, for this reason.
     Keep(Reason),
+}
+
+/// The local port a direct dial leaves from (rule 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The listen port: the peer sees the address we advertise.
+    Listen,
+    /// A new one, so a dial that fails leaves nothing behind for the listen port.
+    Fresh,
 }
 
 /// Why a peer is not dialed.
@@ -57,6 +78,8 @@ pub enum Reason {
     NoAddress,
     /// Rule 5.
     NoBootnode,
+    /// Rule 6: our own NAT status is not known yet.
+    Undecided,
     /// Rule 7: the peer dials the circuit.
     PeerDials,
 }
@@ -99,19 +122,20 @@ pub fn decide(enr: &Enr, peer: PeerId, now: Situation) -> Action {
         if addrs.is_empty() {
             return Action::Keep(Reason::NoAddress);
         }
-        return Action::Dial(addrs);
+        let port = match now.nat {
+            nat::Status::Public => Port::Listen,
+            nat::Status::Unknown | nat::Status::Private => Port::Fresh,
+        };
+        return Action::Dial { addrs, port };
     }
     let Some(via) = now.bootnode_via else {
         return Action::Keep(Reason::NoBootnode);
     };
-    if now.nat == nat::Status::Private {
-        if now.local < peer {
-            Action::Relay { via }
-        } else {
-            Action::Keep(Reason::PeerDials)
-        }
-    } else {
-        Action::Introduce { via }
+    match now.nat {
+        nat::Status::Public => Action::Introduce { via },
+        nat::Status::Unknown => Action::Keep(Reason::Undecided),
+        nat::Status::Private if now.local < peer => Action::Relay { via },
+        nat::Status::Private => Action::Keep(Reason::PeerDials),
     }
 }
 
@@ -168,17 +192,28 @@ mod tests {
     #[test]
     fn a_public_peer_is_dialed_at_its_record_address() {
         let (enr, peer) = record(false, true);
-        let Action::Dial(addrs) = decide(&enr, peer, node(nat::Status::Private)) else {
-            panic!("not dialed")
-        };
+        let addrs: Vec<Multiaddr> = vec![
+            format!("/ip4/198.51.100.9/tcp/9000/p2p/{peer}")
+                .parse()
+                .unwrap(),
+        ];
         assert_eq!(
-            addrs,
-            vec![
-                format!("/ip4/198.51.100.9/tcp/9000/p2p/{peer}")
-                    .parse()
-                    .unwrap()
-            ]
+            decide(&enr, peer, node(nat::Status::Public)),
+            Action::Dial {
+                addrs: addrs.clone(),
+                port: Port::Listen
+            }
         );
+        for unsure in [nat::Status::Unknown, nat::Status::Private] {
+            assert_eq!(
+                decide(&enr, peer, node(unsure)),
+                Action::Dial {
+                    addrs: addrs.clone(),
+                    port: Port::Fresh
+                },
+                "a node not known to be public dials from a fresh port"
+            );
+        }
         let (enr, peer) = record(false, false);
         assert_eq!(
             decide(&enr, peer, node(nat::Status::Public)),
@@ -196,7 +231,11 @@ mod tests {
             nat: nat::Status::Unknown,
             ..public
         };
-        assert_eq!(decide(&enr, peer, unknown), Action::Introduce { via });
+        assert_eq!(
+            decide(&enr, peer, unknown),
+            Action::Keep(Reason::Undecided),
+            "no introduction before we know we are public"
+        );
         let private = Situation {
             nat: nat::Status::Private,
             ..public

@@ -185,7 +185,7 @@ impl Peerfind {
 
 impl Drop for Peerfind {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("PEERFIND_TEST_SHOW_LOGS").is_some() {
             eprintln!(
                 "----- log of {} -----\n{}----- end of {} -----",
                 self.name,

@@ -2,35 +2,10 @@
 //! lab host, where the API listens on that host's loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Stdio;
-
+use peerfind_tests::cli::{self, Watcher, api_args};
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
-use peerfind_tests::process::{binary, field};
+use peerfind_tests::process::field;
 use peerfind_tests::scenario::{self, WAIT, bootnode, peer, peer_id};
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-/// The API address inside a host: the default port, on the host's own loopback.
-const API: &str = "127.0.0.1:5052";
-
-/// Arguments that put a node's API on [`API`].
-fn api_args() -> Vec<String> {
-    vec!["--api".into(), API.into()]
-}
-
-/// Runs `peerfind ARGS --json --api API` inside `host` and parses its output.
-async fn cli_json(lab: &Lab, host: Host, args: &[&str]) -> Value {
-    let mut cmd = lab.tokio_command(host, binary());
-    cmd.args(args)
-        .args(["--json", "--api", API])
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .expect("the command ends within the bound")
-        .unwrap();
-    assert!(out.status.success(), "peerfind {args:?} in {host}: {out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[tokio::test]
 async fn lab_alice_behind_a_nat_reports_private_with_autonat_as_the_reason_and_a_watcher_sees_the_change()
@@ -46,38 +21,16 @@ async fn lab_alice_behind_a_nat_reports_private_with_autonat_as_the_reason_and_a
 
     // Watch from inside Alice's host. Her first AutoNAT probe comes seconds after her start
     // (libp2p's probe interval), so the watcher is subscribed long before.
-    let mut watch = lab.tokio_command(Host::Alice, binary());
-    watch
-        .args(["watch", "--json", "--api", API])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut watcher = watch.spawn().unwrap();
-    let mut banner = BufReader::new(watcher.stderr.take().unwrap()).lines();
-    let said = tokio::time::timeout(WAIT, banner.next_line())
-        .await
-        .expect("the watcher connects")
-        .unwrap()
-        .unwrap_or_default();
-    assert!(said.starts_with("watching"), "{said}");
+    let mut watcher = Watcher::start(&lab, Host::Alice).await.unwrap();
     assert!(
         alice.lines_with("NAT status changed").is_empty(),
         "alice's NAT status changed before the watcher was subscribed"
     );
-
-    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
-    let change = loop {
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("a NAT status change within the bound")
-            .unwrap()
-            .expect("the watcher keeps running");
-        let event: Value = serde_json::from_str(&line).unwrap();
-        assert!(event["time"].is_string(), "{event}");
-        if event["kind"] == "nat_status_changed" {
-            break event;
-        }
-    };
+    let change = watcher
+        .next("nat_status_changed", WAIT, |_| true)
+        .await
+        .unwrap();
+    assert!(change["time"].is_string(), "{change}");
     assert_eq!(change["from"], "unknown", "{change}");
     assert_eq!(change["to"], "private", "{change}");
     assert!(
@@ -85,7 +38,7 @@ async fn lab_alice_behind_a_nat_reports_private_with_autonat_as_the_reason_and_a
         "{change}"
     );
 
-    let status = cli_json(&lab, Host::Alice, &["status"]).await;
+    let status = cli::json(&lab, Host::Alice, &["status"]).await.unwrap();
     assert_eq!(status["nat"]["status"], "private", "{status}");
     let reason = status["nat"]["reason"].as_str().unwrap();
     assert!(
@@ -95,7 +48,7 @@ async fn lab_alice_behind_a_nat_reports_private_with_autonat_as_the_reason_and_a
     assert_eq!(status["peer_id"], peer_id(&mut alice).await.unwrap());
     assert_eq!(status["bootnodes"][0]["connected"], true, "{status}");
 
-    let _ = watcher.kill().await;
+    watcher.stop().await;
     scenario::stop_all(&mut [&mut alice, &mut boot]).await;
 }
 
@@ -117,7 +70,7 @@ async fn lab_charlie_lists_public_alice_as_directly_connected() {
         .wait_for("connected", WAIT, |l| field(l, "peer") == alice_id)
         .await
         .expect("charlie and alice connect");
-    let peers = cli_json(&lab, Host::Charlie, &["peers"]).await;
+    let peers = cli::json(&lab, Host::Charlie, &["peers"]).await.unwrap();
     let listed = peers
         .as_array()
         .unwrap()
@@ -133,15 +86,10 @@ async fn lab_charlie_lists_public_alice_as_directly_connected() {
     assert_eq!(listed["nat"], false);
     assert!(listed["enr"].as_str().unwrap().starts_with("enr:"));
 
-    let mut one = lab.tokio_command(Host::Charlie, binary());
-    one.args(["peers", "--json", "--api", API, "--peer-id", &alice_id])
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(WAIT, one.output())
+    let only = cli::peer_entry(&lab, Host::Charlie, &alice_id)
         .await
-        .unwrap()
         .unwrap();
-    let only: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(only.as_array().map(Vec::len), Some(1), "{only}");
+    assert_eq!(only["peer_id"], alice_id.as_str(), "{only}");
 
     scenario::stop_all(&mut [&mut alice, &mut charlie, &mut boot]).await;
 }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::{Link, Mode, Node};
 use crate::nat;
 use crate::status;
-use crate::strategy::{self, Action, Situation};
+use crate::strategy::{self, Action, Port, Situation};
 
 /// An introduction to the same peer is asked for at most this often.
 const INTRO_INTERVAL: Duration = Duration::from_secs(30);
@@ -51,9 +51,18 @@ impl Node {
             bootnode_via: self.bootnode_via(&peer),
         };
         match strategy::decide(enr, peer, situation) {
-            Action::Dial(addrs) => {
-                tracing::info!(%peer, addrs = ?addrs, "dialing peer at its record's addresses");
-                self.dial(DialOpts::peer_id(peer).addresses(addrs).build(), peer);
+            Action::Dial { addrs, port } => {
+                tracing::info!(%peer, addrs = ?addrs, ?port, "dialing peer at its record's addresses");
+                let opts = DialOpts::peer_id(peer).addresses(addrs);
+                let opts = match port {
+                    Port::Listen => opts.build(),
+                    Port::Fresh => opts.allocate_new_port().build(),
+                };
+                if port == Port::Fresh {
+                    // What the peer observes of this connection is not our listen address.
+                    self.fresh_port.insert(opts.connection_id());
+                }
+                self.dial(opts, peer);
             }
             Action::Introduce { via } => self.ask_introduction(peer, via),
             Action::Relay { via } => self.dial_relayed(peer, via),
@@ -189,7 +198,9 @@ impl Node {
                 requester_peer,
                 via,
             } => {
-                // "Hello Charlie": our outgoing connection opens our NAT for him.
+                // "Hello Charlie": our outgoing connection opens our NAT for him. It leaves
+                // from the listen port, so he sees our advertised address; he asked only
+                // because he knows he is public (strategy rule 6), so it will be answered.
                 let addrs = enr_ext::multiaddrs(&requester, requester_peer);
                 tracing::info!(peer = %requester_peer, bootnode = %via, addrs = ?addrs, "introduced to a peer; dialing it");
                 self.dial(
