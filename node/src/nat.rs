@@ -2,8 +2,9 @@
 //!
 //! Two signals, combined by these rules (first match wins, applied on every input):
 //! 1. A stranger reached us: an inbound connection, not relayed, from a peer that is not a
-//!    configured bootnode and that we had not dialed. Nobody can do that to a node behind a
-//!    NAT, so the node is **Public**, whatever was believed before.
+//!    configured bootnode, that we had not dialed, and that we are not (or were not a moment
+//!    ago) relayed to, since a hole punch's connection may arrive inbound. Nobody can do that
+//!    to a node behind a NAT, so the node is **Public**, whatever was believed before.
 //! 2. AutoNAT confirmed one of our addresses: a server dialed us back there. **Public**.
 //! 3. AutoNAT found one of our addresses unreachable, and no address has been confirmed:
 //!    **Private**. This is the fast signal (seconds); a confirmed address (rule 2) outranks it,

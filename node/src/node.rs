@@ -141,7 +141,15 @@ pub struct Node {
     reservations: HashSet<PeerId>,
     /// Failed hole punches to try again, by peer.
     punch_retries: HashMap<PeerId, reach::Retry>,
+    /// When our last relayed connection to each peer closed, kept for [`PUNCH_GRACE`]: a
+    /// successful punch closes the relayed connection, and the punched one may reach us
+    /// inbound a moment later. Bounded by the relayed connections we had in that time.
+    relay_closed: HashMap<PeerId, tokio::time::Instant>,
 }
+
+/// How long after its relayed connection closed an inbound connection from a peer is still
+/// taken for the hole punch's: DCUtR's attempts end well within it.
+const PUNCH_GRACE: Duration = Duration::from_secs(60);
 
 /// The kind of one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +232,7 @@ impl Node {
             asked: HashMap::new(),
             pinged: HashSet::new(),
             fresh_port: HashSet::new(),
+            relay_closed: HashMap::new(),
             reservations: HashSet::new(),
             punch_retries: HashMap::new(),
         })
@@ -365,7 +374,12 @@ impl Node {
                 ..
             } => {
                 let before = self.connection_of(&peer_id);
-                self.connections.remove(&connection_id);
+                if let Some((_, Link::Relayed)) = self.connections.remove(&connection_id) {
+                    let now = tokio::time::Instant::now();
+                    self.relay_closed
+                        .retain(|_, at| now.duration_since(*at) < PUNCH_GRACE);
+                    self.relay_closed.insert(peer_id, now);
+                }
                 self.pinged.remove(&connection_id);
                 self.fresh_port.remove(&connection_id);
                 self.publish_connection_change(peer_id, before);
@@ -599,11 +613,16 @@ impl Node {
             return;
         }
         // A hole punch's direct connection may arrive inbound: it proves nothing, so a peer
-        // we are relayed to is no stranger.
+        // we are relayed to, or were until a moment ago (the other side closes the relayed
+        // connection as soon as its end of the punch succeeds), is no stranger.
         let relayed_to = self
             .connections
             .values()
-            .any(|(p, l)| *p == peer && *l == Link::Relayed);
+            .any(|(p, l)| *p == peer && *l == Link::Relayed)
+            || self
+                .relay_closed
+                .get(&peer)
+                .is_some_and(|at| now.duration_since(*at) < PUNCH_GRACE);
         let stranger = !endpoint.is_dialer()
             && !endpoint.is_relayed()
             && !relayed_to

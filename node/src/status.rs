@@ -76,6 +76,10 @@ pub struct BootnodeState {
 /// Running totals since start.
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
+    /// Peers dialed at their record's addresses (strategy rule 4).
+    pub direct_dials: u64,
+    /// Peers dialed through a bootnode's relay (strategy rule 7, and punch retries).
+    pub circuit_dials: u64,
     /// Introductions we asked a bootnode for.
     pub introductions_asked: u64,
     /// Introductions we forwarded as a bootnode.

@@ -50,6 +50,8 @@ pub struct Watcher {
     host: Host,
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
+    /// Every event read so far.
+    seen: Vec<Value>,
 }
 
 impl Watcher {
@@ -75,17 +77,26 @@ impl Watcher {
             host,
             child,
             lines: BufReader::new(stdout).lines(),
+            seen: Vec::new(),
         })
     }
 
-    /// The next event of `kind` that `pred` accepts, within `within`; earlier events are
-    /// passed over.
-    pub async fn next(
+    /// The first event since the watcher started whose `kind` is one of `kinds` and that
+    /// `pred` accepts: one already read, or else the next such one within `within`.
+    /// Every event read is kept, so a wait never loses one that a later wait looks for.
+    pub async fn wait_for(
         &mut self,
-        kind: &str,
+        kinds: &[&str],
         within: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
+        let matches = |event: &Value| {
+            let kind = event["kind"].as_str().unwrap_or_default();
+            kinds.contains(&kind) && pred(event)
+        };
+        if let Some(event) = self.seen.iter().find(|e| matches(e)) {
+            return Ok(event.clone());
+        }
         let host = self.host;
         let wait = async {
             loop {
@@ -96,14 +107,19 @@ impl Watcher {
                     .with_context(|| format!("the watcher in {host} stopped"))?;
                 let event: Value = serde_json::from_str(&line)
                     .with_context(|| format!("the watcher in {host} printed {line}"))?;
-                if event["kind"] == kind && pred(&event) {
+                self.seen.push(event.clone());
+                if matches(&event) {
                     return anyhow::Ok(event);
                 }
             }
         };
-        tokio::time::timeout(within, wait)
-            .await
-            .with_context(|| format!("no {kind} event in {host} within {within:?}"))?
+        tokio::time::timeout(within, wait).await.with_context(|| {
+            let seen: Vec<String> = self.seen.iter().map(Value::to_string).collect();
+            format!(
+                "no {kinds:?} event in {host} within {within:?}; it delivered:\n{}",
+                seen.join("\n")
+            )
+        })?
     }
 
     /// Stops the watcher.

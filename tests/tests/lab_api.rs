@@ -27,7 +27,7 @@ async fn lab_alice_behind_a_nat_reports_private_with_autonat_as_the_reason_and_a
         "alice's NAT status changed before the watcher was subscribed"
     );
     let change = watcher
-        .next("nat_status_changed", WAIT, |_| true)
+        .wait_for(&["nat_status_changed"], WAIT, |_| true)
         .await
         .unwrap();
     assert!(change["time"].is_string(), "{change}");

@@ -148,13 +148,22 @@ async fn alice_then_bob(lab: &Lab, enr: &str, transport: &str) -> Pair {
     }
 }
 
+impl Pair {
+    /// Stops the watchers, Alice, Bob and `boot`.
+    async fn stop(mut self, boot: &mut Peerfind) {
+        self.alice_watch.stop().await;
+        self.bob_watch.stop().await;
+        scenario::stop_all(&mut [&mut self.alice, &mut self.bob, boot]).await;
+    }
+}
+
 /// The first `hole_punch` event either watcher delivers about the other node.
 async fn punch_event(pair: &mut Pair) -> serde_json::Value {
     let (alice_id, bob_id) = (pair.alice_id.clone(), pair.bob_id.clone());
     let about = |other: String| move |e: &serde_json::Value| e["peer_id"] == other.as_str();
     tokio::select! {
-        e = pair.alice_watch.next("hole_punch", PUNCH_WAIT, about(bob_id)) => e.expect("alice's watcher"),
-        e = pair.bob_watch.next("hole_punch", PUNCH_WAIT, about(alice_id)) => e.expect("bob's watcher"),
+        e = pair.alice_watch.wait_for(&["hole_punch"], PUNCH_WAIT, about(bob_id)) => e.expect("alice's watcher"),
+        e = pair.bob_watch.wait_for(&["hole_punch"], PUNCH_WAIT, about(alice_id)) => e.expect("bob's watcher"),
     }
 }
 
@@ -168,23 +177,26 @@ async fn alice_and_bob_punch_a_hole(transport: &str) {
 
     let punch = punch_event(&mut pair).await;
     assert_eq!(punch["succeeded"], true, "{punch}");
-    let Pair {
-        mut alice,
-        alice_id,
-        alice_watch,
-        mut bob,
-        bob_id,
-        bob_watch,
-    } = pair;
+    // Bob's flagged record reaches Alice through the bootnode, maybe after the punch: her
+    // watcher, subscribed before Bob started, sees it arrive. (Bob only ever knew Alice's
+    // record flagged.)
+    let bob_flagged =
+        |e: &serde_json::Value| e["peer_id"] == pair.bob_id.as_str() && e["nat"] == true;
+    pair.alice_watch
+        .wait_for(&["record_learned", "record_updated"], WAIT, bob_flagged)
+        .await
+        .expect("alice learns bob's flag");
     let direct = |other: String| {
         move |l: &serde_json::Value| field(l, "peer") == other && l["relayed"] == false
     };
-    let a = alice
-        .wait_for("connected", WAIT, direct(bob_id.clone()))
+    let a = pair
+        .alice
+        .wait_for("connected", WAIT, direct(pair.bob_id.clone()))
         .await
         .expect("direct at alice");
-    let b = bob
-        .wait_for("connected", WAIT, direct(alice_id.clone()))
+    let b = pair
+        .bob
+        .wait_for("connected", WAIT, direct(pair.alice_id.clone()))
         .await
         .expect("direct at bob");
     let nat_b = lab.public_ip(Host::Bob).to_string();
@@ -197,16 +209,23 @@ async fn alice_and_bob_punch_a_hole(transport: &str) {
         field(&b, "remote_addr").contains(&nat_a),
         "bob reaches alice at nat-a: {b}"
     );
-    for (host, other) in [(Host::Alice, &bob_id), (Host::Bob, &alice_id)] {
+    let (mut circuits, mut punched) = (0, 0);
+    for (host, other) in [(Host::Alice, &pair.bob_id), (Host::Bob, &pair.alice_id)] {
         let listed = cli::peer_entry(&lab, host, other).await.unwrap();
         assert_eq!(listed["connection"], "direct", "{host}: {listed}");
         assert_eq!(listed["transport"], transport, "{host}: {listed}");
         assert_eq!(listed["nat"], true, "{host}: {listed}");
+        let status = cli::json(&lab, host, &["status"]).await.unwrap();
+        // The punched connection may reach one of them inbound: still no stranger's.
+        assert_eq!(status["nat"]["status"], "private", "{host}: {status}");
+        let counts = &status["counts"];
+        circuits += counts["circuit_dials"].as_u64().unwrap();
+        punched += counts["hole_punches_succeeded"].as_u64().unwrap();
     }
+    assert!(circuits >= 1, "one of them dialed the circuit");
+    assert!(punched >= 1, "and a punch succeeded");
 
-    alice_watch.stop().await;
-    bob_watch.stop().await;
-    scenario::stop_all(&mut [&mut alice, &mut bob, &mut boot]).await;
+    pair.stop(&mut boot).await;
 }
 
 #[tokio::test]
@@ -232,27 +251,20 @@ async fn lab_behind_a_symmetric_nat_the_relayed_connection_holds() {
     let punch = punch_event(&mut pair).await;
     assert_eq!(punch["succeeded"], false, "{punch}");
     assert!(punch["error"].is_string(), "{punch}");
-    let Pair {
-        mut alice,
-        alice_id,
-        alice_watch,
-        mut bob,
-        bob_id,
-        bob_watch,
-    } = pair;
     let alive = |other: String| {
         move |l: &serde_json::Value| field(l, "peer") == other && l["relayed"] == true
     };
-    alice
-        .wait_for("connection alive", WAIT, alive(bob_id.clone()))
+    pair.alice
+        .wait_for("connection alive", WAIT, alive(pair.bob_id.clone()))
         .await
         .expect("alice pings bob");
-    bob.wait_for("connection alive", WAIT, alive(alice_id.clone()))
+    pair.bob
+        .wait_for("connection alive", WAIT, alive(pair.alice_id.clone()))
         .await
         .expect("bob pings alice");
 
     // Nothing direct between them, and the relayed connection still open.
-    for (node, other) in [(&alice, &bob_id), (&bob, &alice_id)] {
+    for (node, other) in [(&pair.alice, &pair.bob_id), (&pair.bob, &pair.alice_id)] {
         let direct = node
             .lines_with("connected")
             .into_iter()
@@ -274,7 +286,7 @@ async fn lab_behind_a_symmetric_nat_the_relayed_connection_holds() {
             .count();
         assert!(opened > closed, "a relayed connection is still open");
     }
-    for (host, other) in [(Host::Alice, &bob_id), (Host::Bob, &alice_id)] {
+    for (host, other) in [(Host::Alice, &pair.bob_id), (Host::Bob, &pair.alice_id)] {
         let listed = cli::peer_entry(&lab, host, other).await.unwrap();
         assert_eq!(listed["connection"], "relayed", "{host}: {listed}");
         let status = cli::json(&lab, host, &["status"]).await.unwrap();
@@ -286,7 +298,5 @@ async fn lab_behind_a_symmetric_nat_the_relayed_connection_holds() {
         assert_eq!(status["nat"]["status"], "private", "{host}: {status}");
     }
 
-    alice_watch.stop().await;
-    bob_watch.stop().await;
-    scenario::stop_all(&mut [&mut alice, &mut bob, &mut boot]).await;
+    pair.stop(&mut boot).await;
 }

@@ -42,6 +42,8 @@ pub(crate) fn status(s: &status::Status) -> pb::NodeStatus {
             hole_punches_tried: c.punches_tried,
             hole_punches_succeeded: c.punches_succeeded,
             hole_punches_failed: c.punches_failed,
+            direct_dials: c.direct_dials,
+            circuit_dials: c.circuit_dials,
             inputs_rejected: c
                 .inputs_rejected
                 .iter()
@@ -209,6 +211,8 @@ mod tests {
             direct_connections: 2,
             relayed_connections: 1,
             counters: status::Counters {
+                direct_dials: 7,
+                circuit_dials: 8,
                 introductions_asked: 4,
                 introductions_served: 5,
                 punches_tried: 6,
@@ -253,6 +257,7 @@ mod tests {
             ),
             (6, 2, 4)
         );
+        assert_eq!((c.direct_dials, c.circuit_dials), (7, 8));
         assert_eq!(c.inputs_rejected.get("bad_signature"), Some(&9));
     }
 

@@ -213,6 +213,16 @@ fn peerfind_registry(s: &status::Status) -> Registry {
 
     let c = &s.counters;
     r.register(
+        "direct_dials",
+        "Peers dialed at their record's addresses",
+        counter(c.direct_dials),
+    );
+    r.register(
+        "circuit_dials",
+        "Peers dialed through a bootnode's relay, hole punch retries included",
+        counter(c.circuit_dials),
+    );
+    r.register(
         "introductions_asked",
         "Introductions asked of a bootnode",
         counter(c.introductions_asked),
@@ -297,6 +307,7 @@ mod tests {
             relayed_connections: 1,
             counters: status::Counters {
                 punches_tried: 5,
+                circuit_dials: 2,
                 inputs_rejected: BTreeMap::from([("bad_signature".to_owned(), 7)]),
                 ..Default::default()
             },
@@ -322,6 +333,7 @@ mod tests {
             "peerfind_nat_status{status=\"private\"} 1",
             "peerfind_nat_status{status=\"public\"} 0",
             "peerfind_hole_punches_tried_total 5",
+            "peerfind_circuit_dials_total 2",
             "peerfind_inputs_rejected_total{reason=\"bad_signature\"} 7",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");

@@ -42,6 +42,8 @@ pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
             "hole_punches_tried": counts.hole_punches_tried,
             "hole_punches_succeeded": counts.hole_punches_succeeded,
             "hole_punches_failed": counts.hole_punches_failed,
+            "direct_dials": counts.direct_dials,
+            "circuit_dials": counts.circuit_dials,
             "inputs_rejected": counts.inputs_rejected.iter().collect::<std::collections::BTreeMap<_, _>>(),
         },
     })
@@ -93,6 +95,13 @@ pub(crate) fn status_table(s: &pb::NodeStatus) -> String {
             format!(
                 "{} asked, {} served",
                 c.introductions_asked, c.introductions_served
+            ),
+        ),
+        (
+            "dials",
+            format!(
+                "{} direct, {} through a relay",
+                c.direct_dials, c.circuit_dials
             ),
         ),
         (

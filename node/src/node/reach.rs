@@ -62,6 +62,7 @@ impl Node {
                     // What the peer observes of this connection is not our listen address.
                     self.fresh_port.insert(opts.connection_id());
                 }
+                self.counters.direct_dials += 1;
                 self.dial(opts, peer);
             }
             Action::Introduce { via } => self.ask_introduction(peer, via),
@@ -143,6 +144,7 @@ impl Node {
         };
         let addrs = strategy::circuit_addrs(&bootnode.addrs, peer);
         tracing::info!(%peer, bootnode = %via, "dialing peer through the relay");
+        self.counters.circuit_dials += 1;
         let opts = DialOpts::peer_id(peer)
             .addresses(addrs)
             .condition(PeerCondition::Always)
