@@ -9,6 +9,7 @@
 //! - [`gossip`]: the `/peerfind/enr/1.0.0` behaviour that exchanges and gossips records.
 //! - [`intro`]: the `/peerfind/intro/1.0.0` behaviour: introductions through a bootnode.
 
+mod delegate;
 pub mod enr_ext;
 pub mod frame;
 pub mod gossip;

@@ -6,15 +6,16 @@
 //! protocol.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io;
 use std::time::Duration;
 
+use common::{identity, swarm};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use libp2p::core::transport::{MemoryTransport, Transport as _, upgrade::Version};
-use libp2p::identity::{Keypair, secp256k1};
 use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, plaintext, yamux};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};
 use peerfind_behaviours::enr_ext::{self, Enr, SigningKey};
 use peerfind_behaviours::gossip::{self, Violation, protocol::PROTOCOL};
 use peerfind_proto::v1 as pb;
@@ -71,13 +72,6 @@ impl request_response::Codec for RawCodec {
     }
 }
 
-/// A secp256k1 identity in both forms, as every peerfind node has.
-fn identity() -> (Keypair, SigningKey) {
-    let secret = secp256k1::SecretKey::generate();
-    let signing = SigningKey::from_slice(&secret.to_bytes()).unwrap();
-    (Keypair::from(secp256k1::Keypair::from(secret)), signing)
-}
-
 fn record(key: &SigningKey, seq: u64) -> Enr {
     Enr::builder()
         .seq(seq)
@@ -85,22 +79,6 @@ fn record(key: &SigningKey, seq: u64) -> Enr {
         .tcp4(9000)
         .build(key)
         .unwrap()
-}
-
-fn swarm<B: NetworkBehaviour>(key: Keypair, behaviour: B) -> Swarm<B> {
-    libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(|k| {
-            MemoryTransport::default()
-                .upgrade(Version::V1)
-                .authenticate(plaintext::Config::new(k))
-                .multiplex(yamux::Config::default())
-        })
-        .unwrap()
-        .with_behaviour(|_| behaviour)
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
 }
 
 struct Net {

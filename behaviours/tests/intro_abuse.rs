@@ -5,21 +5,16 @@
 //! Mallory (the abuser) and Charlie (an honest requester).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
+use common::{identity, swarm};
 use futures::StreamExt;
-use libp2p::core::transport::{MemoryTransport, Transport as _, upgrade::Version};
-use libp2p::identity::{Keypair, secp256k1};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, Swarm, plaintext, yamux};
+use libp2p::{Multiaddr, Swarm};
 use peerfind_behaviours::enr_ext::{Enr, SigningKey};
 use peerfind_behaviours::intro::{self, Outcome};
-
-fn identity() -> (Keypair, SigningKey) {
-    let secret = secp256k1::SecretKey::generate();
-    let signing = SigningKey::from_slice(&secret.to_bytes()).unwrap();
-    (Keypair::from(secp256k1::Keypair::from(secret)), signing)
-}
 
 fn record(key: &SigningKey) -> Enr {
     Enr::builder()
@@ -27,22 +22,6 @@ fn record(key: &SigningKey) -> Enr {
         .tcp4(9000)
         .build(key)
         .unwrap()
-}
-
-fn swarm(key: Keypair, behaviour: intro::Behaviour) -> Swarm<intro::Behaviour> {
-    libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(|k| {
-            MemoryTransport::default()
-                .upgrade(Version::V1)
-                .authenticate(plaintext::Config::new(k))
-                .multiplex(yamux::Config::default())
-        })
-        .unwrap()
-        .with_behaviour(|_| behaviour)
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
 }
 
 struct Net {

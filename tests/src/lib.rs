@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod lab;
+pub mod local;
 pub mod process;
 pub mod scenario;

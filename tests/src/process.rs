@@ -13,19 +13,21 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-/// The `peerfind` binary built next to the test binary (`target/<profile>/peerfind`), or
+/// The `peerfind` binary built next to this one (`target/<profile>/peerfind`), or
 /// `PEERFIND_BIN` when set. The test command builds it before running the tests.
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("PEERFIND_BIN") {
         return path.into();
     }
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/<profile>/deps/<test binary> -> target/<profile>/peerfind
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    // A test binary is target/<profile>/deps/<name>, a helper binary target/<profile>/<name>;
+    // peerfind is target/<profile>/peerfind.
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    let dir = if dir.ends_with("deps") {
+        dir.parent().map(PathBuf::from).unwrap_or_default()
+    } else {
+        dir
+    };
     let bin = dir.join("peerfind");
     assert!(
         bin.exists(),

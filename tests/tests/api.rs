@@ -4,50 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use peerfind_proto::v1 as pb;
 use peerfind_proto::v1::node_client::NodeClient;
+use peerfind_tests::local::{Bootnode, LISTEN, WAIT, bootnode, peer};
 use peerfind_tests::process::{Peerfind, decode_enr, field};
 use serde_json::Value;
 use tonic::transport::Channel;
 
-/// Bound on every wait: things on loopback happen in milliseconds; this only stops a broken
-/// run from hanging.
-const WAIT: Duration = Duration::from_secs(20);
-
-const LOOPBACK_LISTEN: [&str; 4] = [
-    "--listen",
-    "/ip4/127.0.0.1/tcp/0",
-    "--listen",
-    "/ip4/127.0.0.1/udp/0/quic-v1",
-];
-
 /// A PeerId and a node id that are well formed and belong to no node of these tests.
 const STRANGER_PEER_ID: &str = "16Uiu2HAmF5dBK6ui3mmH8XnXzuDSDA8Jtcu3kEQwj7ydSafi7hkx";
 const STRANGER_NODE_ID: &str = "a3043af19d7b4b21745ef061f5a2ed90667579f55f68a4c2815d1194dc10be25";
-
-/// A bootnode on loopback, and its record once it is ready.
-async fn bootnode() -> (Peerfind, String) {
-    let mut boot = Peerfind::start(
-        "bootnode",
-        Peerfind::command(["bootnode"].iter().chain(&LOOPBACK_LISTEN)),
-    )
-    .unwrap();
-    let ready = boot
-        .wait_for("bootnode ready", WAIT, |_| true)
-        .await
-        .unwrap();
-    let enr = field(&ready, "enr").to_owned();
-    (boot, enr)
-}
-
-fn peer(name: &str, bootnode_enr: &str) -> Peerfind {
-    let args = ["run", "--bootnode", bootnode_enr]
-        .into_iter()
-        .chain(LOOPBACK_LISTEN);
-    Peerfind::start(name, Peerfind::command(args)).unwrap()
-}
 
 /// The node's "starting" line: its PeerId, node id and first record.
 async fn started(node: &mut Peerfind) -> Value {
@@ -129,9 +96,9 @@ fn closed_port() -> SocketAddr {
 
 #[tokio::test]
 async fn get_status_reports_the_ids_record_and_connected_bootnode_the_node_logged() {
-    let (mut boot, boot_enr) = bootnode().await;
+    let (mut boot, Bootnode { enr: boot_enr, .. }) = bootnode().await.unwrap();
     let boot_id = field(&started(&mut boot).await, "peer_id").to_owned();
-    let mut alice = peer("alice", &boot_enr);
+    let mut alice = peer("alice", &boot_enr).unwrap();
     let start = started(&mut alice).await;
     let settled = settled_record(&mut alice).await;
     alice
@@ -174,28 +141,14 @@ async fn get_status_reports_the_ids_record_and_connected_bootnode_the_node_logge
     assert!(counts.direct_connections >= 1, "{counts:?}");
     assert_eq!(counts.relayed_connections, 0);
 
-    // How long one answer takes, asked one after the other on one connection.
-    let mut took: Vec<Duration> = Vec::new();
-    for _ in 0..50 {
-        let begun = Instant::now();
-        get_status(&mut api).await;
-        took.push(begun.elapsed());
-    }
-    took.sort();
-    eprintln!(
-        "GetStatus latency over 50 calls: median {:?}, max {:?}",
-        took[25], took[49]
-    );
-    assert!(took[25] < Duration::from_secs(1), "{took:?}");
-
     alice.stop().await.unwrap();
     boot.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn list_peers_on_the_bootnode_shows_the_peer_connected_directly_and_finds_it_by_either_id() {
-    let (mut boot, boot_enr) = bootnode().await;
-    let mut alice = peer("alice", &boot_enr);
+    let (mut boot, Bootnode { enr: boot_enr, .. }) = bootnode().await.unwrap();
+    let mut alice = peer("alice", &boot_enr).unwrap();
     let start = started(&mut alice).await;
     let (alice_id, alice_node) = (field(&start, "peer_id"), field(&start, "node_id"));
     boot.wait_for("record learned", WAIT, |l| field(l, "peer") == alice_id)
@@ -248,7 +201,7 @@ async fn list_peers_on_the_bootnode_shows_the_peer_connected_directly_and_finds_
 #[tokio::test]
 async fn malformed_filters_are_invalid_arguments_unknown_peers_are_not_found_and_the_node_keeps_serving()
  {
-    let (mut boot, _) = bootnode().await;
+    let (mut boot, _) = bootnode().await.unwrap();
     let mut api = api(&mut boot).await;
 
     for (peer_id, node_id, mentions) in [
@@ -287,8 +240,8 @@ async fn malformed_filters_are_invalid_arguments_unknown_peers_are_not_found_and
 
 #[tokio::test]
 async fn watch_events_delivers_a_third_node_joining_as_a_learned_record_and_a_direct_connection() {
-    let (mut boot, boot_enr) = bootnode().await;
-    let mut alice = peer("alice", &boot_enr);
+    let (mut boot, Bootnode { enr: boot_enr, .. }) = bootnode().await.unwrap();
+    let mut alice = peer("alice", &boot_enr).unwrap();
     settled_record(&mut alice).await;
     let mut api = api(&mut alice).await;
     // The node subscribes the watcher before it answers: nothing after this is missed.
@@ -298,7 +251,7 @@ async fn watch_events_delivers_a_third_node_joining_as_a_learned_record_and_a_di
         .unwrap()
         .into_inner();
 
-    let mut charlie = peer("charlie", &boot_enr);
+    let mut charlie = peer("charlie", &boot_enr).unwrap();
     let charlie_id = field(&started(&mut charlie).await, "peer_id").to_owned();
     let (mut learned, mut connected) = (false, false);
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -339,7 +292,7 @@ async fn health_says_serving_and_reflection_lists_the_node_service() {
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 
-    let (mut boot, _) = bootnode().await;
+    let (mut boot, _) = bootnode().await.unwrap();
     let channel = channel(&mut boot).await;
 
     let mut health = HealthClient::new(channel.clone());
@@ -431,8 +384,8 @@ async fn health_says_serving_and_reflection_lists_the_node_service() {
 
 #[tokio::test]
 async fn status_and_peers_json_from_the_cli_carry_ids_records_nat_status_and_connection_states() {
-    let (mut boot, boot_enr) = bootnode().await;
-    let mut alice = peer("alice", &boot_enr);
+    let (mut boot, Bootnode { enr: boot_enr, .. }) = bootnode().await.unwrap();
+    let mut alice = peer("alice", &boot_enr).unwrap();
     let start = started(&mut alice).await;
     let (alice_id, alice_node) = (field(&start, "peer_id"), field(&start, "node_id"));
     settled_record(&mut alice).await;
@@ -521,11 +474,7 @@ async fn a_node_whose_api_address_is_taken_refuses_to_start_and_names_the_addres
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let data_dir = tempfile::tempdir().unwrap();
-    let mut cmd = Peerfind::command(
-        ["bootnode", "--api", &addr]
-            .into_iter()
-            .chain(LOOPBACK_LISTEN),
-    );
+    let mut cmd = Peerfind::command(["bootnode", "--api", &addr].into_iter().chain(LISTEN));
     cmd.env("PEERFIND_DATA_DIR", data_dir.path())
         .kill_on_drop(true);
     let out = tokio::time::timeout(WAIT, cmd.output())

@@ -2,48 +2,9 @@
 //! address from a bootnode, and a bootnode's gossip leads Charlie to dial Alice directly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
+use peerfind_tests::local::{Bootnode, WAIT, bootnode, peer};
 use peerfind_tests::process::{Peerfind, decode_enr, field, strip_p2p};
 use serde_json::Value;
-
-/// Bound on every wait: things on loopback happen in milliseconds; this only stops a broken
-/// run from hanging.
-const WAIT: Duration = Duration::from_secs(20);
-
-const LOOPBACK_LISTEN: [&str; 4] = [
-    "--listen",
-    "/ip4/127.0.0.1/tcp/0",
-    "--listen",
-    "/ip4/127.0.0.1/udp/0/quic-v1",
-];
-
-async fn bootnode() -> (Peerfind, Vec<String>) {
-    let mut boot = Peerfind::start(
-        "bootnode",
-        Peerfind::command(["bootnode"].iter().chain(&LOOPBACK_LISTEN)),
-    )
-    .unwrap();
-    let ready = boot
-        .wait_for("bootnode ready", WAIT, |_| true)
-        .await
-        .expect("bootnode ready");
-    let addrs = ready["addrs"].as_str().unwrap_or_default().to_owned();
-    // `addrs` is logged as a debug list: ["/ip4/…", "/ip4/…"].
-    let addrs = addrs
-        .trim_matches(|c| c == '[' || c == ']')
-        .split(", ")
-        .map(|s| s.trim_matches('"').to_owned())
-        .collect();
-    (boot, addrs)
-}
-
-fn peer(name: &str, bootnode: &str) -> Peerfind {
-    let args = ["run", "--bootnode", bootnode]
-        .into_iter()
-        .chain(LOOPBACK_LISTEN);
-    Peerfind::start(name, Peerfind::command(args)).unwrap()
-}
 
 async fn peer_id(node: &mut Peerfind) -> String {
     let start = node.wait_for("starting", WAIT, |_| true).await.unwrap();
@@ -64,12 +25,12 @@ async fn record_with(node: &mut Peerfind, transports: &[&str]) -> Value {
 }
 
 async fn node_records_the_address_the_bootnode_observed(transport: &'static str) {
-    let (mut boot, addrs) = bootnode().await;
+    let (mut boot, Bootnode { addrs, .. }) = bootnode().await.unwrap();
     let boot_addr = addrs
         .iter()
         .find(|a| a.contains(transport))
         .expect("bootnode address");
-    let mut node = peer("node", boot_addr);
+    let mut node = peer("node", boot_addr).unwrap();
     let node_id = peer_id(&mut node).await;
 
     let seen = boot
@@ -110,16 +71,17 @@ async fn a_node_records_the_address_the_bootnode_observed_over_quic() {
 
 #[tokio::test]
 async fn charlie_learns_alice_from_the_bootnode_and_dials_her_directly() {
-    let (mut boot, addrs) = bootnode().await;
-    let boot_enr = boot
-        .wait_for("bootnode ready", WAIT, |_| true)
-        .await
-        .unwrap();
-    let boot_enr = field(&boot_enr, "enr").to_owned();
+    let (
+        mut boot,
+        Bootnode {
+            enr: boot_enr,
+            addrs,
+        },
+    ) = bootnode().await.unwrap();
     assert!(!addrs.is_empty());
 
     // Alice says hello and learns her address (both transports, so her record is final).
-    let mut alice = peer("alice", &boot_enr);
+    let mut alice = peer("alice", &boot_enr).unwrap();
     let alice_id = peer_id(&mut alice).await;
     let alice_record = record_with(&mut alice, &["tcp", "quic"]).await;
     let alice_addrs: Vec<String> = alice_record["multiaddrs"]
@@ -131,7 +93,7 @@ async fn charlie_learns_alice_from_the_bootnode_and_dials_her_directly() {
     assert_eq!(alice_addrs.len(), 2, "tcp and quic in {alice_record}");
 
     // Charlie meets the bootnode, which tells him about Alice; he dials her.
-    let mut charlie = peer("charlie", &boot_enr);
+    let mut charlie = peer("charlie", &boot_enr).unwrap();
     let charlie_id = peer_id(&mut charlie).await;
     let dialed = charlie
         .wait_for("connected", WAIT, |l| {
@@ -189,7 +151,7 @@ async fn enr_decode_names_what_is_wrong_with_a_bad_record() {
 
 #[tokio::test]
 async fn sigterm_stops_the_node_cleanly() {
-    let (mut boot, _) = bootnode().await;
+    let (mut boot, _) = bootnode().await.unwrap();
     let status = boot.stop().await.unwrap();
     assert!(status.success(), "exit status {status}");
     boot.wait_for("shutting down", WAIT, |l| field(l, "signal") == "SIGTERM")

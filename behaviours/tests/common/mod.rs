@@ -1,0 +1,35 @@
+//! What the behaviour tests share: identities and swarms over libp2p's in-memory transport.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use libp2p::core::transport::{MemoryTransport, Transport as _, upgrade::Version};
+use libp2p::identity::{Keypair, secp256k1};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{Swarm, plaintext, yamux};
+use peerfind_behaviours::enr_ext::SigningKey;
+
+/// One secp256k1 key as a node has it: the libp2p identity and the record's signer.
+pub(crate) fn identity() -> (Keypair, SigningKey) {
+    let secret = secp256k1::SecretKey::generate();
+    let signing = SigningKey::from_slice(&secret.to_bytes()).unwrap();
+    (Keypair::from(secp256k1::Keypair::from(secret)), signing)
+}
+
+/// A swarm of `behaviour` over the in-memory transport (plaintext, yamux); connections stay
+/// open for a minute without traffic, longer than any test.
+pub(crate) fn swarm<B: NetworkBehaviour>(key: Keypair, behaviour: B) -> Swarm<B> {
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|k| {
+            MemoryTransport::default()
+                .upgrade(Version::V1)
+                .authenticate(plaintext::Config::new(k))
+                .multiplex(yamux::Config::default())
+        })
+        .unwrap()
+        .with_behaviour(|_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}

@@ -1,0 +1,51 @@
+//! The cast on loopback: a bootnode and peers, each the real binary listening on 127.0.0.1
+//! (TCP and QUIC, free ports). Shared by the tests that need no lab.
+
+use std::time::Duration;
+
+use crate::process::{Peerfind, field};
+
+/// Bound on every wait: things on loopback happen in milliseconds; this only stops a broken
+/// run from hanging.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Listen flags: TCP and QUIC on loopback, on ports the system picks.
+pub const LISTEN: [&str; 4] = [
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--listen",
+    "/ip4/127.0.0.1/udp/0/quic-v1",
+];
+
+/// What a ready bootnode says of itself.
+#[derive(Debug, Clone)]
+pub struct Bootnode {
+    /// Its record, `enr:…`.
+    pub enr: String,
+    /// Its multiaddrs, each ending in `/p2p/<its PeerId>`.
+    pub addrs: Vec<String>,
+}
+
+/// Starts a bootnode and waits until it is ready.
+pub async fn bootnode() -> anyhow::Result<(Peerfind, Bootnode)> {
+    let mut boot = Peerfind::start(
+        "bootnode",
+        Peerfind::command(["bootnode"].iter().chain(&LISTEN)),
+    )?;
+    let ready = boot.wait_for("bootnode ready", WAIT, |_| true).await?;
+    // `addrs` is logged as a debug list: ["/ip4/…", "/ip4/…"].
+    let addrs = field(&ready, "addrs")
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(", ")
+        .map(|s| s.trim_matches('"').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let enr = field(&ready, "enr").to_owned();
+    Ok((boot, Bootnode { enr, addrs }))
+}
+
+/// Starts `peerfind run` called `name`, joined through `bootnode` (a record or a multiaddr).
+pub fn peer(name: &str, bootnode: &str) -> anyhow::Result<Peerfind> {
+    let args = ["run", "--bootnode", bootnode].into_iter().chain(LISTEN);
+    Peerfind::start(name, Peerfind::command(args))
+}
