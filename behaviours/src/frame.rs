@@ -2,9 +2,12 @@
 //! varint length, then that many bytes of one protobuf message. The cap is checked before
 //! anything is allocated, so a peer can never make us buffer more than a protocol allows.
 
+use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
 
 /// A frame or message that breaks a protocol's rules. The stream carrying it is dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,10 +67,7 @@ where
 /// `Ok(Err(violation))` rather than as an I/O error: libp2p's request-response drops a failed
 /// inbound read without telling the behaviour, so codecs hand violations up as requests
 /// instead, to be answered, logged and counted.
-pub(crate) async fn read_request_frame<T, M, R>(
-    io: &mut T,
-    cap: usize,
-) -> io::Result<Result<R, ProtocolError>>
+async fn read_request_frame<T, M, R>(io: &mut T, cap: usize) -> io::Result<Result<R, ProtocolError>>
 where
     T: AsyncRead + Unpin + Send,
     M: prost::Message + Default,
@@ -117,4 +117,85 @@ where
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     io.write_all(&buf).await?;
     io.close().await
+}
+
+/// The `request_response` codec of a peerfind protocol: requests and responses travel as
+/// frames of at most `MAX` bytes holding the wire messages `WReq` and `WResp`.
+///
+/// Each side converts from its wire message with `TryFrom` (failing with a
+/// [`ProtocolError`]) and into it with `From`. A request that breaks the protocol reaches the
+/// behaviour as `Req::from(violation)`, so it is answered, logged and counted there (libp2p
+/// would drop it without a word); a response that does, fails the outbound request.
+pub struct Codec<Req, Resp, WReq, WResp, const MAX: usize>(
+    PhantomData<Messages<Req, Resp, WReq, WResp>>,
+);
+
+/// The message types a [`Codec`] carries, as a type that owns none of them (so the codec is
+/// `Send`, `Sync` and `Copy`-cheap whatever they are).
+type Messages<Req, Resp, WReq, WResp> = fn() -> (Req, Resp, WReq, WResp);
+
+impl<Req, Resp, WReq, WResp, const MAX: usize> Default for Codec<Req, Resp, WReq, WResp, MAX> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<Req, Resp, WReq, WResp, const MAX: usize> Clone for Codec<Req, Resp, WReq, WResp, MAX> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl<Req, Resp, WReq, WResp, const MAX: usize> fmt::Debug for Codec<Req, Resp, WReq, WResp, MAX> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Codec(frames of at most {MAX} bytes)")
+    }
+}
+
+impl<Req, Resp, WReq, WResp, const MAX: usize> libp2p::request_response::Codec
+    for Codec<Req, Resp, WReq, WResp, MAX>
+where
+    Req: TryFrom<WReq, Error = ProtocolError> + From<ProtocolError> + Send,
+    Resp: TryFrom<WResp, Error = ProtocolError> + Send,
+    WReq: prost::Message + Default + From<Req>,
+    WResp: prost::Message + Default + From<Resp>,
+{
+    type Protocol = StreamProtocol;
+    type Request = Req;
+    type Response = Resp;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Req>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let request = read_request_frame::<_, WReq, Req>(io, MAX).await?;
+        Ok(request.unwrap_or_else(Req::from))
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let msg: WResp = read_frame(io, MAX).await?;
+        Ok(Resp::try_from(msg)?)
+    }
+
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Req) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &WReq::from(req), MAX).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Resp,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &WResp::from(res), MAX).await
+    }
 }

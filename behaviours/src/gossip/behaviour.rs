@@ -151,7 +151,7 @@ impl Behaviour {
             .with_request_timeout(REQUEST_TIMEOUT)
             .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS);
         let inner = request_response::Behaviour::with_codec(
-            Codec,
+            Codec::default(),
             [(PROTOCOL, ProtocolSupport::Full)],
             rr_config,
         );

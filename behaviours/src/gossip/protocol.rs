@@ -5,14 +5,11 @@
 //! enforces the size caps before it allocates, so a peer cannot make us buffer more than
 //! [`MAX_MESSAGE_SIZE`] bytes per stream.
 
-use std::io;
-
-use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
 use peerfind_proto::v1 as pb;
 
+use crate::frame;
 pub use crate::frame::{ProtocolError, protocol_error};
-use crate::frame::{read_frame, read_request_frame, write_frame};
 
 /// The protocol id; the version is bumped on any incompatible change.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peerfind/enr/1.0.0");
@@ -51,54 +48,13 @@ pub enum Response {
     Reject(String),
 }
 
-/// Codec for libp2p's request-response behaviour.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Codec;
+/// The codec for libp2p's request-response behaviour: [`frame::Codec`] with this protocol's
+/// messages and cap.
+pub type Codec = frame::Codec<Request, Response, pb::EnrRequest, pb::EnrResponse, MAX_MESSAGE_SIZE>;
 
-impl libp2p::request_response::Codec for Codec {
-    type Protocol = StreamProtocol;
-    type Request = Request;
-    type Response = Response;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let request =
-            read_request_frame::<_, pb::EnrRequest, Request>(io, MAX_MESSAGE_SIZE).await?;
-        Ok(request.unwrap_or_else(Request::Invalid))
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let msg: pb::EnrResponse = read_frame(io, MAX_MESSAGE_SIZE).await?;
-        Ok(Response::try_from(msg)?)
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Request,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &pb::EnrRequest::from(req), MAX_MESSAGE_SIZE).await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Response,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &pb::EnrResponse::from(res), MAX_MESSAGE_SIZE).await
+impl From<ProtocolError> for Request {
+    fn from(violation: ProtocolError) -> Self {
+        Request::Invalid(violation)
     }
 }
 
@@ -180,7 +136,7 @@ mod tests {
     }
 
     async fn read(bytes: Vec<u8>) -> Result<Request, ProtocolError> {
-        match Codec
+        match Codec::default()
             .read_request(&PROTOCOL, &mut Cursor::new(bytes))
             .await
             .unwrap()
@@ -195,7 +151,7 @@ mod tests {
         let mut bytes = frame(&[0x0a, 0x00], 5);
         bytes.truncate(3);
         assert!(
-            Codec
+            Codec::default()
                 .read_request(&PROTOCOL, &mut Cursor::new(bytes))
                 .await
                 .is_err()
@@ -206,7 +162,7 @@ mod tests {
     async fn a_request_survives_the_round_trip() {
         let req = Request::Push(vec![vec![1, 2, 3]; 3]);
         let mut buf = Cursor::new(Vec::new());
-        Codec
+        Codec::default()
             .write_request(&PROTOCOL, &mut buf, req.clone())
             .await
             .unwrap();

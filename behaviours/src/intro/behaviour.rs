@@ -178,7 +178,7 @@ impl Behaviour {
             .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS);
         Self {
             inner: request_response::Behaviour::with_codec(
-                Codec,
+                Codec::default(),
                 [(PROTOCOL, ProtocolSupport::Full)],
                 rr,
             ),

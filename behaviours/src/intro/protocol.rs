@@ -1,13 +1,10 @@
 //! The wire side of `/peerfind/intro/1.0.0`: message types and the request-response codec.
 
-use std::io;
-
 use enr::NodeId;
-use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
 use peerfind_proto::v1 as pb;
 
-use crate::frame::{ProtocolError, read_frame, read_request_frame, write_frame};
+use crate::frame::{self, ProtocolError};
 
 /// The protocol id; the version is bumped on any incompatible change.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peerfind/intro/1.0.0");
@@ -81,53 +78,19 @@ pub struct Response {
     pub detail: String,
 }
 
-/// Codec for libp2p's request-response behaviour.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Codec;
+/// The codec for libp2p's request-response behaviour: [`frame::Codec`] with this protocol's
+/// messages and cap.
+pub type Codec =
+    frame::Codec<Request, Response, pb::IntroRequest, pb::IntroResponse, MAX_MESSAGE_SIZE>;
 
-impl libp2p::request_response::Codec for Codec {
-    type Protocol = StreamProtocol;
-    type Request = Request;
-    type Response = Response;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let request =
-            read_request_frame::<_, pb::IntroRequest, Request>(io, MAX_MESSAGE_SIZE).await?;
-        Ok(request.unwrap_or_else(Request::Invalid))
+impl From<ProtocolError> for Request {
+    fn from(violation: ProtocolError) -> Self {
+        Request::Invalid(violation)
     }
+}
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let msg: pb::IntroResponse = read_frame(io, MAX_MESSAGE_SIZE).await?;
-        let outcome = match pb::Outcome::try_from(msg.outcome) {
-            Ok(pb::Outcome::Dialing) => Outcome::Dialing,
-            Ok(pb::Outcome::UnknownTarget) => Outcome::UnknownTarget,
-            Ok(pb::Outcome::TargetNotConnected) => Outcome::TargetNotConnected,
-            Ok(pb::Outcome::RateLimited) => Outcome::RateLimited,
-            Ok(pb::Outcome::BadRecord) => Outcome::BadRecord,
-            Ok(pb::Outcome::TargetUnreachable) => Outcome::TargetUnreachable,
-            Err(_) => return Err(ProtocolError::Empty.into()),
-        };
-        Ok(Response {
-            outcome,
-            detail: msg.detail,
-        })
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Request,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
+impl From<Request> for pb::IntroRequest {
+    fn from(req: Request) -> Self {
         use pb::intro_request::Kind;
         let kind = match req {
             Request::Ask { target, record } => Kind::Ask(pb::Ask {
@@ -137,20 +100,35 @@ impl libp2p::request_response::Codec for Codec {
             Request::Introduce { record } => Kind::Introduce(pb::Introduce {
                 requester_record: record,
             }),
-            Request::Invalid(e) => return Err(e.into()),
+            // Never sent: an invalid request only exists on the receiving side.
+            Request::Invalid(_) => return pb::IntroRequest { kind: None },
         };
-        write_frame(io, &pb::IntroRequest { kind: Some(kind) }, MAX_MESSAGE_SIZE).await
+        pb::IntroRequest { kind: Some(kind) }
     }
+}
 
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Response,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
+impl TryFrom<pb::IntroResponse> for Response {
+    type Error = ProtocolError;
+
+    fn try_from(msg: pb::IntroResponse) -> Result<Self, Self::Error> {
+        let outcome = match pb::Outcome::try_from(msg.outcome) {
+            Ok(pb::Outcome::Dialing) => Outcome::Dialing,
+            Ok(pb::Outcome::UnknownTarget) => Outcome::UnknownTarget,
+            Ok(pb::Outcome::TargetNotConnected) => Outcome::TargetNotConnected,
+            Ok(pb::Outcome::RateLimited) => Outcome::RateLimited,
+            Ok(pb::Outcome::BadRecord) => Outcome::BadRecord,
+            Ok(pb::Outcome::TargetUnreachable) => Outcome::TargetUnreachable,
+            Err(_) => return Err(ProtocolError::Empty),
+        };
+        Ok(Response {
+            outcome,
+            detail: msg.detail,
+        })
+    }
+}
+
+impl From<Response> for pb::IntroResponse {
+    fn from(res: Response) -> Self {
         let outcome = match res.outcome {
             Outcome::Dialing => pb::Outcome::Dialing,
             Outcome::UnknownTarget => pb::Outcome::UnknownTarget,
@@ -159,11 +137,10 @@ impl libp2p::request_response::Codec for Codec {
             Outcome::BadRecord => pb::Outcome::BadRecord,
             Outcome::TargetUnreachable => pb::Outcome::TargetUnreachable,
         };
-        let msg = pb::IntroResponse {
+        pb::IntroResponse {
             outcome: outcome as i32,
             detail: res.detail,
-        };
-        write_frame(io, &msg, MAX_MESSAGE_SIZE).await
+        }
     }
 }
 
