@@ -4,7 +4,8 @@
 //! - [`enr_ext`]: what a record is to peerfind (its keys, including the `nat` flag), how
 //!   records from the network are decoded and checked, and how a record maps to libp2p's
 //!   PeerId and addresses.
-//! - [`frame`]: the length-prefixed protobuf frames every peerfind protocol uses.
+//! - [`frame`]: the length-prefixed protobuf frames every peerfind protocol uses, and the
+//!   one `request_response` codec that carries them.
 //! - [`table`]: the record table and its rules (newer seq wins, bounded, expiring).
 //! - [`gossip`]: the `/peerfind/enr/1.0.0` behaviour that exchanges and gossips records.
 //! - [`intro`]: the `/peerfind/intro/1.0.0` behaviour: introductions through a bootnode.
