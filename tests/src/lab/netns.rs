@@ -102,6 +102,7 @@ fn kill_processes(names: &[&String]) -> Result<(), LabError> {
     for _ in 0..KILL_ROUNDS {
         let proc = fs::read_dir("/proc").map_err(|source| LabError::io("reading /proc", source))?;
         let mut killed = false;
+        let mut unsure = false;
         for entry in proc.flatten() {
             let Some(pid) = entry
                 .file_name()
@@ -122,6 +123,10 @@ fn kill_processes(names: &[&String]) -> Result<(), LabError> {
             if !targets.contains(&(meta.dev(), meta.ino()))
                 && !is_entering(&entry.path().join("cmdline"), names)
             {
+                // A child of ours just spawned may still be in the middle of becoming
+                // `ip netns exec` (its parent resumes before the new program's command line
+                // is set up): it shows no command line yet. Look again next round.
+                unsure |= is_own_child_in_exec(&entry.path(), own);
                 continue;
             }
             let Ok(raw) = i32::try_from(pid) else {
@@ -131,7 +136,7 @@ fn kill_processes(names: &[&String]) -> Result<(), LabError> {
             let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
             killed = true;
         }
-        if !killed {
+        if !killed && !unsure {
             return Ok(());
         }
         std::thread::sleep(KILL_PAUSE);
@@ -197,6 +202,22 @@ fn is_entering(cmdline: &std::path::Path, names: &[&String]) -> bool {
         && args
             .next()
             .is_some_and(|name| names.iter().any(|wanted| wanted.as_bytes() == name))
+}
+
+/// Whether the process at `/proc/PID` is a child of `parent` with no command line (yet).
+fn is_own_child_in_exec(proc_pid: &std::path::Path, parent: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(proc_pid.join("stat")) else {
+        return false;
+    };
+    // "PID (COMM) STATE PPID …": COMM may hold spaces and parentheses, so split after the
+    // last ')'.
+    let ppid = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<u32>().ok());
+    ppid == Some(parent)
+        && fs::read(proc_pid.join("cmdline")).is_ok_and(|cmdline| cmdline.is_empty())
 }
 
 /// An `ip -batch -` command, inside namespace `netns` when given.
