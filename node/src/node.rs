@@ -145,6 +145,8 @@ pub struct Node {
     /// successful punch closes the relayed connection, and the punched one may reach us
     /// inbound a moment later. Bounded by the relayed connections we had in that time.
     relay_closed: HashMap<PeerId, tokio::time::Instant>,
+    /// Converts instants into the wall-clock times the API reports.
+    clock: report::WallClock,
 }
 
 /// How long after its relayed connection closed an inbound connection from a peer is still
@@ -233,6 +235,7 @@ impl Node {
             pinged: HashSet::new(),
             fresh_port: HashSet::new(),
             relay_closed: HashMap::new(),
+            clock: report::WallClock::now(),
             reservations: HashSet::new(),
             punch_retries: HashMap::new(),
         })

@@ -1,6 +1,8 @@
 //! What the node tells the API: its status, its peers, its connections' kinds, and libp2p's
 //! metrics.
 
+use std::time::SystemTime;
+
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use peerfind_behaviours::enr_ext::{self, Transport};
@@ -52,7 +54,7 @@ impl Node {
             nat: status::NatState {
                 status: nat_status,
                 reason: reason.to_string(),
-                since: to_system_time(since),
+                since: self.clock.at(since),
             },
             bootnodes: self
                 .bootnodes
@@ -83,7 +85,7 @@ impl Node {
                 seq: e.enr.seq(),
                 addrs: enr_ext::multiaddrs(&e.enr, e.peer_id),
                 nat: enr_ext::is_natted(&e.enr),
-                last_seen: to_system_time(e.refreshed.into()),
+                last_seen: self.clock.at(e.refreshed.into()),
                 met: match e.source {
                     table::Source::Gossip { .. } => status::Met::Gossip,
                     table::Source::Announced if self.dialed.contains(&e.peer_id) => {
@@ -145,10 +147,33 @@ impl Node {
     }
 }
 
-/// A tokio instant as wall-clock time, for people reading the API.
-pub(super) fn to_system_time(at: tokio::time::Instant) -> std::time::SystemTime {
-    let ago = tokio::time::Instant::now().saturating_duration_since(at);
-    std::time::SystemTime::now() - ago
+/// Turns the node's instants (monotonic, for its timers) into wall-clock times for people
+/// reading the API. The pair is read once, when the node starts, so an instant reads as the
+/// same time at every query; reading both clocks at each query would shift it a little every
+/// time.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WallClock {
+    instant: tokio::time::Instant,
+    system: SystemTime,
+}
+
+impl WallClock {
+    /// Both clocks now.
+    pub(super) fn now() -> Self {
+        Self {
+            instant: tokio::time::Instant::now(),
+            system: SystemTime::now(),
+        }
+    }
+
+    /// The wall-clock time of `at`.
+    pub(super) fn at(&self, at: tokio::time::Instant) -> SystemTime {
+        if at >= self.instant {
+            self.system + (at - self.instant)
+        } else {
+            self.system - (self.instant - at)
+        }
+    }
 }
 
 /// `addr` without a trailing `/p2p/…`.
@@ -157,4 +182,30 @@ pub(super) fn strip_p2p(mut addr: Multiaddr) -> Multiaddr {
         addr.pop();
     }
     addr
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::WallClock;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instant_reads_as_the_same_wall_clock_time_at_every_query() {
+        let clock = WallClock::now();
+        let seen = tokio::time::Instant::now();
+        let first = clock.at(seen);
+        tokio::time::advance(Duration::from_secs(90)).await;
+        assert_eq!(clock.at(seen), first, "no drift between queries");
+        let later = clock.at(tokio::time::Instant::now());
+        assert_eq!(
+            later.duration_since(first).ok(),
+            Some(Duration::from_secs(90))
+        );
+        let before = clock.at(seen - Duration::from_secs(5));
+        assert_eq!(
+            first.duration_since(before).ok(),
+            Some(Duration::from_secs(5))
+        );
+    }
 }
