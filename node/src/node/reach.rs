@@ -58,12 +58,14 @@ impl Node {
                     Port::Listen => opts.build(),
                     Port::Fresh => opts.allocate_new_port().build(),
                 };
-                if port == Port::Fresh {
-                    // What the peer observes of this connection is not our listen address.
-                    self.fresh_port.insert(opts.connection_id());
+                let connection = opts.connection_id();
+                if self.dial(opts, peer) {
+                    self.counters.direct_dials += 1;
+                    if port == Port::Fresh {
+                        // What the peer observes of this connection is not our listen address.
+                        self.fresh_port.insert(connection);
+                    }
                 }
-                self.counters.direct_dials += 1;
-                self.dial(opts, peer);
             }
             Action::Introduce { via } => self.ask_introduction(peer, via),
             Action::Relay { via } => self.dial_relayed(peer, via),
@@ -86,12 +88,18 @@ impl Node {
         }
     }
 
-    fn dial(&mut self, opts: DialOpts, peer: PeerId) {
+    /// Starts a dial; says whether it started. One that did not start reports nothing more,
+    /// so nothing may be kept for it.
+    fn dial(&mut self, opts: DialOpts, peer: PeerId) -> bool {
         match self.swarm.dial(opts) {
             Ok(()) => {
                 self.dialed.insert(peer);
+                true
             }
-            Err(e) => tracing::debug!(%peer, error = %e, "dial not started"),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "dial not started");
+                false
+            }
         }
     }
 
@@ -144,12 +152,13 @@ impl Node {
         };
         let addrs = strategy::circuit_addrs(&bootnode.addrs, peer);
         tracing::info!(%peer, bootnode = %via, "dialing peer through the relay");
-        self.counters.circuit_dials += 1;
         let opts = DialOpts::peer_id(peer)
             .addresses(addrs)
             .condition(PeerCondition::Always)
             .build();
-        self.dial(opts, peer);
+        if self.dial(opts, peer) {
+            self.counters.circuit_dials += 1;
+        }
     }
 
     /// Behind a NAT, strangers reach us only through a relay: reserve a slot on every
@@ -205,10 +214,8 @@ impl Node {
                 // because he knows he is public (strategy rule 6), so it will be answered.
                 let addrs = enr_ext::multiaddrs(&requester, requester_peer);
                 tracing::info!(peer = %requester_peer, bootnode = %via, addrs = ?addrs, "introduced to a peer; dialing it");
-                self.dial(
-                    DialOpts::peer_id(requester_peer).addresses(addrs).build(),
-                    requester_peer,
-                );
+                let opts = DialOpts::peer_id(requester_peer).addresses(addrs).build();
+                self.dial(opts, requester_peer);
             }
             intro::Event::Served {
                 requester,
