@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what peerfind's tests need and runs all of them: formatting, lints, unit tests,
-# the loopback integration tests and the NAT lab tests (network namespaces; needs root).
+# the loopback integration tests, the NAT lab tests (network namespaces; needs root) and the
+# container tests (the root Dockerfile's image built with podman and run in the lab).
 #
 #   bash scripts/test.sh            everything
 #   cargo test --workspace -- --skip lab_    only the tests that need no root
@@ -13,6 +14,12 @@ need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v conntrack >/dev/null || need+=(conntrack)
+# The container tests: podman and buildah (with runc) build and run the image; there is no
+# registry, so debootstrap makes the base images the Dockerfile's FROM lines name.
+command -v podman >/dev/null || need+=(podman)
+command -v buildah >/dev/null || need+=(buildah)
+command -v runc >/dev/null || need+=(runc)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "The NAT lab tests need root and ${need[*]}: run this as root, or run only the" >&2
@@ -27,4 +34,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The integration tests run the real binary; build it before them.
 cargo build --workspace --bins --locked
+# The base images for the container tests (kept when present); the tests build the image.
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/container/containers.conf}"
+bash container/base-images.sh
 cargo test --workspace --locked

@@ -1,9 +1,9 @@
 //! The routers' nftables rule sets, one per [`NatMode`].
 //!
-//! Every mode shares one firewall: the router itself accepts only loopback, replies and its LAN;
-//! forwarding accepts replies and LAN to WAN. Unsolicited packets are dropped, never rejected: a
-//! reject leaves a conntrack entry behind, and the host's later outgoing packet then gets a
-//! different public port, which makes hole punching fail depending on timing.
+//! The rules live in `container/router.nft`, shared with the router containers of
+//! `compose.yaml`, so the lab and the containers run the same NAT. Every mode shares one
+//! firewall: the router itself accepts only loopback, replies and its LAN; forwarding accepts
+//! replies and LAN to WAN. Unsolicited packets are dropped, never rejected (the file says why).
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -15,52 +15,84 @@ pub(super) const WAN: &str = "wan0";
 /// The router's interface on its LAN.
 pub(super) const LAN: &str = "lan0";
 
-/// The rule set for a router in `mode` whose LAN holds `lan_host`, as `nft -f` input.
+/// The shared rule file. Lines ending in `#mode: A B` belong to those modes only.
+const RULES: &str = include_str!("../../../container/router.nft");
+
+/// The tag that marks a line as belonging to some modes only (an nft comment).
+const MODE_TAG: &str = "#mode:";
+
+/// The name `container/router.nft` (and the router image's `NAT_MODE`) gives `mode`.
+pub(super) fn mode_name(mode: NatMode) -> &'static str {
+    match mode {
+        NatMode::EndpointIndependent => "eim",
+        NatMode::Symmetric => "symmetric",
+        NatMode::FullCone => "full-cone",
+    }
+}
+
+/// The rule set for a router in `mode` whose LAN holds `lan_host`, as `nft -f` input: the
+/// definitions the file expects, then its lines for `mode`.
 pub(super) fn ruleset(mode: NatMode, lan_host: Ipv4Addr) -> String {
-    // Plain masquerade keeps the source port when it is free, so every destination sees the
-    // same public port: endpoint-independent mapping. `fully-random` picks a new port for each
-    // new conntrack entry, that is for each destination: symmetric mapping.
-    let masquerade = match mode {
-        NatMode::EndpointIndependent | NatMode::FullCone => "masquerade",
-        NatMode::Symmetric => "masquerade fully-random",
-    };
-    // Full cone forwards everything arriving on the WAN to the one LAN host.
-    let (dnat, accept_dnat) = match mode {
-        NatMode::FullCone => (
-            format!("iifname \"{WAN}\" meta l4proto {{ tcp, udp }} dnat to {lan_host}"),
-            format!("iifname \"{WAN}\" ct status dnat accept"),
-        ),
-        NatMode::EndpointIndependent | NatMode::Symmetric => (String::new(), String::new()),
-    };
+    let name = mode_name(mode);
     let mut rules = String::new();
     // Writing to a String cannot fail.
-    let _ = write!(
-        rules,
-        r#"table ip nat {{
-    chain prerouting {{
-        type nat hook prerouting priority dstnat; policy accept;
-        {dnat}
-    }}
-    chain postrouting {{
-        type nat hook postrouting priority srcnat; policy accept;
-        oifname "{WAN}" {masquerade}
-    }}
-}}
-table inet fw {{
-    chain input {{
-        type filter hook input priority filter; policy drop;
-        iifname "lo" accept
-        ct state established,related accept
-        iifname "{LAN}" accept
-    }}
-    chain forward {{
-        type filter hook forward priority filter; policy drop;
-        ct state established,related accept
-        iifname "{LAN}" oifname "{WAN}" accept
-        {accept_dnat}
-    }}
-}}
-"#
-    );
+    let _ = writeln!(rules, "define wan = \"{WAN}\"");
+    let _ = writeln!(rules, "define lan = \"{LAN}\"");
+    let _ = writeln!(rules, "define lan_host = {lan_host}");
+    for line in RULES.lines() {
+        let keep = match line.split_once(MODE_TAG) {
+            Some((_, modes)) => modes.split_whitespace().any(|m| m == name),
+            None => true,
+        };
+        if keep {
+            rules.push_str(line);
+            rules.push('\n');
+        }
+    }
     rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
+
+    fn rule_lines(mode: NatMode) -> Vec<String> {
+        ruleset(mode, HOST)
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or_default().trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn each_mode_gets_its_own_mapping_and_only_full_cone_forwards_unsolicited_packets() {
+        let eim = rule_lines(NatMode::EndpointIndependent);
+        let symmetric = rule_lines(NatMode::Symmetric);
+        let cone = rule_lines(NatMode::FullCone);
+        let has = |lines: &[String], rule: &str| lines.iter().any(|l| l == rule);
+        assert!(has(&eim, "oifname $wan masquerade"));
+        assert!(
+            !eim.iter()
+                .any(|l| l.contains("fully-random") || l.contains("dnat"))
+        );
+        assert!(has(&symmetric, "oifname $wan masquerade fully-random"));
+        assert!(!has(&symmetric, "oifname $wan masquerade"));
+        assert!(!symmetric.iter().any(|l| l.contains("dnat")));
+        assert!(has(&cone, "oifname $wan masquerade"));
+        assert!(has(
+            &cone,
+            "iifname $wan meta l4proto { tcp, udp } dnat to $lan_host"
+        ));
+        assert!(has(&cone, "iifname $wan ct status dnat accept"));
+        for lines in [&eim, &symmetric, &cone] {
+            assert!(has(lines, "define wan = \"wan0\""));
+            assert!(has(lines, "define lan_host = 192.168.1.2"));
+            assert!(has(
+                lines,
+                "type filter hook input priority filter; policy drop;"
+            ));
+        }
+    }
 }
