@@ -26,6 +26,10 @@ use crate::lab::{Host, Lab};
 /// The runtime image, fully qualified: podman does not resolve a short name it did not pull.
 pub const IMAGE: &str = "localhost/peerfind";
 
+/// Names an image already built (from this Dockerfile) to test instead of building one, for
+/// quick runs while working on the tests.
+pub const IMAGE_ENV: &str = "PEERFIND_TEST_IMAGE";
+
 /// The label on every container and volume the tests make, to find leftovers of a killed run:
 /// `podman rm -f $(podman ps -aq --filter label=peerfind.test)`.
 pub const LABEL: &str = "peerfind.test";
@@ -41,6 +45,8 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 /// What building the image took and gave.
 #[derive(Clone, Debug)]
 pub struct Built {
+    /// The image's name: [`IMAGE`], or the one [`IMAGE_ENV`] names.
+    pub image: String,
     /// Seconds the base images took (0 when they were present already).
     pub base_seconds: f64,
     /// Seconds `podman build` of the root Dockerfile took.
@@ -76,7 +82,8 @@ fn std_podman() -> StdCommand {
 }
 
 /// Builds the image from the root Dockerfile, once per test process, and prints how long that
-/// took and the image's size. Later calls return the first call's outcome.
+/// took and the image's size. Later calls return the first call's outcome. With
+/// [`IMAGE_ENV`] set, tests that image instead and builds nothing.
 pub fn image() -> anyhow::Result<Built> {
     static BUILT: OnceLock<Result<Built, String>> = OnceLock::new();
     BUILT
@@ -86,6 +93,15 @@ pub fn image() -> anyhow::Result<Built> {
 }
 
 fn build() -> anyhow::Result<Built> {
+    if let Ok(image) = std::env::var(IMAGE_ENV) {
+        let size_bytes = image_size(&image)?;
+        return Ok(Built {
+            image,
+            base_seconds: 0.0,
+            build_seconds: 0.0,
+            size_bytes,
+        });
+    }
     let root = repo_root();
     let started = Instant::now();
     let mut base = std_podman();
@@ -131,10 +147,9 @@ fn build() -> anyhow::Result<Built> {
         bail!("podman build of the root Dockerfile failed ({status})");
     }
     let build_seconds = started.elapsed().as_secs_f64();
-    let mut size = std_podman();
-    size.args(["image", "inspect", "--format", "{{.Size}}", IMAGE]);
-    let size_bytes = run_std(&mut size)?.trim().parse().context("image size")?;
+    let size_bytes = image_size(IMAGE)?;
     let built = Built {
+        image: IMAGE.to_owned(),
         base_seconds,
         build_seconds,
         size_bytes,
@@ -146,6 +161,16 @@ fn build() -> anyhow::Result<Built> {
         built.size_bytes as f64 / 1e6
     );
     Ok(built)
+}
+
+/// The size podman reports for `image`, in bytes.
+fn image_size(image: &str) -> anyhow::Result<u64> {
+    let mut size = std_podman();
+    size.args(["image", "inspect", "--format", "{{.Size}}", image]);
+    run_std(&mut size)?
+        .trim()
+        .parse()
+        .with_context(|| format!("the size of {image}"))
 }
 
 /// Runs `cmd` to its end and returns its stdout; fails with its stderr.
@@ -224,7 +249,7 @@ impl Drop for Volume {
     }
 }
 
-/// A container of [`IMAGE`], removed (with force) on drop; its log is printed then when the
+/// A container of the tested image ([`image`]), removed (with force) on drop; its log is printed then when the
 /// test is failing, or always with `PEERFIND_TEST_SHOW_LOGS=1`.
 pub struct Container {
     name: String,
@@ -265,7 +290,7 @@ impl Container {
         if let Some(volume) = volume {
             cmd.extend(["--volume".into(), format!("{}:/data", volume.name())]);
         }
-        cmd.push(IMAGE.into());
+        cmd.push(image()?.image);
         cmd.extend(args.iter().cloned());
         let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
         // Made before starting, so that a start that fails half-way is removed too.

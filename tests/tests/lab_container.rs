@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use peerfind_tests::container::{self, Container, IMAGE, Volume};
+use peerfind_tests::container::{self, Container, Volume};
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
 use peerfind_tests::scenario::{WAIT, listen};
 
@@ -47,14 +47,15 @@ fn image() {
 #[tokio::test]
 async fn lab_container_image_builds_and_runs_the_cli_as_a_non_root_user() {
     let built = container::image().expect("the image builds from the root Dockerfile");
+    let image = built.image.as_str();
     println!(
-        "image {IMAGE}: {:.1} MB, built in {:.1} s (base images {:.1} s)",
+        "image {image}: {:.1} MB, built in {:.1} s (base images {:.1} s)",
         built.size_bytes as f64 / 1e6,
         built.build_seconds,
         built.base_seconds
     );
 
-    let help = container::run(&["run", "--rm", "--network", "none", IMAGE, "--help"])
+    let help = container::run(&["run", "--rm", "--network", "none", image, "--help"])
         .await
         .unwrap();
     for command in ["run", "bootnode", "enr", "status", "peers", "watch"] {
@@ -69,7 +70,7 @@ async fn lab_container_image_builds_and_runs_the_cli_as_a_non_root_user() {
         "--rm",
         "--network",
         "none",
-        IMAGE,
+        image,
         "enr",
         "decode",
         "--json",
@@ -86,7 +87,7 @@ async fn lab_container_image_builds_and_runs_the_cli_as_a_non_root_user() {
         "{decoded}"
     );
 
-    let user = container::run(&["image", "inspect", "--format", "{{.Config.User}}", IMAGE])
+    let user = container::run(&["image", "inspect", "--format", "{{.Config.User}}", image])
         .await
         .unwrap();
     let user = user.trim();
@@ -101,7 +102,7 @@ async fn lab_container_image_builds_and_runs_the_cli_as_a_non_root_user() {
         "none",
         "--entrypoint",
         "id",
-        IMAGE,
+        image,
         "-u",
     ])
     .await
@@ -112,7 +113,7 @@ async fn lab_container_image_builds_and_runs_the_cli_as_a_non_root_user() {
         "inspect",
         "--format",
         "{{json .Config.ExposedPorts}} {{json .Config.Volumes}} {{json .Config.Entrypoint}} {{json .Config.Healthcheck}}",
-        IMAGE,
+        image,
     ])
     .await
     .unwrap();
