@@ -26,6 +26,9 @@ use crate::lab::{Host, Lab};
 /// The runtime image, fully qualified: podman does not resolve a short name it did not pull.
 pub const IMAGE: &str = "localhost/peerfind";
 
+/// The NAT router image: the Dockerfile's `router` stage, which `compose.yaml` runs.
+pub const ROUTER_IMAGE: &str = "localhost/peerfind-router";
+
 /// Names an image already built (from this Dockerfile) to test instead of building one, for
 /// quick runs while working on the tests.
 pub const IMAGE_ENV: &str = "PEERFIND_TEST_IMAGE";
@@ -163,6 +166,33 @@ fn build() -> anyhow::Result<Built> {
     Ok(built)
 }
 
+/// Builds the router image ([`ROUTER_IMAGE`], the Dockerfile's `router` stage), once per test
+/// process. It needs only the Debian base image and Debian's packages.
+pub fn router_image() -> anyhow::Result<String> {
+    static BUILT: OnceLock<Result<String, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // The base images come first; the main image's build makes them.
+            image().map_err(|e| format!("{e:#}"))?;
+            let mut cmd = std_podman();
+            cmd.args([
+                "build",
+                "--pull=never",
+                "--format",
+                "docker",
+                "--network",
+                "host",
+            ])
+            .args(["--target", "router", "--tag", ROUTER_IMAGE])
+            .arg(repo_root());
+            run_std(&mut cmd)
+                .map(|_| ROUTER_IMAGE.to_owned())
+                .map_err(|e| format!("{e:#}"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
 /// The size podman reports for `image`, in bytes.
 fn image_size(image: &str) -> anyhow::Result<u64> {
     let mut size = std_podman();
@@ -276,21 +306,33 @@ impl Container {
         volume: Option<&Volume>,
         args: &[String],
     ) -> anyhow::Result<Self> {
-        let name = unique(role);
-        let label = format!("{LABEL}=1");
         let log = format!(
             "RUST_LOG={}",
             std::env::var("PEERFIND_TEST_LOG").unwrap_or_else(|_| "info".into())
         );
+        let mut options = vec!["--env".to_owned(), log];
+        if let Some(volume) = volume {
+            options.extend(["--volume".into(), format!("{}:/data", volume.name())]);
+        }
+        Self::launch(role, network, &image()?.image, &options, args).await
+    }
+
+    /// Starts `IMAGE ARGS` detached with `--network NETWORK` and the podman `options`.
+    pub async fn launch(
+        role: &str,
+        network: &str,
+        image: &str,
+        options: &[String],
+        args: &[String],
+    ) -> anyhow::Result<Self> {
+        let name = unique(role);
+        let label = format!("{LABEL}=1");
         let mut cmd: Vec<String> = ["run", "--detach", "--name", &name, "--label", &label]
             .map(str::to_owned)
             .into();
         cmd.extend(["--network".into(), network.to_owned()]);
-        cmd.extend(["--env".into(), log]);
-        if let Some(volume) = volume {
-            cmd.extend(["--volume".into(), format!("{}:/data", volume.name())]);
-        }
-        cmd.push(image()?.image);
+        cmd.extend(options.iter().cloned());
+        cmd.push(image.to_owned());
         cmd.extend(args.iter().cloned());
         let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
         // Made before starting, so that a start that fails half-way is removed too.

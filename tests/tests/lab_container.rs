@@ -452,3 +452,59 @@ async fn lab_container_restart_keeps_identity_stop_is_clean_and_health_is_checke
     );
     drop((again, boot));
 }
+
+/// `nft list ruleset` inside `host`.
+fn ruleset(lab: &Lab, host: Host) -> String {
+    let out = lab
+        .command(host, "nft")
+        .args(["list", "ruleset"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The router image compose.yaml runs loads exactly the rules the lab's routers run (both read
+/// `container/router.nft`): in each router host of a lab, after emptying it, the router
+/// container rebuilds the same rule set, endpoint-independent and symmetric.
+#[tokio::test]
+async fn lab_container_router_image_loads_the_labs_rules() {
+    let router = container::router_image().expect("the router stage builds");
+    let lab = Lab::up(Topology::new(EIM, Placement::BehindNat(NatMode::Symmetric))).expect("lab");
+    let mut routers = Vec::new();
+    for (host, lan_host, mode) in [
+        (Host::NatA, Host::Alice, "eim"),
+        (Host::NatB, Host::Bob, "symmetric"),
+    ] {
+        let expected = ruleset(&lab, host);
+        assert!(expected.contains("masquerade"), "{expected}");
+        let flush = lab
+            .command(host, "nft")
+            .args(["flush", "ruleset"])
+            .status()
+            .unwrap();
+        assert!(flush.success());
+        assert!(!ruleset(&lab, host).contains("masquerade"));
+        let network = format!("ns:/run/netns/{}", lab.netns(host));
+        let options = strings(&[
+            "--cap-add",
+            "NET_ADMIN",
+            "--env",
+            &format!("NAT_MODE={mode}"),
+            "--env",
+            &format!("LAN_HOST={}", lab.ip(lan_host)),
+        ]);
+        let container = Container::launch(host.name(), &network, &router, &options, &[])
+            .await
+            .unwrap();
+        container
+            .wait_for("the lab's rules", WAIT, || async {
+                let now = ruleset(&lab, host);
+                Ok(if now == expected { Ok(()) } else { Err(now) })
+            })
+            .await
+            .unwrap();
+        routers.push(container);
+    }
+    drop(routers);
+}
