@@ -353,3 +353,19 @@ async fn ask<T>(query: impl Future<Output = Result<T, status::Stopped>>) -> Resu
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_keeps_three_quarters_of_the_fd_limit_for_the_swarm() {
+        let asked = Limits::default();
+        assert_eq!(asked.within_fd_limit(None), asked);
+        assert_eq!(asked.within_fd_limit(Some(1 << 20)), asked);
+        assert_eq!(asked.within_fd_limit(Some(1024)).max_connections, 256);
+        assert_eq!(asked.within_fd_limit(Some(400)).max_connections, 100);
+        assert_eq!(asked.within_fd_limit(Some(2)).max_connections, 1);
+        assert_eq!(asked.within_fd_limit(Some(400)).idle_timeout, asked.idle_timeout);
+    }
+}
