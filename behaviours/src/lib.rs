@@ -9,10 +9,12 @@
 //! - [`table`]: the record table and its rules (newer seq wins, bounded, expiring).
 //! - [`gossip`]: the `/peerfind/enr/1.0.0` behaviour that exchanges and gossips records.
 //! - [`intro`]: the `/peerfind/intro/1.0.0` behaviour: introductions through a bootnode.
+//! - [`queue`]: the capped event queue both behaviours keep.
 
 mod delegate;
 pub mod enr_ext;
 pub mod frame;
 pub mod gossip;
 pub mod intro;
+pub mod queue;
 pub mod table;

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use libp2p::autonat::v2 as autonat;
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
-use libp2p::{dcutr, identify, identity::Keypair, ping, relay};
+use libp2p::{
+    connection_limits, dcutr, identify, identity::Keypair, memory_connection_limits, ping, relay,
+};
 use peerfind_behaviours::{gossip, intro};
 
+use crate::config::ConnectionLimits;
 use crate::enr::LocalRecord;
 
 /// Identify's protocol version: peers of other versions are still talked to, this only
@@ -34,9 +37,15 @@ const RELAY_MAX_CIRCUITS_PER_PEER: usize = 16;
 /// Reservations a bootnode holds (one per NAT'd peer and bootnode).
 pub const RELAY_MAX_RESERVATIONS: usize = 1024;
 
-/// Every behaviour of a peerfind node.
+/// Every behaviour of a peerfind node. The limits come first: a connection they refuse is
+/// refused before any other behaviour spends anything on it.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Refuses connections beyond the counts of [`ConnectionLimits`] (inbound, outbound,
+    /// pending, per peer); configured bootnodes are exempt.
+    pub limits: connection_limits::Behaviour,
+    /// Refuses new connections while the process uses more memory than allowed.
+    pub memory: memory_connection_limits::Behaviour,
     /// Tells peers what address we see them at, and tells us ours (observed addresses).
     pub identify: identify::Behaviour,
     /// Keeps connections and the NAT mappings under them alive.
@@ -67,6 +76,7 @@ impl Behaviour {
         record: &LocalRecord,
         gossip: gossip::Config,
         autonat_client: bool,
+        limits: &ConnectionLimits,
     ) -> Self {
         let bootnode = gossip.gossip;
         let peer_id = key.public().to_peer_id();
@@ -87,7 +97,20 @@ impl Behaviour {
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                 .with_agent_version(format!("peerfind/{}", env!("CARGO_PKG_VERSION"))),
         );
+        let mut counts = connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established_incoming(Some(limits.max_inbound))
+                .with_max_established_outgoing(Some(limits.max_outbound))
+                .with_max_pending_incoming(Some(limits.max_pending_inbound))
+                .with_max_pending_outgoing(Some(limits.max_pending_outbound))
+                .with_max_established_per_peer(Some(limits.max_per_peer)),
+        );
+        for peer in &limits.exempt {
+            counts.bypass_peer_id(peer);
+        }
         Self {
+            limits: counts,
+            memory: memory_connection_limits::Behaviour::with_max_bytes(limits.max_memory_bytes),
             identify,
             ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
             gossip: gossip::Behaviour::new(record.enr().clone(), gossip),

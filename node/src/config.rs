@@ -94,13 +94,113 @@ pub struct Config {
     #[arg(long, env = "PEERFIND_API", default_value = "127.0.0.1:5052")]
     pub api: std::net::SocketAddr,
 
+    /// Most connections the status API keeps open at once. A connection beyond it closes the
+    /// one idle the longest (one warning is logged). Never more than a quarter of the
+    /// open-file limit (`ulimit -n`), so API clients cannot take the descriptors peers need.
+    #[arg(long, env = "PEERFIND_API_MAX_CONNECTIONS", default_value_t = crate::api::server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub api_max_connections: usize,
+
+    /// How long a status API connection may stay open without a call (a running `watch` is a
+    /// call). Also closes connections that never send anything. A duration such as `60s`.
+    #[arg(long, env = "PEERFIND_API_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub api_idle_timeout: std::time::Duration,
+
+    /// Most established inbound connections; beyond it new ones are refused [default: 256 for
+    /// a peer, 4096 for a bootnode]. A peer is dialed by bootnodes' dial-backs, introduced and
+    /// learned peers; a bootnode holds two connections (TCP and QUIC) per peer, so 4096 serves
+    /// about 2,000 peers. Mind `ulimit -n`: each connection is a descriptor.
+    #[arg(long, env = "PEERFIND_MAX_INBOUND", value_name = "N")]
+    pub max_inbound: Option<u32>,
+
+    /// Most established outbound connections [default: 256 for a peer, 512 for a bootnode].
+    /// A peer dials up to `--max-peers` peers over TCP and QUIC, plus bootnodes and relays; a
+    /// bootnode dials only back (AutoNAT) and for introductions. Configured bootnodes do not
+    /// count against it.
+    #[arg(long, env = "PEERFIND_MAX_OUTBOUND", value_name = "N")]
+    pub max_outbound: Option<u32>,
+
+    /// Most inbound connections in their handshake at once [default: 64 for a peer, 512 for a
+    /// bootnode]: a bootnode restarting sees all its peers come back together; more than
+    /// this at once is a flood, refused before it costs a handshake.
+    #[arg(long, env = "PEERFIND_MAX_PENDING_INBOUND", value_name = "N")]
+    pub max_pending_inbound: Option<u32>,
+
+    /// Most outbound connections being dialed at once.
+    #[arg(long, env = "PEERFIND_MAX_PENDING_OUTBOUND", value_name = "N", default_value_t = DEFAULT_MAX_PENDING_OUTBOUND)]
+    pub max_pending_outbound: u32,
+
+    /// Most connections to one peer. Two peers may hold TCP, QUIC, a relayed circuit, a punched
+    /// connection and AutoNAT dial-backs at once, and simultaneous dials add duplicates for a
+    /// moment; more than this is a peer wasting our descriptors.
+    #[arg(long, env = "PEERFIND_MAX_CONNECTIONS_PER_PEER", value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_PEER)]
+    pub max_connections_per_peer: u32,
+
+    /// New connections are refused while the process's resident memory is above this many
+    /// MiB (open ones keep working). An idle bootnode uses a few tens of MiB; far more means
+    /// something is piling up, and refusing newcomers keeps the node alive for those it has.
+    #[arg(long, env = "PEERFIND_MAX_MEMORY_MIB", value_name = "MIB", default_value_t = DEFAULT_MAX_MEMORY_MIB, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_memory_mib: usize,
+
     /// Address to serve Prometheus metrics on (`/metrics`), e.g. 127.0.0.1:9100. Off when
     /// not given.
     #[arg(long, env = "PEERFIND_METRICS")]
     pub metrics: Option<std::net::SocketAddr>,
 }
 
+/// Default of `--max-pending-outbound`: the strategy dials at most `--max-peers` learned
+/// peers, over two transports, plus bootnodes and dial-backs.
+pub const DEFAULT_MAX_PENDING_OUTBOUND: u32 = 128;
+
+/// Default of `--max-connections-per-peer` (see its help).
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: u32 = 8;
+
+/// Default of `--max-memory-mib`: 1 GiB, over ten times what a busy bootnode needs.
+pub const DEFAULT_MAX_MEMORY_MIB: usize = 1024;
+
+/// The defaults that differ between a peer and a bootnode: (inbound, outbound, pending
+/// inbound). The flags' help says why each.
+const PEER_LIMITS: (u32, u32, u32) = (256, 256, 64);
+const BOOTNODE_LIMITS: (u32, u32, u32) = (4096, 512, 512);
+
+/// The swarm's connection limits, as the flags and the node's role set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Established inbound connections.
+    pub max_inbound: u32,
+    /// Established outbound connections.
+    pub max_outbound: u32,
+    /// Inbound connections in their handshake.
+    pub max_pending_inbound: u32,
+    /// Outbound connections being dialed.
+    pub max_pending_outbound: u32,
+    /// Established connections per peer.
+    pub max_per_peer: u32,
+    /// Resident memory above which new connections are refused.
+    pub max_memory_bytes: usize,
+    /// Peers the counts do not stop: the configured bootnodes.
+    pub exempt: Vec<PeerId>,
+}
+
 impl Config {
+    /// The connection limits of a bootnode (`bootnode`) or a peer: each flag, or its default
+    /// for that role.
+    pub fn connection_limits(&self, bootnode: bool) -> ConnectionLimits {
+        let (inbound, outbound, pending) = if bootnode {
+            BOOTNODE_LIMITS
+        } else {
+            PEER_LIMITS
+        };
+        ConnectionLimits {
+            max_inbound: self.max_inbound.unwrap_or(inbound),
+            max_outbound: self.max_outbound.unwrap_or(outbound),
+            max_pending_inbound: self.max_pending_inbound.unwrap_or(pending),
+            max_pending_outbound: self.max_pending_outbound,
+            max_per_peer: self.max_connections_per_peer,
+            max_memory_bytes: self.max_memory_mib.saturating_mul(1024 * 1024),
+            exempt: self.bootnodes.iter().map(|b| b.peer_id).collect(),
+        }
+    }
+
     /// The listen addresses: `--listen`, or TCP and QUIC on `--port`.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
         if !self.listen.is_empty() {
@@ -170,7 +270,69 @@ impl FromStr for Bootnode {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        Cli::try_parse_from(std::iter::once("peerfind").chain(args.iter().copied()))
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn connection_limits_default_by_role_and_each_flag_overrides_its_own() {
+        let config = parse(&[]);
+        let peer = config.connection_limits(false);
+        let boot = config.connection_limits(true);
+        assert_eq!(
+            (
+                peer.max_inbound,
+                peer.max_outbound,
+                peer.max_pending_inbound
+            ),
+            PEER_LIMITS
+        );
+        assert_eq!(
+            (
+                boot.max_inbound,
+                boot.max_outbound,
+                boot.max_pending_inbound
+            ),
+            BOOTNODE_LIMITS
+        );
+        assert_eq!(peer.max_per_peer, DEFAULT_MAX_CONNECTIONS_PER_PEER);
+        assert_eq!(peer.max_memory_bytes, DEFAULT_MAX_MEMORY_MIB * 1024 * 1024);
+
+        let config = parse(&["--max-inbound", "10", "--max-memory-mib", "64"]);
+        let boot = config.connection_limits(true);
+        assert_eq!(boot.max_inbound, 10);
+        assert_eq!(boot.max_outbound, BOOTNODE_LIMITS.1);
+        assert_eq!(boot.max_memory_bytes, 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_api_defaults_in_the_help_are_the_named_constants() {
+        let config = parse(&[]);
+        assert_eq!(
+            config.api_idle_timeout,
+            crate::api::server::DEFAULT_IDLE_TIMEOUT
+        );
+        assert_eq!(
+            config.api_max_connections,
+            crate::api::server::DEFAULT_MAX_CONNECTIONS
+        );
+        assert!(
+            parse(&["--api-idle-timeout", "5s"]).api_idle_timeout
+                == std::time::Duration::from_secs(5)
+        );
+    }
 
     #[test]
     fn a_bootnode_is_an_enr_or_a_multiaddr_with_its_peer_id() {

@@ -42,10 +42,17 @@ impl DataDir {
         &self.path
     }
 
-    /// The content of `name`, or `None` when it does not exist.
-    pub fn read(&self, name: &str) -> io::Result<Option<String>> {
-        match fs::read_to_string(self.path.join(name)) {
-            Ok(s) => Ok(Some(s)),
+    /// The path of `name` in the directory, for messages.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The bytes of `name`, or `None` when it does not exist. Bytes, not text: whether the
+    /// content makes sense is the caller's question, so garbage in a file is never mistaken
+    /// for a failed read.
+    pub fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.path.join(name)) {
+            Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -83,7 +90,7 @@ mod tests {
         assert_eq!(dir.read("x").unwrap(), None);
         dir.write_atomic("x", b"one", 0o600).unwrap();
         dir.write_atomic("x", b"two", 0o600).unwrap();
-        assert_eq!(dir.read("x").unwrap().as_deref(), Some("two"));
+        assert_eq!(dir.read("x").unwrap().as_deref(), Some(&b"two"[..]));
         let mode = fs::metadata(dir.path().join("x"))
             .unwrap()
             .permissions()

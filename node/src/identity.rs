@@ -9,19 +9,32 @@ use peerfind_behaviours::enr_ext::SigningKey;
 
 use crate::data_dir::{DataDir, KEY_FILE};
 
-/// Why the key could not be loaded or created.
+/// Why the key could not be loaded or created: one variant per cause, each naming the file and
+/// what to do. The key is the node's identity (its PeerId and node id), so unlike the record it
+/// is never replaced behind the operator's back.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    /// Reading or writing the key file failed.
-    #[error("key file {path}: {source}")]
-    Io {
+    /// The key file exists but could not be read.
+    #[error("cannot read the key file {path}: {source} (check its owner and permissions)")]
+    Read {
+        /// The key file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A new key could not be stored.
+    #[error("cannot write the new key file {path}: {source} (is the data directory writable?)")]
+    Write {
         /// The key file.
         path: String,
         /// What failed.
         source: std::io::Error,
     },
     /// The key file does not hold a 32-byte secp256k1 secret in hex.
-    #[error("key file {path} does not hold a secp256k1 secret key (64 hex digits)")]
+    #[error(
+        "the key file {path} does not hold a secp256k1 secret key (64 hex digits): restore it \
+         from a backup, or move it away to start as a new node with a new PeerId"
+    )]
     Invalid {
         /// The key file.
         path: String,
@@ -49,23 +62,25 @@ impl std::fmt::Debug for Identity {
 impl Identity {
     /// Loads the key from `dir`, or creates and stores a new one when there is none.
     pub fn load_or_create(dir: &DataDir) -> Result<Self, IdentityError> {
-        let path = dir.path().join(KEY_FILE).display().to_string();
-        let io = |source| IdentityError::Io {
+        let path = dir.file(KEY_FILE).display().to_string();
+        let read = dir.read(KEY_FILE).map_err(|source| IdentityError::Read {
             path: path.clone(),
             source,
-        };
-        let secret = match dir.read(KEY_FILE).map_err(io)? {
-            Some(text) => {
-                let bytes = hex::decode(text.trim())
-                    .map_err(|_| IdentityError::Invalid { path: path.clone() })?;
-                identity::secp256k1::SecretKey::try_from_bytes(bytes)
-                    .map_err(|_| IdentityError::Invalid { path: path.clone() })?
+        })?;
+        let secret = match read {
+            Some(bytes) => {
+                let invalid = || IdentityError::Invalid { path: path.clone() };
+                let hex = hex::decode(bytes.trim_ascii()).map_err(|_| invalid())?;
+                identity::secp256k1::SecretKey::try_from_bytes(hex).map_err(|_| invalid())?
             }
             None => {
                 let secret = identity::secp256k1::SecretKey::generate();
                 let text = hex::encode(secret.to_bytes());
                 dir.write_atomic(KEY_FILE, text.as_bytes(), 0o600)
-                    .map_err(io)?;
+                    .map_err(|source| IdentityError::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
                 tracing::info!(path, "created a new node key");
                 secret
             }
@@ -118,6 +133,41 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("does not hold a secp256k1 secret key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn binary_garbage_in_the_key_file_is_the_same_refusal_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        dir.write_atomic(KEY_FILE, &[0xff, 0xfe, 0x00, 0x80], 0o600)
+            .unwrap();
+        let err = Identity::load_or_create(&dir).unwrap_err();
+        assert!(matches!(err, IdentityError::Invalid { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&dir.file(KEY_FILE).display().to_string()),
+            "{text}"
+        );
+        assert!(text.contains("move it away"), "{text}");
+        // Nothing was overwritten: the operator decides what happens to the identity.
+        assert_eq!(
+            dir.read(KEY_FILE).unwrap().as_deref(),
+            Some(&[0xff, 0xfe, 0x00, 0x80][..])
+        );
+    }
+
+    #[test]
+    fn a_key_file_that_cannot_be_read_is_a_read_error_not_invalid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        // A directory where the file should be: reading it fails whoever runs the test.
+        std::fs::create_dir(dir.file(KEY_FILE)).unwrap();
+        let err = Identity::load_or_create(&dir).unwrap_err();
+        assert!(matches!(err, IdentityError::Read { .. }), "{err}");
+        assert!(
+            err.to_string().contains("cannot read the key file"),
             "{err}"
         );
     }

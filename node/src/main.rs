@@ -139,6 +139,10 @@ fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let (api_addr, metrics_addr) = (config.api, config.metrics);
+        let api_limits = api::server::Limits {
+            max_connections: config.api_max_connections,
+            idle_timeout: config.api_idle_timeout,
+        };
         let mut registry = libp2p::metrics::Registry::default();
         let node = Node::new(
             mode,
@@ -146,7 +150,8 @@ fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
             metrics_addr.is_some().then_some(&mut registry),
         )?;
         let metrics = metrics_addr.map(|addr| (addr, registry));
-        let mut services = api::Services::start(api_addr, metrics, node.handle()).await?;
+        let mut services =
+            api::Services::start(api_addr, api_limits, metrics, node.handle()).await?;
         let outcome = tokio::select! {
             result = node.run() => result.map_err(anyhow::Error::from),
             error = services.failed() => Err(error.into()),

@@ -202,7 +202,8 @@ impl Node {
             },
             ..Default::default()
         };
-        let swarm = build_swarm(&identity, &record, gossip_config, config.autonat)?;
+        let limits = config.connection_limits(mode == Mode::Bootnode);
+        let swarm = build_swarm(&identity, &record, gossip_config, config.autonat, &limits)?;
         let nat_window = config.nat_window;
         let bootnodes = config
             .bootnodes
@@ -715,6 +716,7 @@ fn build_swarm(
     record: &LocalRecord,
     gossip: gossip::Config,
     autonat_client: bool,
+    limits: &crate::config::ConnectionLimits,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
     Ok(
@@ -730,7 +732,7 @@ fn build_swarm(
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| transport(&e))?
             .with_behaviour(|key, relay_client| {
-                Behaviour::new(key, relay_client, record, gossip, autonat_client)
+                Behaviour::new(key, relay_client, record, gossip, autonat_client, limits)
             })
             .map_err(|e| transport(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))

@@ -4,7 +4,7 @@
 //! everything peerfind decides about records happens here, in [`Behaviour::on_request`] and
 //! [`Behaviour::on_response`].
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use rand::seq::IteratorRandom;
 
 use super::protocol::{self, Codec, MAX_RECORDS_PER_MESSAGE, PROTOCOL, Request, Response};
 use crate::enr_ext::{self, Enr, RecordError};
+use crate::queue::{Bounded, MAX_QUEUED_EVENTS};
 use crate::table::{self, Inserted, Refused, Source, Table};
 
 /// Default [`Config::fanout`]: every connected peer when a bootnode has few, a random 16 when
@@ -139,7 +140,8 @@ pub struct Behaviour {
     local: Enr,
     table: Table,
     connected: HashSet<PeerId>,
-    events: VecDeque<Event>,
+    /// For the swarm; at most [`MAX_QUEUED_EVENTS`], the oldest dropped beyond.
+    events: Bounded<Event>,
     rejected: std::collections::BTreeMap<&'static str, u64>,
     tick: futures_timer::Delay,
 }
@@ -163,7 +165,7 @@ impl Behaviour {
             local,
             table,
             connected: HashSet::new(),
-            events: VecDeque::new(),
+            events: Bounded::new(MAX_QUEUED_EVENTS),
             rejected: Default::default(),
         }
     }

@@ -14,6 +14,7 @@ use libp2p::swarm::{FromSwarm, NetworkBehaviour, THandlerInEvent, ToSwarm};
 
 use super::protocol::{Codec, Outcome, PROTOCOL, Request, Response};
 use crate::enr_ext::{self, Enr};
+use crate::queue::{Bounded, MAX_QUEUED_EVENTS};
 
 /// How long the bootnode waits for a target's answer, and a requester for the bootnode's.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -167,7 +168,8 @@ pub struct Behaviour {
     asks: HashMap<OutboundRequestId, (NodeId, PeerId)>,
     /// Bootnode: forwarded introductions waiting for the target's answer.
     forwards: HashMap<OutboundRequestId, (ResponseChannel<Response>, PeerId, PeerId)>,
-    events: VecDeque<Event>,
+    /// For the swarm; at most [`MAX_QUEUED_EVENTS`], the oldest dropped beyond.
+    events: Bounded<Event>,
 }
 
 impl Behaviour {
@@ -192,7 +194,7 @@ impl Behaviour {
             known_order: VecDeque::new(),
             asks: HashMap::new(),
             forwards: HashMap::new(),
-            events: VecDeque::new(),
+            events: Bounded::new(MAX_QUEUED_EVENTS),
         }
     }
 

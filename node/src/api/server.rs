@@ -2,7 +2,9 @@
 //! service and server reflection beside it.
 //!
 //! Every answer comes from the node's event loop through the handle; the server keeps no state
-//! of its own but the watchers' permits. Each unary call waits at most [`QUERY_TIMEOUT`] for the
+//! of its own but the watchers' permits and its connections ([`super::conn`]: at most
+//! [`Limits::max_connections`] open, each closed after [`Limits::idle_timeout`] without a call,
+//! and a dead peer noticed by HTTP/2 keep-alive pings). Each unary call waits at most [`QUERY_TIMEOUT`] for the
 //! node; at most [`MAX_WATCHERS`] event streams run at once; on shutdown the health service
 //! says NOT_SERVING, event streams end with UNAVAILABLE, and calls still running get
 //! [`SHUTDOWN_GRACE`] before their connections are dropped.
@@ -18,9 +20,9 @@ use peerfind_proto::v1 as pb;
 use peerfind_proto::v1::node_server::{Node, NodeServer};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use super::conn::{Connections, TrackCalls};
 use super::convert;
 use super::filter::Filter;
 use crate::status;
@@ -53,6 +55,59 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// watch) wait; the latter are cut after this.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// Default cap on open API connections. `peerfind status` opens one per call and a watcher
+/// holds one for as long as it runs, so a few dozen are plenty for people and scripts; 256
+/// leaves room for monitoring that polls in parallel while keeping descriptors for the swarm.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// Default time a connection may stay open without a call: long enough for a client that reuses
+/// one connection for calls a few seconds apart (a dashboard polling every 15 or 30 s), short
+/// enough that forgotten or hostile connections give their descriptors back within a minute.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The API may hold at most this fraction (1 / n) of the process's open-file limit, whatever
+/// `--api-max-connections` says: the rest stays for the swarm's connections, listeners and
+/// dial sockets and the node's own files, so a flood of API connections cannot keep peers out.
+pub const FD_SHARE: u64 = 4;
+
+/// How many connections the API keeps and for how long ([`super::conn`]'s rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most connections open at once; a new one beyond closes the longest-idle one.
+    pub max_connections: usize,
+    /// A connection without a call in flight for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    /// These limits with the connection cap lowered to a [`FD_SHARE`]th of the open-file
+    /// limit `nofile`, when that is lower (and at least 1).
+    pub fn within_fd_limit(self, nofile: Option<u64>) -> Self {
+        let Some(nofile) = nofile else { return self };
+        let share = usize::try_from(nofile / FD_SHARE)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        Self {
+            max_connections: self.max_connections.min(share),
+            ..self
+        }
+    }
+}
+
+/// The process's soft limit on open files, when it has one.
+pub fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
 /// Why the API could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -83,6 +138,7 @@ pub enum ServeError {
 pub struct Listener {
     listener: TcpListener,
     addr: SocketAddr,
+    limits: Limits,
 }
 
 impl Listener {
@@ -94,7 +150,28 @@ impl Listener {
             .map_err(|source| ServeError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
         tracing::info!(address = %addr, "API listening");
-        Ok(Self { listener, addr })
+        Ok(Self {
+            listener,
+            addr,
+            limits: Limits::default().within_fd_limit(open_file_limit()),
+        })
+    }
+
+    /// Serves with `limits` instead of the defaults, the connection cap lowered to what the
+    /// open-file limit allows ([`Limits::within_fd_limit`]).
+    pub fn with_limits(self, limits: Limits) -> Self {
+        let fitted = limits.within_fd_limit(open_file_limit());
+        if fitted != limits {
+            tracing::info!(
+                asked = limits.max_connections,
+                kept = fitted.max_connections,
+                "API connection cap lowered to a quarter of the open-file limit"
+            );
+        }
+        Self {
+            limits: fitted,
+            ..self
+        }
     }
 
     /// The address bound.
@@ -125,18 +202,17 @@ impl Listener {
             watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
             stopping: stopping.clone(),
         };
+        let connections = Connections::new(self.limits.max_connections, self.limits.idle_timeout);
         let server = tonic::transport::Server::builder()
             .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .layer(TrackCalls)
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(NodeServer::new(service))
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                stopped(stopping),
-            );
+            .serve_with_incoming_shutdown(connections.incoming(self.listener), stopped(stopping));
         tokio::pin!(server);
         tokio::pin!(shutdown);
         tokio::select! {
@@ -275,5 +351,21 @@ async fn ask<T>(query: impl Future<Output = Result<T, status::Stopped>>) -> Resu
             "the node did not answer within {} s",
             QUERY_TIMEOUT.as_secs()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_keeps_three_quarters_of_the_fd_limit_for_the_swarm() {
+        let asked = Limits::default();
+        assert_eq!(asked.within_fd_limit(None), asked);
+        assert_eq!(asked.within_fd_limit(Some(1 << 20)), asked);
+        assert_eq!(asked.within_fd_limit(Some(1024)).max_connections, 256);
+        assert_eq!(asked.within_fd_limit(Some(400)).max_connections, 100);
+        assert_eq!(asked.within_fd_limit(Some(2)).max_connections, 1);
+        assert_eq!(asked.within_fd_limit(Some(400)).idle_timeout, asked.idle_timeout);
     }
 }

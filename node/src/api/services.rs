@@ -33,14 +33,16 @@ pub struct Services {
 }
 
 impl Services {
-    /// Binds the API on `api` and, when given, the metrics endpoint with the registry the node
-    /// records into, then serves both over `handle` on the current runtime.
+    /// Binds the API on `api` (keeping its connections within `limits`) and, when given, the
+    /// metrics endpoint with the registry the node records into, then serves both over
+    /// `handle` on the current runtime.
     pub async fn start(
         api: SocketAddr,
+        limits: server::Limits,
         metrics: Option<(SocketAddr, libp2p::metrics::Registry)>,
         handle: status::Handle,
     ) -> Result<Self, Error> {
-        let api = server::Listener::bind(api).await?;
+        let api = server::Listener::bind(api).await?.with_limits(limits);
         let metrics = match metrics {
             Some((addr, registry)) => Some((metrics::Listener::bind(addr).await?, registry)),
             None => None,
