@@ -20,7 +20,7 @@ use peerfind_behaviours::{gossip, table};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::{Bootnode, Config};
-use crate::confirm::{Confirmations, Witness};
+use crate::confirm::{Confirmations, Leg, Legs, Own, Witness};
 use crate::data_dir::{BOOTNODE_FILE, DataDir};
 use crate::enr::{Content, LocalRecord, LocalRecordError};
 use crate::identity::{Identity, IdentityError};
@@ -133,6 +133,8 @@ pub struct Node {
     /// Dials and connections from a fresh local port (strategy rule 4): the address a peer
     /// observes on them is not ours to confirm. Removed when they fail or close.
     fresh_port: HashSet<ConnectionId>,
+    /// Which local port each open direct connection left from (confirm rule 7).
+    legs: Legs,
     /// Connections that have answered a ping (removed when they close).
     pinged: HashSet<ConnectionId>,
     /// When we last asked for an introduction to each peer.
@@ -234,6 +236,7 @@ impl Node {
             asked: HashMap::new(),
             pinged: HashSet::new(),
             fresh_port: HashSet::new(),
+            legs: Legs::default(),
             relay_closed: HashMap::new(),
             clock: report::WallClock::now(),
             reservations: HashSet::new(),
@@ -360,6 +363,9 @@ impl Node {
                 if let Some(link) = link {
                     self.connections.insert(connection_id, (peer_id, link));
                 }
+                if let Some(Link::Direct(transport)) = link {
+                    self.legs.established(connection_id, &endpoint, transport);
+                }
                 self.publish_connection_change(peer_id, before);
                 self.on_connected_for_nat(peer_id, &endpoint);
                 tracing::info!(
@@ -385,6 +391,7 @@ impl Node {
                 }
                 self.pinged.remove(&connection_id);
                 self.fresh_port.remove(&connection_id);
+                self.legs.closed(connection_id);
                 self.publish_connection_change(peer_id, before);
                 if num_established == 0 {
                     self.dialed.remove(&peer_id);
@@ -575,9 +582,12 @@ impl Node {
         if self.fixed_external {
             return;
         }
-        let Some(confirmed) = self
-            .confirmations
-            .observe(peer, is_bootnode, transport, observed)
+        let leg = self.legs.get(connection).unwrap_or(Leg::OtherPort);
+        let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+        let own = Own { listen: &listen };
+        let Some(confirmed) =
+            self.confirmations
+                .observe(peer, is_bootnode, (transport, leg), observed, own)
         else {
             return;
         };
