@@ -604,6 +604,17 @@ impl Node {
             Witness::Peers(n) => format!("observed address confirmed by {n} peers"),
         };
         tracing::info!(address = %addr, %reason, "external address confirmed");
+        // NAT rule 5 (a fast signal, off with AutoNAT): a translated address is the verdict,
+        // set before the address goes into the record, so peers never see it unflagged.
+        let translated = !own.has_ip(confirmed.socket.ip());
+        let fast = self.mode == Mode::Peer && self.config.autonat;
+        if fast {
+            let now = tokio::time::Instant::now();
+            let change = self
+                .nat
+                .address_confirmed(addr.clone(), peer, translated, now);
+            self.on_nat_change(change);
+        }
         // The record takes the observed address at once (the first diagram). The swarm's
         // external addresses mean "verified reachable": with AutoNAT on, its dial-back
         // confirms them (an address added here would never be tested, since the swarm
@@ -615,6 +626,10 @@ impl Node {
         self.change_record(&reason, |c| {
             c.set_socket(ip, port, confirmed.transport);
         });
+        if fast && !translated {
+            // Strategy rule 6 may now ask for introductions, with this address in our record.
+            self.reach_all();
+        }
     }
 
     /// Feeds a new connection to NAT detection: the first bootnode opens the window, a
