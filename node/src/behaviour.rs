@@ -21,6 +21,13 @@ const IDENTIFY_PROTOCOL: &str = "/peerfind/1.0.0";
 /// mapping timeouts are 30 s and more), and detects dead connections.
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 
+/// How often AutoNAT's client looks for addresses to test (its default: 5 s, and the first
+/// look only 5 s after the start). An observed address then waits at most this long for its
+/// test, so the NAT verdict comes within round trips of the first bootnode connection. A
+/// look costs nothing when nothing is untested; each address is tested once (and again only
+/// after a failed exchange with the server), so at most 10 requests a second go out.
+pub const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How long one relayed circuit may last. Relay v2's default (2 minutes) is enough to
 /// coordinate a hole punch but not to keep two peers behind hard NATs in touch, which is what
 /// the relayed fallback is for; when a circuit ends, the peers dial a new one.
@@ -125,7 +132,13 @@ impl Behaviour {
             relay_client,
             dcutr: dcutr::Behaviour::new(peer_id),
             autonat_client: autonat_client
-                .then(autonat::client::Behaviour::default)
+                .then(|| {
+                    autonat::client::Behaviour::new(
+                        rand_autonat::make_rng::<rand_autonat::rngs::StdRng>(),
+                        autonat::client::Config::default()
+                            .with_probe_interval(AUTONAT_PROBE_INTERVAL),
+                    )
+                })
                 .into(),
             autonat_server: autonat::server::Behaviour::default(),
         }

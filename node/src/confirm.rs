@@ -13,10 +13,21 @@
 //! 5. At most [`MAX_VOTERS`] peers' votes are kept per transport; the oldest go first.
 //! 6. A confirmation is reported only when it differs from the address confirmed last for
 //!    that transport.
+//! 7. Only a connection that left from our listen port shows our address ([`Leg`]). A peer
+//!    that sees a connection from another port (a dial from a fresh port, an AutoNAT
+//!    dial-back, or a second TCP connection to a peer we already had one to: port reuse
+//!    cannot bind the same address pair twice and falls back to an ephemeral port) sees a
+//!    port nobody can reach us at. Such a report neither votes nor confirms, whoever sends it.
+//! 8. An address on one of our own IPs (nothing translated it on the way) must carry a port
+//!    we listen on for that transport: any other port is an ephemeral one our connection
+//!    fell back to, even if we believed it left from the listen port (a fallback is silent).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
+use libp2p::core::ConnectedPoint;
+use libp2p::core::transport::PortUse;
+use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 use peerfind_behaviours::enr_ext::{self, Transport};
 
@@ -46,6 +57,111 @@ pub enum Witness {
     Peers(usize),
 }
 
+/// Which local port a connection left from (rule 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leg {
+    /// The listen port: what the peer observes is the address strangers can use. An inbound
+    /// connection arrived at it, so it counts too.
+    ListenPort,
+    /// Any other port.
+    OtherPort,
+}
+
+impl Leg {
+    /// The leg of a direct connection of `transport` at `endpoint`. `twin` says whether
+    /// another direct connection to the same remote address was already open: a TCP dial
+    /// then cannot have left from the listen port (same address pair), whatever it asked for.
+    /// QUIC dials all leave from the listener's one socket.
+    pub fn of(endpoint: &ConnectedPoint, transport: Transport, twin: bool) -> Leg {
+        match endpoint {
+            ConnectedPoint::Listener { .. } => Leg::ListenPort,
+            ConnectedPoint::Dialer {
+                port_use: PortUse::New,
+                ..
+            } => Leg::OtherPort,
+            ConnectedPoint::Dialer { .. } if twin && transport == Transport::Tcp => Leg::OtherPort,
+            ConnectedPoint::Dialer { .. } => Leg::ListenPort,
+        }
+    }
+}
+
+/// The legs of the open direct connections, to tell a second TCP connection to the same
+/// address from the first (rule 7). Bounded by the open connections: each is removed when it
+/// closes.
+#[derive(Debug, Default)]
+pub struct Legs {
+    open: HashMap<ConnectionId, Open>,
+}
+
+/// One open direct connection.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    /// Where it went, when we dialed it.
+    dialed: Option<SocketAddr>,
+    leg: Leg,
+}
+
+impl Legs {
+    /// A direct connection of `transport` was established at `endpoint`: returns its leg.
+    pub fn established(
+        &mut self,
+        connection: ConnectionId,
+        endpoint: &ConnectedPoint,
+        transport: Transport,
+    ) -> Leg {
+        let dialed = endpoint
+            .is_dialer()
+            .then(|| enr_ext::socket_of(endpoint.get_remote_address()))
+            .flatten()
+            .map(|(ip, port, _)| SocketAddr::new(ip, port));
+        let twin = dialed.is_some() && self.open.values().any(|o| o.dialed == dialed);
+        let leg = Leg::of(endpoint, transport, twin);
+        self.open.insert(connection, Open { dialed, leg });
+        leg
+    }
+
+    /// The leg of an open direct connection.
+    pub fn get(&self, connection: ConnectionId) -> Option<Leg> {
+        self.open.get(&connection).map(|o| o.leg)
+    }
+
+    /// A connection closed.
+    pub fn closed(&mut self, connection: ConnectionId) {
+        self.open.remove(&connection);
+    }
+}
+
+/// What we know of our own sockets, for rule 8.
+#[derive(Debug, Clone, Copy)]
+pub struct Own<'a> {
+    /// Every address we listen on, wildcards resolved to each interface's.
+    pub listen: &'a [Multiaddr],
+}
+
+impl Own<'_> {
+    /// Whether `ip` is the IP of one of our listen addresses: nothing translated it.
+    pub fn has_ip(&self, ip: IpAddr) -> bool {
+        self.listen
+            .iter()
+            .filter_map(enr_ext::socket_of)
+            .any(|(own, ..)| own == ip)
+    }
+
+    /// Rule 8: whether `socket` of `transport` is on one of our IPs but not on a port we
+    /// listen on there.
+    fn is_ephemeral(&self, socket: SocketAddr, transport: Transport) -> bool {
+        let ours: Vec<(IpAddr, u16)> = self
+            .listen
+            .iter()
+            .filter_map(enr_ext::socket_of)
+            .filter(|(_, _, t)| *t == transport)
+            .map(|(ip, port, _)| (ip, port))
+            .collect();
+        ours.iter().any(|(ip, _)| *ip == socket.ip())
+            && !ours.iter().any(|(_, port)| *port == socket.port())
+    }
+}
+
 /// The address-confirmation state machine. See the module doc for its rules.
 #[derive(Debug)]
 pub struct Confirmations {
@@ -64,13 +180,15 @@ impl Confirmations {
         }
     }
 
-    /// `peer` (a bootnode or not) saw our connection of `transport` come from `observed`.
+    /// `peer` (a bootnode or not) saw our connection of `transport`, which left from `leg`,
+    /// come from `observed`.
     pub fn observe(
         &mut self,
         peer: PeerId,
         is_bootnode: bool,
-        connection: Transport,
+        (connection, leg): (Transport, Leg),
         observed: &Multiaddr,
+        own: Own<'_>,
     ) -> Option<Confirmed> {
         let (ip, port, transport) = enr_ext::socket_of(observed)?;
         if transport != connection || enr_ext::is_unusable(&ip) {
@@ -78,6 +196,15 @@ impl Confirmations {
             return None;
         }
         let socket = SocketAddr::new(ip, port);
+        if leg == Leg::OtherPort || own.is_ephemeral(socket, transport) {
+            // Once per connection at most (identify reports once, and again only when our
+            // listen addresses change): worth seeing.
+            tracing::info!(
+                %peer, %observed, ?leg,
+                "observed address not taken: the connection did not leave from the listen port"
+            );
+            return None;
+        }
         let votes = self.votes.entry(transport).or_default();
         votes.retain(|(p, _)| *p != peer);
         if votes.len() >= MAX_VOTERS {
@@ -124,6 +251,9 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// No listen address known: rule 8 never applies.
+    const NOBODY: Own<'static> = Own { listen: &[] };
+
     #[test]
     fn a_bootnode_report_confirms_at_once() {
         let mut c = Confirmations::new(2);
@@ -131,8 +261,8 @@ mod tests {
         let got = c.observe(
             boot,
             true,
-            Transport::Tcp,
-            &addr("/ip4/198.51.100.2/tcp/9000"),
+            (Transport::Tcp, Leg::ListenPort),
+            &addr("/ip4/198.51.100.2/tcp/9000"), NOBODY,
         );
         assert_eq!(
             got,
@@ -147,8 +277,8 @@ mod tests {
             c.observe(
                 boot,
                 true,
-                Transport::Tcp,
-                &addr("/ip4/198.51.100.2/tcp/9000")
+                (Transport::Tcp, Leg::ListenPort),
+                &addr("/ip4/198.51.100.2/tcp/9000"), NOBODY
             ),
             None
         );
@@ -159,11 +289,11 @@ mod tests {
         let mut c = Confirmations::new(2);
         let a = addr("/ip4/198.51.100.2/udp/9000/quic-v1");
         let stranger = PeerId::random();
-        assert_eq!(c.observe(stranger, false, Transport::Quic, &a), None);
+        assert_eq!(c.observe(stranger, false, (Transport::Quic, Leg::ListenPort), &a, NOBODY), None);
         // The same stranger again is still one vote (rule 4).
-        assert_eq!(c.observe(stranger, false, Transport::Quic, &a), None);
+        assert_eq!(c.observe(stranger, false, (Transport::Quic, Leg::ListenPort), &a, NOBODY), None);
         let got = c
-            .observe(PeerId::random(), false, Transport::Quic, &a)
+            .observe(PeerId::random(), false, (Transport::Quic, Leg::ListenPort), &a, NOBODY)
             .unwrap();
         assert_eq!(got.by, Witness::Peers(2));
     }
@@ -173,15 +303,15 @@ mod tests {
         let mut c = Confirmations::new(1);
         let p = PeerId::random();
         assert_eq!(
-            c.observe(p, true, Transport::Quic, &addr("/ip4/198.51.100.2/tcp/1")),
+            c.observe(p, true, (Transport::Quic, Leg::ListenPort), &addr("/ip4/198.51.100.2/tcp/1"), NOBODY),
             None
         );
         assert_eq!(
-            c.observe(p, true, Transport::Tcp, &addr("/ip4/0.0.0.0/tcp/1")),
+            c.observe(p, true, (Transport::Tcp, Leg::ListenPort), &addr("/ip4/0.0.0.0/tcp/1"), NOBODY),
             None
         );
         assert_eq!(
-            c.observe(p, true, Transport::Tcp, &addr("/dns4/x.example/tcp/1")),
+            c.observe(p, true, (Transport::Tcp, Leg::ListenPort), &addr("/dns4/x.example/tcp/1"), NOBODY),
             None
         );
     }
@@ -191,8 +321,120 @@ mod tests {
         let mut c = Confirmations::new(3);
         for i in 0..(MAX_VOTERS * 2) {
             let a = addr(&format!("/ip4/198.51.100.2/tcp/{}", 1000 + i));
-            c.observe(PeerId::random(), false, Transport::Tcp, &a);
+            c.observe(PeerId::random(), false, (Transport::Tcp, Leg::ListenPort), &a, NOBODY);
         }
         assert_eq!(c.votes[&Transport::Tcp].len(), MAX_VOTERS);
+    }
+
+    #[test]
+    fn a_connection_that_did_not_leave_from_the_listen_port_never_confirms() {
+        let mut c = Confirmations::new(1);
+        let boot = PeerId::random();
+        let ephemeral = addr("/ip4/198.51.100.2/tcp/40123");
+        let other = (Transport::Tcp, Leg::OtherPort);
+        assert_eq!(c.observe(boot, true, other, &ephemeral, NOBODY), None);
+        assert_eq!(
+            c.observe(PeerId::random(), false, other, &ephemeral, NOBODY),
+            None,
+            "nor does it vote"
+        );
+        assert_eq!(c.confirmed().count(), 0);
+    }
+
+    #[test]
+    fn on_our_own_ip_only_a_listen_port_is_ours() {
+        let mut c = Confirmations::new(1);
+        let boot = PeerId::random();
+        let listen = [
+            addr("/ip4/127.0.0.1/tcp/9000"),
+            addr("/ip4/127.0.0.1/udp/9001/quic-v1"),
+        ];
+        let own = Own { listen: &listen };
+        let leg = (Transport::Tcp, Leg::ListenPort);
+        // A silent port-reuse fallback: our IP, a port we do not listen on.
+        assert_eq!(
+            c.observe(boot, true, leg, &addr("/ip4/127.0.0.1/tcp/40123"), own),
+            None
+        );
+        // The QUIC port is no TCP listen port.
+        assert_eq!(
+            c.observe(boot, true, leg, &addr("/ip4/127.0.0.1/tcp/9001"), own),
+            None
+        );
+        assert!(
+            c.observe(boot, true, leg, &addr("/ip4/127.0.0.1/tcp/9000"), own)
+                .is_some()
+        );
+        // Behind a NAT the port may change: another IP is not judged by our ports.
+        assert!(
+            c.observe(boot, true, leg, &addr("/ip4/198.51.100.101/tcp/1024"), own)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn which_connections_left_from_the_listen_port() {
+        use libp2p::core::Endpoint;
+        let dialer = |port_use| ConnectedPoint::Dialer {
+            address: addr("/ip4/198.51.100.10/tcp/9000"),
+            role_override: Endpoint::Dialer,
+            port_use,
+        };
+        let listener = ConnectedPoint::Listener {
+            local_addr: addr("/ip4/0.0.0.0/tcp/9000"),
+            send_back_addr: addr("/ip4/198.51.100.20/tcp/1234"),
+        };
+        let reuse = dialer(PortUse::Reuse);
+        assert_eq!(Leg::of(&reuse, Transport::Tcp, false), Leg::ListenPort);
+        assert_eq!(
+            Leg::of(&reuse, Transport::Tcp, true),
+            Leg::OtherPort,
+            "a second TCP connection to the same address cannot reuse the port"
+        );
+        assert_eq!(Leg::of(&reuse, Transport::Quic, true), Leg::ListenPort);
+        assert_eq!(
+            Leg::of(&dialer(PortUse::New), Transport::Tcp, false),
+            Leg::OtherPort
+        );
+        assert_eq!(Leg::of(&listener, Transport::Tcp, true), Leg::ListenPort);
+    }
+
+    #[test]
+    fn a_second_tcp_connection_to_the_same_address_is_told_from_the_first() {
+        use libp2p::core::Endpoint;
+        let to = |a: &str| ConnectedPoint::Dialer {
+            address: addr(a),
+            role_override: Endpoint::Dialer,
+            port_use: PortUse::Reuse,
+        };
+        let boot = &format!("/ip4/198.51.100.10/tcp/9000/p2p/{}", PeerId::random());
+        let mut legs = Legs::default();
+        let (first, second, other) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+            ConnectionId::new_unchecked(3),
+        );
+        assert_eq!(
+            legs.established(first, &to(boot), Transport::Tcp),
+            Leg::ListenPort
+        );
+        assert_eq!(
+            legs.established(second, &to(boot), Transport::Tcp),
+            Leg::OtherPort
+        );
+        assert_eq!(
+            legs.established(other, &to("/ip4/198.51.100.20/tcp/9000"), Transport::Tcp),
+            Leg::ListenPort,
+            "another address is another pair"
+        );
+        assert_eq!(legs.get(second), Some(Leg::OtherPort));
+        legs.closed(first);
+        legs.closed(second);
+        assert_eq!(legs.get(second), None);
+        assert_eq!(
+            legs.established(ConnectionId::new_unchecked(4), &to(boot), Transport::Tcp),
+            Leg::ListenPort,
+            "alone again"
+        );
     }
 }

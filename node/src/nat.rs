@@ -13,7 +13,16 @@
 //!    bootnode connection, a node still Unknown (no stranger, no AutoNAT verdict) becomes
 //!    **Private**. It needs no one's help, and so is the fallback when AutoNAT has no server
 //!    or gives no verdict (as for NAT'd TCP addresses with some servers).
-//! 5. Otherwise the status stays as it is; it starts **Unknown**.
+//! 5. A NAT translated our address: a confirmed observation (a bootnode's, on a connection
+//!    from our listen port) puts us on an IP that none of our interfaces has. **Private**,
+//!    one identify round trip after the first bootnode connection, unless an address was
+//!    confirmed reachable (rule 2) or we are Public (rule 1). Loss and delay only postpone
+//!    the observation; they cannot fake a translation. A translating NAT that still lets
+//!    strangers in (full cone, a forwarded port, a 1:1 NAT) is revised to Public by rule 2
+//!    as soon as a dial-back arrives. An untranslated observation is no verdict (a firewall
+//!    may still drop strangers): only AutoNAT's dial-back makes that node Public, but the
+//!    strategy may act on it ([`Detector::translated`]).
+//! 6. Otherwise the status stays as it is; it starts **Unknown**.
 //!
 //! Each change is reported once, with the signal that caused it and when. The `nat` flag in
 //! the record follows the status: set when Private, removed when Public.
@@ -96,6 +105,13 @@ pub enum Reason {
         /// The window that passed.
         window: Duration,
     },
+    /// Rule 5.
+    AddressTranslated {
+        /// Our address as the peer saw it.
+        addr: Multiaddr,
+        /// The peer that saw it.
+        seen_by: PeerId,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -111,6 +127,10 @@ impl fmt::Display for Reason {
             Reason::AutonatUnreachable { addr, server } => {
                 write!(f, "AutoNAT server {server} could not reach us at {addr}")
             }
+            Reason::AddressTranslated { addr, seen_by } => write!(
+                f,
+                "a NAT translated our address: {seen_by} sees us at {addr}, an IP none of our interfaces has"
+            ),
             Reason::NoStrangerWithin { window } => write!(
                 f,
                 "no stranger reached us within {} s of meeting a bootnode",
@@ -140,8 +160,11 @@ pub struct Detector {
     since: Instant,
     /// When the window of rule 4 closes; set by the first bootnode connection.
     deadline: Option<Instant>,
-    /// Whether AutoNAT ever confirmed an address (rule 3 defers to it).
+    /// Whether AutoNAT ever confirmed an address (rules 3 and 5 defer to it).
     reachable_addr: bool,
+    /// Whether the last confirmed observation of our address was translated (rule 5); `None`
+    /// before the first.
+    translated: Option<bool>,
 }
 
 impl Detector {
@@ -154,7 +177,35 @@ impl Detector {
             since: now,
             deadline: None,
             reachable_addr: false,
+            translated: None,
         }
+    }
+
+    /// Whether a NAT translates our address, from the last confirmed observation (rule 5):
+    /// `Some(false)` says nothing stands between us and the peers that saw us but perhaps a
+    /// firewall; `None` that nobody has seen us yet.
+    pub fn translated(&self) -> Option<bool> {
+        self.translated
+    }
+
+    /// Rule 5: `seen_by` confirmed that we come from `addr`, which is (`translated`) or is not
+    /// an IP of one of our interfaces.
+    pub fn address_confirmed(
+        &mut self,
+        addr: Multiaddr,
+        seen_by: PeerId,
+        translated: bool,
+        now: Instant,
+    ) -> Option<Change> {
+        self.translated = Some(translated);
+        if !translated || self.reachable_addr || self.status == Status::Public {
+            return None;
+        }
+        self.set(
+            Status::Private,
+            Reason::AddressTranslated { addr, seen_by },
+            now,
+        )
     }
 
     /// The current status, its reason and since when.
@@ -349,5 +400,47 @@ mod tests {
         let p = PeerId::random();
         assert!(d.stranger_connected(p, Instant::now()).is_some());
         assert!(d.stranger_connected(p, Instant::now()).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_translated_address_means_private_at_once_until_a_dial_back_arrives() {
+        let mut d = detector();
+        d.bootnode_connected(Instant::now());
+        assert_eq!(d.translated(), None);
+        tokio::time::advance(Duration::from_millis(80)).await;
+        let boot = PeerId::random();
+        let change = d
+            .address_confirmed(addr(), boot, true, Instant::now())
+            .unwrap();
+        assert_eq!((change.from, change.to), (Status::Unknown, Status::Private));
+        assert!(change.reason.to_string().contains("translated"), "{}", change.reason);
+        assert_eq!(d.translated(), Some(true));
+        assert_eq!(d.address_confirmed(addr(), boot, true, Instant::now()), None);
+        // A full-cone NAT lets the dial-back in: revised to public, and it stays.
+        let change = d
+            .autonat_result(addr(), boot, true, Instant::now())
+            .unwrap();
+        assert_eq!(change.to, Status::Public);
+        assert_eq!(d.address_confirmed(addr(), boot, true, Instant::now()), None);
+        assert_eq!(d.status().0, Status::Public);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_untranslated_address_is_no_verdict_and_a_public_node_stays_public() {
+        let mut d = detector();
+        d.bootnode_connected(Instant::now());
+        let boot = PeerId::random();
+        assert_eq!(d.address_confirmed(addr(), boot, false, Instant::now()), None);
+        assert_eq!(d.status().0, Status::Unknown);
+        assert_eq!(d.translated(), Some(false));
+        assert!(d.deadline().is_some(), "the window still runs");
+        d.stranger_connected(PeerId::random(), Instant::now())
+            .unwrap();
+        assert_eq!(
+            d.address_confirmed(addr(), boot, true, Instant::now()),
+            None,
+            "a stranger reached us: a translation does not undo that"
+        );
+        assert_eq!(d.status().0, Status::Public);
     }
 }

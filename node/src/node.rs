@@ -20,7 +20,7 @@ use peerfind_behaviours::{gossip, table};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::{Bootnode, Config};
-use crate::confirm::{Confirmations, Witness};
+use crate::confirm::{Confirmations, Leg, Legs, Own, Witness};
 use crate::data_dir::{BOOTNODE_FILE, DataDir};
 use crate::enr::{Content, LocalRecord, LocalRecordError};
 use crate::identity::{Identity, IdentityError};
@@ -133,6 +133,8 @@ pub struct Node {
     /// Dials and connections from a fresh local port (strategy rule 4): the address a peer
     /// observes on them is not ours to confirm. Removed when they fail or close.
     fresh_port: HashSet<ConnectionId>,
+    /// Which local port each open direct connection left from (confirm rule 7).
+    legs: Legs,
     /// Connections that have answered a ping (removed when they close).
     pinged: HashSet<ConnectionId>,
     /// When we last asked for an introduction to each peer.
@@ -235,6 +237,7 @@ impl Node {
             asked: HashMap::new(),
             pinged: HashSet::new(),
             fresh_port: HashSet::new(),
+            legs: Legs::default(),
             relay_closed: HashMap::new(),
             clock: report::WallClock::now(),
             reservations: HashSet::new(),
@@ -361,6 +364,9 @@ impl Node {
                 if let Some(link) = link {
                     self.connections.insert(connection_id, (peer_id, link));
                 }
+                if let Some(Link::Direct(transport)) = link {
+                    self.legs.established(connection_id, &endpoint, transport);
+                }
                 self.publish_connection_change(peer_id, before);
                 self.on_connected_for_nat(peer_id, &endpoint);
                 tracing::info!(
@@ -386,6 +392,7 @@ impl Node {
                 }
                 self.pinged.remove(&connection_id);
                 self.fresh_port.remove(&connection_id);
+                self.legs.closed(connection_id);
                 self.publish_connection_change(peer_id, before);
                 if num_established == 0 {
                     self.dialed.remove(&peer_id);
@@ -576,9 +583,12 @@ impl Node {
         if self.fixed_external {
             return;
         }
-        let Some(confirmed) = self
-            .confirmations
-            .observe(peer, is_bootnode, transport, observed)
+        let leg = self.legs.get(connection).unwrap_or(Leg::OtherPort);
+        let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+        let own = Own { listen: &listen };
+        let Some(confirmed) =
+            self.confirmations
+                .observe(peer, is_bootnode, (transport, leg), observed, own)
         else {
             return;
         };
@@ -595,6 +605,17 @@ impl Node {
             Witness::Peers(n) => format!("observed address confirmed by {n} peers"),
         };
         tracing::info!(address = %addr, %reason, "external address confirmed");
+        // NAT rule 5 (a fast signal, off with AutoNAT): a translated address is the verdict,
+        // set before the address goes into the record, so peers never see it unflagged.
+        let translated = !own.has_ip(confirmed.socket.ip());
+        let fast = self.mode == Mode::Peer && self.config.autonat;
+        if fast {
+            let now = tokio::time::Instant::now();
+            let change = self
+                .nat
+                .address_confirmed(addr.clone(), peer, translated, now);
+            self.on_nat_change(change);
+        }
         // The record takes the observed address at once (the first diagram). The swarm's
         // external addresses mean "verified reachable": with AutoNAT on, its dial-back
         // confirms them (an address added here would never be tested, since the swarm
@@ -606,6 +627,10 @@ impl Node {
         self.change_record(&reason, |c| {
             c.set_socket(ip, port, confirmed.transport);
         });
+        if fast && !translated {
+            // Strategy rule 6 may now ask for introductions, with this address in our record.
+            self.reach_all();
+        }
     }
 
     /// Feeds a new connection to NAT detection: the first bootnode opens the window, a

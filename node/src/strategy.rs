@@ -17,8 +17,10 @@
 //!    didn't respond"). Without a connected bootnode to help, it is kept only.
 //! 6. A NAT'd record while we know we are public: ask a bootnode to introduce us; the peer
 //!    dials us back from its listen port (connection reversal). While our own status is not
-//!    known yet we wait for it (a few seconds with AutoNAT): if we are behind a NAT too, the
-//!    peer's dial back would die at our NAT and leave the entry rule 4 avoids in its NAT.
+//!    known yet we ask only if a bootnode saw our address untranslated (NAT rule 5: no NAT
+//!    between us and it; AutoNAT's dial-back, which makes us Public, takes a few round trips
+//!    more). Otherwise we wait: if we are behind a NAT too, the peer's dial back would die at
+//!    our NAT and leave the entry rule 4 avoids in its NAT.
 //! 7. A NAT'd record while we are behind a NAT too: the one of the two with the smaller
 //!    PeerId dials the other through the bootnode's relay, the other waits for it (two
 //!    circuits at once would start two hole punches racing for the same ports). The relayed
@@ -78,7 +80,7 @@ pub enum Reason {
     NoAddress,
     /// Rule 5.
     NoBootnode,
-    /// Rule 6: our own NAT status is not known yet.
+    /// Rule 6: our own NAT status is not known yet, nor whether our address is translated.
     Undecided,
     /// Rule 7: the peer dials the circuit.
     PeerDials,
@@ -99,6 +101,8 @@ pub struct Situation {
     pub max_peers: usize,
     /// Our own NAT status.
     pub nat: nat::Status,
+    /// Whether a NAT translates our address, once a bootnode saw it (NAT rule 5).
+    pub translated: Option<bool>,
     /// A connected bootnode to ask or relay through, preferably the one that told us of the
     /// peer.
     pub bootnode_via: Option<PeerId>,
@@ -133,6 +137,7 @@ pub fn decide(enr: &Enr, peer: PeerId, now: Situation) -> Action {
     };
     match now.nat {
         nat::Status::Public => Action::Introduce { via },
+        nat::Status::Unknown if now.translated == Some(false) => Action::Introduce { via },
         nat::Status::Unknown => Action::Keep(Reason::Undecided),
         nat::Status::Private if now.local < peer => Action::Relay { via },
         nat::Status::Private => Action::Keep(Reason::PeerDials),
@@ -185,6 +190,7 @@ mod tests {
             peers: 0,
             max_peers: 8,
             nat,
+            translated: None,
             bootnode_via: Some(PeerId::random()),
         }
     }
@@ -236,6 +242,20 @@ mod tests {
             Action::Keep(Reason::Undecided),
             "no introduction before we know we are public"
         );
+        let untranslated = Situation {
+            translated: Some(false),
+            ..unknown
+        };
+        assert_eq!(
+            decide(&enr, peer, untranslated),
+            Action::Introduce { via },
+            "nor before a bootnode saw our address untranslated"
+        );
+        let translated = Situation {
+            translated: Some(true),
+            ..unknown
+        };
+        assert_eq!(decide(&enr, peer, translated), Action::Keep(Reason::Undecided));
         let private = Situation {
             nat: nat::Status::Private,
             ..public

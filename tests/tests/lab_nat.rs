@@ -2,7 +2,9 @@
 //! the start of the fourth ("Update: NAT", then "Meet Alice (ENR with NAT …)").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
+use std::time::Duration;
+
+use peerfind_tests::lab::{Host, Impairment, Lab, NatMode, Placement, Topology};
 use peerfind_tests::process::{Peerfind, field};
 use peerfind_tests::scenario::{self, WAIT, bootnode, peer, peer_id};
 
@@ -27,7 +29,7 @@ async fn status_becomes(node: &mut Peerfind, to: &str) -> String {
 }
 
 #[tokio::test]
-async fn lab_alice_behind_a_nat_is_flagged_within_seconds_by_autonat_and_charlie_hears_of_it() {
+async fn lab_alice_behind_a_nat_is_flagged_from_her_translated_address_and_charlie_hears_of_it() {
     let lab = Lab::up(behind_nat()).expect("lab");
     let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
     let mut charlie = peer(&lab, Host::Charlie, &enr, &[]).unwrap();
@@ -41,7 +43,7 @@ async fn lab_alice_behind_a_nat_is_flagged_within_seconds_by_autonat_and_charlie
     let alice_id = peer_id(&mut alice).await.unwrap();
     let reason = status_becomes(&mut alice, "private").await;
     assert!(
-        reason.contains("AutoNAT") && reason.contains("could not reach us"),
+        reason.contains("a NAT translated our address") && reason.contains("198.51.100.101"),
         "{reason}"
     );
     let flagged = alice
@@ -61,6 +63,12 @@ async fn lab_alice_behind_a_nat_is_flagged_within_seconds_by_autonat_and_charlie
         field(&heard, "from"),
         field(&boot.lines_with("starting")[0], "peer_id")
     );
+    // AutoNAT, slower, agrees: the bootnode's dial-back dies at her NAT.
+    alice
+        .wait_for("AutoNAT test done", WAIT, |l| l["reachable"] == false)
+        .await
+        .expect("autonat finds her unreachable");
+    assert_eq!(alice.lines_with("NAT status changed").len(), 1, "no flip");
 
     scenario::stop_all(&mut [&mut alice, &mut charlie, &mut boot]).await;
 }
@@ -153,4 +161,69 @@ async fn lab_a_stranger_reaching_public_alice_keeps_the_window_from_flagging_her
             .all(|l| l["nat"] == false)
     );
     scenario::stop_all(&mut [&mut charlie, &mut boot]).await;
+}
+
+/// Alice placed as given, with `loss` of the frames on her link lost and 20 ms each way: her
+/// first NAT verdict must be `expect`, and must still hold once AutoNAT's dial-back (delayed
+/// or lost and retried) has reported.
+async fn verdict_holds(alice_at: Placement, loss: f64, expect: &str) {
+    let topology = Topology::new(alice_at, Placement::Public).with_uplink(
+        Host::Alice,
+        Impairment::delay(Duration::from_millis(20)).with_loss(loss),
+    );
+    let lab = Lab::up(topology).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
+    let mut alice = peer(&lab, Host::Alice, &enr, &args(&["--max-peers", "0"])).unwrap();
+    let first = alice
+        .wait_for("NAT status changed", WAIT, |_| true)
+        .await
+        .expect("a verdict");
+    assert_eq!(field(&first, "to"), expect, "{first}");
+    // Every AutoNAT test that reports (one per transport) agrees or changes nothing.
+    alice
+        .wait_for("AutoNAT test done", WAIT, |l| {
+            l["reachable"] == (expect == "public")
+        })
+        .await
+        .expect("autonat reports");
+    assert_eq!(
+        alice.lines_with("NAT status changed").len(),
+        1,
+        "the verdict never flipped"
+    );
+    if expect == "public" {
+        assert!(
+            alice
+                .lines_with("local record updated")
+                .iter()
+                .all(|l| l["nat"] == false),
+            "never flagged"
+        );
+    }
+    scenario::stop_all(&mut [&mut alice, &mut boot]).await;
+}
+
+#[tokio::test]
+async fn lab_with_loss_on_her_link_public_alice_is_found_public() {
+    verdict_holds(Placement::Public, 0.05, "public").await;
+}
+
+#[tokio::test]
+async fn lab_with_loss_on_her_link_alice_behind_an_eim_nat_is_found_private() {
+    verdict_holds(
+        Placement::BehindNat(NatMode::EndpointIndependent),
+        0.05,
+        "private",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn lab_with_loss_on_her_link_alice_behind_a_symmetric_nat_is_found_private() {
+    verdict_holds(Placement::BehindNat(NatMode::Symmetric), 0.05, "private").await;
+}
+
+#[tokio::test]
+async fn lab_alice_behind_a_symmetric_nat_is_found_private() {
+    verdict_holds(Placement::BehindNat(NatMode::Symmetric), 0.0, "private").await;
 }

@@ -9,8 +9,8 @@ use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
 use peerfind_tests::process::{Peerfind, field, strip_p2p};
 use peerfind_tests::scenario::{self, WAIT, bootnode, listen, peer, peer_id, record_with};
 
-/// A hole punch needs both NAT verdicts (AutoNAT, about 10 s each), a relay reservation, a
-/// circuit and DCUtR's attempts: allow more than the usual bound.
+/// A hole punch needs both NAT verdicts, a relay reservation, a circuit and DCUtR's attempts
+/// (and a failed one its retry): allow more than the usual bound.
 const PUNCH_WAIT: Duration = Duration::from_secs(90);
 
 const EIM: Placement = Placement::BehindNat(NatMode::EndpointIndependent);
@@ -118,8 +118,9 @@ struct Pair {
 /// Starts Alice, waits for her `nat` flag, then starts Bob: Bob meets only a flagged Alice,
 /// so nothing but the relay and the punch connects them (two early direct dials at once
 /// could open both NATs by chance). Each gets a watcher on its API as soon as the API
-/// listens: seconds before the NAT verdict that any relaying or punching waits for.
-async fn alice_then_bob(lab: &Lab, enr: &str, transport: &str) -> Pair {
+/// listens; Bob's is subscribed while the bootnode is held still, since his verdict and his
+/// punch follow within round trips of meeting it.
+async fn alice_then_bob(lab: &Lab, boot: &Peerfind, enr: &str, transport: &str) -> Pair {
     let mut node_args = listen(transport);
     node_args.extend(api_args());
     let mut alice = peer(lab, Host::Alice, enr, &node_args).unwrap();
@@ -127,10 +128,14 @@ async fn alice_then_bob(lab: &Lab, enr: &str, transport: &str) -> Pair {
     alice.api_addr().await.unwrap();
     let alice_watch = Watcher::start(lab, Host::Alice).await.unwrap();
     flagged(&mut alice).await;
+    // Bob may punch within a second of meeting the bootnode: it is held still until his
+    // watcher is subscribed.
+    boot.pause().unwrap();
     let mut bob = peer(lab, Host::Bob, enr, &node_args).unwrap();
     let bob_id = peer_id(&mut bob).await.unwrap();
     bob.api_addr().await.unwrap();
     let bob_watch = Watcher::start(lab, Host::Bob).await.unwrap();
+    boot.resume().unwrap();
     assert!(
         bob.lines_with("hole punch succeeded").is_empty()
             && bob
@@ -173,7 +178,7 @@ async fn punch_event(pair: &mut Pair) -> serde_json::Value {
 async fn alice_and_bob_punch_a_hole(transport: &str) {
     let lab = Lab::up(Topology::new(EIM, EIM)).expect("lab");
     let (mut boot, enr) = bootnode(&lab, &[transport]).await.unwrap();
-    let mut pair = alice_then_bob(&lab, &enr, transport).await;
+    let mut pair = alice_then_bob(&lab, &boot, &enr, transport).await;
 
     let punch = punch_event(&mut pair).await;
     assert_eq!(punch["succeeded"], true, "{punch}");
@@ -246,7 +251,7 @@ async fn lab_alice_and_bob_behind_nats_punch_a_hole_over_quic() {
 async fn lab_behind_a_symmetric_nat_the_relayed_connection_holds() {
     let lab = Lab::up(Topology::new(Placement::BehindNat(NatMode::Symmetric), EIM)).expect("lab");
     let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
-    let mut pair = alice_then_bob(&lab, &enr, "tcp").await;
+    let mut pair = alice_then_bob(&lab, &boot, &enr, "tcp").await;
 
     let punch = punch_event(&mut pair).await;
     assert_eq!(punch["succeeded"], false, "{punch}");

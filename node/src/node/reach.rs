@@ -48,6 +48,7 @@ impl Node {
                 .count(),
             max_peers: self.config.max_peers,
             nat: self.nat.status().0,
+            translated: self.nat.translated(),
             bootnode_via: self.bootnode_via(&peer),
         };
         match strategy::decide(enr, peer, situation) {
