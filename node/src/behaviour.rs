@@ -28,6 +28,11 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// after a failed exchange with the server), so at most 10 requests a second go out.
 pub const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
+/// How long a ping's answer is awaited (libp2p's default: 20 s). Short enough that a dead
+/// connection is noticed within two ping intervals (see [`crate::liveness`]), long enough
+/// for a relayed circuit's round trip on a loaded machine, which takes well under a second.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long one relayed circuit may last. Relay v2's default (2 minutes) is enough to
 /// coordinate a hole punch but not to keep two peers behind hard NATs in touch, which is what
 /// the relayed fallback is for; when a circuit ends, the peers dial a new one.
@@ -119,7 +124,11 @@ impl Behaviour {
             limits: counts,
             memory: memory_connection_limits::Behaviour::with_max_bytes(limits.max_memory_bytes),
             identify,
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(PING_INTERVAL)
+                    .with_timeout(PING_TIMEOUT),
+            ),
             gossip: gossip::Behaviour::new(record.enr().clone(), gossip),
             intro: intro::Behaviour::new(
                 record.enr().clone(),

@@ -10,6 +10,8 @@
 //! - [`enr`]: the own record, its seq and its storage; [`identity`] and [`data_dir`]: the key
 //!   and the files.
 //! - [`nat`]: whether the node is behind a NAT (the `nat` flag).
+//! - [`liveness`]: when a connection is dead; [`redial`]: keeping every bootnode connected
+//!   over each transport.
 //! - [`strategy`]: how a learned peer is reached.
 //! - [`behaviour`]: the libp2p behaviours composed into the swarm (the project's own are in
 //!   the `peerfind-behaviours` crate).
@@ -24,8 +26,10 @@ pub mod data_dir;
 pub mod enr;
 pub mod identity;
 pub mod inspect;
+pub mod liveness;
 pub mod nat;
 pub mod node;
+pub mod redial;
 pub mod status;
 pub mod strategy;
 

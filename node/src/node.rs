@@ -24,7 +24,9 @@ use crate::confirm::{Confirmations, Leg, Legs, Own, Witness};
 use crate::data_dir::{BOOTNODE_FILE, DataDir};
 use crate::enr::{Content, LocalRecord, LocalRecordError};
 use crate::identity::{Identity, IdentityError};
+use crate::liveness::{self, Liveness};
 use crate::nat::{self, Detector};
+use crate::redial::Redial;
 use crate::status::{self, Hub};
 
 mod reach;
@@ -39,11 +41,17 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// a verdict.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long closing a TCP socket waits for its unsent or unacknowledged data: not at all,
+/// the kernel resets the connection. A dead connection (liveness) closed the usual way stays
+/// in the kernel for minutes, retransmitting, and keeps its ports: the redial from the listen
+/// port to the same bootnode would then fail, or leave from another port that the bootnode
+/// observes and the record would take, and a peer whose NAT mapping moved back could not
+/// reach us from it again. libp2p closes a connection only once its protocols are done with
+/// it (or it is dead), so nothing is lost.
+const TCP_LINGER: Duration = Duration::ZERO;
+
 /// Longest wait for listeners to report a routable address before dialing anyway.
 const LISTEN_GRACE: Duration = Duration::from_secs(2);
-
-/// How often disconnected bootnodes are dialed again.
-const BOOTNODE_REDIAL_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What kind of node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,9 +120,9 @@ pub struct Node {
     /// address through a listener known only on loopback would leave from a new port.
     pending_listeners: HashMap<ListenerId, Multiaddr>,
     ready: bool,
-    /// Dials in flight per bootnode: no redial while one may still succeed, since a second
-    /// connection could not reuse the listen port and would be observed at another port.
-    bootnode_dials: HashMap<PeerId, usize>,
+    /// Each bootnode's connection per transport: which to dial, and when (see
+    /// [`crate::redial`]).
+    redial: Redial,
     /// The seq of the record a bootnode last printed and stored for its users.
     advertised: Option<u64>,
     /// Addresses set by `--external-addr`: observed ones never replace them.
@@ -137,6 +145,8 @@ pub struct Node {
     legs: Legs,
     /// Connections that have answered a ping (removed when they close).
     pinged: HashSet<ConnectionId>,
+    /// When each open connection is due an answered ping; a dead one is closed.
+    liveness: Liveness,
     /// When we last asked for an introduction to each peer.
     asked: HashMap<PeerId, tokio::time::Instant>,
     /// Bootnodes we asked for a relay slot.
@@ -207,6 +217,7 @@ impl Node {
         let limits = config.connection_limits(mode == Mode::Bootnode);
         let swarm = build_swarm(&identity, &record, gossip_config, config.autonat, &limits)?;
         let nat_window = config.nat_window;
+        let redial = Redial::new(&config.bootnodes, tokio::time::Instant::now());
         let bootnodes = config
             .bootnodes
             .iter()
@@ -224,7 +235,7 @@ impl Node {
             connections: HashMap::new(),
             pending_listeners: HashMap::new(),
             ready: false,
-            bootnode_dials: HashMap::new(),
+            redial,
             advertised: None,
             nat: Detector::new(
                 nat::Config { window: nat_window },
@@ -236,6 +247,7 @@ impl Node {
             metrics: registry.map(libp2p::metrics::Metrics::new),
             asked: HashMap::new(),
             pinged: HashSet::new(),
+            liveness: Liveness::new(),
             fresh_port: HashSet::new(),
             legs: Legs::default(),
             relay_closed: HashMap::new(),
@@ -274,16 +286,11 @@ impl Node {
         // for one longer than this.
         let listen_grace = tokio::time::sleep(LISTEN_GRACE);
         tokio::pin!(listen_grace);
-        let mut redial = tokio::time::interval_at(
-            tokio::time::Instant::now() + BOOTNODE_REDIAL_INTERVAL,
-            BOOTNODE_REDIAL_INTERVAL,
-        );
-        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let punch_due = self.next_punch_retry();
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event)?,
-                _ = redial.tick(), if self.ready => self.dial_bootnodes(),
+                _ = sleep_until(self.redial.next_due()), if self.ready => self.dial_bootnodes(),
                 _ = &mut listen_grace, if !self.ready => {
                     tracing::debug!(pending = ?self.pending_listeners.values().collect::<Vec<_>>(), "listeners took long to report a routable address");
                     self.on_ready();
@@ -294,6 +301,7 @@ impl Node {
                 }
                 Some(query) = self.hub.next_query() => self.answer(query),
                 _ = sleep_until(punch_due) => self.on_punch_retries_due(),
+                _ = sleep_until(self.liveness.next_deadline()) => self.on_silent_connections(),
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
                     return Ok(());
@@ -351,9 +359,6 @@ impl Node {
                 endpoint,
                 ..
             } => {
-                if endpoint.is_dialer() {
-                    self.bootnode_dial_ended(peer_id);
-                }
                 let remote = endpoint.get_remote_address();
                 let link = if endpoint.is_relayed() {
                     Some(Link::Relayed)
@@ -364,8 +369,17 @@ impl Node {
                 if let Some(link) = link {
                     self.connections.insert(connection_id, (peer_id, link));
                 }
+                self.liveness
+                    .opened(connection_id, tokio::time::Instant::now());
                 if let Some(Link::Direct(transport)) = link {
                     self.legs.established(connection_id, &endpoint, transport);
+                    self.redial.established(
+                        peer_id,
+                        transport,
+                        connection_id,
+                        endpoint.is_dialer(),
+                        tokio::time::Instant::now(),
+                    );
                 }
                 self.publish_connection_change(peer_id, before);
                 self.on_connected_for_nat(peer_id, &endpoint);
@@ -391,11 +405,21 @@ impl Node {
                     self.relay_closed.insert(peer_id, now);
                 }
                 self.pinged.remove(&connection_id);
+                let lost = self.liveness.closed(connection_id);
+                if let Some(((bootnode, transport), wait)) = self
+                    .redial
+                    .closed(connection_id, tokio::time::Instant::now())
+                {
+                    tracing::info!(%bootnode, ?transport, ?wait, "bootnode connection lost; redialing");
+                }
                 self.fresh_port.remove(&connection_id);
                 self.legs.closed(connection_id);
                 self.publish_connection_change(peer_id, before);
                 if num_established == 0 {
                     self.dialed.remove(&peer_id);
+                }
+                if lost && num_established == 0 && !self.bootnodes.contains_key(&peer_id) {
+                    self.reach_again(peer_id);
                 }
                 let cause = cause
                     .map(|c| c.to_string())
@@ -412,8 +436,11 @@ impl Node {
                 error,
             } => {
                 self.fresh_port.remove(&connection_id);
-                if let Some(peer) = peer_id {
-                    self.bootnode_dial_ended(peer);
+                if let Some(((bootnode, transport), wait)) = self
+                    .redial
+                    .outgoing_error(connection_id, tokio::time::Instant::now())
+                {
+                    tracing::debug!(%bootnode, ?transport, ?wait, "bootnode dial failed; redialing later");
                 }
                 tracing::warn!(peer = ?peer_id, %error, "dial failed");
             }
@@ -421,7 +448,20 @@ impl Node {
                 peer_id,
                 connection_id,
                 info,
-            })) => self.on_observed(peer_id, connection_id, &info.observed_addr),
+            })) => {
+                self.redial.identified(connection_id);
+                self.on_observed(peer_id, connection_id, &info.observed_addr)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Error {
+                peer_id,
+                connection_id,
+                error,
+            })) if self.redial.identify_failed(connection_id) => {
+                // Redial rule 6: identify would ask again only in 5 minutes; a new
+                // connection asks at once.
+                tracing::warn!(bootnode = %peer_id, %error, "identify failed on a new bootnode connection; closing it to redial");
+                self.swarm.close_connection(connection_id);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Intro(event)) => self.on_intro(event),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
@@ -431,8 +471,8 @@ impl Node {
             SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
                 peer,
                 connection,
-                result: Ok(rtt),
-            })) => self.on_ping(peer, connection, rtt),
+                result,
+            })) => self.on_ping(peer, connection, result),
             SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => {
                 let reachable = event.result.is_ok();
                 // A relayed address (`…/p2p-circuit`) is reachable through the relay by
@@ -534,39 +574,28 @@ impl Node {
         );
     }
 
-    /// Dials every configured bootnode we are not connected to, once per address, so each
-    /// transport (TCP, QUIC) gets its own connection and its own observed address.
+    /// Dials every bootnode slot that is due: each bootnode over each transport it has and
+    /// we hold no connection of (redial rules 2 to 4), so each transport gets its own
+    /// connection and its own observed address.
     fn dial_bootnodes(&mut self) {
-        let todo: Vec<Bootnode> = self
-            .bootnodes
-            .values()
-            .filter(|b| !self.swarm.is_connected(&b.peer_id))
-            .filter(|b| self.bootnode_dials.get(&b.peer_id).is_none_or(|n| *n == 0))
-            .cloned()
-            .collect();
-        for bootnode in todo {
-            for addr in bootnode.addrs {
-                tracing::debug!(peer = %bootnode.peer_id, %addr, "dialing bootnode");
-                let opts = DialOpts::peer_id(bootnode.peer_id)
-                    .addresses(vec![addr.clone()])
-                    .condition(PeerCondition::Always)
-                    .build();
-                match self.swarm.dial(opts) {
-                    Ok(()) => {
-                        *self.bootnode_dials.entry(bootnode.peer_id).or_default() += 1;
-                        self.dialed.insert(bootnode.peer_id);
-                    }
-                    Err(e) => {
-                        tracing::warn!(peer = %bootnode.peer_id, %addr, error = %e, "cannot dial bootnode")
-                    }
+        let now = tokio::time::Instant::now();
+        for ((peer, transport), addrs) in self.redial.due(now) {
+            tracing::debug!(%peer, ?transport, addrs = ?addrs, "dialing bootnode");
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::Always)
+                .build();
+            let id = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    self.redial.dial_started((peer, transport), id);
+                    self.dialed.insert(peer);
+                }
+                Err(e) => {
+                    let wait = self.redial.dial_failed((peer, transport), None, now);
+                    tracing::warn!(%peer, ?transport, error = %e, retry_in = ?wait, "cannot dial bootnode")
                 }
             }
-        }
-    }
-
-    fn bootnode_dial_ended(&mut self, peer: PeerId) {
-        if let Some(n) = self.bootnode_dials.get_mut(&peer) {
-            *n = n.saturating_sub(1);
         }
     }
 
@@ -663,15 +692,68 @@ impl Node {
         }
     }
 
-    /// The first successful ping on a connection: proof that data flows both ways on it,
-    /// relayed or not.
-    fn on_ping(&mut self, peer: PeerId, connection: ConnectionId, rtt: Duration) {
+    /// A ping's outcome. An answer keeps the connection alive (liveness rule 2), and the
+    /// first one proves that data flows both ways on it, relayed or not; a failure libp2p
+    /// reports closes it (liveness rule 3).
+    fn on_ping(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        result: Result<Duration, libp2p::ping::Failure>,
+    ) {
+        let rtt = match result {
+            Ok(rtt) => rtt,
+            Err(libp2p::ping::Failure::Unsupported) => {
+                tracing::debug!(%peer, "peer does not answer pings; its connection is not watched");
+                self.liveness.unsupported(connection);
+                return;
+            }
+            Err(error) => {
+                if self.liveness.failed(connection).is_some() {
+                    tracing::warn!(%peer, %error, "ping failed; closing the connection");
+                    self.swarm.close_connection(connection);
+                }
+                return;
+            }
+        };
+        self.liveness
+            .answered(connection, tokio::time::Instant::now());
         if self.pinged.insert(connection) {
             let relayed = self
                 .connections
                 .get(&connection)
                 .is_some_and(|(_, l)| *l == Link::Relayed);
             tracing::info!(%peer, rtt_ms = rtt.as_millis() as u64, relayed, "connection alive");
+        }
+    }
+
+    /// Closes every connection that answered no ping within the liveness budget (liveness
+    /// rule 5): its peer or the path to it is gone, and only the close lets the node act on
+    /// the loss (redial a bootnode, reach the peer anew, learn its address again).
+    fn on_silent_connections(&mut self) {
+        for connection in self.liveness.expired(tokio::time::Instant::now()) {
+            let peer = self.connections.get(&connection).map(|(p, _)| *p);
+            tracing::warn!(
+                peer = ?peer, budget_s = liveness::budget().as_secs(),
+                "no ping answered within the budget; closing the connection"
+            );
+            self.swarm.close_connection(connection);
+        }
+    }
+
+    /// The last connection to a peer we hold a record of was found dead: the strategy
+    /// decides anew how to reach it (the path may be back, or another way may work).
+    fn reach_again(&mut self, peer: PeerId) {
+        let enr = self
+            .swarm
+            .behaviour()
+            .gossip
+            .table()
+            .get_by_peer(&peer)
+            .map(|e| e.enr.clone());
+        if let Some(enr) = enr {
+            tracing::info!(%peer, "connection to peer lost; reaching it anew");
+            self.reach(&enr, peer);
         }
     }
 
@@ -748,7 +830,7 @@ fn build_swarm(
         libp2p::SwarmBuilder::with_existing_identity(identity.keypair.clone())
             .with_tokio()
             .with_tcp(
-                tcp::Config::default(),
+                tcp::Config::default().linger(Some(TCP_LINGER)),
                 noise::Config::new,
                 yamux::Config::default,
             )

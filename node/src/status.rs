@@ -71,6 +71,8 @@ pub struct BootnodeState {
     pub addrs: Vec<Multiaddr>,
     /// Whether a connection is open.
     pub connected: bool,
+    /// Transports of the open direct connections ("quic" before "tcp").
+    pub transports: Vec<&'static str>,
 }
 
 /// Running totals since start.
@@ -115,6 +117,8 @@ pub struct Peer {
     pub met: Met,
     /// Our connection to it now.
     pub connection: Connection,
+    /// Transports of the open direct connections to it ("quic" before "tcp").
+    pub transports: Vec<&'static str>,
 }
 
 /// How we first got a peer's record.

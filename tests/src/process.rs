@@ -47,7 +47,7 @@ pub struct Peerfind {
     child: Child,
     lines: Arc<Mutex<Vec<Value>>>,
     seen: watch::Receiver<usize>,
-    _data_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
 }
 
 impl Peerfind {
@@ -99,7 +99,7 @@ impl Peerfind {
             child,
             lines,
             seen,
-            _data_dir: data_dir,
+            data_dir,
         })
     }
 
@@ -195,6 +195,20 @@ impl Peerfind {
             nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
         }
         Ok(tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await??)
+    }
+
+    /// Kills the process at once (SIGKILL: no shutdown, as a crash or `kill -9`) and waits
+    /// for it to be gone.
+    pub async fn kill(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.child.start_kill()?;
+        Ok(tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await??)
+    }
+
+    /// The node's data directory (its key and record), for a restart with the same identity
+    /// (`--data-dir`, which wins over the fresh one a new start sets). It lives as long as
+    /// this value.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
     }
 
     /// The whole log, one line per entry.

@@ -27,10 +27,20 @@ pub fn listen(transport: &str) -> Vec<String> {
 /// Starts a bootnode in the lab's bootnode host listening on `transports`; returns it and its
 /// record text once it advertises its public address.
 pub async fn bootnode(lab: &Lab, transports: &[&str]) -> anyhow::Result<(Peerfind, String)> {
+    bootnode_with(lab, transports, &[]).await
+}
+
+/// [`bootnode`] with more arguments (an API address, a data directory to restart from).
+pub async fn bootnode_with(
+    lab: &Lab,
+    transports: &[&str],
+    extra: &[String],
+) -> anyhow::Result<(Peerfind, String)> {
     let mut args = vec!["bootnode".to_owned()];
     for t in transports {
         args.extend(listen(t));
     }
+    args.extend(extra.iter().cloned());
     let mut cmd = lab.tokio_command(Host::Bootnode, binary());
     cmd.args(&args);
     let mut boot = Peerfind::start("bootnode", cmd)?;

@@ -31,6 +31,7 @@ pub(crate) fn status(s: &status::Status) -> pb::NodeStatus {
                 peer_id: b.peer_id.to_string(),
                 addrs: addrs(&b.addrs),
                 connected: b.connected,
+                transports: b.transports.iter().map(|t| (*t).to_owned()).collect(),
             })
             .collect(),
         counts: Some(pb::Counts {
@@ -67,6 +68,7 @@ pub(crate) fn peer(p: &status::Peer) -> pb::Peer {
         met: met(p.met).into(),
         connection: connection.into(),
         transport,
+        transports: p.transports.iter().map(|t| (*t).to_owned()).collect(),
     }
 }
 
@@ -206,6 +208,7 @@ mod tests {
                         .unwrap(),
                 ],
                 connected: true,
+                transports: vec!["tcp"],
             }],
             records: 3,
             direct_connections: 2,
@@ -278,8 +281,10 @@ mod tests {
             last_seen: SystemTime::UNIX_EPOCH + Duration::from_secs(5),
             met: status::Met::Inbound,
             connection: status::Connection::Direct { transport: "quic" },
+            transports: vec!["quic", "tcp"],
         };
         let w = peer(&p);
+        assert_eq!(w.transports, vec!["quic", "tcp"]);
         assert_eq!(w.peer_id, id.to_string());
         assert_eq!((w.seq, w.nat), (2, true));
         assert_eq!(w.met(), pb::Met::Inbound);

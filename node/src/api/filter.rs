@@ -135,6 +135,7 @@ mod tests {
             last_seen: SystemTime::UNIX_EPOCH,
             met: status::Met::Gossip,
             connection: status::Connection::None,
+            transports: vec![],
         }
     }
 

@@ -32,6 +32,7 @@ pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
             "peer_id": b.peer_id,
             "addrs": b.addrs,
             "connected": b.connected,
+            "transports": b.transports,
         })).collect::<Vec<_>>(),
         "counts": {
             "records": counts.records,
@@ -141,6 +142,7 @@ pub(crate) fn peers_json(peers: &[pb::Peer]) -> Value {
                     "met": name(pb::Met::try_from(p.met).map(|m| m.as_str_name()), "MET_", p.met),
                     "connection": connection(p.connection),
                     "transport": (!p.transport.is_empty()).then_some(&p.transport),
+                    "transports": p.transports,
                 })
             })
             .collect(),
@@ -380,6 +382,7 @@ mod tests {
             met: pb::Met::Gossip.into(),
             connection: pb::ConnectionState::Direct.into(),
             transport: "tcp".into(),
+            transports: vec!["tcp".into()],
         }
     }
 

@@ -63,6 +63,7 @@ impl Node {
                     peer_id: b.peer_id,
                     addrs: b.addrs.clone(),
                     connected: self.swarm.is_connected(&b.peer_id),
+                    transports: self.transports_of(&b.peer_id),
                 })
                 .collect(),
             records: self.swarm.behaviour().gossip.table().len() as u64,
@@ -94,6 +95,7 @@ impl Node {
                     table::Source::Announced => status::Met::Inbound,
                 },
                 connection: self.connection_of(&e.peer_id),
+                transports: self.transports_of(&e.peer_id),
             })
             .collect()
     }
@@ -119,6 +121,20 @@ impl Node {
             }
         }
         best
+    }
+
+    /// The transports of the open direct connections to `peer`, QUIC first.
+    fn transports_of(&self, peer: &PeerId) -> Vec<&'static str> {
+        let has = |t: Transport| {
+            self.connections
+                .values()
+                .any(|(p, l)| p == peer && *l == Link::Direct(t))
+        };
+        [(Transport::Quic, "quic"), (Transport::Tcp, "tcp")]
+            .into_iter()
+            .filter(|(t, _)| has(*t))
+            .map(|(_, name)| name)
+            .collect()
     }
 
     pub(super) fn publish_connection_change(

@@ -23,6 +23,10 @@
 //! or [`Lab::tokio_command`]; sockets are made in a host with [`Lab::in_host`]. Every lab has its
 //! own name prefix, so labs run side by side within one process and across processes.
 //!
+//! Faults come and go while the lab runs: [`Lab::blackhole`] (a router forwards nothing),
+//! [`Lab::set_link`] (a link down and up) and [`Lab::remap`] (a NAT moves its host to another
+//! public port).
+//!
 //! A host's uplink (its link towards the public segment: to the bridge, or to its router when
 //! NAT'd) can be given a delay and a loss rate with [`Topology::with_uplink`]; see [`Impairment`].
 //!
@@ -31,6 +35,7 @@
 //! tests, and every test that uses it, have names starting with `lab_` for that reason.
 
 mod error;
+mod fault;
 mod impair;
 mod netns;
 mod router;

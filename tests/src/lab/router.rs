@@ -30,6 +30,40 @@ pub(super) fn mode_name(mode: NatMode) -> &'static str {
     }
 }
 
+/// The translation of a router in `mode`, as `container/router.nft` writes it. Plain masquerade keeps the source port when it is
+/// free, so every destination sees the same public port: endpoint-independent mapping.
+/// `fully-random` picks a new port for each new conntrack entry, that is for each
+/// destination: symmetric mapping.
+fn masquerade(mode: NatMode) -> &'static str {
+    match mode {
+        NatMode::EndpointIndependent | NatMode::FullCone => "masquerade",
+        NatMode::Symmetric => "masquerade fully-random",
+    }
+}
+
+/// `nft -f` input that replaces the router's translation: `mode`'s, or with `port`, every
+/// mapping on that one public port (a NAT that rebinds its host to another port).
+pub(super) fn remap(mode: NatMode, port: Option<u16>) -> String {
+    let masquerade = match port {
+        Some(port) => format!("masquerade to :{port}"),
+        None => masquerade(mode).to_owned(),
+    };
+    format!(
+        "flush chain ip nat postrouting\nadd rule ip nat postrouting oifname \"{WAN}\" {masquerade}\n"
+    )
+}
+
+/// The table that drops everything the router would forward, both ways: `nft -f` input
+/// that adds it. It hooks in before the firewall, so not even replies pass.
+pub(super) const BLACKHOLE_TABLE: &str = "fault";
+
+/// `nft -f` input that makes the router a black hole (see [`BLACKHOLE_TABLE`]).
+pub(super) fn blackhole() -> String {
+    format!(
+        "table inet {BLACKHOLE_TABLE} {{\n    chain forward {{\n        type filter hook forward priority filter - 10; policy drop;\n    }}\n}}\n"
+    )
+}
+
 /// The rule set for a router in `mode` whose LAN holds `lan_host`, as `nft -f` input: the
 /// definitions the file expects, then its lines for `mode`.
 pub(super) fn ruleset(mode: NatMode, lan_host: Ipv4Addr) -> String {
