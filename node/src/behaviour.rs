@@ -9,6 +9,7 @@ use libp2p::{dcutr, identify, identity::Keypair, ping, relay};
 use peerfind_behaviours::{gossip, intro};
 
 use crate::enr::LocalRecord;
+use crate::relay_limits::RelayLimits;
 
 /// Identify's protocol version: peers of other versions are still talked to, this only
 /// tells them who we are.
@@ -17,22 +18,6 @@ const IDENTIFY_PROTOCOL: &str = "/peerfind/1.0.0";
 /// Ping interval: traffic every 15 s keeps every NAT mapping on the path alive (common UDP
 /// mapping timeouts are 30 s and more), and detects dead connections.
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
-
-/// How long one relayed circuit may last. Relay v2's default (2 minutes) is enough to
-/// coordinate a hole punch but not to keep two peers behind hard NATs in touch, which is what
-/// the relayed fallback is for; when a circuit ends, the peers dial a new one.
-pub const RELAY_MAX_CIRCUIT_DURATION: Duration = Duration::from_secs(60 * 60);
-
-/// How many bytes one relayed circuit may carry (relay v2's default: 128 KiB). Enough for
-/// records, pings and a light application for the hour a circuit lasts.
-pub const RELAY_MAX_CIRCUIT_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Circuits a bootnode relays at once, and per peer. Each costs two streams and buffers.
-pub const RELAY_MAX_CIRCUITS: usize = 256;
-const RELAY_MAX_CIRCUITS_PER_PEER: usize = 16;
-
-/// Reservations a bootnode holds (one per NAT'd peer and bootnode).
-pub const RELAY_MAX_RESERVATIONS: usize = 1024;
 
 /// Every behaviour of a peerfind node.
 #[derive(NetworkBehaviour)]
@@ -67,22 +52,11 @@ impl Behaviour {
         record: &LocalRecord,
         gossip: gossip::Config,
         autonat_client: bool,
+        relay_limits: &RelayLimits,
     ) -> Self {
         let bootnode = gossip.gossip;
         let peer_id = key.public().to_peer_id();
-        let relay = bootnode.then(|| {
-            relay::Behaviour::new(
-                peer_id,
-                relay::Config {
-                    max_reservations: RELAY_MAX_RESERVATIONS,
-                    max_circuits: RELAY_MAX_CIRCUITS,
-                    max_circuits_per_peer: RELAY_MAX_CIRCUITS_PER_PEER,
-                    max_circuit_duration: RELAY_MAX_CIRCUIT_DURATION,
-                    max_circuit_bytes: RELAY_MAX_CIRCUIT_BYTES,
-                    ..Default::default()
-                },
-            )
-        });
+        let relay = bootnode.then(|| relay_limits.server(peer_id));
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                 .with_agent_version(format!("peerfind/{}", env!("CARGO_PKG_VERSION"))),

@@ -98,6 +98,10 @@ pub struct Config {
     /// not given.
     #[arg(long, env = "PEERFIND_METRICS")]
     pub metrics: Option<std::net::SocketAddr>,
+
+    /// Limits of a bootnode's circuit relay (`--relay-…`).
+    #[command(flatten)]
+    pub relay: crate::relay_limits::RelayLimits,
 }
 
 impl Config {

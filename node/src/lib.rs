@@ -26,6 +26,7 @@ pub mod identity;
 pub mod inspect;
 pub mod nat;
 pub mod node;
+pub mod relay_limits;
 pub mod status;
 pub mod strategy;
 

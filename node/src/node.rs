@@ -27,8 +27,10 @@ use crate::identity::{Identity, IdentityError};
 use crate::nat::{self, Detector};
 use crate::status::{self, Hub};
 
+mod foreign;
 mod reach;
 mod report;
+mod reservation;
 
 /// A connection with no stream open for this long is closed. Gossip re-announces every
 /// 5 minutes and ping runs every 15 s, so connections to live peers never get there.
@@ -147,6 +149,12 @@ pub struct Node {
     relay_closed: HashMap<PeerId, tokio::time::Instant>,
     /// Converts instants into the wall-clock times the API reports.
     clock: report::WallClock,
+    /// What each connected peer's identify said (removed when its last connection closes).
+    identified: HashMap<PeerId, foreign::Identified>,
+    /// Relay reservations in flight, and when to ask again for those that ended.
+    relay_slots: reservation::Reservations,
+    /// Bootnodes whose gaps were logged, so each is logged once. Bounded by `--bootnode`.
+    told_lacks: HashSet<PeerId>,
 }
 
 /// How long after its relayed connection closed an inbound connection from a peer is still
@@ -200,9 +208,16 @@ impl Node {
                 capacity: config.table_size,
                 ..Default::default()
             },
+            await_identify: true,
             ..Default::default()
         };
-        let swarm = build_swarm(&identity, &record, gossip_config, config.autonat)?;
+        let swarm = build_swarm(
+            &identity,
+            &record,
+            gossip_config,
+            config.autonat,
+            &config.relay,
+        )?;
         let nat_window = config.nat_window;
         let bootnodes = config
             .bootnodes
@@ -236,6 +251,9 @@ impl Node {
             fresh_port: HashSet::new(),
             relay_closed: HashMap::new(),
             clock: report::WallClock::now(),
+            identified: HashMap::new(),
+            told_lacks: HashSet::new(),
+            relay_slots: reservation::Reservations::default(),
             reservations: HashSet::new(),
             punch_retries: HashMap::new(),
         })
@@ -290,6 +308,7 @@ impl Node {
                 }
                 Some(query) = self.hub.next_query() => self.answer(query),
                 _ = sleep_until(punch_due) => self.on_punch_retries_due(),
+                _ = sleep_until(self.relay_slots.next_due()) => self.on_reservation_retries_due(),
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
                     return Ok(());
@@ -337,6 +356,7 @@ impl Node {
             } => {
                 tracing::warn!(?addresses, ?reason, "listener closed");
                 self.pending_listeners.remove(&listener_id);
+                self.on_reservation_closed(listener_id, &reason);
                 if self.swarm.listeners().next().is_none() {
                     return Err(NodeError::NoListener);
                 }
@@ -388,6 +408,7 @@ impl Node {
                 self.publish_connection_change(peer_id, before);
                 if num_established == 0 {
                     self.dialed.remove(&peer_id);
+                    self.forget_identify(&peer_id);
                 }
                 let cause = cause
                     .map(|c| c.to_string())
@@ -413,7 +434,7 @@ impl Node {
                 peer_id,
                 connection_id,
                 info,
-            })) => self.on_observed(peer_id, connection_id, &info.observed_addr),
+            })) => self.on_identify(peer_id, connection_id, &info),
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Intro(event)) => self.on_intro(event),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
@@ -715,6 +736,7 @@ fn build_swarm(
     record: &LocalRecord,
     gossip: gossip::Config,
     autonat_client: bool,
+    relay_limits: &crate::relay_limits::RelayLimits,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
     Ok(
@@ -730,7 +752,14 @@ fn build_swarm(
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| transport(&e))?
             .with_behaviour(|key, relay_client| {
-                Behaviour::new(key, relay_client, record, gossip, autonat_client)
+                Behaviour::new(
+                    key,
+                    relay_client,
+                    record,
+                    gossip,
+                    autonat_client,
+                    relay_limits,
+                )
             })
             .map_err(|e| transport(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))

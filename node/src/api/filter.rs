@@ -135,6 +135,8 @@ mod tests {
             last_seen: SystemTime::UNIX_EPOCH,
             met: status::Met::Gossip,
             connection: status::Connection::None,
+            has_record: true,
+            identify: None,
         }
     }
 
