@@ -6,6 +6,7 @@
 //! others alone with `cargo test -p peerfind-tests -- --skip lab_`.
 
 pub mod cli;
+pub mod interop;
 pub mod lab;
 pub mod local;
 pub mod process;
