@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what peerfind's tests need and runs all of them: formatting, lints, unit tests,
-# the loopback integration tests, the NAT lab tests (network namespaces; needs root) and the
-# container tests (the root Dockerfile's image built with podman and run in the lab).
+# the loopback integration tests, the interop tests with js-, py- and rust-libp2p peers, the
+# NAT lab tests (network namespaces; needs root) and the container tests (the root
+# Dockerfile's image built with podman and run in the lab).
 #
 #   bash scripts/test.sh            everything
 #   cargo test --workspace -- --skip lab_    only the tests that need no root
@@ -20,15 +21,30 @@ command -v podman >/dev/null || need+=(podman)
 command -v buildah >/dev/null || need+=(buildah)
 command -v runc >/dev/null || need+=(runc)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# The interop tests run foreign libp2p peers: js-libp2p (Node.js >= 20 and npm) and
+# py-libp2p (Python 3 with venv; its fastecdsa dependency builds from source with gcc and
+# the GMP headers).
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+command -v python3 >/dev/null || need+=(python3)
+python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
+command -v gcc >/dev/null || need+=(gcc)
+dpkg -s libgmp-dev >/dev/null 2>&1 || need+=(libgmp-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "The NAT lab tests need root and ${need[*]}: run this as root, or run only the" >&2
-    echo "tests that need no root: cargo test --workspace -- --skip lab_" >&2
+    echo "The NAT lab and interop tests need root and ${need[*]}: run this as root, or run only" >&2
+    echo "the tests that need no root: cargo test --workspace -- --skip lab_ --skip interop" >&2
     exit 1
   fi
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
 fi
+
+# The foreign probes' own dependencies, pinned: the npm lockfile and the pip freeze.
+(cd tests/interop/js && npm ci --no-audit --no-fund)
+[ -x tests/interop/py/.venv/bin/python ] || python3 -m venv tests/interop/py/.venv
+tests/interop/py/.venv/bin/pip install --quiet --disable-pip-version-check \
+  -r tests/interop/py/requirements.txt
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

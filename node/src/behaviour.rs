@@ -12,6 +12,7 @@ use peerfind_behaviours::{gossip, intro};
 
 use crate::config::ConnectionLimits;
 use crate::enr::LocalRecord;
+use crate::relay_limits::RelayLimits;
 
 /// Identify's protocol version: peers of other versions are still talked to, this only
 /// tells them who we are.
@@ -32,22 +33,6 @@ pub const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// connection is noticed within two ping intervals (see [`crate::liveness`]), long enough
 /// for a relayed circuit's round trip on a loaded machine, which takes well under a second.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long one relayed circuit may last. Relay v2's default (2 minutes) is enough to
-/// coordinate a hole punch but not to keep two peers behind hard NATs in touch, which is what
-/// the relayed fallback is for; when a circuit ends, the peers dial a new one.
-pub const RELAY_MAX_CIRCUIT_DURATION: Duration = Duration::from_secs(60 * 60);
-
-/// How many bytes one relayed circuit may carry (relay v2's default: 128 KiB). Enough for
-/// records, pings and a light application for the hour a circuit lasts.
-pub const RELAY_MAX_CIRCUIT_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Circuits a bootnode relays at once, and per peer. Each costs two streams and buffers.
-pub const RELAY_MAX_CIRCUITS: usize = 256;
-const RELAY_MAX_CIRCUITS_PER_PEER: usize = 16;
-
-/// Reservations a bootnode holds (one per NAT'd peer and bootnode).
-pub const RELAY_MAX_RESERVATIONS: usize = 1024;
 
 /// Every behaviour of a peerfind node. The limits come first: a connection they refuse is
 /// refused before any other behaviour spends anything on it.
@@ -89,22 +74,11 @@ impl Behaviour {
         gossip: gossip::Config,
         autonat_client: bool,
         limits: &ConnectionLimits,
+        relay_limits: &RelayLimits,
     ) -> Self {
         let bootnode = gossip.gossip;
         let peer_id = key.public().to_peer_id();
-        let relay = bootnode.then(|| {
-            relay::Behaviour::new(
-                peer_id,
-                relay::Config {
-                    max_reservations: RELAY_MAX_RESERVATIONS,
-                    max_circuits: RELAY_MAX_CIRCUITS,
-                    max_circuits_per_peer: RELAY_MAX_CIRCUITS_PER_PEER,
-                    max_circuit_duration: RELAY_MAX_CIRCUIT_DURATION,
-                    max_circuit_bytes: RELAY_MAX_CIRCUIT_BYTES,
-                    ..Default::default()
-                },
-            )
-        });
+        let relay = bootnode.then(|| relay_limits.server(peer_id));
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                 .with_agent_version(format!("peerfind/{}", env!("CARGO_PKG_VERSION"))),

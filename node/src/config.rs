@@ -145,6 +145,10 @@ pub struct Config {
     /// not given.
     #[arg(long, env = "PEERFIND_METRICS")]
     pub metrics: Option<std::net::SocketAddr>,
+
+    /// Limits of a bootnode's circuit relay (`--relay-…`).
+    #[command(flatten)]
+    pub relay: crate::relay_limits::RelayLimits,
 }
 
 /// Default of `--max-pending-outbound`: the strategy dials at most `--max-peers` learned

@@ -30,6 +30,7 @@ pub mod liveness;
 pub mod nat;
 pub mod node;
 pub mod redial;
+pub mod relay_limits;
 pub mod status;
 pub mod strategy;
 

@@ -29,8 +29,10 @@ use crate::nat::{self, Detector};
 use crate::redial::Redial;
 use crate::status::{self, Hub};
 
+mod foreign;
 mod reach;
 mod report;
+mod reservation;
 
 /// A connection with no stream open for this long is closed. Gossip re-announces every
 /// 5 minutes and ping runs every 15 s, so connections to live peers never get there.
@@ -159,6 +161,12 @@ pub struct Node {
     relay_closed: HashMap<PeerId, tokio::time::Instant>,
     /// Converts instants into the wall-clock times the API reports.
     clock: report::WallClock,
+    /// What each connected peer's identify said (removed when its last connection closes).
+    identified: HashMap<PeerId, foreign::Identified>,
+    /// Relay reservations in flight, and when to ask again for those that ended.
+    relay_slots: reservation::Reservations,
+    /// Bootnodes whose gaps were logged, so each is logged once. Bounded by `--bootnode`.
+    told_lacks: HashSet<PeerId>,
 }
 
 /// How long after its relayed connection closed an inbound connection from a peer is still
@@ -212,10 +220,18 @@ impl Node {
                 capacity: config.table_size,
                 ..Default::default()
             },
+            await_identify: true,
             ..Default::default()
         };
         let limits = config.connection_limits(mode == Mode::Bootnode);
-        let swarm = build_swarm(&identity, &record, gossip_config, config.autonat, &limits)?;
+        let swarm = build_swarm(
+            &identity,
+            &record,
+            gossip_config,
+            config.autonat,
+            &limits,
+            &config.relay,
+        )?;
         let nat_window = config.nat_window;
         let redial = Redial::new(&config.bootnodes, tokio::time::Instant::now());
         let bootnodes = config
@@ -252,6 +268,9 @@ impl Node {
             legs: Legs::default(),
             relay_closed: HashMap::new(),
             clock: report::WallClock::now(),
+            identified: HashMap::new(),
+            told_lacks: HashSet::new(),
+            relay_slots: reservation::Reservations::default(),
             reservations: HashSet::new(),
             punch_retries: HashMap::new(),
         })
@@ -302,6 +321,7 @@ impl Node {
                 Some(query) = self.hub.next_query() => self.answer(query),
                 _ = sleep_until(punch_due) => self.on_punch_retries_due(),
                 _ = sleep_until(self.liveness.next_deadline()) => self.on_silent_connections(),
+                _ = sleep_until(self.relay_slots.next_due()) => self.on_reservation_retries_due(),
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
                     return Ok(());
@@ -349,6 +369,7 @@ impl Node {
             } => {
                 tracing::warn!(?addresses, ?reason, "listener closed");
                 self.pending_listeners.remove(&listener_id);
+                self.on_reservation_closed(listener_id, &reason);
                 if self.swarm.listeners().next().is_none() {
                     return Err(NodeError::NoListener);
                 }
@@ -417,6 +438,7 @@ impl Node {
                 self.publish_connection_change(peer_id, before);
                 if num_established == 0 {
                     self.dialed.remove(&peer_id);
+                    self.forget_identify(&peer_id);
                 }
                 if lost && num_established == 0 && !self.bootnodes.contains_key(&peer_id) {
                     self.reach_again(peer_id);
@@ -450,7 +472,7 @@ impl Node {
                 info,
             })) => {
                 self.redial.identified(connection_id);
-                self.on_observed(peer_id, connection_id, &info.observed_addr)
+                self.on_identify(peer_id, connection_id, &info)
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Error {
                 peer_id,
@@ -824,6 +846,7 @@ fn build_swarm(
     gossip: gossip::Config,
     autonat_client: bool,
     limits: &crate::config::ConnectionLimits,
+    relay_limits: &crate::relay_limits::RelayLimits,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
     Ok(
@@ -839,7 +862,15 @@ fn build_swarm(
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| transport(&e))?
             .with_behaviour(|key, relay_client| {
-                Behaviour::new(key, relay_client, record, gossip, autonat_client, limits)
+                Behaviour::new(
+                    key,
+                    relay_client,
+                    record,
+                    gossip,
+                    autonat_client,
+                    limits,
+                    relay_limits,
+                )
             })
             .map_err(|e| transport(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))

@@ -73,6 +73,11 @@ pub struct BootnodeState {
     pub connected: bool,
     /// Transports of the open direct connections ("quic" before "tcp").
     pub transports: Vec<&'static str>,
+    /// Its identify agent ("" until it identified).
+    pub agent: String,
+    /// What peerfind would use it for and it does not offer, in plain words (empty for a
+    /// peerfind bootnode, or until it identified).
+    pub lacks: Vec<String>,
 }
 
 /// Running totals since start.
@@ -119,6 +124,27 @@ pub struct Peer {
     pub connection: Connection,
     /// Transports of the open direct connections to it ("quic" before "tcp").
     pub transports: Vec<&'static str>,
+    /// Whether we hold its record. A peer without one (a libp2p node that is not peerfind)
+    /// is listed while connected, with what its identify said; its record fields are empty.
+    pub has_record: bool,
+    /// What its identify said on the connection, while connected.
+    pub identify: Option<Identify>,
+}
+
+/// What a connected peer said of itself through identify. Bounded: see
+/// `node::foreign::MAX_PROTOCOLS` and `MAX_LISTEN_ADDRS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identify {
+    /// Its agent, e.g. `js-libp2p/3.3.11` or `peerfind/0.1.0`.
+    pub agent: String,
+    /// Its protocol version, e.g. `/ipfs/0.1.0`.
+    pub protocol_version: String,
+    /// The protocols it speaks.
+    pub protocols: Vec<String>,
+    /// The addresses it says it listens on.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// The address it says it sees us at.
+    pub observed_addr: Option<Multiaddr>,
 }
 
 /// How we first got a peer's record.
@@ -132,6 +158,8 @@ pub enum Met {
     Inbound,
     /// It came with an introduction.
     Introduction,
+    /// No record: we know it only from a connection (a libp2p node that is not peerfind).
+    Connected,
 }
 
 /// The best connection we have to a peer.

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod container;
+pub mod interop;
 pub mod lab;
 pub mod local;
 pub mod process;

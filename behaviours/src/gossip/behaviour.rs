@@ -51,6 +51,13 @@ pub struct Config {
     pub announce_interval: Duration,
     /// Limits of the record table.
     pub table: table::Config,
+    /// Greet a peer (announce, find) only once its identify lists [`PROTOCOL`], reported
+    /// through [`Behaviour::on_identified`], and gossip only to such peers; off: greet every
+    /// peer on connect. Default: off (a swarm without identify). A node turns it on: peers
+    /// that are not peerfind never get streams they would refuse, and a peer's first streams
+    /// are identify and ping, as from any libp2p node (py-libp2p's QUIC fails when four
+    /// streams, two of them refused, arrive the instant the connection is up).
+    pub await_identify: bool,
 }
 
 impl Default for Config {
@@ -61,6 +68,7 @@ impl Default for Config {
             find_max: DEFAULT_FIND_MAX,
             announce_interval: DEFAULT_ANNOUNCE_INTERVAL,
             table: table::Config::default(),
+            await_identify: false,
         }
     }
 }
@@ -139,6 +147,8 @@ pub struct Behaviour {
     config: Config,
     local: Enr,
     table: Table,
+    /// Connected peers we greeted: they get our announcements and gossip. Bounded by the
+    /// swarm's connections.
     connected: HashSet<PeerId>,
     /// For the swarm; at most [`MAX_QUEUED_EVENTS`], the oldest dropped beyond.
     events: Bounded<Event>,
@@ -177,6 +187,30 @@ impl Behaviour {
         for peer in peers {
             self.announce(peer);
         }
+    }
+
+    /// Identify told us the protocols of `peer` (connected): with
+    /// [`Config::await_identify`], a peer that speaks [`PROTOCOL`] is greeted now, once per
+    /// connection run (until its last connection closes).
+    pub fn on_identified<'a>(
+        &mut self,
+        peer: PeerId,
+        protocols: impl IntoIterator<Item = &'a libp2p::StreamProtocol>,
+    ) {
+        if self.config.await_identify
+            && !self.connected.contains(&peer)
+            && protocols.into_iter().any(|p| *p == PROTOCOL)
+        {
+            self.greet(peer);
+        }
+    }
+
+    /// "Hello (ENR …)", and ask what it knows; from now on it gets our gossip.
+    fn greet(&mut self, peer: PeerId) {
+        self.connected.insert(peer);
+        self.announce(peer);
+        self.inner
+            .send_request(&peer, Request::Find(self.config.find_max));
     }
 
     /// The known records.
@@ -417,12 +451,10 @@ impl NetworkBehaviour for Behaviour {
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
-            FromSwarm::ConnectionEstablished(e) if e.other_established == 0 => {
-                self.connected.insert(e.peer_id);
-                // "Hello (ENR …)" on every new peer, and ask what it knows.
-                self.announce(e.peer_id);
-                self.inner
-                    .send_request(&e.peer_id, Request::Find(self.config.find_max));
+            FromSwarm::ConnectionEstablished(e)
+                if e.other_established == 0 && !self.config.await_identify =>
+            {
+                self.greet(e.peer_id);
             }
             FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
                 self.connected.remove(&e.peer_id);

@@ -32,6 +32,8 @@ pub(crate) fn status(s: &status::Status) -> pb::NodeStatus {
                 addrs: addrs(&b.addrs),
                 connected: b.connected,
                 transports: b.transports.iter().map(|t| (*t).to_owned()).collect(),
+                agent: b.agent.clone(),
+                lacks: b.lacks.clone(),
             })
             .collect(),
         counts: Some(pb::Counts {
@@ -69,6 +71,18 @@ pub(crate) fn peer(p: &status::Peer) -> pb::Peer {
         connection: connection.into(),
         transport,
         transports: p.transports.iter().map(|t| (*t).to_owned()).collect(),
+        has_record: p.has_record,
+        identify: p.identify.as_ref().map(|i| pb::PeerIdentify {
+            agent: i.agent.clone(),
+            protocol_version: i.protocol_version.clone(),
+            protocols: i.protocols.clone(),
+            listen_addrs: addrs(&i.listen_addrs),
+            observed_addr: i
+                .observed_addr
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }),
     }
 }
 
@@ -155,6 +169,7 @@ fn met(m: status::Met) -> pb::Met {
         status::Met::Announced => pb::Met::Announced,
         status::Met::Inbound => pb::Met::Inbound,
         status::Met::Introduction => pb::Met::Introduction,
+        status::Met::Connected => pb::Met::Connected,
     }
 }
 
@@ -209,6 +224,8 @@ mod tests {
                 ],
                 connected: true,
                 transports: vec!["tcp"],
+                agent: "js-libp2p/3.3.11".into(),
+                lacks: vec!["no record gossip".into()],
             }],
             records: 3,
             direct_connections: 2,
@@ -245,6 +262,8 @@ mod tests {
         assert_eq!((since.seconds, since.nanos), (1_700_000_000, 123_000_000));
         assert_eq!(w.bootnodes.len(), 1);
         assert!(w.bootnodes[0].connected);
+        assert_eq!(w.bootnodes[0].agent, "js-libp2p/3.3.11");
+        assert_eq!(w.bootnodes[0].lacks, ["no record gossip"]);
         assert_eq!(w.bootnodes[0].peer_id, s.bootnodes[0].peer_id.to_string());
         let c = w.counts.unwrap();
         assert_eq!(
@@ -282,6 +301,8 @@ mod tests {
             met: status::Met::Inbound,
             connection: status::Connection::Direct { transport: "quic" },
             transports: vec!["quic", "tcp"],
+            has_record: true,
+            identify: None,
         };
         let w = peer(&p);
         assert_eq!(w.transports, vec!["quic", "tcp"]);

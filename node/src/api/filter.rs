@@ -136,6 +136,8 @@ mod tests {
             met: status::Met::Gossip,
             connection: status::Connection::None,
             transports: vec![],
+            has_record: true,
+            identify: None,
         }
     }
 

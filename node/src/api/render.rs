@@ -33,6 +33,8 @@ pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
             "addrs": b.addrs,
             "connected": b.connected,
             "transports": b.transports,
+            "agent": (!b.agent.is_empty()).then_some(&b.agent),
+            "lacks": b.lacks,
         })).collect::<Vec<_>>(),
         "counts": {
             "records": counts.records,
@@ -80,7 +82,14 @@ pub(crate) fn status_table(s: &pb::NodeStatus) -> String {
         } else {
             "not connected"
         };
-        rows.push(("bootnode", format!("{} {state}", b.peer_id)));
+        let mut row = format!("{} {state}", b.peer_id);
+        if !b.agent.is_empty() {
+            let _ = write!(row, " ({})", b.agent);
+        }
+        if !b.lacks.is_empty() {
+            let _ = write!(row, "; lacks: {}", b.lacks.join(", "));
+        }
+        rows.push(("bootnode", row));
     }
     rows.extend([
         ("records", c.records.to_string()),
@@ -143,6 +152,14 @@ pub(crate) fn peers_json(peers: &[pb::Peer]) -> Value {
                     "connection": connection(p.connection),
                     "transport": (!p.transport.is_empty()).then_some(&p.transport),
                     "transports": p.transports,
+                    "has_record": p.has_record,
+                    "identify": p.identify.as_ref().map(|i| json!({
+                        "agent": i.agent,
+                        "protocol_version": i.protocol_version,
+                        "protocols": i.protocols,
+                        "listen_addrs": i.listen_addrs,
+                        "observed_addr": (!i.observed_addr.is_empty()).then_some(&i.observed_addr),
+                    })),
                 })
             })
             .collect(),
@@ -162,15 +179,32 @@ pub(crate) fn peers_table(peers: &[pb::Peer], now: SystemTime) -> String {
         "MET",
         "CONNECTION",
         "LAST SEEN",
+        "AGENT",
         "ADDRESSES",
     ];
-    let rows: Vec<[String; 8]> = peers
+    let rows: Vec<[String; 9]> = peers
         .iter()
         .map(|p| {
             let conn = match connection(p.connection) {
                 c if p.transport.is_empty() => c,
                 c => format!("{c} ({})", p.transport),
             };
+            let agent = p.identify.as_ref().map(|i| i.agent.as_str());
+            if !p.has_record {
+                // A peer without a record: what its identify says is all there is.
+                let listen = p.identify.as_ref().map(|i| i.listen_addrs.clone());
+                return [
+                    p.peer_id.clone(),
+                    "(no record)".into(),
+                    "-".into(),
+                    "-".into(),
+                    "connected".into(),
+                    conn,
+                    "-".into(),
+                    agent.unwrap_or("-").into(),
+                    list(&listen.unwrap_or_default()),
+                ];
+            }
             [
                 p.peer_id.clone(),
                 // The first 8 bytes tell peers apart; `--json` has the whole id.
@@ -184,6 +218,7 @@ pub(crate) fn peers_table(peers: &[pb::Peer], now: SystemTime) -> String {
                 ),
                 conn,
                 ago(p.last_seen.as_ref(), now),
+                agent.unwrap_or("-").into(),
                 list(&p.addrs),
             ]
         })
@@ -383,6 +418,8 @@ mod tests {
             connection: pb::ConnectionState::Direct.into(),
             transport: "tcp".into(),
             transports: vec!["tcp".into()],
+            has_record: true,
+            identify: None,
         }
     }
 
@@ -450,6 +487,34 @@ mod tests {
         let mut p = sample_peer();
         p.connection = 42;
         assert_eq!(peers_json(&[p])[0]["connection"], "42");
+    }
+
+    #[test]
+    fn a_peer_without_a_record_shows_what_its_identify_said() {
+        let mut p = sample_peer();
+        p.has_record = false;
+        p.node_id.clear();
+        p.enr.clear();
+        p.addrs.clear();
+        p.met = pb::Met::Connected.into();
+        p.identify = Some(pb::PeerIdentify {
+            agent: "js-libp2p/3.3.11".into(),
+            protocol_version: "ipfs/0.1.0".into(),
+            protocols: vec!["/ipfs/ping/1.0.0".into()],
+            listen_addrs: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+            observed_addr: "/ip4/127.0.0.1/tcp/9000".into(),
+        });
+        let v = peers_json(std::slice::from_ref(&p));
+        assert_eq!(v[0]["has_record"], false);
+        assert_eq!(v[0]["met"], "connected");
+        assert_eq!(v[0]["identify"]["agent"], "js-libp2p/3.3.11");
+        assert_eq!(v[0]["identify"]["observed_addr"], "/ip4/127.0.0.1/tcp/9000");
+        let table = peers_table(&[p], SystemTime::UNIX_EPOCH);
+        assert!(
+            table.contains("(no record)") && table.contains("js-libp2p/3.3.11"),
+            "{table}"
+        );
+        assert!(table.contains("/ip4/127.0.0.1/tcp/4001"), "{table}");
     }
 
     #[test]

@@ -174,9 +174,10 @@ impl Node {
         for (bootnode, addr) in todo {
             let circuit = addr.with(Protocol::P2pCircuit);
             match self.swarm.listen_on(circuit.clone()) {
-                Ok(_) => {
+                Ok(listener) => {
                     tracing::info!(%bootnode, address = %circuit, "reserving a relay slot");
                     self.reservations.insert(bootnode);
+                    self.relay_slots.started(listener, bootnode);
                 }
                 Err(e) => tracing::warn!(%bootnode, error = %e, "cannot reserve a relay slot"),
             }
@@ -239,6 +240,7 @@ impl Node {
                 renewal,
                 ..
             } => {
+                self.relay_slots.accepted(&relay_peer_id);
                 if !renewal {
                     tracing::info!(bootnode = %relay_peer_id, "relay reservation accepted");
                 }

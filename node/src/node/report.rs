@@ -59,11 +59,16 @@ impl Node {
             bootnodes: self
                 .bootnodes
                 .values()
-                .map(|b| status::BootnodeState {
-                    peer_id: b.peer_id,
-                    addrs: b.addrs.clone(),
-                    connected: self.swarm.is_connected(&b.peer_id),
-                    transports: self.transports_of(&b.peer_id),
+                .map(|b| {
+                    let (agent, lacks) = self.bootnode_identity(&b.peer_id);
+                    status::BootnodeState {
+                        peer_id: b.peer_id,
+                        addrs: b.addrs.clone(),
+                        connected: self.swarm.is_connected(&b.peer_id),
+                        transports: self.transports_of(&b.peer_id),
+                        agent,
+                        lacks,
+                    }
                 })
                 .collect(),
             records: self.swarm.behaviour().gossip.table().len() as u64,
@@ -96,7 +101,10 @@ impl Node {
                 },
                 connection: self.connection_of(&e.peer_id),
                 transports: self.transports_of(&e.peer_id),
+                has_record: true,
+                identify: self.identify_of(&e.peer_id),
             })
+            .chain(self.peers_without_record())
             .collect()
     }
 
@@ -158,6 +166,10 @@ impl Node {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => metrics.record(e),
+            // libp2p's recorder sees only the events it is handed: without these two arms no
+            // `libp2p_relay_*` or `libp2p_dcutr_*` series ever appear.
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => metrics.record(e),
             other => metrics.record(other),
         }
     }

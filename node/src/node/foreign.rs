@@ -1,0 +1,231 @@
+//! What identify tells the node of each connected peer, peerfind or not: the ENR exchange
+//! starts only with peers that speak it, `peers` lists connected peers without a record, and
+//! a bootnode that is not peerfind is told apart and its gaps logged once and reported.
+
+use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, swarm::ConnectionId};
+
+use super::Node;
+use crate::status;
+
+/// Protocols kept per peer. A peer chooses how many it lists; real nodes list 5 to 20
+/// (peerfind 13), so this keeps them all and bounds what a hostile peer can make us hold.
+pub(super) const MAX_PROTOCOLS: usize = 128;
+
+/// Listen addresses kept per peer: a node has a few per interface and transport.
+pub(super) const MAX_LISTEN_ADDRS: usize = 32;
+
+/// Longest agent or protocol version kept, in bytes.
+const MAX_TEXT: usize = 256;
+
+/// Relay v2's reservation protocol: a node offering it can relay for us.
+pub(super) const RELAY_HOP: &str = "/libp2p/circuit/relay/0.2.0/hop";
+
+/// DCUtR: a node offering it can coordinate a hole punch with us.
+const DCUTR: &str = "/libp2p/dcutr";
+
+/// AutoNAT v2's request protocol: a node offering it can dial us back.
+const AUTONAT_V2: &str = "/libp2p/autonat/2/dial-request";
+
+/// peerfind's record exchange (`gossip::protocol::PROTOCOL`).
+const ENR: &str = "/peerfind/enr/1.0.0";
+
+/// What a bootnode is used for, the protocol that provides it, and how its lack is said.
+const BOOTNODE_USES: [(&str, &str); 4] = [
+    (
+        ENR,
+        "no record gossip or introductions (not a peerfind node)",
+    ),
+    (
+        RELAY_HOP,
+        "no circuit relay v2: peers behind a NAT cannot reach us through it",
+    ),
+    (
+        AUTONAT_V2,
+        "no AutoNAT v2: NAT status comes from the window alone",
+    ),
+    (DCUTR, "no DCUtR"),
+];
+
+/// What one connected peer's last identify said.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Identified(pub(super) status::Identify);
+
+impl Identified {
+    /// Keeps what `info` says, within the bounds above.
+    pub(super) fn new(info: &identify::Info) -> Self {
+        Self(status::Identify {
+            agent: truncate(&info.agent_version),
+            protocol_version: truncate(&info.protocol_version),
+            protocols: info
+                .protocols
+                .iter()
+                .take(MAX_PROTOCOLS)
+                .map(ToString::to_string)
+                .collect(),
+            listen_addrs: info
+                .listen_addrs
+                .iter()
+                .take(MAX_LISTEN_ADDRS)
+                .cloned()
+                .collect(),
+            observed_addr: Some(info.observed_addr.clone()).filter(|a| !a.is_empty()),
+        })
+    }
+
+    /// Whether the peer says it speaks `protocol`.
+    fn speaks(&self, protocol: &str) -> bool {
+        self.0.protocols.iter().any(|p| p == protocol)
+    }
+
+    /// What a bootnode like this one lacks, in plain words.
+    pub(super) fn lacks(&self) -> Vec<String> {
+        BOOTNODE_USES
+            .iter()
+            .filter(|(protocol, _)| !self.speaks(protocol))
+            .map(|(_, lack)| (*lack).to_owned())
+            .collect()
+    }
+}
+
+fn truncate(s: &str) -> String {
+    let mut end = s.len().min(MAX_TEXT);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+impl Node {
+    /// Identify's answer on one connection: our observed address, the ENR exchange with a
+    /// peer that speaks it, and what a bootnode lacks (logged once per bootnode).
+    pub(super) fn on_identify(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        info: &identify::Info,
+    ) {
+        self.on_observed(peer, connection, &info.observed_addr);
+        let protocols: Vec<&StreamProtocol> = info.protocols.iter().collect();
+        self.swarm
+            .behaviour_mut()
+            .gossip
+            .on_identified(peer, protocols);
+        let identified = Identified::new(info);
+        if self.bootnodes.contains_key(&peer) && self.told_lacks.insert(peer) {
+            let lacks = identified.lacks();
+            if !lacks.is_empty() {
+                tracing::info!(
+                    %peer, agent = %identified.0.agent, lacks = %lacks.join("; "),
+                    "bootnode is not a full peerfind bootnode; using it for what it offers (observed address, relay, DCUtR)"
+                );
+            }
+        }
+        self.identified.insert(peer, identified);
+    }
+
+    /// Its last connection closed: forget what it said.
+    pub(super) fn forget_identify(&mut self, peer: &PeerId) {
+        self.identified.remove(peer);
+    }
+
+    /// What the last identify of `peer` said, while connected.
+    pub(super) fn identify_of(&self, peer: &PeerId) -> Option<status::Identify> {
+        self.identified.get(peer).map(|i| i.0.clone())
+    }
+
+    /// A configured bootnode's agent and what it lacks ("" and none until it identified).
+    pub(super) fn bootnode_identity(&self, peer: &PeerId) -> (String, Vec<String>) {
+        self.identified
+            .get(peer)
+            .map(|i| (i.0.agent.clone(), i.lacks()))
+            .unwrap_or_default()
+    }
+
+    /// Connected peers whose record we do not hold, as `peers` lists them.
+    pub(super) fn peers_without_record(&self) -> Vec<status::Peer> {
+        let table = self.swarm.behaviour().gossip.table();
+        let mut seen = std::collections::HashSet::new();
+        self.connections
+            .values()
+            .map(|(peer, _)| *peer)
+            .filter(|peer| table.get_by_peer(peer).is_none() && seen.insert(*peer))
+            .map(|peer| status::Peer {
+                node_id: String::new(),
+                peer_id: peer,
+                enr: String::new(),
+                seq: 0,
+                addrs: Vec::<Multiaddr>::new(),
+                nat: false,
+                last_seen: std::time::SystemTime::now(),
+                met: status::Met::Connected,
+                connection: self.connection_of(&peer),
+                has_record: false,
+                identify: self.identify_of(&peer),
+                transports: self.transports_of(&peer),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::identity::Keypair;
+
+    use super::*;
+
+    fn info(protocols: &[&'static str]) -> identify::Info {
+        identify::Info {
+            public_key: Keypair::generate_ed25519().public(),
+            protocol_version: "/ipfs/0.1.0".into(),
+            agent_version: "js-libp2p/3.3.11".into(),
+            listen_addrs: vec![],
+            protocols: protocols.iter().map(|p| StreamProtocol::new(p)).collect(),
+            observed_addr: Multiaddr::empty(),
+            signed_peer_record: None,
+        }
+    }
+
+    #[test]
+    fn a_bootnode_that_is_not_peerfind_lacks_gossip_and_what_it_does_not_list() {
+        let plain = Identified::new(&info(&["/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", RELAY_HOP]));
+        let lacks = plain.lacks();
+        assert_eq!(lacks.len(), 3, "{lacks:?}");
+        assert!(lacks[0].contains("not a peerfind node"));
+        assert!(lacks.iter().all(|l| !l.contains("relay")), "{lacks:?}");
+        assert_eq!(plain.0.observed_addr, None);
+    }
+
+    #[test]
+    fn the_record_exchange_is_named_as_gossip_names_it() {
+        assert_eq!(
+            ENR,
+            peerfind_behaviours::gossip::protocol::PROTOCOL.as_ref()
+        );
+    }
+
+    #[test]
+    fn a_full_peerfind_bootnode_lacks_nothing() {
+        let full = Identified::new(&info(&[
+            "/peerfind/enr/1.0.0",
+            RELAY_HOP,
+            AUTONAT_V2,
+            DCUTR,
+        ]));
+        assert!(full.lacks().is_empty());
+    }
+
+    #[test]
+    fn what_a_peer_says_is_bounded() {
+        let mut i = info(&[]);
+        i.agent_version = "é".repeat(MAX_TEXT);
+        i.protocols = (0..MAX_PROTOCOLS + 10)
+            .map(|n| {
+                StreamProtocol::try_from_owned(format!("/p/{n}"))
+                    .unwrap_or_else(|_| StreamProtocol::new("/p"))
+            })
+            .collect();
+        let kept = Identified::new(&i);
+        assert_eq!(kept.0.protocols.len(), MAX_PROTOCOLS);
+        assert!(kept.0.agent.len() <= MAX_TEXT);
+    }
+}

@@ -1,0 +1,210 @@
+//! Relay reservations that end: a bootnode (peerfind or not) may refuse a reservation
+//! (full, rate-limited, no relay at all) or drop it (restart, lost connection). Each ends the
+//! reservation's listener; the slot is asked for again with backoff, unless the bootnode
+//! said through identify that it has no relay.
+//!
+//! Rules, in order:
+//! 1. A listener that is not a reservation is none of this module's business.
+//! 2. A bootnode whose identify lists no relay v2 (HOP) is not asked again: it cannot say yes.
+//!    This is logged once, in plain words.
+//! 3. Otherwise the reservation is asked for again after a wait that starts at
+//!    [`RETRY_FIRST`] and doubles up to [`RETRY_MAX`]; an accepted reservation resets it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use libp2p::core::transport::ListenerId;
+use tokio::time::Instant;
+
+use super::Node;
+
+/// First wait before asking a bootnode for a relay slot again: a refusal for load or rate
+/// usually clears within this, and a restarted bootnode is back.
+pub(super) const RETRY_FIRST: Duration = Duration::from_secs(5);
+
+/// Longest wait between reservation attempts: a bootnode that keeps refusing is asked only
+/// this often.
+pub(super) const RETRY_MAX: Duration = Duration::from_secs(5 * 60);
+
+/// What to do when a reservation's listener closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Decision {
+    /// Rule 1: not a reservation.
+    NotOurs,
+    /// Rule 2: the bootnode has no relay.
+    GiveUp,
+    /// Rule 3: ask again after this wait.
+    Retry(Duration),
+}
+
+/// The reservations in flight and the retries waiting. Bounded by `--bootnode`.
+#[derive(Debug, Default)]
+pub(super) struct Reservations {
+    listeners: HashMap<ListenerId, PeerId>,
+    backoff: HashMap<PeerId, Duration>,
+    due: HashMap<PeerId, Instant>,
+}
+
+impl Reservations {
+    /// A reservation on `bootnode` started as `listener`.
+    pub(super) fn started(&mut self, listener: ListenerId, bootnode: PeerId) {
+        self.listeners.insert(listener, bootnode);
+        self.due.remove(&bootnode);
+    }
+
+    /// The bootnode accepted: the next failure waits [`RETRY_FIRST`] again.
+    pub(super) fn accepted(&mut self, bootnode: &PeerId) {
+        self.backoff.remove(bootnode);
+    }
+
+    /// `listener` closed; `has_relay` says whether the bootnode's identify lists relay v2
+    /// (None: not identified yet). Returns the bootnode and what to do.
+    pub(super) fn closed(
+        &mut self,
+        listener: ListenerId,
+        has_relay: impl FnOnce(&PeerId) -> Option<bool>,
+        now: Instant,
+    ) -> (Option<PeerId>, Decision) {
+        let Some(bootnode) = self.listeners.remove(&listener) else {
+            return (None, Decision::NotOurs);
+        };
+        if has_relay(&bootnode) == Some(false) {
+            return (Some(bootnode), Decision::GiveUp);
+        }
+        let wait = self
+            .backoff
+            .get(&bootnode)
+            .map_or(RETRY_FIRST, |b| (*b * 2).min(RETRY_MAX));
+        self.backoff.insert(bootnode, wait);
+        self.due.insert(bootnode, now + wait);
+        (Some(bootnode), Decision::Retry(wait))
+    }
+
+    /// When the next retry is due.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.due.values().min().copied()
+    }
+
+    /// Takes the bootnodes whose retry is due.
+    pub(super) fn take_due(&mut self, now: Instant) -> Vec<PeerId> {
+        let due: Vec<PeerId> = self
+            .due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &due {
+            self.due.remove(p);
+        }
+        due
+    }
+}
+
+impl Node {
+    /// A listener closed: when it was a relay reservation, decide whether and when to ask
+    /// for it again (see the module doc).
+    pub(super) fn on_reservation_closed(
+        &mut self,
+        listener: ListenerId,
+        reason: &Result<(), std::io::Error>,
+    ) {
+        let identified = &self.identified;
+        let (bootnode, decision) = self.relay_slots.closed(
+            listener,
+            |p| {
+                identified
+                    .get(p)
+                    .map(|i| i.0.protocols.iter().any(|p| p == super::foreign::RELAY_HOP))
+            },
+            Instant::now(),
+        );
+        let Some(bootnode) = bootnode else { return };
+        self.reservations.remove(&bootnode);
+        let why = match reason {
+            Ok(()) => "closed".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        match decision {
+            Decision::NotOurs => {}
+            Decision::GiveUp => tracing::info!(
+                %bootnode, reason = %why,
+                "bootnode offers no relay (its identify lists no circuit relay v2); not asking it for a relay slot again"
+            ),
+            Decision::Retry(wait) => tracing::info!(
+                %bootnode, reason = %why, retry_in = ?wait,
+                "relay reservation refused or lost; asking again later"
+            ),
+        }
+    }
+
+    /// Asks again the bootnodes whose reservation retry is due, while we still need a slot.
+    pub(super) fn on_reservation_retries_due(&mut self) {
+        let due = self.relay_slots.take_due(Instant::now());
+        if due.is_empty() || self.nat.status().0 != crate::nat::Status::Private {
+            return;
+        }
+        self.reserve_relay_slots();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener() -> ListenerId {
+        ListenerId::next()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_reservation_is_retried_with_doubling_backoff() {
+        let mut r = Reservations::default();
+        let boot = PeerId::random();
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let l = listener();
+            r.started(l, boot);
+            let (who, d) = r.closed(l, |_| Some(true), Instant::now());
+            assert_eq!(who, Some(boot));
+            let Decision::Retry(w) = d else {
+                panic!("{d:?}")
+            };
+            waits.push(w.as_secs());
+            assert_eq!(r.next_due(), Some(Instant::now() + w));
+            assert!(r.take_due(Instant::now()).is_empty(), "not due yet");
+            tokio::time::advance(w).await;
+            assert_eq!(r.take_due(Instant::now()), vec![boot]);
+        }
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300]);
+        r.accepted(&boot);
+        let l = listener();
+        r.started(l, boot);
+        assert_eq!(
+            r.closed(l, |_| None, Instant::now()).1,
+            Decision::Retry(RETRY_FIRST),
+            "rule 3: an accepted reservation resets the backoff; not identified yet still retries"
+        );
+    }
+
+    #[test]
+    fn a_bootnode_without_relay_is_not_asked_again() {
+        let mut r = Reservations::default();
+        let boot = PeerId::random();
+        let l = listener();
+        r.started(l, boot);
+        assert_eq!(
+            r.closed(l, |_| Some(false), Instant::now()),
+            (Some(boot), Decision::GiveUp)
+        );
+        assert_eq!(r.next_due(), None);
+    }
+
+    #[test]
+    fn another_listener_is_not_ours() {
+        let mut r = Reservations::default();
+        assert_eq!(
+            r.closed(listener(), |_| Some(true), Instant::now()),
+            (None, Decision::NotOurs)
+        );
+    }
+}
