@@ -14,6 +14,7 @@
 //! otherwise, and binding another address is the operator's explicit choice.
 
 pub mod client;
+mod conn;
 mod convert;
 mod filter;
 pub mod metrics;

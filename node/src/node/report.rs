@@ -132,7 +132,7 @@ impl Node {
     }
 
     /// The transports of the open direct connections to `peer`, QUIC first.
-    fn transports_of(&self, peer: &PeerId) -> Vec<&'static str> {
+    pub(super) fn transports_of(&self, peer: &PeerId) -> Vec<&'static str> {
         let has = |t: Transport| {
             self.connections
                 .values()
