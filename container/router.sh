@@ -21,9 +21,10 @@ else
     *) echo "NAT_MODE must be eim, symmetric or full-cone, not $mode" >&2; exit 1 ;;
   esac
   lan_host=${LAN_HOST:?set LAN_HOST to the address of the host behind this router}
-  # The LAN interface is the one that reaches the LAN host; the WAN is the other one.
+  # The LAN interface is the one that reaches the LAN host; the WAN is the other one with an
+  # IPv4 address (tunnel devices a namespace may hold have none).
   lan=$(ip -o route get "$lan_host" | sed -n 's/.* dev \([^ ]*\).*/\1/p')
-  wan=$(ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep -v -x -e lo -e "$lan" | head -n 1)
+  wan=$(ip -o -4 addr show | awk '{ print $2 }' | grep -v -x -e lo -e "$lan" | head -n 1)
   [ -n "$lan" ] && [ -n "$wan" ] || { echo "cannot tell the LAN and WAN interfaces apart" >&2; exit 1; }
   {
     echo "define wan = \"$wan\""

@@ -1,8 +1,9 @@
 //! The container image, built from the root Dockerfile and run as a user runs it: its commands,
 //! the design note's topology with every node a container in the NAT lab's hosts (the routers
 //! load `container/router.nft`, the rules the compose routers run), a restart on the same
-//! volume, a stop, and the health check. Every assertion reads the nodes' own API, through
-//! `peerfind status|peers --json` run inside their containers.
+//! volume, a stop, the health check, and the router image rebuilding the lab's rule set. Every
+//! assertion on a node reads its own API, through `peerfind status|peers --json` run inside its
+//! container.
 //!
 //! Needs root, podman and the base images the test command makes; the first test to run builds
 //! the image once for all (and prints how long that took and the image's size).
@@ -44,6 +45,9 @@ fn image() {
     container::image().expect("the image builds from the root Dockerfile");
 }
 
+/// The image builds from the root Dockerfile (time and size printed); `--help` and
+/// `enr decode` of EIP-778's example work through the entrypoint; the node runs as a user that
+/// is not root; the ports, the volume and the health check are in the image's config.
 #[tokio::test]
 async fn lab_container_image_builds_and_runs_the_cli_as_a_non_root_user() {
     let built = container::image().expect("the image builds from the root Dockerfile");
