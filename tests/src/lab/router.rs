@@ -44,13 +44,19 @@ fn masquerade(mode: NatMode) -> &'static str {
 /// `nft -f` input that replaces the router's translation: `mode`'s, or with `port`, every
 /// mapping on that one public port (a NAT that rebinds its host to another port).
 pub(super) fn remap(mode: NatMode, port: Option<u16>) -> String {
-    let masquerade = match port {
-        Some(port) => format!("masquerade to :{port}"),
-        None => masquerade(mode).to_owned(),
-    };
-    format!(
-        "flush chain ip nat postrouting\nadd rule ip nat postrouting oifname \"{WAN}\" {masquerade}\n"
-    )
+    let flush = "flush chain ip nat postrouting\n";
+    let rule = |what: &str| format!("add rule ip nat postrouting oifname \"{WAN}\" {what}\n");
+    match port {
+        // A port applies to TCP and UDP only; anything else keeps plain masquerade.
+        Some(port) => format!(
+            "{flush}{}{}",
+            rule(&format!(
+                "meta l4proto {{ tcp, udp }} masquerade to :{port}"
+            )),
+            rule("masquerade")
+        ),
+        None => format!("{flush}{}", rule(masquerade(mode))),
+    }
 }
 
 /// The table that drops everything the router would forward, both ways: `nft -f` input
