@@ -262,7 +262,8 @@ mod tests {
             boot,
             true,
             (Transport::Tcp, Leg::ListenPort),
-            &addr("/ip4/198.51.100.2/tcp/9000"), NOBODY,
+            &addr("/ip4/198.51.100.2/tcp/9000"),
+            NOBODY,
         );
         assert_eq!(
             got,
@@ -278,7 +279,8 @@ mod tests {
                 boot,
                 true,
                 (Transport::Tcp, Leg::ListenPort),
-                &addr("/ip4/198.51.100.2/tcp/9000"), NOBODY
+                &addr("/ip4/198.51.100.2/tcp/9000"),
+                NOBODY
             ),
             None
         );
@@ -289,11 +291,35 @@ mod tests {
         let mut c = Confirmations::new(2);
         let a = addr("/ip4/198.51.100.2/udp/9000/quic-v1");
         let stranger = PeerId::random();
-        assert_eq!(c.observe(stranger, false, (Transport::Quic, Leg::ListenPort), &a, NOBODY), None);
+        assert_eq!(
+            c.observe(
+                stranger,
+                false,
+                (Transport::Quic, Leg::ListenPort),
+                &a,
+                NOBODY
+            ),
+            None
+        );
         // The same stranger again is still one vote (rule 4).
-        assert_eq!(c.observe(stranger, false, (Transport::Quic, Leg::ListenPort), &a, NOBODY), None);
+        assert_eq!(
+            c.observe(
+                stranger,
+                false,
+                (Transport::Quic, Leg::ListenPort),
+                &a,
+                NOBODY
+            ),
+            None
+        );
         let got = c
-            .observe(PeerId::random(), false, (Transport::Quic, Leg::ListenPort), &a, NOBODY)
+            .observe(
+                PeerId::random(),
+                false,
+                (Transport::Quic, Leg::ListenPort),
+                &a,
+                NOBODY,
+            )
             .unwrap();
         assert_eq!(got.by, Witness::Peers(2));
     }
@@ -303,15 +329,33 @@ mod tests {
         let mut c = Confirmations::new(1);
         let p = PeerId::random();
         assert_eq!(
-            c.observe(p, true, (Transport::Quic, Leg::ListenPort), &addr("/ip4/198.51.100.2/tcp/1"), NOBODY),
+            c.observe(
+                p,
+                true,
+                (Transport::Quic, Leg::ListenPort),
+                &addr("/ip4/198.51.100.2/tcp/1"),
+                NOBODY
+            ),
             None
         );
         assert_eq!(
-            c.observe(p, true, (Transport::Tcp, Leg::ListenPort), &addr("/ip4/0.0.0.0/tcp/1"), NOBODY),
+            c.observe(
+                p,
+                true,
+                (Transport::Tcp, Leg::ListenPort),
+                &addr("/ip4/0.0.0.0/tcp/1"),
+                NOBODY
+            ),
             None
         );
         assert_eq!(
-            c.observe(p, true, (Transport::Tcp, Leg::ListenPort), &addr("/dns4/x.example/tcp/1"), NOBODY),
+            c.observe(
+                p,
+                true,
+                (Transport::Tcp, Leg::ListenPort),
+                &addr("/dns4/x.example/tcp/1"),
+                NOBODY
+            ),
             None
         );
     }
@@ -321,7 +365,13 @@ mod tests {
         let mut c = Confirmations::new(3);
         for i in 0..(MAX_VOTERS * 2) {
             let a = addr(&format!("/ip4/198.51.100.2/tcp/{}", 1000 + i));
-            c.observe(PeerId::random(), false, (Transport::Tcp, Leg::ListenPort), &a, NOBODY);
+            c.observe(
+                PeerId::random(),
+                false,
+                (Transport::Tcp, Leg::ListenPort),
+                &a,
+                NOBODY,
+            );
         }
         assert_eq!(c.votes[&Transport::Tcp].len(), MAX_VOTERS);
     }

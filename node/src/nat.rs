@@ -413,15 +413,25 @@ mod tests {
             .address_confirmed(addr(), boot, true, Instant::now())
             .unwrap();
         assert_eq!((change.from, change.to), (Status::Unknown, Status::Private));
-        assert!(change.reason.to_string().contains("translated"), "{}", change.reason);
+        assert!(
+            change.reason.to_string().contains("translated"),
+            "{}",
+            change.reason
+        );
         assert_eq!(d.translated(), Some(true));
-        assert_eq!(d.address_confirmed(addr(), boot, true, Instant::now()), None);
+        assert_eq!(
+            d.address_confirmed(addr(), boot, true, Instant::now()),
+            None
+        );
         // A full-cone NAT lets the dial-back in: revised to public, and it stays.
         let change = d
             .autonat_result(addr(), boot, true, Instant::now())
             .unwrap();
         assert_eq!(change.to, Status::Public);
-        assert_eq!(d.address_confirmed(addr(), boot, true, Instant::now()), None);
+        assert_eq!(
+            d.address_confirmed(addr(), boot, true, Instant::now()),
+            None
+        );
         assert_eq!(d.status().0, Status::Public);
     }
 
@@ -430,7 +440,10 @@ mod tests {
         let mut d = detector();
         d.bootnode_connected(Instant::now());
         let boot = PeerId::random();
-        assert_eq!(d.address_confirmed(addr(), boot, false, Instant::now()), None);
+        assert_eq!(
+            d.address_confirmed(addr(), boot, false, Instant::now()),
+            None
+        );
         assert_eq!(d.status().0, Status::Unknown);
         assert_eq!(d.translated(), Some(false));
         assert!(d.deadline().is_some(), "the window still runs");

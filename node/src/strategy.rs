@@ -255,7 +255,10 @@ mod tests {
             translated: Some(true),
             ..unknown
         };
-        assert_eq!(decide(&enr, peer, translated), Action::Keep(Reason::Undecided));
+        assert_eq!(
+            decide(&enr, peer, translated),
+            Action::Keep(Reason::Undecided)
+        );
         let private = Situation {
             nat: nat::Status::Private,
             ..public

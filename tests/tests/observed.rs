@@ -23,8 +23,11 @@ async fn a_second_connection_to_the_bootnode_from_another_port_never_moves_the_r
         ),
     )
     .unwrap();
-    let boot_id = field(&boot.wait_for("starting", WAIT, |_| true).await.unwrap(), "peer_id")
-        .to_owned();
+    let boot_id = field(
+        &boot.wait_for("starting", WAIT, |_| true).await.unwrap(),
+        "peer_id",
+    )
+    .to_owned();
     let listening = boot
         .wait_for("listening", WAIT, |l| field(l, "address").contains("/tcp/"))
         .await

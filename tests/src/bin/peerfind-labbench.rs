@@ -86,10 +86,7 @@ async fn main() -> anyhow::Result<()> {
         for transport in &cli.transports {
             let t = transport.as_str();
             let mut add = |name: &str, sample: Sample| {
-                eprintln!(
-                    "{name} {t} {delay} ms: {:?} ms ok={}",
-                    sample.ms, sample.ok
-                );
+                eprintln!("{name} {t} {delay} ms: {:?} ms ok={}", sample.ms, sample.ok);
                 results
                     .entry((name.to_owned(), t.to_owned(), delay))
                     .or_default()
@@ -118,13 +115,22 @@ async fn main() -> anyhow::Result<()> {
             }
             for _ in 0..cli.tries {
                 if wants("pair") {
-                    add("eim/eim direct (Bob's start →)", pair(t, delay, Host::Bob).await.unwrap_or_else(failed));
+                    add(
+                        "eim/eim direct (Bob's start →)",
+                        pair(t, delay, Host::Bob).await.unwrap_or_else(failed),
+                    );
                 }
                 if wants("charlie") {
-                    add("charlie direct (Charlie's start →)", pair(t, delay, Host::Charlie).await.unwrap_or_else(failed));
+                    add(
+                        "charlie direct (Charlie's start →)",
+                        pair(t, delay, Host::Charlie).await.unwrap_or_else(failed),
+                    );
                 }
                 if wants("scripted") {
-                    add("scripted rust-libp2p (dialer's start →)", scripted(t, delay).await.unwrap_or_else(failed));
+                    add(
+                        "scripted rust-libp2p (dialer's start →)",
+                        scripted(t, delay).await.unwrap_or_else(failed),
+                    );
                 }
             }
         }
@@ -135,7 +141,10 @@ async fn main() -> anyhow::Result<()> {
 
 fn failed(error: anyhow::Error) -> Sample {
     eprintln!("try failed: {error:#}");
-    Sample { ms: None, ok: false }
+    Sample {
+        ms: None,
+        ok: false,
+    }
 }
 
 /// Every access link delayed by `delay` ms one way; Alice's also losing `loss`.
@@ -169,7 +178,10 @@ fn logged_ms(line: &Value) -> anyhow::Result<f64> {
         let mut d = date.split('-').map(|p| p.parse::<i64>());
         let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
         let mut t = time.split(':');
-        let (h, min) = (t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?);
+        let (h, min) = (
+            t.next()?.parse::<f64>().ok()?,
+            t.next()?.parse::<f64>().ok()?,
+        );
         let s = t.next()?.parse::<f64>().ok()?;
         // Days from the civil date (Howard Hinnant's algorithm).
         let y = if m <= 2 { y - 1 } else { y };
@@ -287,7 +299,14 @@ async fn scripted(transport: &str, delay: u64) -> anyhow::Result<Sample> {
         &lab,
         Host::Bob,
         &[
-            "--role", "dial", "--listen", local, "--relay", relay, "--target", target.as_str(),
+            "--role",
+            "dial",
+            "--listen",
+            local,
+            "--relay",
+            relay,
+            "--target",
+            target.as_str(),
         ],
     )?;
     let direct = dialer.wait("direct").await?;
@@ -340,7 +359,9 @@ impl Probe {
         loop {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Ok(Some(line)) if line["event"] == event => return Ok(line),
-                Ok(Some(line)) if line["event"] == "timeout" => bail!("probe gave up before {event}"),
+                Ok(Some(line)) if line["event"] == "timeout" => {
+                    bail!("probe gave up before {event}")
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => bail!("probe exited before {event}"),
                 Err(_) => bail!("no {event} within {TRY_WAIT:?}"),
