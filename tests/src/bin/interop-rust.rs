@@ -242,7 +242,13 @@ async fn listen(addrs: Vec<Multiaddr>, relay: bool) -> anyhow::Result<()> {
         swarm.listen_on(addr)?;
     }
     loop {
-        report(&swarm.select_next_some().await);
+        let event = swarm.select_next_some().await;
+        // rust-libp2p's relay server accepts reservations only once the node has a confirmed
+        // external address; on loopback the listen address is it.
+        if relay && let SwarmEvent::NewListenAddr { address, .. } = &event {
+            swarm.add_external_address(address.clone());
+        }
+        report(&event);
     }
 }
 
