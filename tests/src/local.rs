@@ -28,10 +28,13 @@ pub struct Bootnode {
 
 /// Starts a bootnode and waits until it is ready.
 pub async fn bootnode() -> anyhow::Result<(Peerfind, Bootnode)> {
-    let mut boot = Peerfind::start(
-        "bootnode",
-        Peerfind::command(["bootnode"].iter().chain(&LISTEN)),
-    )?;
+    bootnode_with(Peerfind::command(["bootnode"].iter().chain(&LISTEN))).await
+}
+
+/// Starts `cmd`, a bootnode command line (with [`LISTEN`] or other flags), and waits until it
+/// is ready.
+pub async fn bootnode_with(cmd: tokio::process::Command) -> anyhow::Result<(Peerfind, Bootnode)> {
+    let mut boot = Peerfind::start("bootnode", cmd)?;
     let ready = boot.wait_for("bootnode ready", WAIT, |_| true).await?;
     // `addrs` is logged as a debug list: ["/ip4/…", "/ip4/…"].
     let addrs = field(&ready, "addrs")
