@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use libp2p::autonat::v2 as autonat;
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
-use libp2p::{dcutr, identify, identity::Keypair, ping, relay};
+use libp2p::{dcutr, gossipsub, identify, identity::Keypair, ping, relay};
 use peerfind_behaviours::{gossip, intro};
 
 use crate::enr::LocalRecord;
+use crate::mesh::{self, MeshError};
 
 /// Identify's protocol version: peers of other versions are still talked to, this only
 /// tells them who we are.
@@ -57,17 +58,25 @@ pub struct Behaviour {
     /// Dials back peers that ask, from a fresh port: every node serves, since the dial-back
     /// is an outbound connection that works from behind a NAT too.
     pub autonat_server: autonat::server::Behaviour,
+    /// Bootnodes: shares every record with the other bootnodes over a gossipsub topic
+    /// (`crate::mesh`).
+    pub mesh: Toggle<gossipsub::Behaviour>,
 }
 
 impl Behaviour {
-    /// The behaviours of a node whose key is `key` and whose record is `record`.
+    /// The behaviours of a node whose key is `key` and whose record is `record`; a bootnode
+    /// gives the topic of its record mesh.
     pub fn new(
         key: &Keypair,
         relay_client: relay::client::Behaviour,
         record: &LocalRecord,
         gossip: gossip::Config,
         autonat_client: bool,
-    ) -> Self {
+        mesh_topic: Option<&str>,
+    ) -> Result<Self, MeshError> {
+        let mesh = mesh_topic
+            .map(|topic| mesh::behaviour(key, topic))
+            .transpose()?;
         let bootnode = gossip.gossip;
         let peer_id = key.public().to_peer_id();
         let relay = bootnode.then(|| {
@@ -87,7 +96,7 @@ impl Behaviour {
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                 .with_agent_version(format!("peerfind/{}", env!("CARGO_PKG_VERSION"))),
         );
-        Self {
+        Ok(Self {
             identify,
             ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
             gossip: gossip::Behaviour::new(record.enr().clone(), gossip),
@@ -105,6 +114,7 @@ impl Behaviour {
                 .then(autonat::client::Behaviour::default)
                 .into(),
             autonat_server: autonat::server::Behaviour::default(),
-        }
+            mesh: mesh.into(),
+        })
     }
 }

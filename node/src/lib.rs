@@ -24,6 +24,7 @@ pub mod data_dir;
 pub mod enr;
 pub mod identity;
 pub mod inspect;
+pub mod mesh;
 pub mod nat;
 pub mod node;
 pub mod status;

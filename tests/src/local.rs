@@ -28,10 +28,17 @@ pub struct Bootnode {
 
 /// Starts a bootnode and waits until it is ready.
 pub async fn bootnode() -> anyhow::Result<(Peerfind, Bootnode)> {
-    let mut boot = Peerfind::start(
-        "bootnode",
-        Peerfind::command(["bootnode"].iter().chain(&LISTEN)),
-    )?;
+    bootnode_with("bootnode", ["bootnode"].iter().chain(&LISTEN)).await
+}
+
+/// Starts a bootnode called `name` with the command line `args` (which starts with
+/// `bootnode`) and waits until it is ready.
+pub async fn bootnode_with<I, S>(name: &str, args: I) -> anyhow::Result<(Peerfind, Bootnode)>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut boot = Peerfind::start(name, Peerfind::command(args))?;
     let ready = boot.wait_for("bootnode ready", WAIT, |_| true).await?;
     // `addrs` is logged as a debug list: ["/ip4/…", "/ip4/…"].
     let addrs = field(&ready, "addrs")

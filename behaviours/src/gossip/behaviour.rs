@@ -96,6 +96,17 @@ pub enum Event {
     },
 }
 
+/// What the table made of a record offered from outside this protocol ([`Behaviour::offer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// A node we did not know: kept, and passed on like a pushed record.
+    New,
+    /// A newer record of a known node: kept, and passed on.
+    Updated,
+    /// That seq (or a newer one) was already held, or it is our own record: nothing changed.
+    Known,
+}
+
 /// A rule a peer's message broke. Each is logged once, counted, and the message dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
@@ -139,6 +150,9 @@ pub struct Behaviour {
     local: Enr,
     table: Table,
     connected: HashSet<PeerId>,
+    /// Connected peers that get records another way (other bootnodes, over the bootnodes'
+    /// record mesh): "Meet Alice" skips them. A subset of `connected`.
+    skipped: HashSet<PeerId>,
     events: VecDeque<Event>,
     rejected: std::collections::BTreeMap<&'static str, u64>,
     tick: futures_timer::Delay,
@@ -163,6 +177,7 @@ impl Behaviour {
             local,
             table,
             connected: HashSet::new(),
+            skipped: HashSet::new(),
             events: VecDeque::new(),
             rejected: Default::default(),
         }
@@ -174,6 +189,24 @@ impl Behaviour {
         let peers: Vec<PeerId> = self.connected.iter().copied().collect();
         for peer in peers {
             self.announce(peer);
+        }
+    }
+
+    /// A record that reached us by other means than this protocol (the bootnodes' record
+    /// mesh), `from` the peer that passed it on: checked and kept exactly like a pushed
+    /// record, passed on to connected peers when new or newer, and reported like one.
+    pub fn offer(&mut self, bytes: &[u8], from: PeerId) -> Result<Offered, Violation> {
+        let enr = enr_ext::decode_bytes(bytes)?;
+        let owner = enr_ext::peer_id(&enr)?;
+        self.accept(enr, owner, Source::Gossip { from }, from)
+    }
+
+    /// Stops pushing records to `peer` while it stays connected: it gets them another way
+    /// (a bootnode in the bootnodes' record mesh). It still gets our own record, and answers
+    /// and asks as before.
+    pub fn skip_pushes_to(&mut self, peer: PeerId) {
+        if self.connected.contains(&peer) {
+            self.skipped.insert(peer);
         }
     }
 
@@ -221,7 +254,7 @@ impl Behaviour {
                     });
                 match checked {
                     Ok(enr) => match self.accept(enr, peer, Source::Announced, peer) {
-                        Ok(()) => self.respond(channel, Response::Ack),
+                        Ok(_) => self.respond(channel, Response::Ack),
                         Err(v) => {
                             self.respond(channel, Response::Reject(v.to_string()));
                             self.reject(peer, v);
@@ -298,7 +331,7 @@ impl Behaviour {
         owner: PeerId,
         source: Source,
         from: PeerId,
-    ) -> Result<(), Violation> {
+    ) -> Result<Offered, Violation> {
         match self
             .table
             .insert(enr.clone(), owner, source, Instant::now())
@@ -315,6 +348,7 @@ impl Behaviour {
                     peer_id: owner,
                     from,
                 });
+                Ok(Offered::New)
             }
             Ok(Inserted::Updated { old_seq }) => {
                 tracing::info!(
@@ -329,12 +363,11 @@ impl Behaviour {
                     old_seq,
                     from,
                 });
+                Ok(Offered::Updated)
             }
-            Ok(Inserted::Refreshed) => {}
-            Err(Refused::Own) => {}
-            Err(refused) => return Err(refused.into()),
+            Ok(Inserted::Refreshed) | Err(Refused::Own) => Ok(Offered::Known),
+            Err(refused) => Err(refused.into()),
         }
-        Ok(())
     }
 
     /// "Meet Alice": passes a new or updated record on to up to `fanout` connected peers,
@@ -346,7 +379,7 @@ impl Behaviour {
         let targets = self
             .connected
             .iter()
-            .filter(|p| **p != owner && **p != from)
+            .filter(|p| **p != owner && **p != from && !self.skipped.contains(*p))
             .copied()
             .choose_multiple(&mut rand::thread_rng(), self.config.fanout);
         let bytes = enr_ext::encode_bytes(enr);
@@ -424,6 +457,7 @@ impl NetworkBehaviour for Behaviour {
             }
             FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
                 self.connected.remove(&e.peer_id);
+                self.skipped.remove(&e.peer_id);
             }
             _ => {}
         }

@@ -142,6 +142,7 @@ impl Node {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Mesh(e)) => metrics.record(e),
             other => metrics.record(other),
         }
     }
