@@ -10,3 +10,4 @@ pub mod lab;
 pub mod local;
 pub mod process;
 pub mod scenario;
+pub mod sim;

@@ -4,7 +4,7 @@
 //! everything peerfind decides about records happens here, in [`Behaviour::on_request`] and
 //! [`Behaviour::on_response`].
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,12 @@ pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// Streams a single peer may have open with us at once; more waits or fails.
 const MAX_CONCURRENT_STREAMS: usize = 16;
+
+/// Tries of one announcement of our own record to one peer. A lost announcement would
+/// otherwise be repaired only by the next periodic one, minutes later, leaving the peer (a
+/// bootnode, typically) without our address meanwhile; a peer that failed three times in a
+/// row (each try bounded by [`REQUEST_TIMEOUT`]) is left to the periodic announcement.
+const MAX_ANNOUNCE_TRIES: u32 = 3;
 
 /// A peer that does not answer within this time loses its stream.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -153,6 +159,9 @@ pub struct Behaviour {
     /// Connected peers that get records another way (other bootnodes, over the bootnodes'
     /// record mesh): "Meet Alice" skips them. A subset of `connected`.
     skipped: HashSet<PeerId>,
+    /// Our announcements in flight, with their peer and how many tries this is. Each entry
+    /// ends with the answer or the failure, so the map is bounded by the streams in flight.
+    announcing: HashMap<OutboundRequestId, (PeerId, u32)>,
     events: VecDeque<Event>,
     rejected: std::collections::BTreeMap<&'static str, u64>,
     tick: futures_timer::Delay,
@@ -178,6 +187,7 @@ impl Behaviour {
             table,
             connected: HashSet::new(),
             skipped: HashSet::new(),
+            announcing: HashMap::new(),
             events: VecDeque::new(),
             rejected: Default::default(),
         }
@@ -225,9 +235,35 @@ impl Behaviour {
         &self.rejected
     }
 
-    fn announce(&mut self, peer: PeerId) -> OutboundRequestId {
+    fn announce(&mut self, peer: PeerId) {
+        self.announce_try(peer, 1);
+    }
+
+    fn announce_try(&mut self, peer: PeerId, tries: u32) {
         let record = enr_ext::encode_bytes(&self.local);
-        self.inner.send_request(&peer, Request::Announce(record))
+        let id = self.inner.send_request(&peer, Request::Announce(record));
+        self.announcing.insert(id, (peer, tries));
+    }
+
+    /// An announcement of ours failed: try again while the peer stays connected, with the
+    /// record we hold now, up to [`MAX_ANNOUNCE_TRIES`] tries.
+    fn on_announce_failed(
+        &mut self,
+        id: OutboundRequestId,
+        error: &request_response::OutboundFailure,
+    ) {
+        let Some((peer, tries)) = self.announcing.remove(&id) else {
+            return;
+        };
+        let unsupported = matches!(
+            error,
+            request_response::OutboundFailure::UnsupportedProtocols
+        );
+        if unsupported || tries >= MAX_ANNOUNCE_TRIES || !self.connected.contains(&peer) {
+            return;
+        }
+        tracing::debug!(%peer, %error, tries, "announcing our record failed; trying again");
+        self.announce_try(peer, tries + 1);
     }
 
     fn reject(&mut self, peer: PeerId, violation: Violation) {
@@ -401,6 +437,18 @@ impl Behaviour {
 
     fn on_inner_event(&mut self, event: request_response::Event<Request, Response>) {
         use request_response::{Event as E, Message};
+        match &event {
+            E::Message {
+                message: Message::Response { request_id, .. },
+                ..
+            } => {
+                self.announcing.remove(request_id);
+            }
+            E::OutboundFailure {
+                request_id, error, ..
+            } => self.on_announce_failed(*request_id, error),
+            _ => {}
+        }
         match event {
             E::Message {
                 peer,

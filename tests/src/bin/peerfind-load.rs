@@ -20,7 +20,7 @@
 //! would; nothing here reads its log. It asserts nothing: speed and size are read here.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,14 +28,13 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, identify, identity, noise, ping, tcp, yamux};
-use peerfind_behaviours::enr_ext::{Enr, SigningKey};
-use peerfind_behaviours::{gossip, intro, table};
+use libp2p::{Multiaddr, PeerId, identity};
+use peerfind_behaviours::intro;
 use peerfind_proto::v1 as pb;
 use peerfind_proto::v1::node_client::NodeClient;
 use peerfind_tests::local;
 use peerfind_tests::process::Peerfind;
+use peerfind_tests::sim::{Order, Report, World, simulated_peer};
 use tokio::sync::{broadcast, mpsc};
 
 /// Load a bootnode with simulated peers and print what it takes.
@@ -61,48 +60,6 @@ struct Cli {
     /// How long to wait for each phase before reporting what came through.
     #[arg(long, default_value_t = 120)]
     phase_timeout_secs: u64,
-}
-
-/// What one simulated peer runs: what a `peerfind run` speaks on a plain TCP connection.
-#[derive(NetworkBehaviour)]
-struct Sim {
-    identify: identify::Behaviour,
-    ping: ping::Behaviour,
-    gossip: gossip::Behaviour,
-    intro: intro::Behaviour,
-}
-
-/// Orders the driver gives every simulated peer at once.
-#[derive(Debug, Clone, Copy)]
-enum Order {
-    /// Sign the record anew with seq + 1 and announce it.
-    Update,
-    /// Ask the bootnode to introduce us to the peer with this index.
-    Introduce(usize),
-    /// Close everything.
-    Stop,
-}
-
-/// What the simulated peers tell the driver.
-#[derive(Debug)]
-enum Report {
-    /// Dialing the bootnode now.
-    Dialing { peer: PeerId, at: Instant },
-    /// The bootnode could not be reached.
-    Failed { reason: String },
-    /// The bootnode answered an introduction we asked for.
-    Answered { outcome: intro::Outcome },
-}
-
-/// The shared parts every simulated peer needs.
-#[derive(Clone)]
-struct World {
-    /// Every bootnode: where to dial it, and who it is.
-    bootnodes: Vec<(Multiaddr, PeerId)>,
-    orders: broadcast::Sender<Order>,
-    reports: mpsc::Sender<Report>,
-    node_ids: Arc<Vec<enr::NodeId>>,
-    sim_table: usize,
 }
 
 #[tokio::main]
@@ -133,7 +90,8 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (orders, _) = broadcast::channel(16);
-    let (reports, mut reported) = mpsc::channel(4096);
+    let (reports, mut incoming) = mpsc::channel(4096);
+    let mut reported = Reported::default();
     let world = World {
         bootnodes: bootnodes
             .iter()
@@ -154,24 +112,17 @@ async fn main() -> anyhow::Result<()> {
     );
     let gap = Duration::from_secs_f64(cli.join_secs / cli.peers.max(1) as f64);
     let begun = Instant::now();
-    let mut dialed_at = HashMap::new();
-    let mut failures = Vec::new();
     for (index, key) in keys.into_iter().enumerate() {
         tokio::time::sleep_until((begun + gap * index as u32).into()).await;
         tokio::spawn(simulated_peer(index, key, world.clone()));
-        drain(
-            &mut reported,
-            &mut dialed_at,
-            &mut failures,
-            &mut Vec::new(),
-        );
+        reported.drain(&mut incoming);
     }
     let deadline = Instant::now() + phase_timeout;
-    while tally.joined(&dialed_at) < cli.peers && Instant::now() < deadline {
-        wait_for_reports(&mut reported, &mut dialed_at, &mut failures).await;
+    while tally.joined(&reported.dialed_at) < cli.peers && Instant::now() < deadline {
+        reported.wait(&mut incoming).await;
     }
     let join_secs = begun.elapsed().as_secs_f64();
-    let joins = tally.join_times(&dialed_at);
+    let joins = tally.join_times(&reported.dialed_at);
 
     // Convergence: every bootnode holds every peer's record and every other bootnode's.
     let everyone = (cli.peers + bootnodes.len() - 1) as u64;
@@ -208,7 +159,11 @@ async fn main() -> anyhow::Result<()> {
         "| joined (its record with its address at its bootnode) | {} in {join_secs:.1} s |",
         joins.len()
     );
-    println!("| dial failures | {} |", failures.len());
+    println!(
+        "| dial failures, first identify retried | {}, {} |",
+        reported.failures.len(),
+        reported.retried.len()
+    );
     println!(
         "| join p50 / p90 / p99 / max | {} / {} / {} / {} |",
         ms(percentile(&joins, 0.50)),
@@ -243,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
         );
         let _ = b;
     }
-    if let Some(first) = failures.first() {
+    if let Some(first) = reported.failures.first() {
         println!("first dial failure: {first}");
     }
 
@@ -268,21 +223,15 @@ async fn main() -> anyhow::Result<()> {
     let served_before = tally.served();
     let began = Instant::now();
     let _ = orders.send(Order::Introduce(bootnodes.len()));
-    let mut answers = Vec::new();
+    reported.answers.clear();
     let deadline = began + phase_timeout;
-    while answers.len() < joins.len() && Instant::now() < deadline {
-        tokio::select! {
-            report = reported.recv() => match report {
-                Some(Report::Answered { outcome }) => answers.push(outcome),
-                Some(_) | None => {}
-            },
-            _ = tokio::time::sleep_until(deadline.into()) => break,
-        }
+    while reported.answers.len() < joins.len() && Instant::now() < deadline {
+        reported.wait(&mut incoming).await;
     }
     let intro_secs = began.elapsed().as_secs_f64();
     let served = tally.served() - served_before;
     let mut outcomes: HashMap<String, usize> = HashMap::new();
-    for outcome in &answers {
+    for outcome in &reported.answers {
         *outcomes.entry(format!("{outcome:?}")).or_default() += 1;
     }
 
@@ -397,126 +346,6 @@ impl UnderTest {
     }
 }
 
-/// One simulated peer: dial the bootnode, put the address it observed into the record (seq + 1)
-/// and announce it, then follow the driver's orders.
-async fn simulated_peer(index: usize, key: identity::secp256k1::Keypair, world: World) {
-    if let Err(e) = run_simulated_peer(index, key, &world).await {
-        let _ = world
-            .reports
-            .send(Report::Failed {
-                reason: format!("peer {index}: {e:#}"),
-            })
-            .await;
-    }
-}
-
-async fn run_simulated_peer(
-    index: usize,
-    key: identity::secp256k1::Keypair,
-    world: &World,
-) -> anyhow::Result<()> {
-    let signing_key = SigningKey::from_slice(&key.secret().to_bytes())?;
-    let keypair = identity::Keypair::from(key);
-    let mut seq = 1;
-    let mut address: Option<(Ipv4Addr, u16)> = None;
-    let record = |seq: u64, address: Option<(Ipv4Addr, u16)>| -> anyhow::Result<Enr> {
-        let mut builder = Enr::builder();
-        builder.seq(seq);
-        if let Some((ip, port)) = address {
-            builder.ip4(ip).tcp4(port);
-        }
-        Ok(builder.build(&signing_key)?)
-    };
-    let local = record(seq, address)?;
-    let gossip_config = gossip::Config {
-        table: table::Config {
-            capacity: world.sim_table,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(|key| Sim {
-            identify: identify::Behaviour::new(identify::Config::new(
-                "/peerfind/1.0.0".into(),
-                key.public(),
-            )),
-            ping: ping::Behaviour::default(),
-            gossip: gossip::Behaviour::new(local.clone(), gossip_config),
-            intro: intro::Behaviour::new(local.clone(), intro::Config::default()),
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
-        .build();
-    let (bootnode, bootnode_id) = world.bootnodes[index % world.bootnodes.len()].clone();
-    let mut orders = world.orders.subscribe();
-    let _ = world
-        .reports
-        .send(Report::Dialing {
-            peer: *swarm.local_peer_id(),
-            at: Instant::now(),
-        })
-        .await;
-    swarm.dial(bootnode)?;
-    loop {
-        tokio::select! {
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(SimEvent::Identify(identify::Event::Received {
-                    peer_id, info, ..
-                })) if peer_id == bootnode_id => {
-                    let observed = observed_tcp(&info.observed_addr);
-                    if observed.is_some() && observed != address {
-                        address = observed;
-                        seq += 1;
-                        let enr = record(seq, address)?;
-                        swarm.behaviour_mut().intro.set_local_record(enr.clone());
-                        swarm.behaviour_mut().gossip.set_local_record(enr);
-                    }
-                }
-                SwarmEvent::Behaviour(SimEvent::Intro(intro::Event::Answered { outcome, .. })) => {
-                    let _ = world.reports.send(Report::Answered { outcome }).await;
-                }
-                SwarmEvent::OutgoingConnectionError { error, .. } => {
-                    bail!("dial failed: {error}");
-                }
-                SwarmEvent::ConnectionClosed { peer_id, cause, num_established: 0, .. }
-                    if peer_id == bootnode_id => {
-                    bail!("the bootnode closed the connection: {cause:?}");
-                }
-                _ => {}
-            },
-            order = orders.recv() => match order {
-                Ok(Order::Update) => {
-                    seq += 1;
-                    let enr = record(seq, address)?;
-                    swarm.behaviour_mut().intro.set_local_record(enr.clone());
-                    swarm.behaviour_mut().gossip.set_local_record(enr);
-                }
-                Ok(Order::Introduce(offset)) => {
-                    let target = world.node_ids[(index + offset) % world.node_ids.len()];
-                    swarm.behaviour_mut().intro.ask(bootnode_id, target);
-                }
-                Ok(Order::Stop) | Err(broadcast::error::RecvError::Closed) => return Ok(()),
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-            },
-        }
-    }
-}
-
-/// The IPv4 and TCP port of an observed `/ip4/…/tcp/…` address.
-fn observed_tcp(addr: &Multiaddr) -> Option<(Ipv4Addr, u16)> {
-    let mut parts = addr.iter();
-    match (parts.next(), parts.next()) {
-        (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) => Some((ip, port)),
-        _ => None,
-    }
-}
-
 /// What the bootnode's event stream said, counted.
 #[derive(Clone, Default)]
 struct Tally {
@@ -601,42 +430,42 @@ impl Tally {
     }
 }
 
-fn drain(
-    reported: &mut mpsc::Receiver<Report>,
-    dialed: &mut HashMap<PeerId, Instant>,
-    failures: &mut Vec<String>,
-    answers: &mut Vec<intro::Outcome>,
-) {
-    while let Ok(report) = reported.try_recv() {
-        keep(report, dialed, failures, answers);
-    }
+/// Everything the simulated peers reported, kept.
+#[derive(Default)]
+struct Reported {
+    dialed_at: HashMap<PeerId, Instant>,
+    failures: Vec<String>,
+    retried: Vec<String>,
+    answers: Vec<intro::Outcome>,
 }
 
-async fn wait_for_reports(
-    reported: &mut mpsc::Receiver<Report>,
-    dialed: &mut HashMap<PeerId, Instant>,
-    failures: &mut Vec<String>,
-) {
-    if let Ok(Some(report)) =
-        tokio::time::timeout(Duration::from_millis(100), reported.recv()).await
-    {
-        keep(report, dialed, failures, &mut Vec::new());
-    }
-    drain(reported, dialed, failures, &mut Vec::new());
-}
-
-fn keep(
-    report: Report,
-    dialed: &mut HashMap<PeerId, Instant>,
-    failures: &mut Vec<String>,
-    answers: &mut Vec<intro::Outcome>,
-) {
-    match report {
-        Report::Dialing { peer, at } => {
-            dialed.insert(peer, at);
+impl Reported {
+    fn keep(&mut self, report: Report) {
+        match report {
+            Report::Dialing { peer, at } => {
+                self.dialed_at.insert(peer, at);
+            }
+            Report::Failed { reason } => self.failures.push(reason),
+            Report::Retried { reason } => self.retried.push(reason),
+            Report::Answered { outcome } => self.answers.push(outcome),
         }
-        Report::Failed { reason } => failures.push(reason),
-        Report::Answered { outcome } => answers.push(outcome),
+    }
+
+    /// Keeps what has arrived, without waiting.
+    fn drain(&mut self, reports: &mut mpsc::Receiver<Report>) {
+        while let Ok(report) = reports.try_recv() {
+            self.keep(report);
+        }
+    }
+
+    /// Keeps what arrives within a short while.
+    async fn wait(&mut self, reports: &mut mpsc::Receiver<Report>) {
+        if let Ok(Some(report)) =
+            tokio::time::timeout(Duration::from_millis(100), reports.recv()).await
+        {
+            self.keep(report);
+        }
+        self.drain(reports);
     }
 }
 
