@@ -6,12 +6,14 @@ use std::time::Duration;
 use libp2p::autonat::v2 as autonat;
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
 use libp2p::{
-    connection_limits, dcutr, identify, identity::Keypair, memory_connection_limits, ping, relay,
+    connection_limits, dcutr, gossipsub, identify, identity::Keypair, memory_connection_limits,
+    ping, relay,
 };
 use peerfind_behaviours::{gossip, intro};
 
 use crate::config::ConnectionLimits;
 use crate::enr::LocalRecord;
+use crate::mesh::{self, MeshError};
 use crate::relay_limits::RelayLimits;
 
 /// Identify's protocol version: peers of other versions are still talked to, this only
@@ -63,10 +65,14 @@ pub struct Behaviour {
     /// Dials back peers that ask, from a fresh port: every node serves, since the dial-back
     /// is an outbound connection that works from behind a NAT too.
     pub autonat_server: autonat::server::Behaviour,
+    /// Bootnodes: shares every record with the other bootnodes over a gossipsub topic
+    /// (`crate::mesh`).
+    pub mesh: Toggle<gossipsub::Behaviour>,
 }
 
 impl Behaviour {
-    /// The behaviours of a node whose key is `key` and whose record is `record`.
+    /// The behaviours of a node whose key is `key` and whose record is `record`; a bootnode
+    /// gives the topic of its record mesh.
     pub fn new(
         key: &Keypair,
         relay_client: relay::client::Behaviour,
@@ -75,7 +81,12 @@ impl Behaviour {
         autonat_client: bool,
         limits: &ConnectionLimits,
         relay_limits: &RelayLimits,
-    ) -> Self {
+
+        mesh_topic: Option<&str>,
+    ) -> Result<Self, MeshError> {
+        let mesh = mesh_topic
+            .map(|topic| mesh::behaviour(key, topic))
+            .transpose()?;
         let bootnode = gossip.gossip;
         let peer_id = key.public().to_peer_id();
         let relay = bootnode.then(|| relay_limits.server(peer_id));
@@ -94,7 +105,7 @@ impl Behaviour {
         for peer in &limits.exempt {
             counts.bypass_peer_id(peer);
         }
-        Self {
+        Ok(Self {
             limits: counts,
             memory: memory_connection_limits::Behaviour::with_max_bytes(limits.max_memory_bytes),
             identify,
@@ -124,6 +135,7 @@ impl Behaviour {
                 })
                 .into(),
             autonat_server: autonat::server::Behaviour::default(),
-        }
+            mesh: mesh.into(),
+        })
     }
 }

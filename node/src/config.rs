@@ -76,6 +76,11 @@ pub struct Config {
     #[arg(long, env = "PEERFIND_GOSSIP_FANOUT", default_value_t = peerfind_behaviours::gossip::DEFAULT_FANOUT)]
     pub gossip_fanout: usize,
 
+    /// Bootnodes: the gossipsub topic on which the bootnodes of one network share every
+    /// record. Bootnodes that should share records must agree on it; connect them to each
+    /// other with `--bootnode`.
+    #[arg(long, env = "PEERFIND_MESH_TOPIC", default_value = crate::mesh::DEFAULT_TOPIC)]
+    pub mesh_topic: String,
     /// NAT detection's heuristic: a node that no stranger reached within this time after
     /// meeting its first bootnode believes it is behind a NAT and sets the `nat` flag in its
     /// record. A duration such as `90s` or `2m`.

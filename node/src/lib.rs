@@ -27,6 +27,7 @@ pub mod enr;
 pub mod identity;
 pub mod inspect;
 pub mod liveness;
+pub mod mesh;
 pub mod nat;
 pub mod node;
 pub mod redial;

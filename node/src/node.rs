@@ -224,6 +224,7 @@ impl Node {
             ..Default::default()
         };
         let limits = config.connection_limits(mode == Mode::Bootnode);
+        let mesh_topic = (mode == Mode::Bootnode).then(|| config.mesh_topic.clone());
         let swarm = build_swarm(
             &identity,
             &record,
@@ -231,6 +232,7 @@ impl Node {
             config.autonat,
             &limits,
             &config.relay,
+            mesh_topic.as_deref(),
         )?;
         let nat_window = config.nat_window;
         let redial = Redial::new(&config.bootnodes, tokio::time::Instant::now());
@@ -485,6 +487,7 @@ impl Node {
                 self.swarm.close_connection(connection_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Mesh(event)) => self.on_mesh(event),
             SwarmEvent::Behaviour(BehaviourEvent::Intro(event)) => self.on_intro(event),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
                 self.on_relay_client(event)
@@ -819,6 +822,7 @@ impl Node {
     fn on_gossip(&mut self, event: gossip::Event) {
         match event {
             gossip::Event::RecordLearned { enr, peer_id, .. } => {
+                self.publish_to_mesh(&enr);
                 self.swarm.behaviour_mut().intro.remember(enr.node_id());
                 self.hub.publish(status::Event::RecordLearned {
                     peer_id,
@@ -828,6 +832,7 @@ impl Node {
                 self.reach(&enr, peer_id)
             }
             gossip::Event::RecordUpdated { enr, peer_id, .. } => {
+                self.publish_to_mesh(&enr);
                 self.hub.publish(status::Event::RecordUpdated {
                     peer_id,
                     seq: enr.seq(),
@@ -836,6 +841,41 @@ impl Node {
                 self.reach(&enr, peer_id)
             }
             gossip::Event::InputRejected { .. } => {}
+        }
+    }
+
+    /// Mesh rule 2: every record new or newer in our table goes to the other bootnodes.
+    fn publish_to_mesh(&mut self, enr: &peerfind_behaviours::enr_ext::Enr) {
+        if let Some(mesh) = self.swarm.behaviour_mut().mesh.as_mut() {
+            crate::mesh::publish(mesh, &self.config.mesh_topic, enr);
+        }
+    }
+
+    /// Mesh rules 3 to 5: a record from another bootnode goes through our table like a pushed
+    /// one, and gossipsub forwards it only if the table took it as new or newer.
+    fn on_mesh(&mut self, event: libp2p::gossipsub::Event) {
+        let (propagation_source, message_id, message) = match event {
+            libp2p::gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => (propagation_source, message_id, message),
+            libp2p::gossipsub::Event::Subscribed { peer_id, .. } => {
+                // A bootnode in the mesh gets every record from it: no pushes to it too.
+                tracing::info!(peer = %peer_id, "bootnode joined the record mesh");
+                self.swarm.behaviour_mut().gossip.skip_pushes_to(peer_id);
+                return;
+            }
+            _ => return,
+        };
+        let behaviour = self.swarm.behaviour_mut();
+        let offered = behaviour.gossip.offer(&message.data, propagation_source);
+        if let Err(e) = &offered {
+            tracing::debug!(peer = %propagation_source, reason = %e, "record from the bootnode mesh not taken");
+        }
+        let acceptance = crate::mesh::acceptance(&offered);
+        if let Some(mesh) = behaviour.mesh.as_mut() {
+            mesh.report_message_validation_result(&message_id, &propagation_source, acceptance);
         }
     }
 }
@@ -847,6 +887,7 @@ fn build_swarm(
     autonat_client: bool,
     limits: &crate::config::ConnectionLimits,
     relay_limits: &crate::relay_limits::RelayLimits,
+    mesh_topic: Option<&str>,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
     Ok(
@@ -870,7 +911,9 @@ fn build_swarm(
                     autonat_client,
                     limits,
                     relay_limits,
+                    mesh_topic,
                 )
+                .map_err(Box::from)
             })
             .map_err(|e| transport(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))

@@ -12,3 +12,4 @@ pub mod lab;
 pub mod local;
 pub mod process;
 pub mod scenario;
+pub mod sim;

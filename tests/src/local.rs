@@ -31,10 +31,24 @@ pub async fn bootnode() -> anyhow::Result<(Peerfind, Bootnode)> {
     bootnode_with(Peerfind::command(["bootnode"].iter().chain(&LISTEN))).await
 }
 
+/// Starts a bootnode called `name` with the command line `args` (which starts with
+/// `bootnode`) and waits until it is ready.
+pub async fn bootnode_named<I, S>(name: &str, args: I) -> anyhow::Result<(Peerfind, Bootnode)>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    ready(Peerfind::start(name, Peerfind::command(args))?).await
+}
+
 /// Starts `cmd`, a bootnode command line (with [`LISTEN`] or other flags), and waits until it
 /// is ready.
 pub async fn bootnode_with(cmd: tokio::process::Command) -> anyhow::Result<(Peerfind, Bootnode)> {
-    let mut boot = Peerfind::start("bootnode", cmd)?;
+    ready(Peerfind::start("bootnode", cmd)?).await
+}
+
+/// Waits until the bootnode `boot` says it is ready, and what it says of itself.
+async fn ready(mut boot: Peerfind) -> anyhow::Result<(Peerfind, Bootnode)> {
     let ready = boot.wait_for("bootnode ready", WAIT, |_| true).await?;
     // `addrs` is logged as a debug list: ["/ip4/…", "/ip4/…"].
     let addrs = field(&ready, "addrs")

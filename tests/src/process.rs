@@ -188,6 +188,12 @@ impl Peerfind {
         Ok(())
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+        Ok(())
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub async fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         if let Some(pid) = self.child.id() {

@@ -4,7 +4,7 @@
 //! everything peerfind decides about records happens here, in [`Behaviour::on_request`] and
 //! [`Behaviour::on_response`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,12 @@ pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// Streams a single peer may have open with us at once; more waits or fails.
 const MAX_CONCURRENT_STREAMS: usize = 16;
+
+/// Tries of one announcement of our own record to one peer. A lost announcement would
+/// otherwise be repaired only by the next periodic one, minutes later, leaving the peer (a
+/// bootnode, typically) without our address meanwhile; a peer that failed three times in a
+/// row (each try bounded by [`REQUEST_TIMEOUT`]) is left to the periodic announcement.
+const MAX_ANNOUNCE_TRIES: u32 = 3;
 
 /// A peer that does not answer within this time loses its stream.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -105,6 +111,17 @@ pub enum Event {
     },
 }
 
+/// What the table made of a record offered from outside this protocol ([`Behaviour::offer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// A node we did not know: kept, and passed on like a pushed record.
+    New,
+    /// A newer record of a known node: kept, and passed on.
+    Updated,
+    /// That seq (or a newer one) was already held, or it is our own record: nothing changed.
+    Known,
+}
+
 /// A rule a peer's message broke. Each is logged once, counted, and the message dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
@@ -150,6 +167,12 @@ pub struct Behaviour {
     /// Connected peers we greeted: they get our announcements and gossip. Bounded by the
     /// swarm's connections.
     connected: HashSet<PeerId>,
+    /// Connected peers that get records another way (other bootnodes, over the bootnodes'
+    /// record mesh): "Meet Alice" skips them. A subset of `connected`.
+    skipped: HashSet<PeerId>,
+    /// Our announcements in flight, with their peer and how many tries this is. Each entry
+    /// ends with the answer or the failure, so the map is bounded by the streams in flight.
+    announcing: HashMap<OutboundRequestId, (PeerId, u32)>,
     /// For the swarm; at most [`MAX_QUEUED_EVENTS`], the oldest dropped beyond.
     events: Bounded<Event>,
     rejected: std::collections::BTreeMap<&'static str, u64>,
@@ -175,6 +198,8 @@ impl Behaviour {
             local,
             table,
             connected: HashSet::new(),
+            skipped: HashSet::new(),
+            announcing: HashMap::new(),
             events: Bounded::new(MAX_QUEUED_EVENTS),
             rejected: Default::default(),
         }
@@ -213,6 +238,22 @@ impl Behaviour {
             .send_request(&peer, Request::Find(self.config.find_max));
     }
 
+    /// A record that reached us by other means than this protocol (the bootnodes' record
+    /// mesh), `from` the peer that passed it on: checked and kept exactly like a pushed
+    /// record, passed on to connected peers when new or newer, and reported like one.
+    pub fn offer(&mut self, bytes: &[u8], from: PeerId) -> Result<Offered, Violation> {
+        let enr = enr_ext::decode_bytes(bytes)?;
+        let owner = enr_ext::peer_id(&enr)?;
+        self.accept(enr, owner, Source::Gossip { from }, from)
+    }
+
+    /// Stops pushing records to `peer` while it stays connected: it gets them another way
+    /// (a bootnode in the bootnodes' record mesh). It still gets our own record, and answers
+    /// and asks as before.
+    pub fn skip_pushes_to(&mut self, peer: PeerId) {
+        self.skipped.insert(peer);
+    }
+
     /// The known records.
     pub fn table(&self) -> &Table {
         &self.table
@@ -228,9 +269,35 @@ impl Behaviour {
         &self.rejected
     }
 
-    fn announce(&mut self, peer: PeerId) -> OutboundRequestId {
+    fn announce(&mut self, peer: PeerId) {
+        self.announce_try(peer, 1);
+    }
+
+    fn announce_try(&mut self, peer: PeerId, tries: u32) {
         let record = enr_ext::encode_bytes(&self.local);
-        self.inner.send_request(&peer, Request::Announce(record))
+        let id = self.inner.send_request(&peer, Request::Announce(record));
+        self.announcing.insert(id, (peer, tries));
+    }
+
+    /// An announcement of ours failed: try again while the peer stays connected, with the
+    /// record we hold now, up to [`MAX_ANNOUNCE_TRIES`] tries.
+    fn on_announce_failed(
+        &mut self,
+        id: OutboundRequestId,
+        error: &request_response::OutboundFailure,
+    ) {
+        let Some((peer, tries)) = self.announcing.remove(&id) else {
+            return;
+        };
+        let unsupported = matches!(
+            error,
+            request_response::OutboundFailure::UnsupportedProtocols
+        );
+        if unsupported || tries >= MAX_ANNOUNCE_TRIES || !self.connected.contains(&peer) {
+            return;
+        }
+        tracing::debug!(%peer, %error, tries, "announcing our record failed; trying again");
+        self.announce_try(peer, tries + 1);
     }
 
     fn reject(&mut self, peer: PeerId, violation: Violation) {
@@ -257,7 +324,7 @@ impl Behaviour {
                     });
                 match checked {
                     Ok(enr) => match self.accept(enr, peer, Source::Announced, peer) {
-                        Ok(()) => self.respond(channel, Response::Ack),
+                        Ok(_) => self.respond(channel, Response::Ack),
                         Err(v) => {
                             self.respond(channel, Response::Reject(v.to_string()));
                             self.reject(peer, v);
@@ -334,7 +401,7 @@ impl Behaviour {
         owner: PeerId,
         source: Source,
         from: PeerId,
-    ) -> Result<(), Violation> {
+    ) -> Result<Offered, Violation> {
         match self
             .table
             .insert(enr.clone(), owner, source, Instant::now())
@@ -351,6 +418,7 @@ impl Behaviour {
                     peer_id: owner,
                     from,
                 });
+                Ok(Offered::New)
             }
             Ok(Inserted::Updated { old_seq }) => {
                 tracing::info!(
@@ -365,12 +433,11 @@ impl Behaviour {
                     old_seq,
                     from,
                 });
+                Ok(Offered::Updated)
             }
-            Ok(Inserted::Refreshed) => {}
-            Err(Refused::Own) => {}
-            Err(refused) => return Err(refused.into()),
+            Ok(Inserted::Refreshed) | Err(Refused::Own) => Ok(Offered::Known),
+            Err(refused) => Err(refused.into()),
         }
-        Ok(())
     }
 
     /// "Meet Alice": passes a new or updated record on to up to `fanout` connected peers,
@@ -382,7 +449,7 @@ impl Behaviour {
         let targets = self
             .connected
             .iter()
-            .filter(|p| **p != owner && **p != from)
+            .filter(|p| **p != owner && **p != from && !self.skipped.contains(*p))
             .copied()
             .choose_multiple(&mut rand::thread_rng(), self.config.fanout);
         let bytes = enr_ext::encode_bytes(enr);
@@ -404,6 +471,18 @@ impl Behaviour {
 
     fn on_inner_event(&mut self, event: request_response::Event<Request, Response>) {
         use request_response::{Event as E, Message};
+        match &event {
+            E::Message {
+                message: Message::Response { request_id, .. },
+                ..
+            } => {
+                self.announcing.remove(request_id);
+            }
+            E::OutboundFailure {
+                request_id, error, ..
+            } => self.on_announce_failed(*request_id, error),
+            _ => {}
+        }
         match event {
             E::Message {
                 peer,
@@ -458,6 +537,7 @@ impl NetworkBehaviour for Behaviour {
             }
             FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
                 self.connected.remove(&e.peer_id);
+                self.skipped.remove(&e.peer_id);
             }
             _ => {}
         }

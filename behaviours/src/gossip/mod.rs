@@ -14,6 +14,6 @@ mod behaviour;
 pub mod protocol;
 
 pub use behaviour::{
-    Behaviour, Config, DEFAULT_ANNOUNCE_INTERVAL, DEFAULT_FANOUT, DEFAULT_FIND_MAX, Event,
+    Behaviour, Config, DEFAULT_ANNOUNCE_INTERVAL, DEFAULT_FANOUT, DEFAULT_FIND_MAX, Event, Offered,
     Violation,
 };

@@ -170,6 +170,7 @@ impl Node {
             // `libp2p_relay_*` or `libp2p_dcutr_*` series ever appear.
             SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => metrics.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Mesh(e)) => metrics.record(e),
             other => metrics.record(other),
         }
     }

@@ -1,0 +1,167 @@
+//! Many bootnodes on loopback, with the real binary: bootnodes share every record over their
+//! gossipsub mesh, so peers joined to different bootnodes find and reach each other, and
+//! losing a bootnode loses no record. Everything is read through the nodes' status API.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use peerfind_proto::v1 as pb;
+use peerfind_proto::v1::node_client::NodeClient;
+use peerfind_tests::local::{self, Bootnode, LISTEN, WAIT};
+use peerfind_tests::process::Peerfind;
+use tonic::transport::Channel;
+
+/// A node and a client of its status API.
+struct Api {
+    node: Peerfind,
+    client: NodeClient<Channel>,
+    peer_id: String,
+}
+
+impl Api {
+    async fn of(mut node: Peerfind) -> Self {
+        let addr = node.api_addr().await.unwrap();
+        let mut client = NodeClient::connect(format!("http://{addr}")).await.unwrap();
+        let status = client
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap();
+        Self {
+            node,
+            client,
+            peer_id: status.peer_id,
+        }
+    }
+
+    /// The record this node holds of `peer`, if any.
+    async fn record_of(&mut self, peer: &str) -> Option<pb::Peer> {
+        let request = pb::ListPeersRequest {
+            peer_id: peer.to_owned(),
+            node_id: String::new(),
+        };
+        let peers = self.client.list_peers(request).await.ok()?.into_inner();
+        peers.peers.into_iter().next()
+    }
+
+    /// Polls until this node holds a record of `peer` that `check` accepts; fails after
+    /// [`WAIT`] with what it holds.
+    async fn wait_for_record(&mut self, peer: &str, check: impl Fn(&pb::Peer) -> bool) -> pb::Peer {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let held = self.record_of(peer).await;
+            if let Some(record) = held.as_ref().filter(|r| check(r)) {
+                return record.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} never held a fitting record of {peer}; last: {held:?}",
+                self.peer_id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A bootnode joined to the bootnodes `others` (their records).
+async fn bootnode_joined_to(name: &str, others: &[&Bootnode]) -> (Peerfind, Bootnode) {
+    let mut args: Vec<String> = ["bootnode"]
+        .iter()
+        .chain(&LISTEN)
+        .map(|s| (*s).to_owned())
+        .collect();
+    for other in others {
+        args.push("--bootnode".into());
+        args.push(other.enr.clone());
+    }
+    local::bootnode_named(name, args).await.unwrap()
+}
+
+fn connected_directly(peer: &pb::Peer) -> bool {
+    peer.connection == pb::ConnectionState::Direct as i32
+}
+
+#[tokio::test]
+async fn peers_joined_to_different_bootnodes_find_and_reach_each_other() {
+    let (b1, boot1) = local::bootnode().await.unwrap();
+    let (b2, boot2) = bootnode_joined_to("bootnode-2", &[&boot1]).await;
+    let mut b1 = Api::of(b1).await;
+    let mut b2 = Api::of(b2).await;
+
+    let mut alice = Api::of(local::peer("alice", &boot1.enr).unwrap()).await;
+    let mut charlie = Api::of(local::peer("charlie", &boot2.enr).unwrap()).await;
+
+    // Each bootnode learns the other's peer over the mesh, with its address.
+    b2.wait_for_record(&alice.peer_id, |p| !p.addrs.is_empty())
+        .await;
+    b1.wait_for_record(&charlie.peer_id, |p| !p.addrs.is_empty())
+        .await;
+    // And each peer reaches the other directly, though they share no bootnode.
+    let charlie_id = charlie.peer_id.clone();
+    let alice_id = alice.peer_id.clone();
+    alice.wait_for_record(&charlie_id, connected_directly).await;
+    charlie.wait_for_record(&alice_id, connected_directly).await;
+
+    for api in [&mut alice, &mut charlie, &mut b2, &mut b1] {
+        api.node.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn losing_a_bootnode_loses_no_record() {
+    let (b1, boot1) = local::bootnode().await.unwrap();
+    let (b2, boot2) = bootnode_joined_to("bootnode-2", &[&boot1]).await;
+    let (b3, _) = bootnode_joined_to("bootnode-3", &[&boot1, &boot2]).await;
+    let mut b1 = Api::of(b1).await;
+    let mut b2 = Api::of(b2).await;
+    let mut b3 = Api::of(b3).await;
+
+    // Alice and Bob know only the first bootnode.
+    let mut alice = Api::of(local::peer("alice", &boot1.enr).unwrap()).await;
+    let mut bob = Api::of(local::peer("bob", &boot1.enr).unwrap()).await;
+    let alice_record = b1
+        .wait_for_record(&alice.peer_id, |p| !p.addrs.is_empty())
+        .await;
+    let bob_record = b1
+        .wait_for_record(&bob.peer_id, |p| !p.addrs.is_empty())
+        .await;
+    for other in [&mut b2, &mut b3] {
+        other
+            .wait_for_record(&alice.peer_id, |p| p.seq >= alice_record.seq)
+            .await;
+        other
+            .wait_for_record(&bob.peer_id, |p| p.seq >= bob_record.seq)
+            .await;
+    }
+
+    // The first bootnode dies without a word.
+    b1.node.kill().await.unwrap();
+
+    // The others still hold both records, at the seq the first one last held.
+    for other in [&mut b2, &mut b3] {
+        let a = other
+            .record_of(&alice.peer_id)
+            .await
+            .expect("alice's record kept");
+        assert!(a.seq >= alice_record.seq && !a.addrs.is_empty());
+        let b = other
+            .record_of(&bob.peer_id)
+            .await
+            .expect("bob's record kept");
+        assert!(b.seq >= bob_record.seq && !b.addrs.is_empty());
+    }
+    // And a newcomer joined to a surviving bootnode gets them from it.
+    let mut newcomer = Api::of(local::peer("newcomer", &boot2.enr).unwrap()).await;
+    newcomer
+        .wait_for_record(&alice.peer_id, |p| !p.addrs.is_empty())
+        .await;
+    newcomer
+        .wait_for_record(&bob.peer_id, |p| !p.addrs.is_empty())
+        .await;
+
+    for api in [&mut newcomer, &mut alice, &mut bob, &mut b3, &mut b2] {
+        api.node.stop().await.unwrap();
+    }
+}
