@@ -191,7 +191,6 @@ impl Peerfind {
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
-        Ok(())
     }
 
     /// Sends SIGTERM and waits for the process to exit.
