@@ -279,7 +279,8 @@ impl Drop for Volume {
     }
 }
 
-/// A container of the tested image ([`image`]), removed (with force) on drop; its log is printed then when the
+/// A container of the tested image ([`image`]), removed (with force, and with its anonymous
+/// volumes) on drop; its log is printed then when the
 /// test is failing, or always with `PEERFIND_TEST_SHOW_LOGS=1`.
 pub struct Container {
     name: String,
@@ -495,7 +496,7 @@ impl Drop for Container {
             );
         }
         let _ = std_podman()
-            .args(["rm", "--force", "--time", "0", &self.name])
+            .args(["rm", "--force", "--volumes", "--time", "0", &self.name])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();

@@ -24,9 +24,10 @@ const PUNCH_WAIT: Duration = Duration::from_secs(120);
 /// SIGTERM must end the node within this; `podman stop` sends SIGKILL after it.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// Bound on the wait for "unhealthy": the image's 3 failed checks in a row, each ending when
-/// `peerfind status` gives up (3 s to connect, 10 s for the answer), and some slack.
-const UNHEALTHY_WAIT: Duration = Duration::from_secs(90);
+/// Bound on the wait for "unhealthy": the image's 3 failed checks in a row (and one more that
+/// may fall in its start period), each ending when `peerfind status` gives up (3 s to connect,
+/// 10 s for the answer) plus podman's own work, which takes seconds more on a loaded machine.
+const UNHEALTHY_WAIT: Duration = Duration::from_secs(180);
 
 /// The exit code a container has when SIGKILL ended it (128 + 9).
 const KILLED: i64 = 137;
