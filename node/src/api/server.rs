@@ -366,6 +366,9 @@ mod tests {
         assert_eq!(asked.within_fd_limit(Some(1024)).max_connections, 256);
         assert_eq!(asked.within_fd_limit(Some(400)).max_connections, 100);
         assert_eq!(asked.within_fd_limit(Some(2)).max_connections, 1);
-        assert_eq!(asked.within_fd_limit(Some(400)).idle_timeout, asked.idle_timeout);
+        assert_eq!(
+            asked.within_fd_limit(Some(400)).idle_timeout,
+            asked.idle_timeout
+        );
     }
 }
