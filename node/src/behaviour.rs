@@ -70,20 +70,34 @@ pub struct Behaviour {
     pub mesh: Toggle<gossipsub::Behaviour>,
 }
 
+/// What the node's flags and role decide about its behaviours.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// Ask AutoNAT servers to dial us back (`--autonat`).
+    pub autonat_client: bool,
+    /// Connection and memory limits.
+    pub limits: &'a ConnectionLimits,
+    /// Bootnodes: the relay server's limits.
+    pub relay_limits: &'a RelayLimits,
+    /// Bootnodes: the topic of the record mesh; `None` for a peer.
+    pub mesh_topic: Option<&'a str>,
+}
+
 impl Behaviour {
-    /// The behaviours of a node whose key is `key` and whose record is `record`; a bootnode
-    /// gives the topic of its record mesh.
+    /// The behaviours of a node whose key is `key` and whose record is `record`.
     pub fn new(
         key: &Keypair,
         relay_client: relay::client::Behaviour,
         record: &LocalRecord,
         gossip: gossip::Config,
-        autonat_client: bool,
-        limits: &ConnectionLimits,
-        relay_limits: &RelayLimits,
-
-        mesh_topic: Option<&str>,
+        settings: Settings<'_>,
     ) -> Result<Self, MeshError> {
+        let Settings {
+            autonat_client,
+            limits,
+            relay_limits,
+            mesh_topic,
+        } = settings;
         let mesh = mesh_topic
             .map(|topic| mesh::behaviour(key, topic))
             .transpose()?;

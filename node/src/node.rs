@@ -225,15 +225,13 @@ impl Node {
         };
         let limits = config.connection_limits(mode == Mode::Bootnode);
         let mesh_topic = (mode == Mode::Bootnode).then(|| config.mesh_topic.clone());
-        let swarm = build_swarm(
-            &identity,
-            &record,
-            gossip_config,
-            config.autonat,
-            &limits,
-            &config.relay,
-            mesh_topic.as_deref(),
-        )?;
+        let settings = crate::behaviour::Settings {
+            autonat_client: config.autonat,
+            limits: &limits,
+            relay_limits: &config.relay,
+            mesh_topic: mesh_topic.as_deref(),
+        };
+        let swarm = build_swarm(&identity, &record, gossip_config, settings)?;
         let nat_window = config.nat_window;
         let redial = Redial::new(&config.bootnodes, tokio::time::Instant::now());
         let bootnodes = config
@@ -884,10 +882,7 @@ fn build_swarm(
     identity: &Identity,
     record: &LocalRecord,
     gossip: gossip::Config,
-    autonat_client: bool,
-    limits: &crate::config::ConnectionLimits,
-    relay_limits: &crate::relay_limits::RelayLimits,
-    mesh_topic: Option<&str>,
+    settings: crate::behaviour::Settings<'_>,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
     Ok(
@@ -903,17 +898,7 @@ fn build_swarm(
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| transport(&e))?
             .with_behaviour(|key, relay_client| {
-                Behaviour::new(
-                    key,
-                    relay_client,
-                    record,
-                    gossip,
-                    autonat_client,
-                    limits,
-                    relay_limits,
-                    mesh_topic,
-                )
-                .map_err(Box::from)
+                Behaviour::new(key, relay_client, record, gossip, settings).map_err(Box::from)
             })
             .map_err(|e| transport(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
