@@ -96,8 +96,10 @@ pub struct Legs {
 /// One open direct connection.
 #[derive(Debug, Clone, Copy)]
 struct Open {
-    /// Where it went, when we dialed it.
-    dialed: Option<SocketAddr>,
+    /// Where it went over which transport, when we dialed it. TCP and QUIC to the same
+    /// ip:port are different sockets: only a second connection of the same transport is a
+    /// twin.
+    dialed: Option<(SocketAddr, Transport)>,
     leg: Leg,
 }
 
@@ -113,7 +115,7 @@ impl Legs {
             .is_dialer()
             .then(|| enr_ext::socket_of(endpoint.get_remote_address()))
             .flatten()
-            .map(|(ip, port, _)| SocketAddr::new(ip, port));
+            .map(|(ip, port, t)| (SocketAddr::new(ip, port), t));
         let twin = dialed.is_some() && self.open.values().any(|o| o.dialed == dialed);
         let leg = Leg::of(endpoint, transport, twin);
         self.open.insert(connection, Open { dialed, leg });
@@ -485,6 +487,27 @@ mod tests {
             legs.established(ConnectionId::new_unchecked(4), &to(boot), Transport::Tcp),
             Leg::ListenPort,
             "alone again"
+        );
+    }
+
+    #[test]
+    fn a_tcp_redial_while_quic_to_the_same_ip_and_port_is_open_leaves_from_the_listen_port() {
+        use libp2p::core::Endpoint;
+        let to = |a: String| ConnectedPoint::Dialer {
+            address: addr(&a),
+            role_override: Endpoint::Dialer,
+            port_use: PortUse::Reuse,
+        };
+        let peer = PeerId::random();
+        let quic = format!("/ip4/198.51.100.10/udp/9000/quic-v1/p2p/{peer}");
+        let tcp = format!("/ip4/198.51.100.10/tcp/9000/p2p/{peer}");
+        let mut legs = Legs::default();
+        legs.established(ConnectionId::new_unchecked(1), &to(quic), Transport::Quic);
+        // The bootnode's TCP connection was lost and redialed; QUIC stayed up.
+        assert_eq!(
+            legs.established(ConnectionId::new_unchecked(2), &to(tcp), Transport::Tcp),
+            Leg::ListenPort,
+            "QUIC's socket is not TCP's: no twin"
         );
     }
 }
