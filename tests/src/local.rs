@@ -66,3 +66,22 @@ pub fn peer(name: &str, bootnode: &str) -> anyhow::Result<Peerfind> {
     let args = ["run", "--bootnode", bootnode].into_iter().chain(LISTEN);
     Peerfind::start(name, Peerfind::command(args))
 }
+
+/// A gRPC client of the status API at `addr`.
+pub async fn api_client(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<peerfind_proto::v1::node_client::NodeClient<tonic::transport::Channel>> {
+    Ok(peerfind_proto::v1::node_client::NodeClient::connect(format!("http://{addr}")).await?)
+}
+
+/// The node's status, through `GetStatus`.
+pub async fn status(
+    client: &mut peerfind_proto::v1::node_client::NodeClient<tonic::transport::Channel>,
+) -> anyhow::Result<peerfind_proto::v1::NodeStatus> {
+    client
+        .get_status(peerfind_proto::v1::GetStatusRequest {})
+        .await?
+        .into_inner()
+        .status
+        .ok_or_else(|| anyhow::anyhow!("GetStatus answered without a status"))
+}

@@ -11,7 +11,6 @@ use futures::StreamExt;
 use libp2p::identity;
 use libp2p::multiaddr::Protocol;
 use peerfind_proto::v1 as pb;
-use peerfind_proto::v1::node_client::NodeClient;
 use peerfind_tests::local;
 use peerfind_tests::sim::{Order, Report, World, simulated_peer};
 use tokio::sync::{broadcast, mpsc};
@@ -40,16 +39,14 @@ async fn two_hundred_peers_joining_at_once_all_get_their_address_and_no_false_pr
         panic!("no /p2p/ in {tcp}")
     };
     let boot_api = boot.api_addr().await.unwrap();
-    let mut boot_client = NodeClient::connect(format!("http://{boot_api}"))
-        .await
-        .unwrap();
+    let mut boot_client = local::api_client(boot_api).await.unwrap();
 
     // The real peers first, each with a watcher on its events from its first moment.
     let mut real = Vec::new();
     for i in 0..REAL {
         let mut node = local::peer(&format!("real-{i}"), &ready.enr).unwrap();
         let api = node.api_addr().await.unwrap();
-        let mut client = NodeClient::connect(format!("http://{api}")).await.unwrap();
+        let mut client = local::api_client(api).await.unwrap();
         let events = client
             .watch_events(pb::WatchEventsRequest {})
             .await
@@ -130,13 +127,7 @@ async fn two_hundred_peers_joining_at_once_all_get_their_address_and_no_false_pr
     for (i, (node, client, events)) in real.iter_mut().enumerate() {
         let deadline = tokio::time::Instant::now() + JOIN_WAIT;
         let status = loop {
-            let status = client
-                .get_status(pb::GetStatusRequest {})
-                .await
-                .unwrap()
-                .into_inner()
-                .status
-                .unwrap();
+            let status = local::status(client).await.unwrap();
             let nat = status.nat.clone().unwrap_or_default();
             if (!status.observed_addrs.is_empty() && nat.status != pb::NatStatus::Unknown as i32)
                 || tokio::time::Instant::now() >= deadline

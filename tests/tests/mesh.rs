@@ -21,14 +21,8 @@ struct Api {
 impl Api {
     async fn of(mut node: Peerfind) -> Self {
         let addr = node.api_addr().await.unwrap();
-        let mut client = NodeClient::connect(format!("http://{addr}")).await.unwrap();
-        let status = client
-            .get_status(pb::GetStatusRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-            .unwrap();
+        let mut client = local::api_client(addr).await.unwrap();
+        let status = local::status(&mut client).await.unwrap();
         Self {
             node,
             client,

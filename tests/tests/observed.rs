@@ -2,9 +2,7 @@
 //! one seen on a connection that left from the listen port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use peerfind_proto::v1 as pb;
-use peerfind_proto::v1::node_client::NodeClient;
-use peerfind_tests::local::{LISTEN, WAIT};
+use peerfind_tests::local::{self, LISTEN, WAIT};
 use peerfind_tests::process::{Peerfind, field};
 
 /// A bootnode that advertises another address than the one its peers reach it at (a
@@ -66,14 +64,8 @@ async fn a_second_connection_to_the_bootnode_from_another_port_never_moves_the_r
     );
 
     let addr = alice.api_addr().await.unwrap();
-    let mut api = NodeClient::connect(format!("http://{addr}")).await.unwrap();
-    let status = api
-        .get_status(pb::GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let mut api = local::api_client(addr).await.unwrap();
+    let status = local::status(&mut api).await.unwrap();
     let tcp: Vec<&String> = status
         .observed_addrs
         .iter()
