@@ -47,7 +47,7 @@ pub enum RecordError {
     MissingPrefix,
     /// The text after `enr:` is not URL-safe base64 without padding.
     #[error("the text after \"enr:\" is not URL-safe base64 without padding: {0}")]
-    Base64(String),
+    Base64(#[from] base64::DecodeError),
     /// Larger than EIP-778 allows.
     #[error("the record is {len} bytes, EIP-778 allows at most {MAX_RECORD_SIZE}")]
     TooLarge {
@@ -94,9 +94,7 @@ pub fn decode_text(text: &str) -> Result<Enr, RecordError> {
         .trim()
         .strip_prefix("enr:")
         .ok_or(RecordError::MissingPrefix)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(body)
-        .map_err(|e| RecordError::Base64(e.to_string()))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body)?;
     decode_bytes(&bytes)
 }
 

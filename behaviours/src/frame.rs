@@ -9,7 +9,8 @@ use std::marker::PhantomData;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
-/// A frame or message that breaks a protocol's rules. The stream carrying it is dropped.
+/// A frame or message that breaks a protocol's rules. A request that does is answered with a
+/// refusal that says why (see [`Codec`]); a response that does fails its stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
     /// The length prefix announces more than the protocol's cap.
@@ -26,6 +27,20 @@ pub enum ProtocolError {
     /// The message has no content (an empty `oneof`) or misses a required field.
     #[error("message without content")]
     Empty,
+    /// A field holds a value that cannot be what it names (a node id of the wrong length).
+    #[error("invalid {field}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+    },
+    /// An enum field holds a value this version does not know.
+    #[error("unknown {field} value {value}")]
+    UnknownValue {
+        /// The field.
+        field: &'static str,
+        /// The value.
+        value: i32,
+    },
     /// More records than the protocol allows in one message.
     #[error("{count} records exceed the cap of {cap} per message")]
     TooManyRecords {

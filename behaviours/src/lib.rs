@@ -7,12 +7,14 @@
 //! - [`frame`]: the length-prefixed protobuf frames every peerfind protocol uses, and the
 //!   one `request_response` codec that carries them.
 //! - [`table`]: the record table and its rules (newer seq wins, bounded, expiring).
+//! - [`exchange`]: the `request_response` skeleton both protocols' behaviours share; each
+//!   writes only its rules.
 //! - [`gossip`]: the `/peerfind/enr/1.0.0` behaviour that exchanges and gossips records.
 //! - [`intro`]: the `/peerfind/intro/1.0.0` behaviour: introductions through a bootnode.
 //! - [`queue`]: the capped event queue both behaviours keep.
 
-mod delegate;
 pub mod enr_ext;
+pub mod exchange;
 pub mod frame;
 pub mod gossip;
 pub mod intro;

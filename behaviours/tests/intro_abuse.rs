@@ -9,19 +9,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{identity, swarm};
+use common::{identity, listen, swarm};
 use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, Swarm};
+use libp2p::Swarm;
 use peerfind_behaviours::enr_ext::{Enr, SigningKey};
 use peerfind_behaviours::intro::{self, Outcome};
 
 fn record(key: &SigningKey) -> Enr {
-    Enr::builder()
-        .ip4([198, 51, 100, 20].into())
-        .tcp4(9000)
-        .build(key)
-        .unwrap()
+    common::record(key, 1)
 }
 
 struct Net {
@@ -55,10 +51,7 @@ impl Net {
             intro::Behaviour::new(mallory_record(&ms), Default::default()),
         );
         let charlie = swarm(ck, intro::Behaviour::new(record(&cs), Default::default()));
-        let addr: Multiaddr = format!("/memory/{}", rand::random::<u64>())
-            .parse()
-            .unwrap();
-        boot.listen_on(addr.clone()).unwrap();
+        let addr = listen(&mut boot);
         let mut net = Net {
             boot,
             alice,

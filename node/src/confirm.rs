@@ -27,7 +27,6 @@ use std::net::{IpAddr, SocketAddr};
 
 use libp2p::core::ConnectedPoint;
 use libp2p::core::transport::PortUse;
-use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 use peerfind_behaviours::enr_ext::{self, Transport};
 
@@ -82,54 +81,6 @@ impl Leg {
             ConnectedPoint::Dialer { .. } if twin && transport == Transport::Tcp => Leg::OtherPort,
             ConnectedPoint::Dialer { .. } => Leg::ListenPort,
         }
-    }
-}
-
-/// The legs of the open direct connections, to tell a second TCP connection to the same
-/// address from the first (rule 7). Bounded by the open connections: each is removed when it
-/// closes.
-#[derive(Debug, Default)]
-pub struct Legs {
-    open: HashMap<ConnectionId, Open>,
-}
-
-/// One open direct connection.
-#[derive(Debug, Clone, Copy)]
-struct Open {
-    /// Where it went over which transport, when we dialed it. TCP and QUIC to the same
-    /// ip:port are different sockets: only a second connection of the same transport is a
-    /// twin.
-    dialed: Option<(SocketAddr, Transport)>,
-    leg: Leg,
-}
-
-impl Legs {
-    /// A direct connection of `transport` was established at `endpoint`: returns its leg.
-    pub fn established(
-        &mut self,
-        connection: ConnectionId,
-        endpoint: &ConnectedPoint,
-        transport: Transport,
-    ) -> Leg {
-        let dialed = endpoint
-            .is_dialer()
-            .then(|| enr_ext::socket_of(endpoint.get_remote_address()))
-            .flatten()
-            .map(|(ip, port, t)| (SocketAddr::new(ip, port), t));
-        let twin = dialed.is_some() && self.open.values().any(|o| o.dialed == dialed);
-        let leg = Leg::of(endpoint, transport, twin);
-        self.open.insert(connection, Open { dialed, leg });
-        leg
-    }
-
-    /// The leg of an open direct connection.
-    pub fn get(&self, connection: ConnectionId) -> Option<Leg> {
-        self.open.get(&connection).map(|o| o.leg)
-    }
-
-    /// A connection closed.
-    pub fn closed(&mut self, connection: ConnectionId) {
-        self.open.remove(&connection);
     }
 }
 
@@ -449,65 +400,5 @@ mod tests {
             Leg::OtherPort
         );
         assert_eq!(Leg::of(&listener, Transport::Tcp, true), Leg::ListenPort);
-    }
-
-    #[test]
-    fn a_second_tcp_connection_to_the_same_address_is_told_from_the_first() {
-        use libp2p::core::Endpoint;
-        let to = |a: &str| ConnectedPoint::Dialer {
-            address: addr(a),
-            role_override: Endpoint::Dialer,
-            port_use: PortUse::Reuse,
-        };
-        let boot = &format!("/ip4/198.51.100.10/tcp/9000/p2p/{}", PeerId::random());
-        let mut legs = Legs::default();
-        let (first, second, other) = (
-            ConnectionId::new_unchecked(1),
-            ConnectionId::new_unchecked(2),
-            ConnectionId::new_unchecked(3),
-        );
-        assert_eq!(
-            legs.established(first, &to(boot), Transport::Tcp),
-            Leg::ListenPort
-        );
-        assert_eq!(
-            legs.established(second, &to(boot), Transport::Tcp),
-            Leg::OtherPort
-        );
-        assert_eq!(
-            legs.established(other, &to("/ip4/198.51.100.20/tcp/9000"), Transport::Tcp),
-            Leg::ListenPort,
-            "another address is another pair"
-        );
-        assert_eq!(legs.get(second), Some(Leg::OtherPort));
-        legs.closed(first);
-        legs.closed(second);
-        assert_eq!(legs.get(second), None);
-        assert_eq!(
-            legs.established(ConnectionId::new_unchecked(4), &to(boot), Transport::Tcp),
-            Leg::ListenPort,
-            "alone again"
-        );
-    }
-
-    #[test]
-    fn a_tcp_redial_while_quic_to_the_same_ip_and_port_is_open_leaves_from_the_listen_port() {
-        use libp2p::core::Endpoint;
-        let to = |a: String| ConnectedPoint::Dialer {
-            address: addr(&a),
-            role_override: Endpoint::Dialer,
-            port_use: PortUse::Reuse,
-        };
-        let peer = PeerId::random();
-        let quic = format!("/ip4/198.51.100.10/udp/9000/quic-v1/p2p/{peer}");
-        let tcp = format!("/ip4/198.51.100.10/tcp/9000/p2p/{peer}");
-        let mut legs = Legs::default();
-        legs.established(ConnectionId::new_unchecked(1), &to(quic), Transport::Quic);
-        // The bootnode's TCP connection was lost and redialed; QUIC stayed up.
-        assert_eq!(
-            legs.established(ConnectionId::new_unchecked(2), &to(tcp), Transport::Tcp),
-            Leg::ListenPort,
-            "QUIC's socket is not TCP's: no twin"
-        );
     }
 }

@@ -152,12 +152,10 @@ pub struct Identify {
 pub enum Met {
     /// A peer (usually a bootnode) gossiped it.
     Gossip,
-    /// The peer announced it on a connection we dialed.
+    /// The peer announced it on a connection we dialed (and one we dialed is still open).
     Announced,
     /// The peer announced it on a connection it opened to us.
     Inbound,
-    /// It came with an introduction.
-    Introduction,
     /// No record: we know it only from a connection (a libp2p node that is not peerfind).
     Connected,
 }

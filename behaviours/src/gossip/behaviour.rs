@@ -1,23 +1,25 @@
 //! Swarm-wide state of the ENR exchange: the record table, who is connected, and the gossip.
 //!
-//! Built on libp2p's `request_response` (one stream per message), which it wraps and drives;
-//! everything peerfind decides about records happens here, in [`Behaviour::on_request`] and
-//! [`Behaviour::on_response`].
+//! Built on the shared `request_response` skeleton ([`crate::exchange`]); everything
+//! peerfind decides about records happens here, in [`Gossip`]'s rules: what a request or a
+//! response does to the table, and what is passed on.
 
-use std::collections::{HashMap, HashSet};
-use std::task::{Context, Poll};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 use enr::NodeId;
 use futures::FutureExt;
 use libp2p::PeerId;
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
-use libp2p::swarm::{FromSwarm, NetworkBehaviour, THandlerInEvent, ToSwarm};
+use libp2p::request_response::{
+    InboundFailure, OutboundFailure, OutboundRequestId, ResponseChannel,
+};
 use rand::seq::IteratorRandom;
 
 use super::protocol::{self, Codec, MAX_RECORDS_PER_MESSAGE, PROTOCOL, Request, Response};
 use crate::enr_ext::{self, Enr, RecordError};
-use crate::queue::{Bounded, MAX_QUEUED_EVENTS};
+use crate::exchange::{self, Exchange, Inbound, Io, Rules};
+use crate::frame::ProtocolError;
 use crate::table::{self, Inserted, Refused, Source, Table};
 
 /// Default [`Config::fanout`]: every connected peer when a bootnode has few, a random 16 when
@@ -127,7 +129,7 @@ pub enum Offered {
 pub enum Violation {
     /// The frame broke the wire format (garbage, oversized, too many records).
     #[error("{0}")]
-    Wire(String),
+    Wire(#[from] ProtocolError),
     /// A record in the message is not a valid record.
     #[error("invalid record: {0}")]
     Record(#[from] RecordError),
@@ -158,9 +160,12 @@ impl Violation {
     }
 }
 
-/// The ENR exchange behaviour. See the module doc.
-pub struct Behaviour {
-    inner: request_response::Behaviour<Codec>,
+/// The ENR exchange behaviour: the shared skeleton with [`Gossip`]'s rules. See the module
+/// doc.
+pub type Behaviour = Exchange<Gossip>;
+
+/// The ENR exchange's rules and state.
+pub struct Gossip {
     config: Config,
     local: Enr,
     table: Table,
@@ -173,26 +178,21 @@ pub struct Behaviour {
     /// Our announcements in flight, with their peer and how many tries this is. Each entry
     /// ends with the answer or the failure, so the map is bounded by the streams in flight.
     announcing: HashMap<OutboundRequestId, (PeerId, u32)>,
-    /// For the swarm; at most [`MAX_QUEUED_EVENTS`], the oldest dropped beyond.
-    events: Bounded<Event>,
-    rejected: std::collections::BTreeMap<&'static str, u64>,
+    /// Messages dropped, by [`Violation::label`]: a fixed set of labels.
+    rejected: BTreeMap<&'static str, u64>,
     tick: futures_timer::Delay,
 }
 
-impl Behaviour {
+impl Exchange<Gossip> {
     /// A behaviour that announces `local`, the node's own record.
     pub fn new(local: Enr, config: Config) -> Self {
-        let rr_config = request_response::Config::default()
-            .with_request_timeout(REQUEST_TIMEOUT)
-            .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-        let inner = request_response::Behaviour::with_codec(
-            Codec::default(),
-            [(PROTOCOL, ProtocolSupport::Full)],
-            rr_config,
-        );
+        let settings = exchange::Settings {
+            protocol: PROTOCOL,
+            request_timeout: REQUEST_TIMEOUT,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+        };
         let table = Table::new(config.table.clone(), local.node_id());
-        Self {
-            inner,
+        let rules = Gossip {
             tick: futures_timer::Delay::new(config.announce_interval),
             config,
             local,
@@ -200,18 +200,17 @@ impl Behaviour {
             connected: HashSet::new(),
             skipped: HashSet::new(),
             announcing: HashMap::new(),
-            events: Bounded::new(MAX_QUEUED_EVENTS),
-            rejected: Default::default(),
-        }
+            rejected: BTreeMap::new(),
+        };
+        Exchange::with_rules(settings, rules)
     }
 
     /// Replaces the own record and announces it to every connected peer ("Update: …").
     pub fn set_local_record(&mut self, enr: Enr) {
-        self.local = enr;
-        let peers: Vec<PeerId> = self.connected.iter().copied().collect();
-        for peer in peers {
-            self.announce(peer);
-        }
+        self.with(|g, io| {
+            g.local = enr;
+            g.announce_all(io);
+        });
     }
 
     /// Identify told us the protocols of `peer` (connected): with
@@ -222,20 +221,14 @@ impl Behaviour {
         peer: PeerId,
         protocols: impl IntoIterator<Item = &'a libp2p::StreamProtocol>,
     ) {
-        if self.config.await_identify
-            && !self.connected.contains(&peer)
-            && protocols.into_iter().any(|p| *p == PROTOCOL)
-        {
-            self.greet(peer);
-        }
-    }
-
-    /// "Hello (ENR …)", and ask what it knows; from now on it gets our gossip.
-    fn greet(&mut self, peer: PeerId) {
-        self.connected.insert(peer);
-        self.announce(peer);
-        self.inner
-            .send_request(&peer, Request::Find(self.config.find_max));
+        self.with(|g, io| {
+            if g.config.await_identify
+                && !g.connected.contains(&peer)
+                && protocols.into_iter().any(|p| *p == PROTOCOL)
+            {
+                g.greet(io, peer);
+            }
+        });
     }
 
     /// A record that reached us by other means than this protocol (the bootnodes' record
@@ -244,38 +237,51 @@ impl Behaviour {
     pub fn offer(&mut self, bytes: &[u8], from: PeerId) -> Result<Offered, Violation> {
         let enr = enr_ext::decode_bytes(bytes)?;
         let owner = enr_ext::peer_id(&enr)?;
-        self.accept(enr, owner, Source::Gossip { from }, from)
+        self.with(|g, io| g.accept(io, enr, owner, Source::Gossip { from }, from))
     }
 
     /// Stops pushing records to `peer` while it stays connected: it gets them another way
     /// (a bootnode in the bootnodes' record mesh). It still gets our own record, and answers
     /// and asks as before.
     pub fn skip_pushes_to(&mut self, peer: PeerId) {
-        self.skipped.insert(peer);
+        self.rules_mut().skipped.insert(peer);
     }
 
     /// The known records.
     pub fn table(&self) -> &Table {
-        &self.table
+        &self.rules().table
     }
 
     /// The record of a node id.
     pub fn record(&self, id: &NodeId) -> Option<&table::Entry> {
-        self.table.get(id)
+        self.rules().table.get(id)
     }
 
     /// Messages dropped so far, by [`Violation::label`].
-    pub fn rejected(&self) -> &std::collections::BTreeMap<&'static str, u64> {
-        &self.rejected
+    pub fn rejected(&self) -> &BTreeMap<&'static str, u64> {
+        &self.rules().rejected
+    }
+}
+
+impl Gossip {
+    /// "Hello (ENR …)", and ask what it knows; from now on it gets our gossip.
+    fn greet(&mut self, io: &mut Io<'_, Self>, peer: PeerId) {
+        self.connected.insert(peer);
+        self.announce(io, peer, 1);
+        io.send_request(&peer, Request::Find(self.config.find_max));
     }
 
-    fn announce(&mut self, peer: PeerId) {
-        self.announce_try(peer, 1);
+    fn announce_all(&mut self, io: &mut Io<'_, Self>) {
+        let peers: Vec<PeerId> = self.connected.iter().copied().collect();
+        for peer in peers {
+            self.announce(io, peer, 1);
+        }
     }
 
-    fn announce_try(&mut self, peer: PeerId, tries: u32) {
+    /// Try number `tries` of announcing our record to `peer`.
+    fn announce(&mut self, io: &mut Io<'_, Self>, peer: PeerId, tries: u32) {
         let record = enr_ext::encode_bytes(&self.local);
-        let id = self.inner.send_request(&peer, Request::Announce(record));
+        let id = io.send_request(&peer, Request::Announce(record));
         self.announcing.insert(id, (peer, tries));
     }
 
@@ -283,104 +289,56 @@ impl Behaviour {
     /// record we hold now, up to [`MAX_ANNOUNCE_TRIES`] tries.
     fn on_announce_failed(
         &mut self,
+        io: &mut Io<'_, Self>,
         id: OutboundRequestId,
-        error: &request_response::OutboundFailure,
+        error: &OutboundFailure,
     ) {
         let Some((peer, tries)) = self.announcing.remove(&id) else {
             return;
         };
-        let unsupported = matches!(
-            error,
-            request_response::OutboundFailure::UnsupportedProtocols
-        );
+        let unsupported = matches!(error, OutboundFailure::UnsupportedProtocols);
         if unsupported || tries >= MAX_ANNOUNCE_TRIES || !self.connected.contains(&peer) {
             return;
         }
         tracing::debug!(%peer, %error, tries, "announcing our record failed; trying again");
-        self.announce_try(peer, tries + 1);
+        self.announce(io, peer, tries + 1);
     }
 
-    fn reject(&mut self, peer: PeerId, violation: Violation) {
+    /// Drops a peer's message that broke a rule: logged, counted, answered with the reason
+    /// when there is a stream to answer on, and reported.
+    fn reject(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        peer: PeerId,
+        violation: Violation,
+        channel: Option<ResponseChannel<Response>>,
+    ) {
         tracing::warn!(%peer, reason = %violation, kind = violation.label(), "dropped ENR message");
-        *self.rejected.entry(violation.label()).or_default() += 1;
-        self.events
-            .push_back(Event::InputRejected { peer, violation });
-    }
-
-    fn respond(&mut self, channel: ResponseChannel<Response>, response: Response) {
-        // Fails only when the peer already closed the stream; nothing is lost then.
-        let _ = self.inner.send_response(channel, response);
-    }
-
-    fn on_request(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
-        match request {
-            Request::Announce(bytes) => {
-                let checked = enr_ext::decode_bytes(&bytes)
-                    .map_err(Violation::from)
-                    .and_then(|enr| match enr_ext::peer_id(&enr) {
-                        Ok(owner) if owner == peer => Ok(enr),
-                        Ok(owner) => Err(Violation::Forged { record_peer: owner }),
-                        Err(e) => Err(e.into()),
-                    });
-                match checked {
-                    Ok(enr) => match self.accept(enr, peer, Source::Announced, peer) {
-                        Ok(_) => self.respond(channel, Response::Ack),
-                        Err(v) => {
-                            self.respond(channel, Response::Reject(v.to_string()));
-                            self.reject(peer, v);
-                        }
-                    },
-                    Err(v) => {
-                        self.respond(channel, Response::Reject(v.to_string()));
-                        self.reject(peer, v);
-                    }
-                }
-            }
-            Request::Push(records) => match self.accept_all(peer, records) {
-                Ok(()) => self.respond(channel, Response::Ack),
-                Err(v) => {
-                    self.respond(channel, Response::Reject(v.to_string()));
-                    self.reject(peer, v);
-                }
-            },
-            Request::Invalid(violation) => {
-                let v = Violation::Wire(violation.to_string());
-                self.respond(channel, Response::Reject(v.to_string()));
-                self.reject(peer, v);
-            }
-            Request::Find(max) => {
-                let n = (max as usize).min(MAX_RECORDS_PER_MESSAGE);
-                let records = self
-                    .table
-                    .sample(n + 1)
-                    .into_iter()
-                    .filter(|e| e.peer_id != peer)
-                    .take(n)
-                    .map(|e| enr_ext::encode_bytes(&e.enr))
-                    .collect();
-                self.respond(channel, Response::Records(records));
-            }
+        if let Some(channel) = channel {
+            io.send_response(channel, Response::Reject(violation.to_string()));
         }
+        *self.rejected.entry(violation.label()).or_default() += 1;
+        io.report(Event::InputRejected { peer, violation });
     }
 
-    fn on_response(&mut self, peer: PeerId, response: Response) {
-        match response {
-            Response::Ack => {}
-            Response::Records(records) => {
-                if let Err(v) = self.accept_all(peer, records) {
-                    self.reject(peer, v);
-                }
-            }
-            Response::Reject(reason) => {
-                tracing::debug!(%peer, %reason, "peer refused our ENR message");
-            }
+    /// An announced record: it must be the announcer's own.
+    fn check_announced(bytes: &[u8], peer: PeerId) -> Result<Enr, Violation> {
+        let enr = enr_ext::decode_bytes(bytes)?;
+        match enr_ext::peer_id(&enr)? {
+            owner if owner == peer => Ok(enr),
+            owner => Err(Violation::Forged { record_peer: owner }),
         }
     }
 
     /// Pushed or returned records: every record must decode before any is kept, so a message
     /// with one bad record is dropped whole. Seq races between gossip paths are normal, so a
     /// stale record in a batch is skipped, not held against the sender.
-    fn accept_all(&mut self, from: PeerId, records: Vec<Vec<u8>>) -> Result<(), Violation> {
+    fn accept_all(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        from: PeerId,
+        records: Vec<Vec<u8>>,
+    ) -> Result<(), Violation> {
         let mut decoded = Vec::with_capacity(records.len());
         for bytes in &records {
             let enr = enr_ext::decode_bytes(bytes)?;
@@ -388,7 +346,7 @@ impl Behaviour {
             decoded.push((enr, owner));
         }
         for (enr, owner) in decoded {
-            if let Err(v) = self.accept(enr, owner, Source::Gossip { from }, from) {
+            if let Err(v) = self.accept(io, enr, owner, Source::Gossip { from }, from) {
                 tracing::debug!(peer = %from, record = %owner, reason = %v, "skipped record");
             }
         }
@@ -397,6 +355,7 @@ impl Behaviour {
 
     fn accept(
         &mut self,
+        io: &mut Io<'_, Self>,
         enr: Enr,
         owner: PeerId,
         source: Source,
@@ -412,8 +371,8 @@ impl Behaviour {
                     nat = enr_ext::is_natted(&enr), %from, enr = %enr.to_base64(),
                     "record learned"
                 );
-                self.gossip(&enr, owner, from);
-                self.events.push_back(Event::RecordLearned {
+                self.gossip(io, &enr, owner, from);
+                io.report(Event::RecordLearned {
                     enr,
                     peer_id: owner,
                     from,
@@ -426,8 +385,8 @@ impl Behaviour {
                     seq = enr.seq(), nat = enr_ext::is_natted(&enr), %from,
                     enr = %enr.to_base64(), "record updated"
                 );
-                self.gossip(&enr, owner, from);
-                self.events.push_back(Event::RecordUpdated {
+                self.gossip(io, &enr, owner, from);
+                io.report(Event::RecordUpdated {
                     enr,
                     peer_id: owner,
                     old_seq,
@@ -442,7 +401,7 @@ impl Behaviour {
 
     /// "Meet Alice": passes a new or updated record on to up to `fanout` connected peers,
     /// never back to the peer it came from nor to its owner.
-    fn gossip(&mut self, enr: &Enr, owner: PeerId, from: PeerId) {
+    fn gossip(&mut self, io: &mut Io<'_, Self>, enr: &Enr, owner: PeerId, from: PeerId) {
         if !self.config.gossip {
             return;
         }
@@ -454,113 +413,120 @@ impl Behaviour {
             .choose_multiple(&mut rand::thread_rng(), self.config.fanout);
         let bytes = enr_ext::encode_bytes(enr);
         for peer in targets {
-            self.inner
-                .send_request(&peer, Request::Push(vec![bytes.clone()]));
+            io.send_request(&peer, Request::Push(vec![bytes.clone()]));
         }
     }
 
-    fn on_tick(&mut self) {
-        for id in self.table.expire(Instant::now()) {
-            tracing::debug!(node_id = %hex::encode(id.raw()), "record expired");
-        }
-        let peers: Vec<PeerId> = self.connected.iter().copied().collect();
-        for peer in peers {
-            self.announce(peer);
-        }
-    }
-
-    fn on_inner_event(&mut self, event: request_response::Event<Request, Response>) {
-        use request_response::{Event as E, Message};
-        match &event {
-            E::Message {
-                message: Message::Response { request_id, .. },
-                ..
-            } => {
-                self.announcing.remove(request_id);
-            }
-            E::OutboundFailure {
-                request_id, error, ..
-            } => self.on_announce_failed(*request_id, error),
-            _ => {}
-        }
-        match event {
-            E::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => self.on_request(peer, request, channel),
-            E::Message {
-                peer,
-                message: Message::Response { response, .. },
-                ..
-            } => self.on_response(peer, response),
-            E::InboundFailure {
-                peer,
-                error: request_response::InboundFailure::Io(e),
-                ..
-            }
-            | E::OutboundFailure {
-                peer,
-                error: request_response::OutboundFailure::Io(e),
-                ..
-            } => match protocol::protocol_error(&e) {
-                Some(p) => self.reject(peer, Violation::Wire(p.to_string())),
-                None => tracing::debug!(%peer, error = %e, "ENR stream failed"),
-            },
-            E::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound ENR request failed")
-            }
-            E::OutboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "outbound ENR request failed")
-            }
-            E::ResponseSent { .. } => {}
+    /// A stream failed: one that broke the wire format is a violation, anything else (a
+    /// peer gone, a timeout) is not the peer's fault.
+    fn on_stream_error(&mut self, io: &mut Io<'_, Self>, peer: PeerId, e: &std::io::Error) {
+        match protocol::protocol_error(e) {
+            Some(p) => self.reject(io, peer, Violation::Wire(p.clone()), None),
+            None => tracing::debug!(%peer, error = %e, "ENR stream failed"),
         }
     }
 }
 
-impl NetworkBehaviour for Behaviour {
-    type ConnectionHandler =
-        <request_response::Behaviour<Codec> as NetworkBehaviour>::ConnectionHandler;
-    type ToSwarm = Event;
+impl Rules for Gossip {
+    type Codec = Codec;
+    type Event = Event;
 
-    crate::delegate::to_inner!();
-
-    fn on_swarm_event(&mut self, event: FromSwarm) {
-        match event {
-            FromSwarm::ConnectionEstablished(e)
-                if e.other_established == 0 && !self.config.await_identify =>
-            {
-                self.greet(e.peer_id);
+    fn on_request(&mut self, io: &mut Io<'_, Self>, inbound: Inbound<Self>) {
+        let Inbound {
+            peer,
+            request,
+            channel,
+        } = inbound;
+        let accepted = match request {
+            Request::Announce(bytes) => Self::check_announced(&bytes, peer)
+                .and_then(|enr| self.accept(io, enr, peer, Source::Announced, peer))
+                .map(|_| ()),
+            Request::Push(records) => self.accept_all(io, peer, records),
+            Request::Invalid(violation) => Err(Violation::Wire(violation)),
+            Request::Find(max) => {
+                let n = (max as usize).min(MAX_RECORDS_PER_MESSAGE);
+                let records = self
+                    .table
+                    .sample(n + 1)
+                    .into_iter()
+                    .filter(|e| e.peer_id != peer)
+                    .take(n)
+                    .map(|e| enr_ext::encode_bytes(&e.enr))
+                    .collect();
+                io.send_response(channel, Response::Records(records));
+                return;
             }
-            FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
-                self.connected.remove(&e.peer_id);
-                self.skipped.remove(&e.peer_id);
-            }
-            _ => {}
+        };
+        match accepted {
+            Ok(()) => io.send_response(channel, Response::Ack),
+            Err(v) => self.reject(io, peer, v, Some(channel)),
         }
-        self.inner.on_swarm_event(event);
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Event, THandlerInEvent<Self>>> {
-        loop {
-            if let Some(event) = self.events.pop_front() {
-                return Poll::Ready(ToSwarm::GenerateEvent(event));
-            }
-            if self.tick.poll_unpin(cx).is_ready() {
-                self.tick.reset(self.config.announce_interval);
-                self.on_tick();
-                continue;
-            }
-            match self.inner.poll(cx) {
-                Poll::Ready(ToSwarm::GenerateEvent(event)) => self.on_inner_event(event),
-                Poll::Ready(other) => {
-                    return Poll::Ready(other.map_out(|_| unreachable!("handled above")));
+    fn on_response(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        peer: PeerId,
+        id: OutboundRequestId,
+        response: Response,
+    ) {
+        self.announcing.remove(&id);
+        match response {
+            Response::Ack => {}
+            Response::Records(records) => {
+                if let Err(v) = self.accept_all(io, peer, records) {
+                    self.reject(io, peer, v, None);
                 }
-                Poll::Pending => return Poll::Pending,
+            }
+            Response::Reject(reason) => {
+                tracing::debug!(%peer, %reason, "peer refused our ENR message");
             }
         }
+    }
+
+    fn on_outbound_failure(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        peer: PeerId,
+        id: OutboundRequestId,
+        error: OutboundFailure,
+    ) {
+        self.on_announce_failed(io, id, &error);
+        match &error {
+            OutboundFailure::Io(e) => self.on_stream_error(io, peer, e),
+            _ => tracing::debug!(%peer, %error, "outbound ENR request failed"),
+        }
+    }
+
+    fn on_inbound_failure(&mut self, io: &mut Io<'_, Self>, peer: PeerId, error: InboundFailure) {
+        match &error {
+            InboundFailure::Io(e) => self.on_stream_error(io, peer, e),
+            _ => tracing::debug!(%peer, %error, "inbound ENR request failed"),
+        }
+    }
+
+    fn on_connected(&mut self, io: &mut Io<'_, Self>, peer: PeerId) {
+        if !self.config.await_identify {
+            self.greet(io, peer);
+        }
+    }
+
+    fn on_disconnected(&mut self, peer: PeerId) {
+        self.connected.remove(&peer);
+        self.skipped.remove(&peer);
+    }
+
+    /// Every [`Config::announce_interval`]: expired records go, and our record is announced
+    /// again to every connected peer.
+    fn poll_timers(&mut self, io: &mut Io<'_, Self>, cx: &mut Context<'_>) -> bool {
+        if self.tick.poll_unpin(cx).is_pending() {
+            return false;
+        }
+        self.tick.reset(self.config.announce_interval);
+        for id in self.table.expire(Instant::now()) {
+            tracing::debug!(node_id = %hex::encode(id.raw()), "record expired");
+        }
+        self.announce_all(io);
+        true
     }
 }

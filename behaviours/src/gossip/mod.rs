@@ -7,13 +7,13 @@
 //! logged once with the peer and the reason, counted, and reported as
 //! [`Event::InputRejected`].
 //!
-//! Built on libp2p's `request_response` with a prost codec ([`protocol`]); [`Behaviour`] wraps
-//! it and owns the record table.
+//! Built on the shared `request_response` skeleton ([`crate::exchange`]) with a prost codec
+//! ([`protocol`]); [`Gossip`], its rules, owns the record table.
 
 mod behaviour;
 pub mod protocol;
 
 pub use behaviour::{
-    Behaviour, Config, DEFAULT_ANNOUNCE_INTERVAL, DEFAULT_FANOUT, DEFAULT_FIND_MAX, Event, Offered,
-    Violation,
+    Behaviour, Config, DEFAULT_ANNOUNCE_INTERVAL, DEFAULT_FANOUT, DEFAULT_FIND_MAX, Event, Gossip,
+    Offered, Violation,
 };

@@ -1,20 +1,20 @@
 //! Swarm-wide state of introductions: pending asks, forwarded introductions, rate limits.
 //!
-//! Built on libp2p's `request_response`, which it wraps; the three roles (requester,
-//! bootnode, target) share one protocol and one behaviour.
+//! Built on the shared `request_response` skeleton ([`crate::exchange`]); the three roles
+//! (requester, bootnode, target) share one protocol and one set of [`Intro`] rules.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use enr::NodeId;
 use libp2p::PeerId;
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
-use libp2p::swarm::{FromSwarm, NetworkBehaviour, THandlerInEvent, ToSwarm};
+use libp2p::request_response::{
+    InboundFailure, OutboundFailure, OutboundRequestId, ResponseChannel,
+};
 
 use super::protocol::{Codec, Outcome, PROTOCOL, Request, Response};
-use crate::enr_ext::{self, Enr};
-use crate::queue::{Bounded, MAX_QUEUED_EVENTS};
+use crate::enr_ext::{self, Enr, RecordError};
+use crate::exchange::{self, Exchange, Inbound, Io, Rules};
 
 /// How long the bootnode waits for a target's answer, and a requester for the bootnode's.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -150,9 +150,29 @@ impl RateLimiter {
     }
 }
 
-/// The introduction behaviour. See the module doc.
-pub struct Behaviour {
-    inner: request_response::Behaviour<Codec>,
+/// The introduction behaviour: the shared skeleton with [`Intro`]'s rules. See the module
+/// doc.
+pub type Behaviour = Exchange<Intro>;
+
+/// Why a record in a request was refused ([`Outcome::BadRecord`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRecord {
+    /// Not a valid record.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// An ask carried another node's record than the requester's.
+    #[error("the record is {record_peer}'s, not the requester's")]
+    NotTheRequesters {
+        /// Whose record it is.
+        record_peer: PeerId,
+    },
+    /// Nothing in the record can be dialed.
+    #[error("the record has no address to dial")]
+    NoAddress,
+}
+
+/// The introductions' rules and state.
+pub struct Intro {
     config: Config,
     local: Enr,
     /// Bootnode: node ids of connected peers (secp256k1 PeerIds name their node id).
@@ -168,22 +188,17 @@ pub struct Behaviour {
     asks: HashMap<OutboundRequestId, (NodeId, PeerId)>,
     /// Bootnode: forwarded introductions waiting for the target's answer.
     forwards: HashMap<OutboundRequestId, (ResponseChannel<Response>, PeerId, PeerId)>,
-    /// For the swarm; at most [`MAX_QUEUED_EVENTS`], the oldest dropped beyond.
-    events: Bounded<Event>,
 }
 
-impl Behaviour {
+impl Exchange<Intro> {
     /// A behaviour that presents `local` as the node's record when asking.
     pub fn new(local: Enr, config: Config) -> Self {
-        let rr = request_response::Config::default()
-            .with_request_timeout(REQUEST_TIMEOUT)
-            .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-        Self {
-            inner: request_response::Behaviour::with_codec(
-                Codec::default(),
-                [(PROTOCOL, ProtocolSupport::Full)],
-                rr,
-            ),
+        let settings = exchange::Settings {
+            protocol: PROTOCOL,
+            request_timeout: REQUEST_TIMEOUT,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+        };
+        let rules = Intro {
             requesters: RateLimiter::new(config.per_requester),
             targets: RateLimiter::new(config.per_target),
             introducers: RateLimiter::new(config.per_target),
@@ -194,139 +209,174 @@ impl Behaviour {
             known_order: VecDeque::new(),
             asks: HashMap::new(),
             forwards: HashMap::new(),
-            events: Bounded::new(MAX_QUEUED_EVENTS),
-        }
+        };
+        Exchange::with_rules(settings, rules)
     }
 
     /// Replaces the record sent with asks.
     pub fn set_local_record(&mut self, enr: Enr) {
-        self.local = enr;
+        self.rules_mut().local = enr;
     }
 
     /// Asks `bootnode` to introduce us to `target`.
     pub fn ask(&mut self, bootnode: PeerId, target: NodeId) {
-        let record = enr_ext::encode_bytes(&self.local);
-        let id = self
-            .inner
-            .send_request(&bootnode, Request::Ask { target, record });
-        self.asks.insert(id, (target, bootnode));
+        self.with(|r, io| {
+            let record = enr_ext::encode_bytes(&r.local);
+            let id = io.send_request(&bootnode, Request::Ask { target, record });
+            r.asks.insert(id, (target, bootnode));
+        });
     }
 
     /// Bootnode: a record of `id` is known (so an ask for it, unconnected, is "not connected"
     /// rather than "unknown"). Bounded: the oldest is forgotten first.
     pub fn remember(&mut self, id: NodeId) {
-        if self.known.insert(id) {
-            self.known_order.push_back(id);
-            if self.known_order.len() > MAX_KNOWN
-                && let Some(old) = self.known_order.pop_front()
+        let r = self.rules_mut();
+        if r.known.insert(id) {
+            r.known_order.push_back(id);
+            if r.known_order.len() > MAX_KNOWN
+                && let Some(old) = r.known_order.pop_front()
             {
-                self.known.remove(&old);
+                r.known.remove(&old);
             }
         }
     }
+}
 
+impl Intro {
     fn refuse(
-        &mut self,
+        io: &mut Io<'_, Self>,
         channel: ResponseChannel<Response>,
         peer: PeerId,
         outcome: Outcome,
         detail: String,
     ) {
         tracing::warn!(%peer, outcome = outcome.label(), %detail, "refused introduction request");
-        let _ = self.inner.send_response(
-            channel,
-            Response {
-                outcome,
-                detail: detail.clone(),
-            },
-        );
-        self.events.push_back(Event::Refused {
+        let response = Response {
+            outcome,
+            detail: detail.clone(),
+        };
+        io.send_response(channel, response);
+        io.report(Event::Refused {
             peer,
             outcome,
             detail,
         });
     }
 
-    fn on_request(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
+    /// Bootnode: a requester's ask. Refused (with why) or forwarded to the target.
+    fn on_ask(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        peer: PeerId,
+        target: NodeId,
+        record: Vec<u8>,
+        channel: ResponseChannel<Response>,
+    ) {
         let now = Instant::now();
-        match request {
-            Request::Invalid(e) => self.refuse(channel, peer, Outcome::BadRecord, e.to_string()),
-            Request::Ask { .. } if !self.config.serve => self.refuse(
-                channel,
-                peer,
-                Outcome::UnknownTarget,
-                "not a bootnode".into(),
-            ),
-            Request::Ask { target, record } => {
-                if let Err(detail) = check_record(&record, Some(peer)) {
-                    return self.refuse(channel, peer, Outcome::BadRecord, detail);
-                }
-                if !self.requesters.allow(peer, now) {
-                    return self.refuse(
-                        channel,
-                        peer,
-                        Outcome::RateLimited,
-                        "too many asks".into(),
-                    );
-                }
-                let Some(target_peer) = self.connected.get(&target).copied() else {
-                    let outcome = if self.known.contains(&target) {
-                        Outcome::TargetNotConnected
-                    } else {
-                        Outcome::UnknownTarget
-                    };
-                    return self.refuse(channel, peer, outcome, hex::encode(target.raw()));
-                };
-                if target_peer == peer {
-                    return self.refuse(
-                        channel,
-                        peer,
-                        Outcome::BadRecord,
-                        "asked for itself".into(),
-                    );
-                }
-                if self.forwards.len() >= MAX_PENDING_FORWARDS
-                    || !self.targets.allow(target_peer, now)
-                {
-                    return self.refuse(channel, peer, Outcome::RateLimited, "target busy".into());
-                }
-                tracing::info!(requester = %peer, target_peer = %target_peer, "forwarding introduction");
-                let id = self
-                    .inner
-                    .send_request(&target_peer, Request::Introduce { record });
-                self.forwards.insert(id, (channel, peer, target_peer));
-            }
-            Request::Introduce { record } => {
-                let requester = match check_record(&record, None) {
-                    Ok(r) => r,
-                    Err(detail) => return self.refuse(channel, peer, Outcome::BadRecord, detail),
-                };
-                if !self.introducers.allow(peer, now) {
-                    return self.refuse(
-                        channel,
-                        peer,
-                        Outcome::RateLimited,
-                        "too many introductions".into(),
-                    );
-                }
-                let (requester, requester_peer) = requester;
-                let response = Response {
-                    outcome: Outcome::Dialing,
-                    detail: String::new(),
-                };
-                let _ = self.inner.send_response(channel, response);
-                self.events.push_back(Event::Introduced {
-                    requester,
-                    requester_peer,
-                    via: peer,
-                });
-            }
+        if !self.config.serve {
+            let detail = "not a bootnode".into();
+            return Self::refuse(io, channel, peer, Outcome::UnknownTarget, detail);
+        }
+        if let Err(e) = check_record(&record, Some(peer)) {
+            return Self::refuse(io, channel, peer, Outcome::BadRecord, e.to_string());
+        }
+        if !self.requesters.allow(peer, now) {
+            let detail = "too many asks".into();
+            return Self::refuse(io, channel, peer, Outcome::RateLimited, detail);
+        }
+        let Some(target_peer) = self.connected.get(&target).copied() else {
+            let outcome = if self.known.contains(&target) {
+                Outcome::TargetNotConnected
+            } else {
+                Outcome::UnknownTarget
+            };
+            return Self::refuse(io, channel, peer, outcome, hex::encode(target.raw()));
+        };
+        if target_peer == peer {
+            let detail = "asked for itself".into();
+            return Self::refuse(io, channel, peer, Outcome::BadRecord, detail);
+        }
+        if self.forwards.len() >= MAX_PENDING_FORWARDS || !self.targets.allow(target_peer, now) {
+            let detail = "target busy".into();
+            return Self::refuse(io, channel, peer, Outcome::RateLimited, detail);
+        }
+        tracing::info!(requester = %peer, target_peer = %target_peer, "forwarding introduction");
+        let id = io.send_request(&target_peer, Request::Introduce { record });
+        self.forwards.insert(id, (channel, peer, target_peer));
+    }
+
+    /// Target: a bootnode introduces a requester ("Hello Charlie").
+    fn on_introduce(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        peer: PeerId,
+        record: Vec<u8>,
+        channel: ResponseChannel<Response>,
+    ) {
+        let (requester, requester_peer) = match check_record(&record, None) {
+            Ok(r) => r,
+            Err(e) => return Self::refuse(io, channel, peer, Outcome::BadRecord, e.to_string()),
+        };
+        if !self.introducers.allow(peer, Instant::now()) {
+            let detail = "too many introductions".into();
+            return Self::refuse(io, channel, peer, Outcome::RateLimited, detail);
+        }
+        let response = Response {
+            outcome: Outcome::Dialing,
+            detail: String::new(),
+        };
+        io.send_response(channel, response);
+        io.report(Event::Introduced {
+            requester,
+            requester_peer,
+            via: peer,
+        });
+    }
+}
+
+impl Rules for Intro {
+    type Event = Event;
+    type Codec = Codec;
+
+    fn on_connected(&mut self, _io: &mut Io<'_, Self>, peer: PeerId) {
+        if let Some(id) = enr_ext::node_id(&peer) {
+            self.connected.insert(id, peer);
         }
     }
 
-    fn on_response(&mut self, id: OutboundRequestId, response: Response) {
+    fn on_disconnected(&mut self, peer: PeerId) {
+        if let Some(id) = enr_ext::node_id(&peer) {
+            self.connected.remove(&id);
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        Inbound {
+            peer,
+            request,
+            channel,
+        }: Inbound<Self>,
+    ) {
+        match request {
+            Request::Invalid(e) => {
+                Self::refuse(io, channel, peer, Outcome::BadRecord, e.to_string())
+            }
+            Request::Ask { target, record } => self.on_ask(io, peer, target, record, channel),
+            Request::Introduce { record } => self.on_introduce(io, peer, record, channel),
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        _peer: PeerId,
+        id: OutboundRequestId,
+        response: Response,
+    ) {
         if let Some((target, via)) = self.asks.remove(&id) {
-            self.events.push_back(Event::Answered {
+            io.report(Event::Answered {
                 target,
                 via,
                 outcome: response.outcome,
@@ -334,8 +384,8 @@ impl Behaviour {
             });
         } else if let Some((channel, requester, target)) = self.forwards.remove(&id) {
             let outcome = response.outcome;
-            let _ = self.inner.send_response(channel, response);
-            self.events.push_back(Event::Served {
+            io.send_response(channel, response);
+            io.report(Event::Served {
                 requester,
                 target,
                 outcome,
@@ -343,24 +393,27 @@ impl Behaviour {
         }
     }
 
-    fn on_failure(&mut self, id: OutboundRequestId, error: String) {
+    fn on_outbound_failure(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        _peer: PeerId,
+        id: OutboundRequestId,
+        error: OutboundFailure,
+    ) {
         if let Some((target, via)) = self.asks.remove(&id) {
-            self.events.push_back(Event::Answered {
+            io.report(Event::Answered {
                 target,
                 via,
                 outcome: Outcome::TargetUnreachable,
                 detail: format!("the bootnode did not answer: {error}"),
             });
         } else if let Some((channel, requester, target)) = self.forwards.remove(&id) {
-            let detail = format!("the target did not answer: {error}");
-            let _ = self.inner.send_response(
-                channel,
-                Response {
-                    outcome: Outcome::TargetUnreachable,
-                    detail,
-                },
-            );
-            self.events.push_back(Event::Served {
+            let response = Response {
+                outcome: Outcome::TargetUnreachable,
+                detail: format!("the target did not answer: {error}"),
+            };
+            io.send_response(channel, response);
+            io.report(Event::Served {
                 requester,
                 target,
                 outcome: Outcome::TargetUnreachable,
@@ -368,86 +421,21 @@ impl Behaviour {
         }
     }
 
-    fn on_inner_event(&mut self, event: request_response::Event<Request, Response>) {
-        use request_response::{Event as E, Message};
-        match event {
-            E::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => self.on_request(peer, request, channel),
-            E::Message {
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => self.on_response(request_id, response),
-            E::OutboundFailure {
-                request_id, error, ..
-            } => self.on_failure(request_id, error.to_string()),
-            E::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound introduction stream failed")
-            }
-            E::ResponseSent { .. } => {}
-        }
+    fn on_inbound_failure(&mut self, _io: &mut Io<'_, Self>, peer: PeerId, error: InboundFailure) {
+        tracing::debug!(%peer, %error, "inbound introduction stream failed");
     }
 }
 
 /// A record from a request: valid, with an address to dial, and (for an ask) the
 /// requester's own. Returns it with its PeerId, or why not.
-fn check_record(bytes: &[u8], owner: Option<PeerId>) -> Result<(Enr, PeerId), String> {
-    let enr = enr_ext::decode_bytes(bytes).map_err(|e| e.to_string())?;
-    let peer = enr_ext::peer_id(&enr).map_err(|e| e.to_string())?;
+fn check_record(bytes: &[u8], owner: Option<PeerId>) -> Result<(Enr, PeerId), BadRecord> {
+    let enr = enr_ext::decode_bytes(bytes)?;
+    let peer = enr_ext::peer_id(&enr)?;
     if owner.is_some_and(|o| o != peer) {
-        return Err(format!("the record is {peer}'s, not the requester's"));
+        return Err(BadRecord::NotTheRequesters { record_peer: peer });
     }
     if enr_ext::multiaddrs(&enr, peer).is_empty() {
-        return Err("the record has no address to dial".into());
+        return Err(BadRecord::NoAddress);
     }
     Ok((enr, peer))
-}
-
-impl NetworkBehaviour for Behaviour {
-    type ConnectionHandler =
-        <request_response::Behaviour<Codec> as NetworkBehaviour>::ConnectionHandler;
-    type ToSwarm = Event;
-
-    crate::delegate::to_inner!();
-
-    fn on_swarm_event(&mut self, event: FromSwarm) {
-        match event {
-            FromSwarm::ConnectionEstablished(e) if e.other_established == 0 => {
-                if let Some(id) = enr_ext::node_id(&e.peer_id) {
-                    self.connected.insert(id, e.peer_id);
-                }
-            }
-            FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
-                if let Some(id) = enr_ext::node_id(&e.peer_id) {
-                    self.connected.remove(&id);
-                }
-            }
-            _ => {}
-        }
-        self.inner.on_swarm_event(event);
-    }
-
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Event, THandlerInEvent<Self>>> {
-        loop {
-            if let Some(event) = self.events.pop_front() {
-                return Poll::Ready(ToSwarm::GenerateEvent(event));
-            }
-            match self.inner.poll(cx) {
-                Poll::Ready(ToSwarm::GenerateEvent(event)) => self.on_inner_event(event),
-                Poll::Ready(other) => {
-                    return Poll::Ready(other.map_out(|_| unreachable!("handled above")));
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
 }

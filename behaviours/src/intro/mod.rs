@@ -13,10 +13,11 @@
 //! target, and keeps at most a bounded number in flight, so it can never be used as an
 //! amplifier.
 //!
-//! Built on libp2p's `request_response` with a prost codec ([`protocol`]).
+//! Built on the shared `request_response` skeleton ([`crate::exchange`]) with a prost codec
+//! ([`protocol`]); [`Intro`] holds its rules.
 
 mod behaviour;
 pub mod protocol;
 
-pub use behaviour::{Behaviour, Config, Event, Limit};
+pub use behaviour::{BadRecord, Behaviour, Config, Event, Intro, Limit};
 pub use protocol::Outcome;

@@ -118,7 +118,12 @@ impl TryFrom<pb::IntroResponse> for Response {
             Ok(pb::Outcome::RateLimited) => Outcome::RateLimited,
             Ok(pb::Outcome::BadRecord) => Outcome::BadRecord,
             Ok(pb::Outcome::TargetUnreachable) => Outcome::TargetUnreachable,
-            Err(_) => return Err(ProtocolError::Empty),
+            Err(_) => {
+                return Err(ProtocolError::UnknownValue {
+                    field: "outcome",
+                    value: msg.outcome,
+                });
+            }
         };
         Ok(Response {
             outcome,
@@ -151,8 +156,13 @@ impl TryFrom<pb::IntroRequest> for Request {
         use pb::intro_request::Kind;
         match msg.kind.ok_or(ProtocolError::Empty)? {
             Kind::Ask(ask) => {
-                let target =
-                    NodeId::parse(&ask.target_node_id).map_err(|_| ProtocolError::Empty)?;
+                // Exactly 32 bytes: `NodeId::parse` would pad a shorter id with zeros.
+                let raw = <[u8; 32]>::try_from(ask.target_node_id.as_slice()).map_err(|_| {
+                    ProtocolError::InvalidField {
+                        field: "target_node_id",
+                    }
+                })?;
+                let target = NodeId::new(&raw);
                 Ok(Request::Ask {
                     target,
                     record: ask.requester_record,
@@ -162,5 +172,42 @@ impl TryFrom<pb::IntroRequest> for Request {
                 record: i.requester_record,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_field_is_named_in_the_refusal() {
+        let ask = pb::IntroRequest {
+            kind: Some(pb::intro_request::Kind::Ask(pb::Ask {
+                target_node_id: vec![1, 2, 3],
+                requester_record: vec![],
+            })),
+        };
+        assert_eq!(
+            Request::try_from(ask),
+            Err(ProtocolError::InvalidField {
+                field: "target_node_id"
+            })
+        );
+        let answer = pb::IntroResponse {
+            outcome: 99,
+            detail: String::new(),
+        };
+        let err = Response::try_from(answer).err();
+        assert_eq!(
+            err,
+            Some(ProtocolError::UnknownValue {
+                field: "outcome",
+                value: 99
+            })
+        );
+        assert_eq!(
+            Request::try_from(pb::IntroRequest { kind: None }),
+            Err(ProtocolError::Empty)
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use libp2p::core::transport::{MemoryTransport, Transport as _, upgrade::Version};
 use libp2p::identity::{Keypair, secp256k1};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{Swarm, plaintext, yamux};
-use peerfind_behaviours::enr_ext::SigningKey;
+use libp2p::{Multiaddr, Swarm, plaintext, yamux};
+use peerfind_behaviours::enr_ext::{Enr, SigningKey};
 
 /// One secp256k1 key as a node has it: the libp2p identity and the record's signer.
 pub(crate) fn identity() -> (Keypair, SigningKey) {
@@ -32,4 +32,23 @@ pub(crate) fn swarm<B: NetworkBehaviour>(key: Keypair, behaviour: B) -> Swarm<B>
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build()
+}
+
+/// A record of `key` with `seq`, at a TCP address on the documentation network.
+pub(crate) fn record(key: &SigningKey, seq: u64) -> Enr {
+    Enr::builder()
+        .seq(seq)
+        .ip4([198, 51, 100, 7].into())
+        .tcp4(9000)
+        .build(key)
+        .unwrap()
+}
+
+/// Makes `swarm` listen on a fresh in-memory address, and returns it.
+pub(crate) fn listen<B: NetworkBehaviour>(swarm: &mut Swarm<B>) -> Multiaddr {
+    let addr: Multiaddr = format!("/memory/{}", rand::random::<u64>())
+        .parse()
+        .unwrap();
+    swarm.listen_on(addr.clone()).unwrap();
+    addr
 }

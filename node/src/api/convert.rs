@@ -168,7 +168,6 @@ fn met(m: status::Met) -> pb::Met {
         status::Met::Gossip => pb::Met::Gossip,
         status::Met::Announced => pb::Met::Announced,
         status::Met::Inbound => pb::Met::Inbound,
-        status::Met::Introduction => pb::Met::Introduction,
         status::Met::Connected => pb::Met::Connected,
     }
 }

@@ -13,6 +13,7 @@
 //! The API only reads, and has no authentication: it listens on loopback unless `--api` says
 //! otherwise, and binding another address is the operator's explicit choice.
 
+mod calls;
 pub mod client;
 mod conn;
 mod convert;

@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 use tonic::{Request, Response, Status};
 
-use super::conn::{Connections, TrackCalls};
+use super::calls::TrackCalls;
+use super::conn::Connections;
 use super::convert;
 use super::filter::Filter;
 use crate::status;

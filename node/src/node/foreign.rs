@@ -2,6 +2,8 @@
 //! starts only with peers that speak it, `peers` lists connected peers without a record, and
 //! a bootnode that is not peerfind is told apart and its gaps logged once and reported.
 
+use std::collections::HashMap;
+
 use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, swarm::ConnectionId};
 
 use super::Node;
@@ -18,7 +20,7 @@ pub(super) const MAX_LISTEN_ADDRS: usize = 32;
 const MAX_TEXT: usize = 256;
 
 /// Relay v2's reservation protocol: a node offering it can relay for us.
-pub(super) const RELAY_HOP: &str = "/libp2p/circuit/relay/0.2.0/hop";
+const RELAY_HOP: &str = "/libp2p/circuit/relay/0.2.0/hop";
 
 /// DCUtR: a node offering it can coordinate a hole punch with us.
 const DCUTR: &str = "/libp2p/dcutr";
@@ -87,6 +89,41 @@ impl Identified {
     }
 }
 
+/// What each connected peer's last identify said. Bounded by the connected peers: a peer's
+/// entry goes when its last connection closes.
+#[derive(Debug, Default)]
+pub(super) struct Identities(HashMap<PeerId, Identified>);
+
+impl Identities {
+    /// `peer` identified itself.
+    pub(super) fn insert(&mut self, peer: PeerId, identified: Identified) {
+        self.0.insert(peer, identified);
+    }
+
+    /// Its last connection closed: forget what it said.
+    pub(super) fn forget(&mut self, peer: &PeerId) {
+        self.0.remove(peer);
+    }
+
+    /// What the last identify of `peer` said, while connected.
+    pub(super) fn get(&self, peer: &PeerId) -> Option<status::Identify> {
+        self.0.get(peer).map(|i| i.0.clone())
+    }
+
+    /// Whether `peer` offers circuit relay v2 (None: not identified).
+    pub(super) fn has_relay(&self, peer: &PeerId) -> Option<bool> {
+        self.0.get(peer).map(|i| i.speaks(RELAY_HOP))
+    }
+
+    /// A bootnode's agent and what it lacks ("" and none until it identified).
+    pub(super) fn bootnode(&self, peer: &PeerId) -> (String, Vec<String>) {
+        self.0
+            .get(peer)
+            .map(|i| (i.0.agent.clone(), i.lacks()))
+            .unwrap_or_default()
+    }
+}
+
 fn truncate(s: &str) -> String {
     let mut end = s.len().min(MAX_TEXT);
     while !s.is_char_boundary(end) {
@@ -111,7 +148,7 @@ impl Node {
             .gossip
             .on_identified(peer, protocols);
         let identified = Identified::new(info);
-        if self.bootnodes.contains_key(&peer) && self.told_lacks.insert(peer) {
+        if self.bootnodes.first_identify(peer) {
             let lacks = identified.lacks();
             if !lacks.is_empty() {
                 tracing::info!(
@@ -123,32 +160,12 @@ impl Node {
         self.identified.insert(peer, identified);
     }
 
-    /// Its last connection closed: forget what it said.
-    pub(super) fn forget_identify(&mut self, peer: &PeerId) {
-        self.identified.remove(peer);
-    }
-
-    /// What the last identify of `peer` said, while connected.
-    pub(super) fn identify_of(&self, peer: &PeerId) -> Option<status::Identify> {
-        self.identified.get(peer).map(|i| i.0.clone())
-    }
-
-    /// A configured bootnode's agent and what it lacks ("" and none until it identified).
-    pub(super) fn bootnode_identity(&self, peer: &PeerId) -> (String, Vec<String>) {
-        self.identified
-            .get(peer)
-            .map(|i| (i.0.agent.clone(), i.lacks()))
-            .unwrap_or_default()
-    }
-
     /// Connected peers whose record we do not hold, as `peers` lists them.
     pub(super) fn peers_without_record(&self) -> Vec<status::Peer> {
         let table = self.swarm.behaviour().gossip.table();
-        let mut seen = std::collections::HashSet::new();
         self.connections
-            .values()
-            .map(|(peer, _)| *peer)
-            .filter(|peer| table.get_by_peer(peer).is_none() && seen.insert(*peer))
+            .peers()
+            .filter(|peer| table.get_by_peer(peer).is_none())
             .map(|peer| status::Peer {
                 node_id: String::new(),
                 peer_id: peer,
@@ -158,10 +175,10 @@ impl Node {
                 nat: false,
                 last_seen: std::time::SystemTime::now(),
                 met: status::Met::Connected,
-                connection: self.connection_of(&peer),
+                connection: self.connections.best(&peer),
                 has_record: false,
-                identify: self.identify_of(&peer),
-                transports: self.transports_of(&peer),
+                identify: self.identified.get(&peer),
+                transports: self.connections.transports_of(&peer),
             })
             .collect()
     }

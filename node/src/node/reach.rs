@@ -2,37 +2,18 @@
 //! relay reservations and circuits, hole punches and their retries. What to do is decided in
 //! [`crate::strategy`]; this is how it is done and what the node logs and counts.
 
-use std::time::Duration;
-
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{PeerId, dcutr, multiaddr::Protocol, relay};
 use peerfind_behaviours::enr_ext::{self, Enr};
 use peerfind_behaviours::{intro, table};
+use std::time::Duration;
+
 use tokio::time::Instant;
 
-use super::{Link, Mode, Node};
+use super::{Mode, Node};
 use crate::nat;
 use crate::status;
 use crate::strategy::{self, Action, Port, Situation};
-
-/// An introduction to the same peer is asked for at most this often.
-const INTRO_INTERVAL: Duration = Duration::from_secs(30);
-
-/// First wait before a failed hole punch is tried again over a new circuit; it doubles up to
-/// [`PUNCH_RETRY_MAX`]. NAT mappings and peers change, so a later punch can succeed, but a
-/// symmetric NAT never lets one through: back off rather than hammer the relay.
-const PUNCH_RETRY_FIRST: Duration = Duration::from_secs(30);
-
-/// Longest wait between punch retries.
-const PUNCH_RETRY_MAX: Duration = Duration::from_secs(10 * 60);
-
-/// A scheduled retry of a failed hole punch.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Retry {
-    due: Instant,
-    backoff: Duration,
-    via: PeerId,
-}
 
 impl Node {
     /// Applies the connection strategy to a peer we learned of.
@@ -40,11 +21,11 @@ impl Node {
         let situation = Situation {
             local: *self.swarm.local_peer_id(),
             bootnode: self.mode == Mode::Bootnode,
-            connection: self.connection_of(&peer),
+            connection: self.connections.best(&peer),
             peers: self
                 .swarm
                 .connected_peers()
-                .filter(|p| !self.bootnodes.contains_key(p))
+                .filter(|p| !self.bootnodes.contains(p))
                 .count(),
             max_peers: self.config.max_peers,
             nat: self.nat.status().0,
@@ -59,13 +40,9 @@ impl Node {
                     Port::Listen => opts.build(),
                     Port::Fresh => opts.allocate_new_port().build(),
                 };
-                let connection = opts.connection_id();
-                if self.dial(opts, peer) {
+                // What the peer observes of a fresh-port dial is not our listen address.
+                if self.dial(opts, peer, port == Port::Fresh) {
                     self.counters.direct_dials += 1;
-                    if port == Port::Fresh {
-                        // What the peer observes of this connection is not our listen address.
-                        self.fresh_port.insert(connection);
-                    }
                 }
             }
             Action::Introduce { via } => self.ask_introduction(peer, via),
@@ -91,10 +68,11 @@ impl Node {
 
     /// Starts a dial; says whether it started. One that did not start reports nothing more,
     /// so nothing may be kept for it.
-    fn dial(&mut self, opts: DialOpts, peer: PeerId) -> bool {
+    fn dial(&mut self, opts: DialOpts, peer: PeerId, fresh: bool) -> bool {
+        let id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
-                self.dialed.insert(peer);
+                self.connections.dialing(peer, id, fresh);
                 true
             }
             Err(e) => {
@@ -106,7 +84,6 @@ impl Node {
 
     /// The connected bootnode that told us of `peer`, or else any connected bootnode.
     fn bootnode_via(&self, peer: &PeerId) -> Option<PeerId> {
-        let connected = |p: &PeerId| self.bootnodes.contains_key(p) && self.swarm.is_connected(p);
         let told = self
             .swarm
             .behaviour()
@@ -117,27 +94,17 @@ impl Node {
                 table::Source::Gossip { from } => Some(from),
                 table::Source::Announced => None,
             });
-        told.filter(|p| connected(p))
-            .or_else(|| self.bootnodes.keys().copied().find(|p| connected(p)))
+        self.bootnodes.via(told, |p| self.swarm.is_connected(p))
     }
 
     /// Rule 6 of the strategy: "Hello Alice (From Charlie ENR(<charlie>))" via a bootnode.
     fn ask_introduction(&mut self, peer: PeerId, via: PeerId) {
-        let now = Instant::now();
-        if self
-            .asked
-            .get(&peer)
-            .is_some_and(|at| now.duration_since(*at) < INTRO_INTERVAL)
-        {
-            return;
-        }
         let Some(target) = enr_ext::node_id(&peer) else {
             return;
         };
-        // Bounded by the peers in the table; old entries go as they age out.
-        self.asked
-            .retain(|_, at| now.duration_since(*at) < INTRO_INTERVAL);
-        self.asked.insert(peer, now);
+        if !self.reach.may_ask(peer, Instant::now()) {
+            return;
+        }
         tracing::info!(%peer, bootnode = %via, "asking for an introduction");
         self.counters.introductions_asked += 1;
         self.hub
@@ -157,7 +124,7 @@ impl Node {
             .addresses(addrs)
             .condition(PeerCondition::Always)
             .build();
-        if self.dial(opts, peer) {
+        if self.dial(opts, peer, false) {
             self.counters.circuit_dials += 1;
         }
     }
@@ -167,8 +134,8 @@ impl Node {
     pub(super) fn reserve_relay_slots(&mut self) {
         let todo: Vec<(PeerId, libp2p::Multiaddr)> = self
             .bootnodes
-            .values()
-            .filter(|b| !self.reservations.contains(&b.peer_id))
+            .iter()
+            .filter(|b| !self.relay_slots.holds(&b.peer_id))
             .filter_map(|b| b.addrs.first().map(|a| (b.peer_id, a.clone())))
             .collect();
         for (bootnode, addr) in todo {
@@ -176,7 +143,6 @@ impl Node {
             match self.swarm.listen_on(circuit.clone()) {
                 Ok(listener) => {
                     tracing::info!(%bootnode, address = %circuit, "reserving a relay slot");
-                    self.reservations.insert(bootnode);
                     self.relay_slots.started(listener, bootnode);
                 }
                 Err(e) => tracing::warn!(%bootnode, error = %e, "cannot reserve a relay slot"),
@@ -217,7 +183,7 @@ impl Node {
                 let addrs = enr_ext::multiaddrs(&requester, requester_peer);
                 tracing::info!(peer = %requester_peer, bootnode = %via, addrs = ?addrs, "introduced to a peer; dialing it");
                 let opts = DialOpts::peer_id(requester_peer).addresses(addrs).build();
-                self.dial(opts, requester_peer);
+                self.dial(opts, requester_peer, false);
             }
             intro::Event::Served {
                 requester,
@@ -260,7 +226,7 @@ impl Node {
         match event.result {
             Ok(connection) => {
                 self.counters.punches_succeeded += 1;
-                self.punch_retries.remove(&peer);
+                self.reach.punch_done(&peer);
                 tracing::info!(%peer, "hole punch succeeded");
                 self.hub.publish(status::Event::HolePunch {
                     peer_id: peer,
@@ -269,13 +235,7 @@ impl Node {
                 });
                 // The direct connection replaces the relayed one, which would otherwise hold
                 // a circuit on the bootnode for nothing.
-                let relayed: Vec<_> = self
-                    .connections
-                    .iter()
-                    .filter(|(id, (p, l))| *p == peer && *l == Link::Relayed && **id != connection)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in relayed {
+                for id in self.connections.relayed_to(&peer, connection) {
                     self.swarm.close_connection(id);
                 }
             }
@@ -294,49 +254,38 @@ impl Node {
     }
 
     /// Schedules a new circuit (and so a new punch) to `peer` with exponential backoff, when
-    /// we are the side that dials circuits. Returns the wait.
+    /// we are the side that dials circuits (reach-state rule 2). Returns the wait.
     fn schedule_punch_retry(&mut self, peer: PeerId) -> Option<Duration> {
         let via = self.bootnode_via(&peer)?;
-        let backoff = self
-            .punch_retries
-            .get(&peer)
-            .map_or(PUNCH_RETRY_FIRST, |r| (r.backoff * 2).min(PUNCH_RETRY_MAX));
-        self.punch_retries.insert(
-            peer,
-            Retry {
-                due: Instant::now() + backoff,
-                backoff,
-                via,
-            },
-        );
-        Some(backoff)
+        Some(self.reach.punch_failed(peer, via, Instant::now()))
     }
 
-    /// When the next punch retry is due.
-    pub(super) fn next_punch_retry(&self) -> Option<Instant> {
-        self.punch_retries.values().map(|r| r.due).min()
-    }
-
-    /// Dials a new circuit to every peer whose retry is due and that is still only relayed.
+    /// Dials a new circuit to every peer whose retry is due and that is still only relayed
+    /// (reach-state rule 3).
     pub(super) fn on_punch_retries_due(&mut self) {
-        let now = Instant::now();
-        let due: Vec<(PeerId, PeerId)> = self
-            .punch_retries
-            .iter()
-            .filter(|(_, r)| r.due <= now)
-            .map(|(p, r)| (*p, r.via))
-            .collect();
-        for (peer, via) in due {
-            if let Some(r) = self.punch_retries.get_mut(&peer) {
-                // Parked until the punch on the new circuit reports; never due twice.
-                r.due = now + PUNCH_RETRY_MAX;
-            }
-            if self.connection_of(&peer) == status::Connection::Relayed {
+        for (peer, via) in self.reach.take_due_punches(Instant::now()) {
+            if self.connections.best(&peer) == status::Connection::Relayed {
                 tracing::info!(%peer, "retrying the hole punch over a new circuit");
                 self.dial_relayed(peer, via);
             } else {
-                self.punch_retries.remove(&peer);
+                self.reach.punch_done(&peer);
             }
+        }
+    }
+
+    /// The last connection to a peer we hold a record of was found dead: the strategy
+    /// decides anew how to reach it (the path may be back, or another way may work).
+    pub(super) fn reach_again(&mut self, peer: PeerId) {
+        let enr = self
+            .swarm
+            .behaviour()
+            .gossip
+            .table()
+            .get_by_peer(&peer)
+            .map(|e| e.enr.clone());
+        if let Some(enr) = enr {
+            tracing::info!(%peer, "connection to peer lost; reaching it anew");
+            self.reach(&enr, peer);
         }
     }
 }

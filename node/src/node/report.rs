@@ -5,10 +5,10 @@ use std::time::SystemTime;
 
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
-use peerfind_behaviours::enr_ext::{self, Transport};
+use peerfind_behaviours::enr_ext;
 use peerfind_behaviours::table;
 
-use super::{Link, Node};
+use super::Node;
 use crate::behaviour::BehaviourEvent;
 use crate::status::{self, Query};
 
@@ -37,9 +37,7 @@ impl Node {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect();
-        let count = |want: fn(&Link) -> bool| {
-            self.connections.values().filter(|(_, l)| want(l)).count() as u64
-        };
+        let (direct_connections, relayed_connections) = self.connections.counts();
         status::Status {
             peer_id: *self.swarm.local_peer_id(),
             node_id: hex::encode(enr.node_id().raw()),
@@ -58,22 +56,22 @@ impl Node {
             },
             bootnodes: self
                 .bootnodes
-                .values()
+                .iter()
                 .map(|b| {
-                    let (agent, lacks) = self.bootnode_identity(&b.peer_id);
+                    let (agent, lacks) = self.identified.bootnode(&b.peer_id);
                     status::BootnodeState {
                         peer_id: b.peer_id,
                         addrs: b.addrs.clone(),
                         connected: self.swarm.is_connected(&b.peer_id),
-                        transports: self.transports_of(&b.peer_id),
+                        transports: self.connections.transports_of(&b.peer_id),
                         agent,
                         lacks,
                     }
                 })
                 .collect(),
             records: self.swarm.behaviour().gossip.table().len() as u64,
-            direct_connections: count(|l| matches!(l, Link::Direct(_))),
-            relayed_connections: count(|l| *l == Link::Relayed),
+            direct_connections,
+            relayed_connections,
             counters,
         }
     }
@@ -94,63 +92,27 @@ impl Node {
                 last_seen: self.clock.at(e.refreshed.into()),
                 met: match e.source {
                     table::Source::Gossip { .. } => status::Met::Gossip,
-                    table::Source::Announced if self.dialed.contains(&e.peer_id) => {
+                    table::Source::Announced if self.connections.was_dialed(&e.peer_id) => {
                         status::Met::Announced
                     }
                     table::Source::Announced => status::Met::Inbound,
                 },
-                connection: self.connection_of(&e.peer_id),
-                transports: self.transports_of(&e.peer_id),
+                connection: self.connections.best(&e.peer_id),
+                transports: self.connections.transports_of(&e.peer_id),
                 has_record: true,
-                identify: self.identify_of(&e.peer_id),
+                identify: self.identified.get(&e.peer_id),
             })
             .chain(self.peers_without_record())
             .collect()
     }
 
-    /// The best connection to `peer`: direct (QUIC before TCP) over relayed over none.
-    pub(super) fn connection_of(&self, peer: &PeerId) -> status::Connection {
-        let mut best = status::Connection::None;
-        for (p, link) in self.connections.values() {
-            if p != peer {
-                continue;
-            }
-            match link {
-                Link::Direct(Transport::Quic) => {
-                    return status::Connection::Direct { transport: "quic" };
-                }
-                Link::Direct(Transport::Tcp) => {
-                    best = status::Connection::Direct { transport: "tcp" }
-                }
-                Link::Relayed if best == status::Connection::None => {
-                    best = status::Connection::Relayed
-                }
-                Link::Relayed => {}
-            }
-        }
-        best
-    }
-
-    /// The transports of the open direct connections to `peer`, QUIC first.
-    pub(super) fn transports_of(&self, peer: &PeerId) -> Vec<&'static str> {
-        let has = |t: Transport| {
-            self.connections
-                .values()
-                .any(|(p, l)| p == peer && *l == Link::Direct(t))
-        };
-        [(Transport::Quic, "quic"), (Transport::Tcp, "tcp")]
-            .into_iter()
-            .filter(|(t, _)| has(*t))
-            .map(|(_, name)| name)
-            .collect()
-    }
-
+    /// Tells watchers when the best connection to `peer_id` changed from `before`.
     pub(super) fn publish_connection_change(
         &mut self,
         peer_id: PeerId,
         before: status::Connection,
     ) {
-        let connection = self.connection_of(&peer_id);
+        let connection = self.connections.best(&peer_id);
         if connection != before {
             tracing::debug!(peer = %peer_id, ?connection, "connection state changed");
             self.hub.publish(status::Event::ConnectionChanged {

@@ -53,6 +53,11 @@ impl Reservations {
         self.due.remove(&bootnode);
     }
 
+    /// Whether a reservation on `bootnode` is in flight or held.
+    pub(super) fn holds(&self, bootnode: &PeerId) -> bool {
+        self.listeners.values().any(|b| b == bootnode)
+    }
+
     /// The bootnode accepted: the next failure waits [`RETRY_FIRST`] again.
     pub(super) fn accepted(&mut self, bootnode: &PeerId) {
         self.backoff.remove(bootnode);
@@ -110,17 +115,10 @@ impl Node {
         reason: &Result<(), std::io::Error>,
     ) {
         let identified = &self.identified;
-        let (bootnode, decision) = self.relay_slots.closed(
-            listener,
-            |p| {
-                identified
-                    .get(p)
-                    .map(|i| i.0.protocols.iter().any(|p| p == super::foreign::RELAY_HOP))
-            },
-            Instant::now(),
-        );
+        let (bootnode, decision) =
+            self.relay_slots
+                .closed(listener, |p| identified.has_relay(p), Instant::now());
         let Some(bootnode) = bootnode else { return };
-        self.reservations.remove(&bootnode);
         let why = match reason {
             Ok(()) => "closed".to_owned(),
             Err(e) => e.to_string(),
@@ -192,10 +190,12 @@ mod tests {
         let boot = PeerId::random();
         let l = listener();
         r.started(l, boot);
+        assert!(r.holds(&boot), "in flight");
         assert_eq!(
             r.closed(l, |_| Some(false), Instant::now()),
             (Some(boot), Decision::GiveUp)
         );
+        assert!(!r.holds(&boot));
         assert_eq!(r.next_due(), None);
     }
 

@@ -1,0 +1,355 @@
+//! The connection book: every open connection with what the node needs to know of it, and the
+//! dials in flight that matter to that knowledge. One owner for all per-connection state, so
+//! that a connection's facts are added and removed together.
+//!
+//! Rules:
+//! 1. A connection's kind is fixed when it opens: direct over TCP or QUIC (its remote address
+//!    is a plain socket), or relayed (a circuit). Anything else is not kept.
+//! 2. A peer counts as dialed from our first dial to it until its last connection closes: an
+//!    inbound connection from it then proves nothing about our reachability.
+//! 3. A direct connection's [`Leg`] is which local port it left from (confirm rule 7): a
+//!    dial from a fresh port (strategy rule 4) or a second TCP connection to the same
+//!    address (a twin: the address pair is taken) did not leave from the listen port.
+//! 4. What a peer observes on a direct connection is weighed with its leg (confirm rule 7);
+//!    on a fresh-port dial it is not even looked at ([`Observation::FreshPort`]).
+//! 5. The stranger test (NAT rule 1): an inbound, direct connection from a peer we did not
+//!    dial and are not relayed to, nor were within [`PUNCH_GRACE`] (a hole punch's direct
+//!    connection may arrive inbound just after the relayed one closed).
+//! 6. A relayed connection's close is remembered for [`PUNCH_GRACE`]; older ones are
+//!    forgotten whenever another closes, so the memory is bounded by the relayed
+//!    connections closed in that time.
+//! 7. The best connection to a peer: direct over QUIC, then over TCP, then relayed.
+//! 8. Every connection is watched for liveness ([`crate::liveness`]) from its opening to its
+//!    close; a close says whether liveness found it dead.
+//!
+//! The state is one entry per open connection and one per fresh-port dial in flight (removed
+//! when it fails or opens): bounded by the swarm's connections and dials.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use libp2p::core::ConnectedPoint;
+use libp2p::swarm::ConnectionId;
+use peerfind_behaviours::enr_ext::{self, Transport};
+use tokio::time::Instant;
+
+use crate::confirm::Leg;
+use crate::liveness::{Liveness, Verdict};
+use crate::status;
+
+/// How long after its relayed connection closed an inbound connection from a peer is still
+/// taken for the hole punch's (rule 5): DCUtR's attempts end well within it.
+pub(super) const PUNCH_GRACE: Duration = Duration::from_secs(60);
+
+/// The kind of one connection (rule 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Link {
+    /// Straight to the peer.
+    Direct(Transport),
+    /// Through a relay's circuit.
+    Relayed,
+}
+
+/// What an address a peer observed on a connection is worth (rule 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Observation {
+    /// Not a direct connection we know: nothing to learn.
+    Unknown,
+    /// A dial from a fresh port (strategy rule 4): not our address.
+    FreshPort,
+    /// A direct connection over this transport, which left from this port.
+    Direct(Transport, Leg),
+}
+
+/// One open connection.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    peer: PeerId,
+    link: Link,
+    /// Where a direct connection we dialed went, and over which transport: TCP and QUIC to
+    /// the same ip:port are different sockets, so only the same transport makes a twin.
+    dialed_to: Option<(SocketAddr, Transport)>,
+    /// Which port it left from (direct connections only).
+    leg: Leg,
+    /// Dialed from a fresh port (rule 3).
+    fresh: bool,
+    /// Whether it answered a ping yet.
+    pinged: bool,
+}
+
+/// What the node learns when a connection opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Opened {
+    /// Its kind, when it is one we keep.
+    pub(super) link: Option<Link>,
+    /// The best connection to the peer before it.
+    pub(super) before: status::Connection,
+}
+
+/// What the node learns when a connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Closed {
+    /// The best connection to the peer before the close.
+    pub(super) before: status::Connection,
+    /// Liveness had found it dead (rule 8): the loss is to be acted on.
+    pub(super) lost: bool,
+}
+
+/// The connection book. See the module doc.
+#[derive(Debug)]
+pub(super) struct ConnectionBook {
+    open: HashMap<ConnectionId, Entry>,
+    /// Rule 2. Bounded by the dials we make.
+    dialed: HashSet<PeerId>,
+    /// Dials in flight from a fresh port (rule 3).
+    fresh_dials: HashSet<ConnectionId>,
+    /// Rule 6.
+    relay_closed: HashMap<PeerId, Instant>,
+    /// Rule 8.
+    liveness: Liveness,
+}
+
+impl ConnectionBook {
+    pub(super) fn new() -> Self {
+        Self {
+            open: HashMap::new(),
+            dialed: HashSet::new(),
+            fresh_dials: HashSet::new(),
+            relay_closed: HashMap::new(),
+            liveness: Liveness::new(),
+        }
+    }
+
+    /// We started a dial to `peer` (rule 2); `fresh` when it leaves from a fresh port
+    /// (rule 3).
+    pub(super) fn dialing(&mut self, peer: PeerId, id: ConnectionId, fresh: bool) {
+        self.dialed.insert(peer);
+        if fresh {
+            self.fresh_dials.insert(id);
+        }
+    }
+
+    /// A dial failed.
+    pub(super) fn dial_failed(&mut self, id: ConnectionId) {
+        self.fresh_dials.remove(&id);
+    }
+
+    /// A connection opened (rules 1, 3 and 8).
+    pub(super) fn opened(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        endpoint: &ConnectedPoint,
+        now: Instant,
+    ) -> Opened {
+        let before = self.best(&peer);
+        let fresh = self.fresh_dials.remove(&id);
+        self.liveness.opened(id, now);
+        let link = if endpoint.is_relayed() {
+            Some(Link::Relayed)
+        } else {
+            enr_ext::socket_of(endpoint.get_remote_address()).map(|(_, _, t)| Link::Direct(t))
+        };
+        if let Some(link) = link {
+            let dialed_to = endpoint
+                .is_dialer()
+                .then(|| enr_ext::socket_of(endpoint.get_remote_address()))
+                .flatten()
+                .map(|(ip, port, t)| (SocketAddr::new(ip, port), t));
+            let twin = dialed_to.is_some()
+                && self
+                    .open
+                    .values()
+                    .any(|e| e.link != Link::Relayed && e.dialed_to == dialed_to);
+            let leg = match link {
+                Link::Direct(_) if fresh => Leg::OtherPort,
+                Link::Direct(transport) => Leg::of(endpoint, transport, twin),
+                Link::Relayed => Leg::OtherPort,
+            };
+            let entry = Entry {
+                peer,
+                link,
+                dialed_to,
+                leg,
+                fresh,
+                pinged: false,
+            };
+            self.open.insert(id, entry);
+        }
+        Opened { link, before }
+    }
+
+    /// A connection closed; `remaining` connections to its peer stay open.
+    pub(super) fn closed(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        remaining: u32,
+        now: Instant,
+    ) -> Closed {
+        let before = self.best(&peer);
+        if let Some(Entry {
+            link: Link::Relayed,
+            ..
+        }) = self.open.remove(&id)
+        {
+            self.relay_closed
+                .retain(|_, at| now.duration_since(*at) < PUNCH_GRACE);
+            self.relay_closed.insert(peer, now);
+        }
+        self.fresh_dials.remove(&id);
+        if remaining == 0 {
+            self.dialed.remove(&peer);
+        }
+        let lost = self.liveness.closed(id);
+        Closed { before, lost }
+    }
+
+    /// What an address observed on `id` is worth (rule 4).
+    pub(super) fn observation(&self, id: ConnectionId) -> Observation {
+        match self.open.get(&id) {
+            Some(Entry {
+                link: Link::Direct(_),
+                fresh: true,
+                ..
+            }) => Observation::FreshPort,
+            Some(Entry {
+                link: Link::Direct(transport),
+                leg,
+                ..
+            }) => Observation::Direct(*transport, *leg),
+            _ => Observation::Unknown,
+        }
+    }
+
+    /// The stranger test (rule 5) for a connection that just opened.
+    pub(super) fn is_stranger(
+        &self,
+        peer: &PeerId,
+        endpoint: &ConnectedPoint,
+        now: Instant,
+    ) -> bool {
+        let relayed_to = self
+            .open
+            .values()
+            .any(|e| e.peer == *peer && e.link == Link::Relayed)
+            || self
+                .relay_closed
+                .get(peer)
+                .is_some_and(|at| now.duration_since(*at) < PUNCH_GRACE);
+        !endpoint.is_dialer()
+            && !endpoint.is_relayed()
+            && !relayed_to
+            && !self.dialed.contains(peer)
+    }
+
+    /// Whether we dialed `peer` and are still connected or dialing (rule 2).
+    pub(super) fn was_dialed(&self, peer: &PeerId) -> bool {
+        self.dialed.contains(peer)
+    }
+
+    /// The peer and kind of an open connection.
+    pub(super) fn get(&self, id: ConnectionId) -> Option<(PeerId, Link)> {
+        self.open.get(&id).map(|e| (e.peer, e.link))
+    }
+
+    /// The relayed connections to `peer`, but `except`.
+    pub(super) fn relayed_to(&self, peer: &PeerId, except: ConnectionId) -> Vec<ConnectionId> {
+        self.open
+            .iter()
+            .filter(|(id, e)| e.peer == *peer && e.link == Link::Relayed && **id != except)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The best connection to `peer` (rule 7).
+    pub(super) fn best(&self, peer: &PeerId) -> status::Connection {
+        let mut best = status::Connection::None;
+        for e in self.open.values().filter(|e| e.peer == *peer) {
+            match e.link {
+                Link::Direct(Transport::Quic) => {
+                    return status::Connection::Direct { transport: "quic" };
+                }
+                Link::Direct(Transport::Tcp) => {
+                    best = status::Connection::Direct { transport: "tcp" }
+                }
+                Link::Relayed if best == status::Connection::None => {
+                    best = status::Connection::Relayed
+                }
+                Link::Relayed => {}
+            }
+        }
+        best
+    }
+
+    /// The transports of the open direct connections to `peer`, QUIC first.
+    pub(super) fn transports_of(&self, peer: &PeerId) -> Vec<&'static str> {
+        let has = |t: Transport| {
+            self.open
+                .values()
+                .any(|e| e.peer == *peer && e.link == Link::Direct(t))
+        };
+        [(Transport::Quic, "quic"), (Transport::Tcp, "tcp")]
+            .into_iter()
+            .filter(|(t, _)| has(*t))
+            .map(|(_, name)| name)
+            .collect()
+    }
+
+    /// Open connections: (direct, relayed).
+    pub(super) fn counts(&self) -> (u64, u64) {
+        let relayed = self
+            .open
+            .values()
+            .filter(|e| e.link == Link::Relayed)
+            .count() as u64;
+        (self.open.len() as u64 - relayed, relayed)
+    }
+
+    /// Every peer with an open connection, once each.
+    pub(super) fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        let mut seen = HashSet::new();
+        self.open
+            .values()
+            .map(|e| e.peer)
+            .filter(move |p| seen.insert(*p))
+    }
+
+    /// A ping on `id` was answered (rule 8). Says whether it is the connection's first: data
+    /// flows both ways on it.
+    pub(super) fn ping_answered(&mut self, id: ConnectionId, now: Instant) -> bool {
+        self.liveness.answered(id, now);
+        self.open
+            .get_mut(&id)
+            .is_some_and(|e| !std::mem::replace(&mut e.pinged, true))
+    }
+
+    /// libp2p reported a failed ping on `id`: whether to close it now.
+    pub(super) fn ping_failed(&mut self, id: ConnectionId) -> Option<Verdict> {
+        self.liveness.failed(id)
+    }
+
+    /// The peer on `id` does not speak ping: it is no longer watched.
+    pub(super) fn ping_unsupported(&mut self, id: ConnectionId) {
+        self.liveness.unsupported(id);
+    }
+
+    /// When the next connection runs out of its liveness budget.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.liveness.next_deadline()
+    }
+
+    /// The connections found dead by `now`, with their peers; the caller closes them.
+    pub(super) fn expired(&mut self, now: Instant) -> Vec<(ConnectionId, Option<PeerId>)> {
+        self.liveness
+            .expired(now)
+            .into_iter()
+            .map(|id| (id, self.open.get(&id).map(|e| e.peer)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

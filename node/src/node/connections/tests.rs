@@ -1,0 +1,204 @@
+//! The connection book's rules, each shown on a few connections.
+
+use libp2p::Multiaddr;
+use libp2p::core::Endpoint;
+use libp2p::core::transport::PortUse;
+
+use super::*;
+
+fn addr(s: &str) -> Multiaddr {
+    s.parse().expect("test address")
+}
+
+fn ours(transport: Transport) -> Observation {
+    Observation::Direct(transport, Leg::ListenPort)
+}
+
+fn id(n: usize) -> ConnectionId {
+    ConnectionId::new_unchecked(n)
+}
+
+fn dialer(address: &str) -> ConnectedPoint {
+    ConnectedPoint::Dialer {
+        address: addr(address),
+        role_override: Endpoint::Dialer,
+        port_use: PortUse::Reuse,
+    }
+}
+
+fn listener(from: &str) -> ConnectedPoint {
+    ConnectedPoint::Listener {
+        local_addr: addr("/ip4/0.0.0.0/tcp/9000"),
+        send_back_addr: addr(from),
+    }
+}
+
+/// A circuit through a relay that reached us.
+fn relayed() -> ConnectedPoint {
+    ConnectedPoint::Listener {
+        local_addr: addr(
+            "/ip4/198.51.100.10/tcp/9000/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit",
+        ),
+        send_back_addr: addr("/p2p-circuit"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn kinds_and_the_best_connection() {
+    let mut book = ConnectionBook::new();
+    let peer = PeerId::random();
+    let now = Instant::now();
+    let relayed = book.opened(id(1), peer, &relayed(), now);
+    assert_eq!(relayed.link, Some(Link::Relayed));
+    assert_eq!(relayed.before, status::Connection::None);
+    assert_eq!(book.best(&peer), status::Connection::Relayed);
+    book.opened(id(2), peer, &dialer("/ip4/198.51.100.20/tcp/9000"), now);
+    assert_eq!(
+        book.best(&peer),
+        status::Connection::Direct { transport: "tcp" }
+    );
+    book.opened(
+        id(3),
+        peer,
+        &dialer("/ip4/198.51.100.20/udp/9000/quic-v1"),
+        now,
+    );
+    assert_eq!(
+        book.best(&peer),
+        status::Connection::Direct { transport: "quic" }
+    );
+    assert_eq!(book.transports_of(&peer), ["quic", "tcp"]);
+    assert_eq!(book.counts(), (2, 1));
+    assert_eq!(book.relayed_to(&peer, id(3)), [id(1)]);
+    let unknown = book.opened(id(4), peer, &dialer("/dns4/example.org/tcp/1"), now);
+    assert_eq!(unknown.link, None, "rule 1: not a socket, not relayed");
+    assert_eq!(book.peers().count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_port_dial_is_not_looked_at() {
+    let mut book = ConnectionBook::new();
+    let (peer, now) = (PeerId::random(), Instant::now());
+    book.dialing(peer, id(1), true);
+    book.opened(id(1), peer, &dialer("/ip4/198.51.100.20/tcp/9000"), now);
+    assert_eq!(book.observation(id(1)), Observation::FreshPort);
+    book.opened(id(2), peer, &dialer("/ip4/198.51.100.30/tcp/9000"), now);
+    assert_eq!(book.observation(id(2)), ours(Transport::Tcp));
+    book.opened(id(3), peer, &relayed(), now);
+    assert_eq!(book.observation(id(3)), Observation::Unknown, "relayed");
+    assert_eq!(book.observation(id(9)), Observation::Unknown, "not open");
+    book.dialing(peer, id(5), true);
+    book.dial_failed(id(5));
+    assert!(book.fresh_dials.is_empty(), "a failed dial is forgotten");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_tcp_connection_to_the_same_address_is_told_from_the_first() {
+    let mut book = ConnectionBook::new();
+    let (peer, now) = (PeerId::random(), Instant::now());
+    let boot = "/ip4/198.51.100.10/tcp/9000";
+    book.opened(id(1), peer, &dialer(boot), now);
+    book.opened(id(2), peer, &dialer(boot), now);
+    book.opened(id(3), peer, &dialer("/ip4/198.51.100.20/tcp/9000"), now);
+    assert_eq!(book.observation(id(1)), ours(Transport::Tcp));
+    let twin = Observation::Direct(Transport::Tcp, Leg::OtherPort);
+    assert_eq!(book.observation(id(2)), twin, "a twin");
+    assert_eq!(
+        book.observation(id(3)),
+        ours(Transport::Tcp),
+        "another address is another pair"
+    );
+    book.closed(id(1), peer, 2, now);
+    book.closed(id(2), peer, 1, now);
+    book.opened(id(4), peer, &dialer(boot), now);
+    assert_eq!(book.observation(id(4)), ours(Transport::Tcp), "alone again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tcp_redial_while_quic_to_the_same_ip_and_port_is_open_is_no_twin() {
+    let mut book = ConnectionBook::new();
+    let (peer, now) = (PeerId::random(), Instant::now());
+    book.opened(
+        id(1),
+        peer,
+        &dialer("/ip4/198.51.100.10/udp/9000/quic-v1"),
+        now,
+    );
+    book.opened(id(2), peer, &dialer("/ip4/198.51.100.10/tcp/9000"), now);
+    assert_eq!(book.observation(id(2)), ours(Transport::Tcp));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stranger_test() {
+    let mut book = ConnectionBook::new();
+    let now = Instant::now();
+    let inbound = listener("/ip4/198.51.100.20/tcp/1234");
+    let stranger = PeerId::random();
+    assert!(book.is_stranger(&stranger, &inbound, now));
+    assert!(!book.is_stranger(&stranger, &dialer("/ip4/198.51.100.20/tcp/9000"), now));
+    assert!(!book.is_stranger(&stranger, &relayed(), now));
+
+    // Rule 2: dialed, until its last connection closes.
+    let dialed = PeerId::random();
+    book.dialing(dialed, id(1), false);
+    assert!(!book.is_stranger(&dialed, &inbound, now));
+    assert!(book.was_dialed(&dialed));
+    book.opened(id(1), dialed, &dialer("/ip4/198.51.100.30/tcp/9000"), now);
+    book.closed(id(1), dialed, 0, now);
+    assert!(book.is_stranger(&dialed, &inbound, now));
+
+    // Rules 5 and 6: relayed now, or within the grace.
+    let punched = PeerId::random();
+    book.opened(id(2), punched, &relayed(), now);
+    assert!(!book.is_stranger(&punched, &inbound, now));
+    book.closed(id(2), punched, 0, now);
+    tokio::time::advance(PUNCH_GRACE - Duration::from_secs(1)).await;
+    assert!(!book.is_stranger(&punched, &inbound, Instant::now()));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(book.is_stranger(&punched, &inbound, Instant::now()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn relay_closes_are_forgotten_after_the_grace() {
+    let mut book = ConnectionBook::new();
+    for n in 0..10 {
+        let peer = PeerId::random();
+        book.opened(id(n), peer, &relayed(), Instant::now());
+        book.closed(id(n), peer, 0, Instant::now());
+    }
+    assert_eq!(book.relay_closed.len(), 10);
+    tokio::time::advance(PUNCH_GRACE).await;
+    let peer = PeerId::random();
+    book.opened(id(99), peer, &relayed(), Instant::now());
+    book.closed(id(99), peer, 0, Instant::now());
+    assert_eq!(book.relay_closed.len(), 1, "rule 6: bounded by the grace");
+}
+
+#[tokio::test(start_paused = true)]
+async fn liveness_from_open_to_close() {
+    let mut book = ConnectionBook::new();
+    let peer = PeerId::random();
+    book.opened(
+        id(1),
+        peer,
+        &dialer("/ip4/198.51.100.20/tcp/9000"),
+        Instant::now(),
+    );
+    book.opened(
+        id(2),
+        peer,
+        &dialer("/ip4/198.51.100.20/udp/9000/quic-v1"),
+        Instant::now(),
+    );
+    assert!(book.ping_answered(id(1), Instant::now()), "first answer");
+    assert!(!book.ping_answered(id(1), Instant::now()), "not the first");
+    tokio::time::advance(crate::liveness::budget()).await;
+    book.ping_answered(id(1), Instant::now());
+    assert_eq!(book.expired(Instant::now()), [(id(2), Some(peer))]);
+    assert!(book.closed(id(2), peer, 1, Instant::now()).lost);
+    assert!(
+        !book.closed(id(1), peer, 0, Instant::now()).lost,
+        "a close it chose"
+    );
+    assert!(book.peers().next().is_none());
+}

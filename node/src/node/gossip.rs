@@ -1,0 +1,71 @@
+//! Records from others: the ENR exchange's news ("Meet Alice": a record learned or updated,
+//! which the strategy then acts on) and, on bootnodes, the record mesh shared with the other
+//! bootnodes ([`crate::mesh`]).
+
+use peerfind_behaviours::enr_ext;
+use peerfind_behaviours::gossip;
+
+use super::Node;
+use crate::status;
+
+impl Node {
+    pub(super) fn on_gossip(&mut self, event: gossip::Event) {
+        match event {
+            gossip::Event::RecordLearned { enr, peer_id, .. } => {
+                self.publish_to_mesh(&enr);
+                self.swarm.behaviour_mut().intro.remember(enr.node_id());
+                self.hub.publish(status::Event::RecordLearned {
+                    peer_id,
+                    seq: enr.seq(),
+                    nat: enr_ext::is_natted(&enr),
+                });
+                self.reach(&enr, peer_id)
+            }
+            gossip::Event::RecordUpdated { enr, peer_id, .. } => {
+                self.publish_to_mesh(&enr);
+                self.hub.publish(status::Event::RecordUpdated {
+                    peer_id,
+                    seq: enr.seq(),
+                    nat: enr_ext::is_natted(&enr),
+                });
+                self.reach(&enr, peer_id)
+            }
+            gossip::Event::InputRejected { .. } => {}
+        }
+    }
+
+    /// Mesh rule 2: every record new or newer in our table goes to the other bootnodes.
+    fn publish_to_mesh(&mut self, enr: &peerfind_behaviours::enr_ext::Enr) {
+        if let Some(mesh) = self.swarm.behaviour_mut().mesh.as_mut() {
+            crate::mesh::publish(mesh, &self.config.mesh_topic, enr);
+        }
+    }
+
+    /// Mesh rules 3 to 5: a record from another bootnode goes through our table like a pushed
+    /// one, and gossipsub forwards it only if the table took it as new or newer.
+    pub(super) fn on_mesh(&mut self, event: libp2p::gossipsub::Event) {
+        let (propagation_source, message_id, message) = match event {
+            libp2p::gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => (propagation_source, message_id, message),
+            libp2p::gossipsub::Event::Subscribed { peer_id, .. } => {
+                // A bootnode in the mesh gets every record from it: no pushes to it too.
+                tracing::info!(peer = %peer_id, "bootnode joined the record mesh");
+                self.swarm.behaviour_mut().gossip.skip_pushes_to(peer_id);
+                return;
+            }
+            _ => return,
+        };
+        let behaviour = self.swarm.behaviour_mut();
+        let offered = behaviour.gossip.offer(&message.data, propagation_source);
+        if let Err(e) = &offered {
+            tracing::debug!(peer = %propagation_source, reason = %e, "record from the bootnode mesh not taken");
+        }
+        let acceptance = crate::mesh::acceptance(&offered);
+        if let Some(mesh) = behaviour.mesh.as_mut() {
+            mesh.report_message_validation_result(&message_id, &propagation_source, acceptance);
+        }
+    }
+}

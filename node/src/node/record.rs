@@ -1,0 +1,202 @@
+//! The own record and what changes it: the first diagram (a peer tells us the address it
+//! sees, and the record takes it with seq + 1), the third (the NAT verdict sets or clears the
+//! `nat` flag), and a bootnode's own listen addresses.
+
+use std::collections::HashMap;
+
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol, swarm::ConnectionId};
+use peerfind_behaviours::enr_ext::{self, Transport};
+
+use super::connections::Observation;
+use super::{Mode, Node, listeners};
+use crate::confirm::{Own, Witness};
+use crate::data_dir::BOOTNODE_FILE;
+use crate::enr::Content;
+use crate::nat;
+use crate::status;
+
+impl Node {
+    /// A peer told us, through identify, the address it sees our connection come from.
+    pub(super) fn on_observed(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        observed: &Multiaddr,
+    ) {
+        let (transport, leg) = match self.connections.observation(connection) {
+            Observation::Unknown => return,
+            Observation::FreshPort => {
+                tracing::debug!(%peer, %observed, "ignoring the address seen on a connection from a fresh port");
+                return;
+            }
+            Observation::Direct(transport, leg) => (transport, leg),
+        };
+        let is_bootnode = self.bootnodes.contains(&peer);
+        tracing::debug!(%peer, %observed, is_bootnode, "peer reported our address");
+        if self.fixed_external() {
+            return;
+        }
+        let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+        let own = Own { listen: &listen };
+        let Some(confirmed) =
+            self.confirmations
+                .observe(peer, is_bootnode, (transport, leg), observed, own)
+        else {
+            return;
+        };
+        let mut addr = Multiaddr::from(confirmed.socket.ip());
+        match confirmed.transport {
+            Transport::Tcp => addr.push(Protocol::Tcp(confirmed.socket.port())),
+            Transport::Quic => {
+                addr.push(Protocol::Udp(confirmed.socket.port()));
+                addr.push(Protocol::QuicV1);
+            }
+        }
+        let reason = match confirmed.by {
+            Witness::Bootnode(p) => format!("observed address confirmed by bootnode {p}"),
+            Witness::Peers(n) => format!("observed address confirmed by {n} peers"),
+        };
+        tracing::info!(address = %addr, %reason, "external address confirmed");
+        // NAT rule 5 (a fast signal, off with AutoNAT): a translated address is the verdict,
+        // set before the address goes into the record, so peers never see it unflagged.
+        let translated = !own.has_ip(confirmed.socket.ip());
+        let fast = self.mode == Mode::Peer && self.config.autonat;
+        if fast {
+            let now = tokio::time::Instant::now();
+            let change = self
+                .nat
+                .address_confirmed(addr.clone(), peer, translated, now);
+            self.on_nat_change(change);
+        }
+        // The record takes the observed address at once (the first diagram). The swarm's
+        // external addresses mean "verified reachable": with AutoNAT on, its dial-back
+        // confirms them (an address added here would never be tested, since the swarm
+        // drops candidates it already holds); without it, we trust the observation.
+        if !self.config.autonat {
+            self.swarm.add_external_address(addr);
+        }
+        let (ip, port) = (confirmed.socket.ip(), confirmed.socket.port());
+        self.change_record(&reason, |c| {
+            c.set_socket(ip, port, confirmed.transport);
+        });
+        if fast && !translated {
+            // Strategy rule 6 may now ask for introductions, with this address in our record.
+            self.reach_all();
+        }
+    }
+
+    /// An AutoNAT dial-back's result: NAT detection's fast signal.
+    pub(super) fn on_autonat(&mut self, event: libp2p::autonat::v2::client::Event) {
+        let reachable = event.result.is_ok();
+        // A relayed address (`…/p2p-circuit`) is reachable through the relay by design; it
+        // says nothing about our own address, so it is no NAT verdict.
+        if enr_ext::socket_of(&event.tested_addr).is_none() {
+            tracing::debug!(addr = %event.tested_addr, reachable, "ignored AutoNAT test of a relayed address");
+            return;
+        }
+        tracing::info!(
+            addr = %event.tested_addr, server = %event.server, reachable,
+            error = ?event.result.err().map(|e| e.to_string()), "AutoNAT test done"
+        );
+        let change = self.nat.autonat_result(
+            event.tested_addr,
+            event.server,
+            reachable,
+            tokio::time::Instant::now(),
+        );
+        self.on_nat_change(change);
+    }
+
+    /// Logs a NAT status change once, and sets or clears the `nat` flag ("Update: NAT").
+    pub(super) fn on_nat_change(&mut self, change: Option<nat::Change>) {
+        let Some(change) = change else { return };
+        tracing::info!(
+            from = %change.from, to = %change.to, reason = %change.reason, "NAT status changed"
+        );
+        self.hub.publish(status::Event::NatStatusChanged {
+            from: change.from,
+            to: change.to,
+            reason: change.reason.to_string(),
+        });
+        let natted = change.to == nat::Status::Private;
+        self.change_record(&change.reason.to_string(), |c| c.nat = natted);
+        self.on_nat_status(change.to);
+    }
+
+    /// Changes the own record and, when it changed, announces it ("Update: …").
+    pub(super) fn change_record(&mut self, reason: &str, change: impl FnOnce(&mut Content)) {
+        match self.record.update(change) {
+            Ok(true) => {
+                let enr = self.record.enr().clone();
+                tracing::info!(
+                    seq = enr.seq(), ip = ?enr.ip4(), tcp = ?enr.tcp4(), quic = ?enr_ext::quic4(&enr),
+                    ip6 = ?enr.ip6(), nat = enr_ext::is_natted(&enr), reason, enr = %enr.to_base64(),
+                    "local record updated"
+                );
+                self.swarm
+                    .behaviour_mut()
+                    .intro
+                    .set_local_record(enr.clone());
+                self.swarm.behaviour_mut().gossip.set_local_record(enr);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, reason, "cannot update the local record"),
+        }
+    }
+
+    /// Addresses set by `--external-addr`: observed ones never replace them.
+    fn fixed_external(&self) -> bool {
+        !self.config.external_addr.is_empty()
+    }
+
+    /// A bootnode has nobody to tell it its address: unless `--external-addr` says, it
+    /// advertises the address it listens on (listeners rule 3). Prints and stores its record
+    /// and addresses whenever they change (listeners rule 4).
+    pub(super) fn advertise_listen_addrs(&mut self) {
+        if !self.fixed_external() {
+            let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+            let chosen: HashMap<Transport, Multiaddr> = listeners::advertised(&listen);
+            let sockets: Vec<_> = chosen.values().filter_map(enr_ext::socket_of).collect();
+            let replaced: Vec<Multiaddr> = self
+                .swarm
+                .external_addresses()
+                .filter(|a| !chosen.values().any(|c| c == *a))
+                .cloned()
+                .collect();
+            for addr in replaced {
+                self.swarm.remove_external_address(&addr);
+            }
+            for addr in chosen.into_values() {
+                self.swarm.add_external_address(addr);
+            }
+            self.change_record("bootnode advertises its listen addresses", |c| {
+                for (ip, port, transport) in sockets {
+                    c.set_socket(ip, port, transport);
+                }
+            });
+        }
+        if !self.listeners.advertise(self.record.enr().seq()) {
+            return;
+        }
+        let enr = self.record.enr();
+        let peer = *self.swarm.local_peer_id();
+        let mut lines = vec![enr.to_base64()];
+        lines.extend(
+            enr_ext::multiaddrs(enr, peer)
+                .iter()
+                .map(ToString::to_string),
+        );
+        let text = lines.join("\n") + "\n";
+        print!("{text}");
+        if let Err(e) = self
+            .data_dir
+            .write_atomic(BOOTNODE_FILE, text.as_bytes(), 0o644)
+        {
+            tracing::warn!(error = %e, "cannot write the bootnode file");
+        }
+        tracing::info!(
+            enr = %enr.to_base64(), addrs = ?lines[1..].to_vec(),
+            file = %self.data_dir.path().join(BOOTNODE_FILE).display(), "bootnode ready"
+        );
+    }
+}

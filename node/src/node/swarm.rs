@@ -1,0 +1,87 @@
+//! Building the swarm: transports (TCP and QUIC, relayed circuits), the behaviours for this
+//! node's role and flags, and the connection settings.
+
+use std::time::Duration;
+
+use libp2p::{Swarm, noise, tcp, yamux};
+use peerfind_behaviours::{gossip, table};
+
+use super::Mode;
+use crate::behaviour::{Behaviour, Settings};
+use crate::config::Config;
+use crate::enr::LocalRecord;
+use crate::identity::Identity;
+
+/// A connection with no stream open for this long is closed. Gossip re-announces every
+/// 5 minutes and ping runs every 15 s, so connections to live peers never get there.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Bound on establishing any connection, AutoNAT dial-backs included: it must stay below
+/// AutoNAT's 10 s per-request limit, or a dial-back to an unreachable address never ends in
+/// a verdict.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long closing a TCP socket waits for its unsent or unacknowledged data: not at all,
+/// the kernel resets the connection. A dead connection (liveness) closed the usual way stays
+/// in the kernel for minutes, retransmitting, and keeps its ports: the redial from the listen
+/// port to the same bootnode would then fail, or leave from another port that the bootnode
+/// observes and the record would take, and a peer whose NAT mapping moved back could not
+/// reach us from it again. libp2p closes a connection only once its protocols are done with
+/// it (or it is dead), so nothing is lost.
+const TCP_LINGER: Duration = Duration::ZERO;
+
+/// Why the swarm could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmError {
+    /// The noise handshake could not be set up with our key.
+    #[error("noise: {0}")]
+    Noise(#[from] noise::Error),
+    /// A behaviour could not be built (the record mesh's gossipsub settings).
+    #[error("behaviours: {0}")]
+    Behaviour(#[from] libp2p::BehaviourBuilderError),
+}
+
+/// The swarm of a node of `mode` with `config`, presenting `record`.
+pub(super) fn build(
+    identity: &Identity,
+    record: &LocalRecord,
+    mode: Mode,
+    config: &Config,
+) -> Result<Swarm<Behaviour>, SwarmError> {
+    let bootnode = mode == Mode::Bootnode;
+    let gossip = gossip::Config {
+        gossip: bootnode,
+        fanout: config.gossip_fanout,
+        table: table::Config {
+            capacity: config.table_size,
+            ..Default::default()
+        },
+        await_identify: true,
+        ..Default::default()
+    };
+    let limits = config.connection_limits(bootnode);
+    let mesh_topic = bootnode.then_some(config.mesh_topic.as_str());
+    let settings = Settings {
+        autonat_client: config.autonat,
+        limits: &limits,
+        relay_limits: &config.relay,
+        mesh_topic,
+    };
+    Ok(
+        libp2p::SwarmBuilder::with_existing_identity(identity.keypair.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().linger(Some(TCP_LINGER)),
+                noise::Config::new,
+                yamux::Config::default,
+            )?
+            .with_quic()
+            .with_relay_client(noise::Config::new, yamux::Config::default)?
+            .with_behaviour(|key, relay_client| {
+                Behaviour::new(key, relay_client, record, gossip, settings).map_err(Box::from)
+            })?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+            .with_connection_timeout(CONNECTION_TIMEOUT)
+            .build(),
+    )
+}
