@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::{identity, listen, swarm};
 use futures::StreamExt;
-use libp2p::swarm::SwarmEvent;
 use libp2p::Swarm;
+use libp2p::swarm::SwarmEvent;
 use peerfind_behaviours::enr_ext::{Enr, SigningKey};
 use peerfind_behaviours::intro::{self, Outcome};
 

@@ -21,6 +21,13 @@
 //!    or a newer one, or refuses it as a conflict: two paths racing is normal.
 //! 5. It is rejected (not forwarded, the sender penalised by gossipsub's scoring) when it is
 //!    not a valid record: garbage, a bad signature, an oversized record.
+//! 6. When a bootnode joins the mesh (subscribes, on every new connection to it), each side
+//!    pushes it every record it holds, batched by the ENR exchange's outbox, and from then on
+//!    leaves it out of the exchange's own pushes. A publication made while nobody else was in
+//!    the mesh, or while that bootnode was away or restarting, is never carried by gossipsub
+//!    again (it keeps messages for a few heartbeats only), so without this the mesh would
+//!    never converge after a bootnode starts late or restarts. Records new to it are then
+//!    published on by it (rule 2) and ignored as known by the others (rule 4).
 //!
 //! The topic is `--mesh-topic`; bootnodes of one network must agree on it, and a different
 //! topic keeps two networks' records apart on shared bootnodes.

@@ -159,3 +159,98 @@ async fn losing_a_bootnode_loses_no_record() {
         api.node.stop().await.unwrap();
     }
 }
+
+/// Waits, event by event, until `api` holds a record with an address of every peer in
+/// `peers`; fails after `wait` with how many it holds.
+async fn wait_for_all(api: &mut Api, peers: &[String], wait: Duration) {
+    use futures::StreamExt;
+    // Subscribed before the first look: a record that arrives in between is an event.
+    let mut events = api
+        .client
+        .watch_events(pb::WatchEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let held = api
+            .client
+            .list_peers(pb::ListPeersRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .peers;
+        let with_address = peers
+            .iter()
+            .filter(|p| held.iter().any(|h| h.peer_id == **p && !h.addrs.is_empty()))
+            .count();
+        if with_address == peers.len() {
+            return;
+        }
+        let next = tokio::time::timeout_at(deadline, events.next()).await;
+        assert!(
+            matches!(next, Ok(Some(Ok(_)))),
+            "{} holds {with_address} of {} records with an address",
+            api.peer_id,
+            peers.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootnode_that_joins_late_gets_every_record_published_before() {
+    use std::sync::Arc;
+
+    use libp2p::identity;
+    use libp2p::multiaddr::Protocol;
+    use peerfind_tests::sim::{Order, World, simulated_peer};
+    use tokio::sync::{broadcast, mpsc};
+
+    // More peers than one answer to a record request carries (32): only the mesh's own sync
+    // brings them all.
+    const CROWD: usize = 80;
+    let (b1, boot1) = local::bootnode().await.unwrap();
+    let mut b1 = Api::of(b1).await;
+    let tcp: libp2p::Multiaddr = boot1
+        .addrs
+        .iter()
+        .find(|a| a.contains("/tcp/"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let Some(Protocol::P2p(boot_id)) = tcp.iter().last() else {
+        panic!("no /p2p/ in {tcp}")
+    };
+    let (orders, _) = broadcast::channel(4);
+    let (reports, _reported) = mpsc::channel(CROWD * 2);
+    let world = World {
+        bootnodes: vec![(tcp, boot_id)],
+        orders: orders.clone(),
+        reports,
+        node_ids: Arc::new(Vec::new()),
+        sim_table: 16,
+    };
+    let mut crowd = Vec::new();
+    for index in 0..CROWD {
+        let key = identity::secp256k1::Keypair::generate();
+        crowd.push(
+            identity::PublicKey::from(key.public().clone())
+                .to_peer_id()
+                .to_string(),
+        );
+        tokio::spawn(simulated_peer(index, key, world.clone()));
+    }
+    // The first bootnode, alone in its mesh, holds them all: their publications reached
+    // nobody.
+    wait_for_all(&mut b1, &crowd, Duration::from_secs(120)).await;
+
+    // A second bootnode joins; it gets every record, each with its address.
+    let (b2, _) = bootnode_joined_to("bootnode-2", &[&boot1]).await;
+    let mut b2 = Api::of(b2).await;
+    wait_for_all(&mut b2, &crowd, WAIT).await;
+
+    let _ = orders.send(Order::Stop);
+    for api in [&mut b2, &mut b1] {
+        api.node.stop().await.unwrap();
+    }
+}

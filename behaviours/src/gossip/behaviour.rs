@@ -16,6 +16,7 @@ use libp2p::request_response::{
 };
 use rand::seq::IteratorRandom;
 
+use super::outbox::Outboxes;
 use super::protocol::{self, Codec, MAX_RECORDS_PER_MESSAGE, PROTOCOL, Request, Response};
 use crate::enr_ext::{self, Enr, RecordError};
 use crate::exchange::{self, Exchange, Inbound, Io, Rules};
@@ -178,6 +179,8 @@ pub struct Gossip {
     /// Our announcements in flight, with their peer and how many tries this is. Each entry
     /// ends with the answer or the failure, so the map is bounded by the streams in flight.
     announcing: HashMap<OutboundRequestId, (PeerId, u32)>,
+    /// Records waiting to be pushed to each peer, sent in batches (see `outbox.rs`).
+    outboxes: Outboxes,
     /// Messages dropped, by [`Violation::label`]: a fixed set of labels.
     rejected: BTreeMap<&'static str, u64>,
     tick: futures_timer::Delay,
@@ -193,6 +196,7 @@ impl Exchange<Gossip> {
         };
         let table = Table::new(config.table.clone(), local.node_id());
         let rules = Gossip {
+            outboxes: Outboxes::new(config.table.capacity),
             tick: futures_timer::Delay::new(config.announce_interval),
             config,
             local,
@@ -245,6 +249,19 @@ impl Exchange<Gossip> {
     /// and asks as before.
     pub fn skip_pushes_to(&mut self, peer: PeerId) {
         self.rules_mut().skipped.insert(peer);
+    }
+
+    /// Pushes every record we hold to `peer` (not its own), batched like gossip: a bootnode
+    /// that just joined the bootnodes' record mesh gets what was published before it was
+    /// there.
+    pub fn push_table_to(&mut self, peer: PeerId) {
+        self.with(|g, io| {
+            for e in g.table.iter().filter(|e| e.peer_id != peer) {
+                g.outboxes
+                    .put(peer, e.enr.node_id(), enr_ext::encode_bytes(&e.enr));
+            }
+            g.flush(io, peer);
+        });
     }
 
     /// The known records.
@@ -413,7 +430,16 @@ impl Gossip {
             .choose_multiple(&mut rand::thread_rng(), self.config.fanout);
         let bytes = enr_ext::encode_bytes(enr);
         for peer in targets {
-            io.send_request(&peer, Request::Push(vec![bytes.clone()]));
+            self.outboxes.put(peer, enr.node_id(), bytes.clone());
+            self.flush(io, peer);
+        }
+    }
+
+    /// Sends `peer` what waits in its outbox, as far as its free slots allow.
+    fn flush(&mut self, io: &mut Io<'_, Self>, peer: PeerId) {
+        while let Some(batch) = self.outboxes.next_batch(&peer) {
+            let id = io.send_request(&peer, Request::Push(batch));
+            self.outboxes.sent(peer, id);
         }
     }
 
@@ -471,6 +497,9 @@ impl Rules for Gossip {
         response: Response,
     ) {
         self.announcing.remove(&id);
+        if let Some(peer) = self.outboxes.done(&id) {
+            self.flush(io, peer);
+        }
         match response {
             Response::Ack => {}
             Response::Records(records) => {
@@ -492,6 +521,9 @@ impl Rules for Gossip {
         error: OutboundFailure,
     ) {
         self.on_announce_failed(io, id, &error);
+        if let Some(peer) = self.outboxes.done(&id) {
+            self.flush(io, peer);
+        }
         match &error {
             OutboundFailure::Io(e) => self.on_stream_error(io, peer, e),
             _ => tracing::debug!(%peer, %error, "outbound ENR request failed"),
@@ -514,6 +546,7 @@ impl Rules for Gossip {
     fn on_disconnected(&mut self, peer: PeerId) {
         self.connected.remove(&peer);
         self.skipped.remove(&peer);
+        self.outboxes.forget(&peer);
     }
 
     /// Every [`Config::announce_interval`]: expired records go, and our record is announced

@@ -51,9 +51,13 @@ impl Node {
                 message,
             } => (propagation_source, message_id, message),
             libp2p::gossipsub::Event::Subscribed { peer_id, .. } => {
-                // A bootnode in the mesh gets every record from it: no pushes to it too.
-                tracing::info!(peer = %peer_id, "bootnode joined the record mesh");
-                self.swarm.behaviour_mut().gossip.skip_pushes_to(peer_id);
+                // Mesh rule 6: a bootnode in the mesh gets every new record from it, so no
+                // pushes to it too; what was published before it was there, it gets now.
+                let records = self.swarm.behaviour().gossip.table().len();
+                tracing::info!(peer = %peer_id, records, "bootnode joined the record mesh; sending it our records");
+                let gossip = &mut self.swarm.behaviour_mut().gossip;
+                gossip.skip_pushes_to(peer_id);
+                gossip.push_table_to(peer_id);
                 return;
             }
             _ => return,
