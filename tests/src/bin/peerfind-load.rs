@@ -376,6 +376,14 @@ impl Tally {
                             inner.joined.entry(peer).or_insert(now);
                         }
                     }
+                    // A simulated peer's first record (seq 1) has no address; one whose first
+                    // record to arrive is already a later one (the first was overtaken) has
+                    // joined as well.
+                    Some(pb::event::Kind::RecordLearned(l)) if l.seq >= 2 => {
+                        if let Ok(peer) = l.peer_id.parse() {
+                            inner.joined.entry(peer).or_insert(now);
+                        }
+                    }
                     Some(pb::event::Kind::IntroductionServed(_)) => inner.served += 1,
                     Some(pb::event::Kind::Lagged(l)) => inner.missed += l.missed,
                     _ => {}
