@@ -10,9 +10,13 @@
 //!    **Private**. This is the fast signal (seconds); a confirmed address (rule 2) outranks it,
 //!    since a node with one reachable address is reachable.
 //! 4. The design note's heuristic: [`Config::window`] (default 120 s) after the first
-//!    bootnode connection, a node still Unknown (no stranger, no AutoNAT verdict) becomes
-//!    **Private**. It needs no one's help, and so is the fallback when AutoNAT has no server
-//!    or gives no verdict (as for NAT'd TCP addresses with some servers).
+//!    bootnode that tells strangers of us connected, a node still Unknown (no stranger, no
+//!    AutoNAT verdict) becomes **Private**. It needs no one's help, and so is the fallback
+//!    when AutoNAT has no server or gives no verdict (as for NAT'd TCP addresses with some
+//!    servers). A bootnode tells strangers of us when it gossips records (its identify lists
+//!    peerfind's record exchange); one that does not (a plain libp2p bootnode) opens no
+//!    window: no stranger would come whatever our NAT, so silence would prove nothing, and
+//!    the node stays Unknown unless another rule decides.
 //! 5. A NAT translated our address: a confirmed observation (a bootnode's, on a connection
 //!    from our listen port) puts us on an IP that none of our interfaces has. **Private**,
 //!    one identify round trip after the first bootnode connection, unless an address was
@@ -218,7 +222,8 @@ impl Detector {
         self.deadline
     }
 
-    /// A connection to a bootnode was established: the first one opens the window.
+    /// A bootnode that tells strangers of us (it gossips records) is connected: the first one
+    /// opens the window (rule 4).
     pub fn bootnode_connected(&mut self, now: Instant) {
         if self.deadline.is_none() && self.status == Status::Unknown {
             self.deadline = Some(now + self.config.window);

@@ -355,10 +355,7 @@ impl Node {
         }
         self.publish_connection_change(peer_id, opened.before);
         let bootnode = self.bootnodes.contains(&peer_id);
-        if bootnode {
-            // NAT detection: the first bootnode opens the window.
-            self.nat.bootnode_connected(now);
-        } else if stranger && self.mode == Mode::Peer {
+        if stranger && !bootnode && self.mode == Mode::Peer {
             // NAT rule 1: a stranger's unsolicited connection proves we are reachable.
             let change = self.nat.stranger_connected(peer_id, now);
             self.on_nat_change(change);

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, swarm::ConnectionId};
 
 use super::Node;
+use crate::nat;
 use crate::status;
 
 /// Protocols kept per peer. A peer chooses how many it lists; real nodes list 5 to 20
@@ -79,6 +80,16 @@ impl Identified {
         self.0.protocols.iter().any(|p| p == protocol)
     }
 
+    /// Whether, as a bootnode, it tells strangers of us: it gossips records (NAT rule 4).
+    pub(super) fn tells_strangers(&self) -> bool {
+        self.speaks(ENR)
+    }
+
+    /// Whether it offers circuit relay v2.
+    pub(super) fn has_relay(&self) -> bool {
+        self.speaks(RELAY_HOP)
+    }
+
     /// What a bootnode like this one lacks, in plain words.
     pub(super) fn lacks(&self) -> Vec<String> {
         BOOTNODE_USES
@@ -112,7 +123,7 @@ impl Identities {
 
     /// Whether `peer` offers circuit relay v2 (None: not identified).
     pub(super) fn has_relay(&self, peer: &PeerId) -> Option<bool> {
-        self.0.get(peer).map(|i| i.speaks(RELAY_HOP))
+        self.0.get(peer).map(Identified::has_relay)
     }
 
     /// A bootnode's agent and what it lacks ("" and none until it identified).
@@ -148,6 +159,15 @@ impl Node {
             .gossip
             .on_identified(peer, protocols);
         let identified = Identified::new(info);
+        let bootnode = self.bootnodes.contains(&peer);
+        if bootnode && identified.tells_strangers() {
+            // NAT rule 4: the window opens with the first bootnode that gossips our record.
+            self.nat.bootnode_connected(tokio::time::Instant::now());
+        }
+        if bootnode && identified.has_relay() && self.nat.status().0 != nat::Status::Public {
+            // Reach-state: a slot on its relay before the verdict, released if we are public.
+            self.reserve_relay_slots();
+        }
         if self.bootnodes.first_identify(peer) {
             let lacks = identified.lacks();
             if !lacks.is_empty() {
@@ -218,6 +238,14 @@ mod tests {
             ENR,
             peerfind_behaviours::gossip::protocol::PROTOCOL.as_ref()
         );
+    }
+
+    #[test]
+    fn only_a_bootnode_that_gossips_records_tells_strangers_of_us() {
+        let plain = Identified::new(&info(&["/ipfs/id/1.0.0", RELAY_HOP]));
+        assert!(!plain.tells_strangers() && plain.has_relay());
+        let full = Identified::new(&info(&[ENR, DCUTR]));
+        assert!(full.tells_strangers() && !full.has_relay());
     }
 
     #[test]

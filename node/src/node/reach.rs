@@ -130,8 +130,12 @@ impl Node {
     }
 
     /// Behind a NAT, strangers reach us only through a relay: reserve a slot on every
-    /// connected bootnode, so peers can dial `<bootnode>/p2p-circuit/p2p/<us>`.
+    /// bootnode, so peers can dial `<bootnode>/p2p-circuit/p2p/<us>`. Done before the verdict
+    /// too, so that a NAT'd node is reachable through the relay as soon as it can be.
     pub(super) fn reserve_relay_slots(&mut self) {
+        if self.mode != Mode::Peer {
+            return;
+        }
         let todo: Vec<(PeerId, libp2p::Multiaddr)> = self
             .bootnodes
             .iter()
@@ -150,9 +154,24 @@ impl Node {
         }
     }
 
+    /// The NAT verdict changed: a node not known to be public holds relay slots (taken
+    /// before the verdict, at its bootnodes' identify), a public one gives them back; every
+    /// known peer is considered again.
+    /// A public node needs no relay slot: give back those held or asked for.
+    fn release_relay_slots(&mut self) {
+        for (listener, bootnode) in self.relay_slots.release_all() {
+            tracing::info!(%bootnode, "public: giving back the relay slot");
+            self.swarm.remove_listener(listener);
+        }
+    }
+
     pub(super) fn on_nat_status(&mut self, status: nat::Status) {
-        if status == nat::Status::Private && self.mode == Mode::Peer {
-            self.reserve_relay_slots();
+        if self.mode == Mode::Peer {
+            if status == nat::Status::Public {
+                self.release_relay_slots();
+            } else {
+                self.reserve_relay_slots();
+            }
         }
         self.reach_all();
     }

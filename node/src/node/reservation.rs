@@ -1,7 +1,8 @@
-//! Relay reservations that end: a bootnode (peerfind or not) may refuse a reservation
-//! (full, rate-limited, no relay at all) or drop it (restart, lost connection). Each ends the
-//! reservation's listener; the slot is asked for again with backoff, unless the bootnode
-//! said through identify that it has no relay.
+//! Relay reservations: taken by a node not known to be public (before its NAT verdict, too),
+//! given back when it finds it is public (rule 4), and retried when they end. A bootnode
+//! (peerfind or not) may refuse a reservation (full, rate-limited, no relay at all) or drop it
+//! (restart, lost connection). Each ends the reservation's listener; the slot is asked for
+//! again with backoff, unless the bootnode said through identify that it has no relay.
 //!
 //! Rules, in order:
 //! 1. A listener that is not a reservation is none of this module's business.
@@ -9,6 +10,7 @@
 //!    This is logged once, in plain words.
 //! 3. Otherwise the reservation is asked for again after a wait that starts at
 //!    [`RETRY_FIRST`] and doubles up to [`RETRY_MAX`]; an accepted reservation resets it.
+//! 4. A node found public gives back every reservation and forgets every retry.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -86,6 +88,14 @@ impl Reservations {
         (Some(bootnode), Decision::Retry(wait))
     }
 
+    /// Ends every reservation and retry (a public node needs none): returns the listeners to
+    /// close, each with its bootnode.
+    pub(super) fn release_all(&mut self) -> Vec<(ListenerId, PeerId)> {
+        self.due.clear();
+        self.backoff.clear();
+        self.listeners.drain().collect()
+    }
+
     /// When the next retry is due.
     pub(super) fn next_due(&self) -> Option<Instant> {
         self.due.values().min().copied()
@@ -136,10 +146,11 @@ impl Node {
         }
     }
 
-    /// Asks again the bootnodes whose reservation retry is due, while we still need a slot.
+    /// Asks again the bootnodes whose reservation retry is due, while we may need a slot (not
+    /// known to be public).
     pub(super) fn on_reservation_retries_due(&mut self) {
         let due = self.relay_slots.take_due(Instant::now());
-        if due.is_empty() || self.nat.status().0 != crate::nat::Status::Private {
+        if due.is_empty() || self.nat.status().0 == crate::nat::Status::Public {
             return;
         }
         self.reserve_relay_slots();
@@ -197,6 +208,25 @@ mod tests {
         );
         assert!(!r.holds(&boot));
         assert_eq!(r.next_due(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_public_node_gives_every_slot_back() {
+        let mut r = Reservations::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let (la, lb) = (listener(), listener());
+        r.started(la, a);
+        r.started(lb, b);
+        r.closed(lb, |_| Some(true), Instant::now());
+        let mut released = r.release_all();
+        released.sort_by_key(|(_, p)| *p == b);
+        assert_eq!(released, [(la, a)]);
+        assert!(!r.holds(&a) && !r.holds(&b));
+        assert_eq!(r.next_due(), None, "no retry either");
+        assert_eq!(
+            r.closed(la, |_| Some(true), Instant::now()).1,
+            Decision::NotOurs
+        );
     }
 
     #[test]
