@@ -36,6 +36,33 @@ pub async fn json(lab: &Lab, host: Host, args: &[&str]) -> anyhow::Result<Value>
     serde_json::from_slice(&out.stdout).with_context(|| format!("peerfind {args:?} in {host}"))
 }
 
+/// Runs `peerfind ARGS --json` in `host` every [`POLL_EVERY`] until `pred` accepts the
+/// answer, for at most `within`; returns that answer. A node that does not answer yet (its
+/// API not up) counts as "not yet".
+pub async fn json_until(
+    lab: &Lab,
+    host: Host,
+    args: &[&str],
+    within: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let last = match json(lab, host, args).await {
+            Ok(answer) if pred(&answer) => return Ok(answer),
+            Ok(answer) => answer.to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!("peerfind {args:?} in {host}: not as expected within {within:?}; last: {last}");
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Pause between two polls of [`json_until`].
+pub const POLL_EVERY: Duration = Duration::from_millis(200);
+
 /// What `peerfind peers --peer-id PEER --json` in `host` says of `peer`.
 pub async fn peer_entry(lab: &Lab, host: Host, peer: &str) -> anyhow::Result<Value> {
     let list = json(lab, host, &["peers", "--peer-id", peer]).await?;

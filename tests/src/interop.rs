@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
+use crate::lab::{Host, Lab};
 use crate::process::binary;
 
 /// Bound on one probe's run: each gives up after 30 s itself; this only stops a hung one.
@@ -104,7 +105,29 @@ impl Probe {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut cmd = implementation.command(args);
+        Self::spawn(name, implementation, implementation.command(args))
+    }
+
+    /// [`Probe::start`] inside a lab host; the lab's teardown kills it if it still runs.
+    pub fn start_in<I, S>(
+        lab: &Lab,
+        host: Host,
+        name: &str,
+        implementation: Implementation,
+        args: I,
+    ) -> anyhow::Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let direct = implementation.command(args);
+        let direct = direct.as_std();
+        let mut cmd = lab.tokio_command(host, direct.get_program());
+        cmd.args(direct.get_args());
+        Self::spawn(name, implementation, cmd)
+    }
+
+    fn spawn(name: &str, implementation: Implementation, mut cmd: Command) -> anyhow::Result<Self> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

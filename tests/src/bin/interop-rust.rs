@@ -2,13 +2,16 @@
 //! with `listen --relay`) and DCUtR, with an ed25519 key as most libp2p nodes have. The
 //! interop tests run it against the real peerfind binary, the same way as the js-libp2p and
 //! py-libp2p probes under `tests/interop/`: it prints one JSON object per line for each thing
-//! it observed (`listening`, `reserved`, `identify`, `ping`, `hole_punch`, `error`, `done`).
+//! it observed (`listening`, `reserved`, `connected`, `disconnected`, `identify`, `ping`,
+//! `hole_punch`, `error`, `done`).
 //!
 //! ```text
 //! interop-rust dial /ip4/127.0.0.1/tcp/9000/p2p/16Uiu2…        identify + ping, then exit
 //! interop-rust listen --listen /ip4/127.0.0.1/tcp/0 --relay    a plain relay / bootnode
 //! interop-rust reserve /ip4/127.0.0.1/tcp/9000/p2p/16Uiu2…     reserve, then answer circuits
 //! interop-rust reservations /ip4/…/p2p/… --count 100           N peers from one IP reserve
+//! interop-rust punch /ip4/…/p2p/RELAY --target 16Uiu2… --listen /ip4/0.0.0.0/tcp/9000
+//!                                            circuit to the target, DCUtR, pings; until killed
 //! ```
 
 use std::collections::HashSet;
@@ -62,6 +65,20 @@ enum Command {
         addr: Multiaddr,
         #[arg(long)]
         listen: Vec<Multiaddr>,
+    },
+    /// Listen on `--listen`, connect to the relay at RELAY from that port and, once the relay
+    /// told us our observed address (identify), dial TARGET through its circuit: DCUtR then
+    /// punches a direct connection. Prints each connection (`relayed` or not, with its id),
+    /// the `hole_punch` and every ping with the connection it went over; runs until killed.
+    /// Listening first makes every dial leave from the listen port, which a punch through
+    /// endpoint-independent NATs needs.
+    Punch {
+        relay: Multiaddr,
+        #[arg(long)]
+        target: PeerId,
+        /// One routable listen address (`/ip4/0.0.0.0/tcp/PORT` or `…/udp/PORT/quic-v1`).
+        #[arg(long)]
+        listen: Multiaddr,
     },
     /// COUNT peers (one swarm each, all from this host) reserve on the relay at ADDR; prints
     /// how many got a reservation and how many were refused, then exits.
@@ -127,10 +144,23 @@ fn report(event: &SwarmEvent<BehaviourEvent>) -> Option<(&'static str, PeerId)> 
             }
         }
         SwarmEvent::ConnectionEstablished {
-            peer_id, endpoint, ..
+            peer_id,
+            endpoint,
+            connection_id,
+            ..
         } => emit(json!({
             "event": "connected", "peer": peer_id.to_string(),
             "addr": endpoint.get_remote_address().to_string(), "relayed": endpoint.is_relayed(),
+            "connection": connection_id.to_string(),
+        })),
+        SwarmEvent::ConnectionClosed {
+            peer_id,
+            endpoint,
+            connection_id,
+            ..
+        } => emit(json!({
+            "event": "disconnected", "peer": peer_id.to_string(),
+            "relayed": endpoint.is_relayed(), "connection": connection_id.to_string(),
         })),
         SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
             peer_id,
@@ -153,19 +183,22 @@ fn report(event: &SwarmEvent<BehaviourEvent>) -> Option<(&'static str, PeerId)> 
         })) => emit(
             json!({"event": "error", "what": "identify", "peer": peer_id.to_string(), "error": error.to_string()}),
         ),
-        SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result, .. })) => {
-            match result {
-                Ok(rtt) => {
-                    emit(
-                        json!({"event": "ping", "peer": peer.to_string(), "rtt_us": rtt.as_micros() as u64}),
-                    );
-                    return Some(("ping", *peer));
-                }
-                Err(e) => emit(
-                    json!({"event": "error", "what": "ping", "peer": peer.to_string(), "error": e.to_string()}),
-                ),
+        SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+            peer,
+            connection,
+            result,
+        })) => match result {
+            Ok(rtt) => {
+                emit(json!({
+                    "event": "ping", "peer": peer.to_string(), "rtt_us": rtt.as_micros() as u64,
+                    "connection": connection.to_string(),
+                }));
+                return Some(("ping", *peer));
             }
-        }
+            Err(e) => emit(
+                json!({"event": "error", "what": "ping", "peer": peer.to_string(), "error": e.to_string()}),
+            ),
+        },
         SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event {
             remote_peer_id,
             result,
@@ -264,6 +297,44 @@ async fn reserve(relay: Multiaddr, addrs: Vec<Multiaddr>) -> anyhow::Result<()> 
     }
 }
 
+async fn punch(relay: Multiaddr, target: PeerId, listen: Multiaddr) -> anyhow::Result<()> {
+    let relay_peer = target_of(&relay)?;
+    let mut swarm = swarm(false)?;
+    emit(json!({"event": "started", "peer": swarm.local_peer_id().to_string()}));
+    swarm.listen_on(listen)?;
+    let (mut dialed_relay, mut dialed_circuit) = (false, false);
+    loop {
+        let event = swarm.select_next_some().await;
+        report(&event);
+        match &event {
+            // A wildcard listener reports loopback too; port reuse knows the interface that
+            // reaches the relay only once its own address is reported.
+            SwarmEvent::NewListenAddr { address, .. } if !dialed_relay && !is_loopback(address) => {
+                dialed_relay = true;
+                swarm.dial(relay.clone()).context("dial the relay")?;
+            }
+            // The relay's identify told us our observed address, DCUtR's candidate.
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                ..
+            })) if *peer_id == relay_peer && !dialed_circuit => {
+                dialed_circuit = true;
+                let circuit = relay
+                    .clone()
+                    .with(Protocol::P2pCircuit)
+                    .with(Protocol::P2p(target));
+                swarm.dial(circuit).context("dial the circuit")?;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_loopback(addr: &Multiaddr) -> bool {
+    matches!(addr.iter().next(), Some(Protocol::Ip4(ip)) if ip.is_loopback())
+        || matches!(addr.iter().next(), Some(Protocol::Ip6(ip)) if ip.is_loopback())
+}
+
 /// One swarm per peer, each reserving once; counts the outcomes.
 async fn reservations(relay: Multiaddr, count: usize) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
@@ -319,6 +390,11 @@ async fn main() -> anyhow::Result<()> {
             addr,
             listen: addrs,
         } => reserve(addr, addrs).await,
+        Command::Punch {
+            relay,
+            target,
+            listen,
+        } => punch(relay, target, listen).await,
         Command::Reservations { addr, count } => reservations(addr, count).await,
     }
 }
