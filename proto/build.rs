@@ -1,35 +1,40 @@
 //! Compiles the `.proto` files with `protox`, a protobuf compiler written in Rust, so building
 //! peerfind needs no `protoc` on the machine.
 
-/// The status API's `.proto` file.
+/// The wire protocols' `.proto` files: plain messages.
+const WIRE_FILES: [&str; 2] = ["peerfind/v1/enr.proto", "peerfind/v1/intro.proto"];
+
+/// The status API's `.proto` file (feature `api`).
 const API_FILE: &str = "peerfind/v1/node.proto";
 
 /// Where the encoded `FileDescriptorSet` of [`API_FILE`] goes in `OUT_DIR`.
+#[cfg(feature = "api")]
 const API_DESCRIPTORS: &str = "peerfind_api_descriptors.bin";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = [
-        "peerfind/v1/enr.proto",
-        "peerfind/v1/intro.proto",
-        "peerfind/v1/node.proto",
-    ];
-    for file in files {
+    for file in WIRE_FILES.iter().chain([&API_FILE]) {
         println!("cargo:rerun-if-changed={file}");
     }
-    let descriptors = protox::compile(files, ["."])?;
-    // Only node.proto declares a service (the status API), so only it gets a server and a
-    // client; the wire protocols stay plain messages.
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_fds(descriptors)?;
-    // The status API's descriptors (node.proto and what it imports, with its comments), for
-    // gRPC server reflection.
-    let api = protox::compile([API_FILE], ["."])?;
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out.join(API_DESCRIPTORS),
-        prost::Message::encode_to_vec(&api),
-    )?;
+    #[cfg(feature = "api")]
+    {
+        let files = [WIRE_FILES[0], WIRE_FILES[1], API_FILE];
+        let descriptors = protox::compile(files, ["."])?;
+        // Only node.proto declares a service (the status API), so only it gets a server and a
+        // client; the wire protocols stay plain messages.
+        tonic_prost_build::configure()
+            .build_server(true)
+            .build_client(true)
+            .compile_fds(descriptors)?;
+        // The status API's descriptors (node.proto and what it imports, with its comments), for
+        // gRPC server reflection.
+        let api = protox::compile([API_FILE], ["."])?;
+        let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+        std::fs::write(
+            out.join(API_DESCRIPTORS),
+            prost::Message::encode_to_vec(&api),
+        )?;
+    }
+    #[cfg(not(feature = "api"))]
+    prost_build::Config::new().compile_fds(protox::compile(WIRE_FILES, ["."])?)?;
     Ok(())
 }

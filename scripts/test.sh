@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up what peerfind's tests need and runs all of them: formatting, lints, unit tests,
 # the loopback integration tests, the interop tests with js-, py- and rust-libp2p peers, the
-# NAT lab tests (network namespaces; needs root) and the container tests (the root
-# Dockerfile's image built with podman and run in the lab).
+# NAT lab tests (network namespaces; needs root), the container tests (the root
+# Dockerfile's image built with podman and run in the lab) and each fuzz target for 30 s
+# (scripts/fuzz.sh: needs the nightly toolchain; installs cargo-fuzz).
 #
 #   bash scripts/test.sh            everything
 #   cargo test --workspace -- --skip lab_    only the tests that need no root
@@ -54,3 +55,5 @@ cargo build --workspace --bins --locked
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/container/containers.conf}"
 bash container/base-images.sh
 cargo test --workspace --locked
+# The fuzz targets, built with the nightly toolchain, 30 s each from the committed corpus.
+bash scripts/fuzz.sh

@@ -26,12 +26,3 @@ pub mod services;
 pub use server::serve;
 
 pub use services::Services;
-
-/// Checks `ListPeers`' two filter fields as the server does (the rules in `filter`): the filter
-/// as the server would name it in "no known peer has …", or the INVALID_ARGUMENT message.
-/// Public so the fuzzer can reach it; the server calls the same code.
-pub fn check_peers_filter(peer_id: &str, node_id: &str) -> Result<String, String> {
-    filter::Filter::parse(peer_id, node_id)
-        .map(|f| f.to_string())
-        .map_err(|e| e.to_string())
-}

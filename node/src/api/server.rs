@@ -284,7 +284,7 @@ impl Node for NodeService {
         let peers: Vec<pb::Peer> = ask(self.handle.peers())
             .await?
             .iter()
-            .filter(|p| filter.matches(p))
+            .filter(|p| filter.matches(&p.peer_id, &p.node_id))
             .map(convert::peer)
             .collect();
         if peers.is_empty() && !filter.is_empty() {
