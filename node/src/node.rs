@@ -183,6 +183,8 @@ impl Node {
         // Listeners rule 2: do not wait for a routable address longer than this.
         let listen_grace = tokio::time::sleep(LISTEN_GRACE);
         tokio::pin!(listen_grace);
+        let mut mesh_sync = tokio::time::interval(crate::mesh::SYNC_INTERVAL);
+        mesh_sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let ready = self.listeners.is_ready();
             tokio::select! {
@@ -199,6 +201,7 @@ impl Node {
                     self.on_nat_change(change);
                 }
                 Some(query) = self.hub.next_query() => self.answer(query),
+                _ = mesh_sync.tick(), if self.mode == Mode::Bootnode => self.sync_mesh(),
                 _ = sleep_until(self.reach.next_punch_retry()) => self.on_punch_retries_due(),
                 _ = sleep_until(self.connections.next_deadline()) => self.on_silent_connections(),
                 _ = sleep_until(self.relay_slots.next_due()) => self.on_reservation_retries_due(),

@@ -72,4 +72,25 @@ impl Node {
             mesh.report_message_validation_result(&message_id, &propagation_source, acceptance);
         }
     }
+
+    /// Mesh rule 7: every bootnode in the mesh gets our table again.
+    pub(super) fn sync_mesh(&mut self) {
+        let behaviour = self.swarm.behaviour_mut();
+        let Some(mesh) = behaviour.mesh.as_ref() else {
+            return;
+        };
+        let peers: Vec<_> = mesh
+            .all_peers()
+            .filter(|(_, topics)| !topics.is_empty())
+            .map(|(peer, _)| *peer)
+            .collect();
+        tracing::debug!(
+            bootnodes = peers.len(),
+            records = behaviour.gossip.table().len(),
+            "pushing our records to the bootnode mesh"
+        );
+        for peer in peers {
+            behaviour.gossip.push_table_to(peer);
+        }
+    }
 }
