@@ -104,12 +104,12 @@ async fn lab_alice_behind_a_nat_is_flagged_from_her_translated_address_and_charl
         })
         .await
         .expect("charlie receives alice's flagged record");
-    // The API does not say which peer passed a record on: the log does.
+    // The API does not say which peer passed a record on: the log does. The first flagged
+    // record of hers he took came from the bootnode (the ones Alice announces herself, once
+    // his introduction made her dial him, come later).
     let line = charlie
         .wait_for_any(&["record learned", "record updated"], WAIT, |l| {
-            field(l, "peer") == alice_id
-                && l["nat"] == true
-                && l["seq"].as_u64().is_some_and(|s| s >= seq)
+            field(l, "peer") == alice_id && l["nat"] == true
         })
         .await
         .expect("charlie logged alice's flagged record");
