@@ -32,7 +32,7 @@ use tonic::transport::Channel;
 use crate::lab::HostDialer;
 
 /// How often [`Api::until_polled`] looks again when no event came.
-pub const POLL_EVERY: Duration = Duration::from_millis(50);
+pub const POLL_EVERY: Duration = Duration::from_millis(20);
 
 /// Bound on connecting to an API and on one call: a node answers within milliseconds; this
 /// only stops a stuck node from hanging a test.
@@ -473,7 +473,12 @@ async fn forward(
                 else {
                     return;
                 };
-                if outbound.set_nonblocking(true).is_err() {
+                // gRPC writes small frames: without TCP_NODELAY, Nagle's algorithm holds
+                // them for the peer's delayed ACK (tens of milliseconds per call).
+                if outbound.set_nonblocking(true).is_err()
+                    || outbound.set_nodelay(true).is_err()
+                    || inbound.set_nodelay(true).is_err()
+                {
                     return;
                 }
                 let Ok(mut outbound) = tokio::net::TcpStream::from_std(outbound) else {
