@@ -96,6 +96,8 @@ pub struct Probe {
     lines: Arc<Mutex<Vec<Value>>>,
     seen: watch::Receiver<usize>,
     stderr: Arc<Mutex<String>>,
+    /// The tasks reading its stdout and stderr; each ends when its pipe closes.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Probe {
@@ -140,7 +142,7 @@ impl Probe {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, seen) = watch::channel(0usize);
         let sink = lines.clone();
-        tokio::spawn(async move {
+        let out_reader = tokio::spawn(async move {
             let mut reader = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 let value = serde_json::from_str(&line)
@@ -155,7 +157,7 @@ impl Probe {
         });
         let err_sink = Arc::new(Mutex::new(String::new()));
         let errs = err_sink.clone();
-        tokio::spawn(async move {
+        let err_reader = tokio::spawn(async move {
             let mut reader = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 let mut all = errs.lock().unwrap_or_else(|e| e.into_inner());
@@ -172,6 +174,7 @@ impl Probe {
             lines,
             seen,
             stderr: err_sink,
+            readers: vec![out_reader, err_reader],
         })
     }
 
@@ -210,10 +213,18 @@ impl Probe {
     }
 
     /// Waits for the probe to exit; says whether it succeeded.
+    /// Everything it printed has been read when this returns.
     pub async fn wait(&mut self, timeout: Duration) -> anyhow::Result<bool> {
-        let status = tokio::time::timeout(timeout, self.child.wait())
+        let deadline = tokio::time::Instant::now() + timeout;
+        let status = tokio::time::timeout_at(deadline, self.child.wait())
             .await
             .with_context(|| format!("{} did not end within {timeout:?}", self.name))??;
+        // Its exit can be noticed before the last lines it wrote are read.
+        for reader in std::mem::take(&mut self.readers) {
+            tokio::time::timeout_at(deadline, reader)
+                .await
+                .with_context(|| format!("{} kept its output open after exiting", self.name))??;
+        }
         Ok(status.success())
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::process::{Peerfind, field};
+use crate::process::Peerfind;
 
 /// Bound on every wait: things on loopback happen in milliseconds; this only stops a broken
 /// run from hanging.
@@ -47,18 +47,35 @@ pub async fn bootnode_with(cmd: tokio::process::Command) -> anyhow::Result<(Peer
     ready(Peerfind::start("bootnode", cmd)?).await
 }
 
-/// Waits until the bootnode `boot` says it is ready, and what it says of itself.
+/// Waits until the bootnode `boot` is ready: its record holds an address for every
+/// transport it listens on (a bootnode advertises its listen addresses once all its
+/// listeners are up). Its record has no event of its own, so this polls the API.
 async fn ready(mut boot: Peerfind) -> anyhow::Result<(Peerfind, Bootnode)> {
-    let ready = boot.wait_for("bootnode ready", WAIT, |_| true).await?;
-    // `addrs` is logged as a debug list: ["/ip4/…", "/ip4/…"].
-    let addrs = field(&ready, "addrs")
-        .trim_matches(|c| c == '[' || c == ']')
-        .split(", ")
-        .map(|s| s.trim_matches('"').to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let enr = field(&ready, "enr").to_owned();
+    let (enr, addrs) = boot
+        .until_polled(
+            "the bootnode's record with its listen addresses",
+            WAIT,
+            |s| {
+                let transports = transports_of(&s.status.listen_addrs);
+                let record = s.record();
+                (!transports.is_empty() && record.has(&transports))
+                    .then(|| (s.status.enr.clone(), record.multiaddrs))
+            },
+        )
+        .await?;
     Ok((boot, Bootnode { enr, addrs }))
+}
+
+/// The transports ("tcp", "quic") of `addrs`.
+pub fn transports_of(addrs: &[String]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if addrs.iter().any(|a| a.contains("/tcp/")) {
+        out.push("tcp");
+    }
+    if addrs.iter().any(|a| a.contains("/quic-v1")) {
+        out.push("quic");
+    }
+    out
 }
 
 /// Starts `peerfind run` called `name`, joined through `bootnode` (a record or a multiaddr).

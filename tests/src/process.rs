@@ -13,6 +13,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
+use crate::api::{Api, State};
+use crate::lab::HostDialer;
+
 /// The `peerfind` binary built next to this one (`target/<profile>/peerfind`), or
 /// `PEERFIND_BIN` when set. The test command builds it before running the tests.
 pub fn binary() -> PathBuf {
@@ -48,6 +51,10 @@ pub struct Peerfind {
     lines: Arc<Mutex<Vec<Value>>>,
     seen: watch::Receiver<usize>,
     data_dir: tempfile::TempDir,
+    /// How to reach the node's API when it runs in a lab host.
+    dialer: Option<HostDialer>,
+    /// Its status API, from the first [`Peerfind::api`] on.
+    api: Option<Api>,
 }
 
 impl Peerfind {
@@ -100,7 +107,59 @@ impl Peerfind {
             lines,
             seen,
             data_dir,
+            dialer: None,
+            api: None,
         })
+    }
+
+    /// Marks the node as running in a lab host, whose loopback its API listens on:
+    /// [`Peerfind::api`] then reaches it through `dialer`.
+    pub fn in_host(mut self, dialer: HostDialer) -> Self {
+        self.dialer = Some(dialer);
+        self
+    }
+
+    /// The node's status API: connected, and its watcher subscribed, at the first call; the
+    /// same client and watcher after that (every event since the first call is kept).
+    pub async fn api(&mut self) -> anyhow::Result<&mut Api> {
+        if self.api.is_none() {
+            let addr = self.api_addr().await?;
+            let api = Api::connect(&self.name, addr, self.dialer.clone()).await?;
+            self.api = Some(api);
+        }
+        self.api.as_mut().context("the API client")
+    }
+
+    /// [`Api::until`] on the node's API: waits until `check` gives a value for its state,
+    /// checking again on each event.
+    pub async fn until<T>(
+        &mut self,
+        what: &str,
+        within: Duration,
+        check: impl FnMut(&State) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        self.api().await?.until(what, within, check).await
+    }
+
+    /// [`Api::until_polled`] on the node's API, for state that changes without an event (the
+    /// node's own record and addresses, identify, dial counters).
+    pub async fn until_polled<T>(
+        &mut self,
+        what: &str,
+        within: Duration,
+        check: impl FnMut(&State) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        self.api().await?.until_polled(what, within, check).await
+    }
+
+    /// The node's PeerId, from its API.
+    pub async fn peer_id(&mut self) -> anyhow::Result<String> {
+        self.api().await?.peer_id().await
+    }
+
+    /// The node's state now, from its API.
+    pub async fn state(&mut self) -> anyhow::Result<State> {
+        self.api().await?.state().await
     }
 
     /// A `peerfind` command with `args`, run directly on this host.
@@ -122,21 +181,32 @@ impl Peerfind {
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
+        self.wait_for_any(&[message], timeout, pred).await
+    }
+
+    /// [`Peerfind::wait_for`] for a line with any of `messages`.
+    pub async fn wait_for_any(
+        &mut self,
+        messages: &[&str],
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut checked = 0;
+        let wanted = |v: &Value| v["message"].as_str().is_some_and(|m| messages.contains(&m));
         loop {
             {
                 let all = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(hit) = all[checked..]
-                    .iter()
-                    .find(|v| v["message"].as_str() == Some(message) && pred(v))
-                {
+                if let Some(hit) = all[checked..].iter().find(|v| wanted(v) && pred(v)) {
                     return Ok(hit.clone());
                 }
                 checked = all.len();
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                bail!("{} exited ({status}) before logging {message:?}", self.name);
+                bail!(
+                    "{} exited ({status}) before logging {messages:?}",
+                    self.name
+                );
             }
             match tokio::time::timeout_at(deadline, self.seen.changed()).await {
                 Ok(Ok(())) => {}
@@ -144,15 +214,17 @@ impl Peerfind {
                 Ok(Err(_)) => {
                     let _ = tokio::time::timeout_at(deadline, self.child.wait()).await;
                     if tokio::time::Instant::now() >= deadline || self.child.try_wait()?.is_some() {
-                        bail!("{} stopped logging before {message:?}", self.name);
+                        bail!("{} stopped logging before {messages:?}", self.name);
                     }
                 }
-                Err(_) => bail!("{}: no {message:?} within {timeout:?}", self.name),
+                Err(_) => bail!("{}: no {messages:?} within {timeout:?}", self.name),
             }
         }
     }
 
-    /// The address the node's status API is bound to, from its "API listening" line.
+    /// The address the node's status API is bound to, from its "API listening" line: the one
+    /// thing tests read from the log to find a node, since a node bound to port 0 tells its
+    /// port nowhere else.
     pub async fn api_addr(&mut self) -> anyhow::Result<SocketAddr> {
         let line = self.wait_for("API listening", API_WAIT, |_| true).await?;
         field(&line, "address")

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::lab::{Host, Lab};
-use crate::process::{Peerfind, binary, decode_enr, field};
+use crate::process::{Peerfind, binary, decode_enr};
 
 /// Bound on every wait in a lab test: long enough for AutoNAT's dial-back timeouts (5 s) and
 /// a probe or two on a loaded machine; it only stops a broken run from hanging.
@@ -43,14 +43,16 @@ pub async fn bootnode_with(
     args.extend(extra.iter().cloned());
     let mut cmd = lab.tokio_command(Host::Bootnode, binary());
     cmd.args(&args);
-    let mut boot = Peerfind::start("bootnode", cmd)?;
-    let public = lab.ip(Host::Bootnode).to_string();
-    let ready = boot
-        .wait_for("bootnode ready", WAIT, |l| {
-            field(l, "addrs").contains(&public)
+    let mut boot = Peerfind::start("bootnode", cmd)?.in_host(lab.dialer(Host::Bootnode));
+    let public = lab.ip(Host::Bootnode);
+    // Its record has no event of its own: the API is polled.
+    let enr = boot
+        .until_polled("the bootnode's record with its public address", WAIT, |s| {
+            let record = s.record();
+            (record.ip == Some(public) && record.has(transports)).then(|| s.status.enr.clone())
         })
         .await?;
-    Ok((boot, field(&ready, "enr").to_owned()))
+    Ok((boot, enr))
 }
 
 /// Starts `peerfind run` in `host` with `args`, joined through `bootnode_enr`.
@@ -62,24 +64,46 @@ pub fn peer(
 ) -> anyhow::Result<Peerfind> {
     let mut cmd = lab.tokio_command(host, binary());
     cmd.args(["run", "--bootnode", bootnode_enr]).args(args);
-    Peerfind::start(host.name(), cmd)
+    Ok(Peerfind::start(host.name(), cmd)?.in_host(lab.dialer(host)))
 }
 
-/// The PeerId a node logged at start.
+/// [`peer`], with its API's watcher subscribed before the node can meet anyone: the bootnode
+/// `boot` is held still (SIGSTOP) from before the start until the watcher is subscribed, so
+/// the events the node's API delivers are every one since its start (its first NAT verdict
+/// and first connections included).
+pub async fn peer_watched(
+    lab: &Lab,
+    host: Host,
+    boot: &Peerfind,
+    bootnode_enr: &str,
+    args: &[String],
+) -> anyhow::Result<Peerfind> {
+    boot.pause()?;
+    let started = async {
+        let mut node = peer(lab, host, bootnode_enr, args)?;
+        node.api().await?;
+        anyhow::Ok(node)
+    }
+    .await;
+    boot.resume()?;
+    started
+}
+
+/// The node's PeerId, from its API.
 pub async fn peer_id(node: &mut Peerfind) -> anyhow::Result<String> {
-    let start = node.wait_for("starting", WAIT, |_| true).await?;
-    Ok(field(&start, "peer_id").to_owned())
+    node.peer_id().await
 }
 
 /// Waits for the node's record to carry an address for `transport` ("tcp" or "quic") and
-/// returns it decoded.
+/// returns it decoded (by `peerfind enr decode --json`). The record has no event of its own:
+/// the API is polled.
 pub async fn record_with(node: &mut Peerfind, transport: &str) -> anyhow::Result<Value> {
-    let line = node
-        .wait_for("local record updated", WAIT, |l| {
-            field(l, "ip").starts_with("Some(") && field(l, transport).starts_with("Some(")
+    let enr = node
+        .until_polled(&format!("a record with a {transport} address"), WAIT, |s| {
+            s.record().has(&[transport]).then(|| s.status.enr.clone())
         })
         .await?;
-    decode_enr(field(&line, "enr")).await
+    decode_enr(&enr).await
 }
 
 /// Stops every node, ignoring those already gone.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use peerfind_proto::v1 as pb;
 use peerfind_proto::v1::node_client::NodeClient;
+use peerfind_tests::api::Record;
 use peerfind_tests::local::{Bootnode, LISTEN, WAIT, bootnode, peer};
 use peerfind_tests::process::{Peerfind, decode_enr, field};
 use serde_json::Value;
@@ -16,16 +17,16 @@ use tonic::transport::Channel;
 const STRANGER_PEER_ID: &str = "16Uiu2HAmF5dBK6ui3mmH8XnXzuDSDA8Jtcu3kEQwj7ydSafi7hkx";
 const STRANGER_NODE_ID: &str = "a3043af19d7b4b21745ef061f5a2ed90667579f55f68a4c2815d1194dc10be25";
 
-/// The node's "starting" line: its PeerId, node id and first record.
+/// The node's "starting" line: its PeerId, node id and first record, as it logged them.
 async fn started(node: &mut Peerfind) -> Value {
     node.wait_for("starting", WAIT, |_| true).await.unwrap()
 }
 
 /// Waits until the node's record holds its TCP and QUIC addresses (on loopback, its last
-/// address change) and returns that "local record updated" line.
-async fn settled_record(node: &mut Peerfind) -> Value {
-    node.wait_for("local record updated", WAIT, |l| {
-        field(l, "tcp").starts_with("Some(") && field(l, "quic").starts_with("Some(")
+/// address change) and returns its status then. The own record has no event: polled.
+async fn settled_record(node: &mut Peerfind) -> pb::NodeStatus {
+    node.until_polled("a record with tcp and quic", WAIT, |s| {
+        s.record().has(&["tcp", "quic"]).then(|| s.status.clone())
     })
     .await
     .expect("record with tcp and quic")
@@ -97,21 +98,25 @@ fn closed_port() -> SocketAddr {
 #[tokio::test]
 async fn get_status_reports_the_ids_record_and_connected_bootnode_the_node_logged() {
     let (mut boot, Bootnode { enr: boot_enr, .. }) = bootnode().await.unwrap();
-    let boot_id = field(&started(&mut boot).await, "peer_id").to_owned();
+    let boot_id = boot.peer_id().await.unwrap();
     let mut alice = peer("alice", &boot_enr).unwrap();
-    let start = started(&mut alice).await;
     let settled = settled_record(&mut alice).await;
     alice
-        .wait_for("record learned", WAIT, |l| field(l, "peer") == boot_id)
+        .until("alice holds the bootnode's record", WAIT, |s| {
+            s.holds_record_of(&boot_id).then_some(())
+        })
         .await
         .expect("alice holds the bootnode's record");
 
     let mut api = api(&mut alice).await;
     let status = get_status(&mut api).await;
+    // What the API reports is what the node logged: the ids it started with, and the record
+    // it logged with the reported seq.
+    let start = started(&mut alice).await;
     assert_eq!(status.peer_id, field(&start, "peer_id"));
     assert_eq!(status.node_id, field(&start, "node_id"));
     // The record reported is one the node logged, at or after the one with both addresses.
-    assert!(status.seq >= settled["seq"].as_u64().unwrap(), "{status:?}");
+    assert!(status.seq >= settled.seq, "{status:?}");
     let logged = alice
         .wait_for("local record updated", WAIT, |l| {
             l["seq"].as_u64() == Some(status.seq)
@@ -149,11 +154,13 @@ async fn get_status_reports_the_ids_record_and_connected_bootnode_the_node_logge
 async fn list_peers_on_the_bootnode_shows_the_peer_connected_directly_and_finds_it_by_either_id() {
     let (mut boot, Bootnode { enr: boot_enr, .. }) = bootnode().await.unwrap();
     let mut alice = peer("alice", &boot_enr).unwrap();
-    let start = started(&mut alice).await;
-    let (alice_id, alice_node) = (field(&start, "peer_id"), field(&start, "node_id"));
-    boot.wait_for("record learned", WAIT, |l| field(l, "peer") == alice_id)
-        .await
-        .expect("the bootnode learns alice's record");
+    let alice_status = alice.state().await.unwrap().status;
+    let (alice_id, alice_node) = (alice_status.peer_id.as_str(), alice_status.node_id.as_str());
+    boot.until("the bootnode holds alice's record", WAIT, |s| {
+        s.holds_record_of(alice_id).then_some(())
+    })
+    .await
+    .expect("the bootnode learns alice's record");
 
     let mut api = api(&mut boot).await;
     let peers = list_peers(&mut api, "", "").await.unwrap();
@@ -170,14 +177,15 @@ async fn list_peers_on_the_bootnode_shows_the_peer_connected_directly_and_finds_
     // Alice dialed the bootnode and announced herself on that connection.
     assert_eq!(listed.met(), pb::Met::Inbound);
     assert!(listed.last_seen.is_some());
-    // The bootnode's copy is one of the records alice logged, with its seq.
-    let mut logged = alice.lines_with("local record updated");
-    logged.push(start.clone());
-    let same = logged
-        .iter()
-        .find(|l| field(l, "enr") == listed.enr)
-        .unwrap_or_else(|| panic!("{} among alice's records", listed.enr));
-    assert_eq!(same["seq"].as_u64(), Some(listed.seq));
+    // The bootnode's copy is one of alice's records, signed with her key, with its seq.
+    let copy = Record::decode(&listed.enr).unwrap();
+    assert_eq!(copy.seq, listed.seq, "{listed:?}");
+    assert_eq!(
+        decode_enr(&listed.enr).await.unwrap()["peer_id"],
+        alice_id,
+        "{listed:?}"
+    );
+    assert!(copy.seq <= alice.state().await.unwrap().status.seq);
 
     // Alice's record may have changed since (seq, transport): the filter finds her anyway.
     let by_peer = list_peers(&mut api, alice_id, "").await.unwrap();
@@ -252,7 +260,7 @@ async fn watch_events_delivers_a_third_node_joining_as_a_learned_record_and_a_di
         .into_inner();
 
     let mut charlie = peer("charlie", &boot_enr).unwrap();
-    let charlie_id = field(&started(&mut charlie).await, "peer_id").to_owned();
+    let charlie_id = charlie.peer_id().await.unwrap();
     let (mut learned, mut connected) = (false, false);
     let deadline = tokio::time::Instant::now() + WAIT;
     while !(learned && connected) {
@@ -386,12 +394,13 @@ async fn health_says_serving_and_reflection_lists_the_node_service() {
 async fn status_and_peers_json_from_the_cli_carry_ids_records_nat_status_and_connection_states() {
     let (mut boot, Bootnode { enr: boot_enr, .. }) = bootnode().await.unwrap();
     let mut alice = peer("alice", &boot_enr).unwrap();
-    let start = started(&mut alice).await;
-    let (alice_id, alice_node) = (field(&start, "peer_id"), field(&start, "node_id"));
-    settled_record(&mut alice).await;
-    boot.wait_for("record learned", WAIT, |l| field(l, "peer") == alice_id)
-        .await
-        .unwrap();
+    let settled = settled_record(&mut alice).await;
+    let (alice_id, alice_node) = (settled.peer_id.as_str(), settled.node_id.as_str());
+    boot.until("the bootnode holds alice's record", WAIT, |s| {
+        s.holds_record_of(alice_id).then_some(())
+    })
+    .await
+    .unwrap();
     let alice_api = alice.api_addr().await.unwrap().to_string();
     let boot_api = boot.api_addr().await.unwrap().to_string();
 

@@ -136,14 +136,8 @@ async fn identifies_and_pings_a_bootnode(implementation: Implementation) {
             .iter()
             .find(|i| field(i, "agent").starts_with("peerfind/"))
             .expect("identify of the bootnode");
-        // The probe's own PeerId is what the bootnode saw connect: its last "connected" line.
-        let probe_peer = boot
-            .lines_with("connected")
-            .into_iter()
-            .rev()
-            .find(|l| field(l, "direction") == "inbound")
-            .map(|l| field(&l, "peer").to_owned())
-            .unwrap();
+        // The probe's own PeerId, as it printed it.
+        let probe_peer = field(&held.events("started")[0], "peer").to_owned();
         let entry = foreign_peer_entry(api, &probe_peer).await;
         assert_eq!(entry["has_record"], false, "{entry}");
         assert_eq!(entry["met"], "connected", "{entry}");
@@ -230,26 +224,19 @@ async fn dialed_through(implementation: Implementation, relay: &str, peer: &str)
 /// DCUtR series.
 #[tokio::test]
 async fn interop_foreign_peers_reach_each_other_and_peerfind_through_a_bootnode_relay() {
-    let mut boot = Peerfind::start(
-        "bootnode",
-        Peerfind::command(
-            ["bootnode", "--metrics", "127.0.0.1:0"]
-                .iter()
-                .chain(&LISTEN),
-        ),
-    )
+    let (mut boot, ready) = local::bootnode_with(Peerfind::command(
+        ["bootnode", "--metrics", "127.0.0.1:0"]
+            .iter()
+            .chain(&LISTEN),
+    ))
+    .await
     .unwrap();
-    let ready = boot
-        .wait_for("bootnode ready", WAIT, |_| true)
-        .await
-        .unwrap();
-    let boot_id = field(&boot.lines_with("starting")[0], "peer_id").to_owned();
-    let relay = field(&ready, "addrs")
-        .trim_matches(|c| c == '[' || c == ']')
-        .split(", ")
-        .map(|s| s.trim_matches('"').to_owned())
+    let relay = ready
+        .addrs
+        .iter()
         .find(|a| a.contains("/tcp/"))
-        .unwrap();
+        .unwrap()
+        .clone();
     let boot_metrics = metrics_addr(&mut boot).await;
 
     // A peerfind peer that believes it is behind a NAT at once reserves on its bootnode.
@@ -272,12 +259,9 @@ async fn interop_foreign_peers_reach_each_other_and_peerfind_through_a_bootnode_
         ),
     )
     .unwrap();
-    let alice_id = field(
-        &alice.wait_for("starting", WAIT, |_| true).await.unwrap(),
-        "peer_id",
-    )
-    .to_owned();
+    let alice_id = alice.peer_id().await.unwrap();
     let alice_metrics = metrics_addr(&mut alice).await;
+    // The API does not report relay reservations: the log does.
     alice
         .wait_for("relay reservation accepted", WAIT, |_| true)
         .await
@@ -348,7 +332,6 @@ async fn interop_foreign_peers_reach_each_other_and_peerfind_through_a_bootnode_
     wait_for_series(boot_metrics, "libp2p_relay_").await;
     wait_for_series(alice_metrics, "libp2p_dcutr_").await;
     drop(dialer);
-    let _ = boot_id;
     alice.stop().await.unwrap();
     boot.stop().await.unwrap();
 }
@@ -400,17 +383,15 @@ async fn a_foreign_bootnode_serves_a_peerfind_node(implementation: Implementatio
         ),
     )
     .unwrap();
-    let node_id = field(
-        &node.wait_for("starting", WAIT, |_| true).await.unwrap(),
-        "peer_id",
-    )
-    .to_owned();
+    let node_id = node.peer_id().await.unwrap();
     let api = node.api_addr().await.unwrap();
-    node.wait_for("local record updated", WAIT, |l| {
-        field(l, "tcp").starts_with("Some(")
+    // The own record has no event: polled.
+    node.until_polled("a record with a tcp address", WAIT, |s| {
+        s.record().has(&["tcp"]).then_some(())
     })
     .await
-    .unwrap_or_else(|e| panic!("no address learned from the {name} bootnode: {e}"));
+    .unwrap_or_else(|e| panic!("no address learned from the {name} bootnode: {e:#}"));
+    // The API does not report relay reservations: the log does.
     node.wait_for("relay reservation accepted", WAIT, |_| true)
         .await
         .unwrap_or_else(|e| panic!("no reservation on the {name} relay: {e}"));

@@ -4,7 +4,6 @@
 
 use peerfind_tests::cli::{self, Watcher, api_args};
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
-use peerfind_tests::process::field;
 use peerfind_tests::scenario::{self, WAIT, bootnode, peer, peer_id};
 
 #[tokio::test]
@@ -24,9 +23,10 @@ async fn lab_alice_behind_a_nat_reports_private_with_the_translation_as_the_reas
 
     // Watch from inside Alice's host.
     let mut watcher = Watcher::start(&lab, Host::Alice).await.unwrap();
-    assert!(
-        alice.lines_with("NAT status changed").is_empty(),
-        "alice's NAT status changed before the watcher was subscribed"
+    let before = cli::json(&lab, Host::Alice, &["status"]).await.unwrap();
+    assert_eq!(
+        before["nat"]["status"], "unknown",
+        "alice's NAT status changed before the watcher was subscribed: {before}"
     );
     boot.resume().unwrap();
     let change = watcher
@@ -61,16 +61,20 @@ async fn lab_charlie_lists_public_alice_as_directly_connected() {
     let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
     let mut charlie = peer(&lab, Host::Charlie, &enr, &api_args()).unwrap();
     charlie
-        .wait_for("connected", WAIT, |l| l["bootnode"] == true)
+        .until("charlie connected to the bootnode", WAIT, |s| {
+            s.bootnode_connected().then_some(())
+        })
         .await
         .unwrap();
     let mut alice = peer(&lab, Host::Alice, &enr, &[]).unwrap();
-    let alice_start = alice.wait_for("starting", WAIT, |_| true).await.unwrap();
-    let alice_id = field(&alice_start, "peer_id").to_owned();
+    let alice_status = alice.state().await.unwrap().status;
+    let alice_id = alice_status.peer_id.clone();
 
     // The bootnode tells each about the other, and one dials the other (or both do).
     charlie
-        .wait_for("connected", WAIT, |l| field(l, "peer") == alice_id)
+        .until("charlie connected to alice", WAIT, |s| {
+            s.direct_to(&alice_id).then_some(())
+        })
         .await
         .expect("charlie and alice connect");
     let peers = cli::json(&lab, Host::Charlie, &["peers"]).await.unwrap();
@@ -85,7 +89,7 @@ async fn lab_charlie_lists_public_alice_as_directly_connected() {
         ["tcp", "quic"].contains(&listed["transport"].as_str().unwrap_or_default()),
         "{listed}"
     );
-    assert_eq!(listed["node_id"], field(&alice_start, "node_id"));
+    assert_eq!(listed["node_id"], alice_status.node_id.as_str());
     assert_eq!(listed["nat"], false);
     assert!(listed["enr"].as_str().unwrap().starts_with("enr:"));
 

@@ -1,9 +1,12 @@
 //! The design note's first two diagrams across real NATs, with the real binary in each host.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use peerfind_proto::v1 as pb;
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
 use peerfind_tests::process::{field, strip_p2p};
-use peerfind_tests::scenario::{self, WAIT, bootnode, listen, peer, peer_id, record_with};
+use peerfind_tests::scenario::{
+    self, WAIT, bootnode, listen, peer, peer_id, peer_watched, record_with,
+};
 
 fn multiaddr(record: &serde_json::Value) -> String {
     strip_p2p(record["multiaddrs"][0].as_str().unwrap()).to_owned()
@@ -24,6 +27,13 @@ async fn charlie_reaches_public_alice_directly(transport: &str) {
 
     let mut charlie = peer(&lab, Host::Charlie, &enr, &listen(transport)).unwrap();
     let charlie_id = peer_id(&mut charlie).await.unwrap();
+    charlie
+        .until("charlie connected directly to alice", WAIT, |s| {
+            s.direct_to(&alice_id).then_some(())
+        })
+        .await
+        .unwrap();
+    // The API tells neither a connection's direction nor its remote address: the log does.
     let dialed = charlie
         .wait_for("connected", WAIT, |l| {
             field(l, "peer") == alice_id && field(l, "direction") == "outbound"
@@ -32,7 +42,9 @@ async fn charlie_reaches_public_alice_directly(transport: &str) {
         .unwrap();
     assert_eq!(strip_p2p(field(&dialed, "remote_addr")), multiaddr(&record));
     alice
-        .wait_for("record learned", WAIT, |l| field(l, "peer") == charlie_id)
+        .until("alice holds charlie's record", WAIT, |s| {
+            s.holds_record_of(&charlie_id).then_some(())
+        })
         .await
         .unwrap();
 
@@ -66,14 +78,20 @@ async fn charlie_cannot_dial_alice_behind_a_nat(transport: &str) {
     let mut args = listen(transport);
     args.extend(["--autonat", "false", "--max-peers", "0"].map(String::from));
     let mut alice = peer(&lab, Host::Alice, &enr, &args).unwrap();
-    let alice_id = peer_id(&mut alice).await.unwrap();
-    let seen = boot
-        .wait_for("connected", WAIT, |l| field(l, "peer") == alice_id)
+    let boot_id = peer_id(&mut boot).await.unwrap();
+    // What the bootnode observed: the remote address of its connection from alice, which it
+    // reports to her in identify (identify has no event: polled).
+    let observed = alice
+        .until_polled("the bootnode's identify", WAIT, |s| {
+            let identify = s.peer(&boot_id)?.identify.as_ref()?;
+            (!identify.observed_addr.is_empty()).then(|| identify.observed_addr.clone())
+        })
         .await
         .unwrap();
-    let observed = strip_p2p(field(&seen, "remote_addr")).to_owned();
+    let observed = strip_p2p(&observed).to_owned();
 
     let record = record_with(&mut alice, transport).await.unwrap();
+    let alice_id = record["peer_id"].as_str().unwrap().to_owned();
     let nat_a = lab.public_ip(Host::Alice).to_string();
     assert_eq!(
         record["ip"], nat_a,
@@ -86,26 +104,33 @@ async fn charlie_cannot_dial_alice_behind_a_nat(transport: &str) {
     );
     assert_eq!(record["nat"], false);
 
-    let mut charlie = peer(&lab, Host::Charlie, &enr, &listen(transport)).unwrap();
+    // Charlie is watched from his start: every connection he ever had is in his events.
+    let mut charlie = peer_watched(&lab, Host::Charlie, &boot, &enr, &listen(transport))
+        .await
+        .unwrap();
     charlie
-        .wait_for("dialing peer at its record's addresses", WAIT, |l| {
-            field(l, "peer") == alice_id
+        .until_polled("charlie dials alice at her record's addresses", WAIT, |s| {
+            (s.holds_record_of(&alice_id) && s.counts().direct_dials >= 1).then_some(())
         })
         .await
         .unwrap();
-    // "Hmm Alice didn't respond": nat-a drops the unsolicited connection.
+    // "Hmm Alice didn't respond": nat-a drops the unsolicited connection. The API does not
+    // report failed dials: the log does.
     charlie
         .wait_for("dial failed", WAIT, |l| {
             field(l, "peer").contains(&alice_id)
         })
         .await
         .expect("charlie's dial to alice fails");
+    let state = charlie.state().await.unwrap();
+    assert_eq!(state.events.missed(), 0);
     assert!(
-        charlie
-            .lines_with("connected")
-            .iter()
-            .all(|l| field(l, "peer") != alice_id),
-        "charlie never reached alice"
+        state.events.connection_changes_with(&alice_id).is_empty()
+            && state
+                .peer(&alice_id)
+                .is_some_and(|p| p.connection() == pb::ConnectionState::None),
+        "charlie never reached alice: {:?}",
+        state.peer(&alice_id)
     );
 
     scenario::stop_all(&mut [&mut charlie, &mut alice, &mut boot]).await;

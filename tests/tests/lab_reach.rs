@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use peerfind_proto::v1 as pb;
 use peerfind_tests::cli::{self, Watcher, api_args};
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
 use peerfind_tests::process::{Peerfind, field, strip_p2p};
@@ -19,11 +20,13 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Waits until `node` has flagged itself as NAT'd; returns its record.
-async fn flagged(node: &mut Peerfind) -> serde_json::Value {
-    node.wait_for("local record updated", WAIT, |l| l["nat"] == true)
-        .await
-        .expect("nat flag")
+/// Waits until `node` has flagged itself as NAT'd. The own record has no event: polled.
+async fn flagged(node: &mut Peerfind) {
+    node.until_polled("the nat flag in the record", WAIT, |s| {
+        s.record().nat.then_some(())
+    })
+    .await
+    .expect("nat flag");
 }
 
 /// Fourth diagram: Charlie (public) sees the `nat` flag in Alice's record and asks the
@@ -33,35 +36,57 @@ async fn flagged(node: &mut Peerfind) -> serde_json::Value {
 async fn introduction_makes_alice_dial_charlie(transport: &str) {
     let lab = Lab::up(Topology::new(EIM, Placement::Public)).expect("lab");
     let (mut boot, enr) = bootnode(&lab, &[transport]).await.unwrap();
+    let boot_id = peer_id(&mut boot).await.unwrap();
     let mut charlie_args = listen(transport);
     charlie_args.extend(api_args());
     let mut charlie = peer(&lab, Host::Charlie, &enr, &charlie_args).unwrap();
+    // Charlie's events are watched from before Alice exists.
+    let charlie_id = peer_id(&mut charlie).await.unwrap();
     let mut alice_args = listen(transport);
     alice_args.extend(args(&["--max-peers", "0"]));
     let mut alice = peer(&lab, Host::Alice, &enr, &alice_args).unwrap();
     let alice_id = peer_id(&mut alice).await.unwrap();
-    let charlie_id = peer_id(&mut charlie).await.unwrap();
     let record = record_with(&mut alice, transport).await.unwrap();
     let mapped = strip_p2p(record["multiaddrs"][0].as_str().unwrap()).to_owned();
     flagged(&mut alice).await;
 
     charlie
-        .wait_for("asking for an introduction", WAIT, |l| {
-            field(l, "peer") == alice_id
+        .until("charlie asks the bootnode", WAIT, |s| {
+            s.events
+                .kinds()
+                .any(|k| {
+                    matches!(k, pb::event::Kind::IntroductionAsked(i)
+                        if i.target == alice_id && i.via == boot_id)
+                })
+                .then_some(())
         })
         .await
         .expect("charlie asks the bootnode");
-    boot.wait_for("introduction served", WAIT, |l| {
-        field(l, "requester") == charlie_id && field(l, "target_peer") == alice_id
+    boot.until("the bootnode forwards it", WAIT, |s| {
+        s.events
+            .kinds()
+            .any(|k| {
+                matches!(k, pb::event::Kind::IntroductionServed(i)
+                    if i.requester == charlie_id && i.target == alice_id)
+            })
+            .then_some(())
     })
     .await
     .expect("the bootnode forwards it");
+    // The API does not tell that a node was introduced to a peer: the log does.
     alice
         .wait_for("introduced to a peer; dialing it", WAIT, |l| {
             field(l, "peer") == charlie_id
         })
         .await
         .expect("alice dials charlie");
+    charlie
+        .until("charlie connected directly to alice", WAIT, |s| {
+            s.direct_to(&alice_id).then_some(())
+        })
+        .await
+        .expect("charlie has a direct connection with alice");
+    // The API tells neither a connection's direction nor its remote address: the log does.
     let connected = charlie
         .wait_for("connected", WAIT, |l| {
             field(l, "peer") == alice_id && field(l, "direction") == "inbound"
@@ -73,6 +98,7 @@ async fn introduction_makes_alice_dial_charlie(transport: &str) {
         mapped,
         "from her mapped address"
     );
+    // Nor what the bootnode answered the asker: the log does.
     charlie
         .wait_for("introduced: the peer is dialing us", WAIT, |_| true)
         .await
@@ -135,13 +161,12 @@ async fn alice_then_bob(lab: &Lab, boot: &Peerfind, enr: &str, transport: &str) 
     let bob_id = peer_id(&mut bob).await.unwrap();
     bob.api_addr().await.unwrap();
     let bob_watch = Watcher::start(lab, Host::Bob).await.unwrap();
+    let counts = bob.state().await.unwrap().counts();
     boot.resume().unwrap();
-    assert!(
-        bob.lines_with("hole punch succeeded").is_empty()
-            && bob
-                .lines_with("hole punch failed; keeping the relayed connection")
-                .is_empty(),
-        "bob punched before his watcher was subscribed"
+    assert_eq!(
+        counts.hole_punches_succeeded + counts.hole_punches_failed,
+        0,
+        "bob punched before his watcher was subscribed: {counts:?}"
     );
     Pair {
         alice,
@@ -191,6 +216,17 @@ async fn alice_and_bob_punch_a_hole(transport: &str) {
         .wait_for(&["record_learned", "record_updated"], WAIT, bob_flagged)
         .await
         .expect("alice learns bob's flag");
+    for (node, other) in [
+        (&mut pair.alice, pair.bob_id.clone()),
+        (&mut pair.bob, pair.alice_id.clone()),
+    ] {
+        node.until("a direct connection between alice and bob", WAIT, |s| {
+            s.direct_to(&other).then_some(())
+        })
+        .await
+        .expect("direct between alice and bob");
+    }
+    // The API does not tell a connection's remote address: the log does.
     let direct = |other: String| {
         move |l: &serde_json::Value| field(l, "peer") == other && l["relayed"] == false
     };
@@ -256,6 +292,7 @@ async fn lab_behind_a_symmetric_nat_the_relayed_connection_holds() {
     let punch = punch_event(&mut pair).await;
     assert_eq!(punch["succeeded"], false, "{punch}");
     assert!(punch["error"].is_string(), "{punch}");
+    // The API does not report pings: the log does.
     let alive = |other: String| {
         move |l: &serde_json::Value| field(l, "peer") == other && l["relayed"] == true
     };
@@ -268,28 +305,27 @@ async fn lab_behind_a_symmetric_nat_the_relayed_connection_holds() {
         .await
         .expect("bob pings alice");
 
-    // Nothing direct between them, and the relayed connection still open.
-    for (node, other) in [(&pair.alice, &pair.bob_id), (&pair.bob, &pair.alice_id)] {
-        let direct = node
-            .lines_with("connected")
-            .into_iter()
-            .filter(|l| field(l, "peer") == other.as_str())
-            .filter(|l| l["relayed"] == false)
-            .count();
-        assert_eq!(direct, 0, "no direct connection");
-        let relayed_to_other =
-            |l: &serde_json::Value| field(l, "peer") == other.as_str() && l["relayed"] == true;
-        let opened = node
-            .lines_with("connected")
-            .iter()
-            .filter(|l| relayed_to_other(l))
-            .count();
-        let closed = node
-            .lines_with("disconnected")
-            .iter()
-            .filter(|l| relayed_to_other(l))
-            .count();
-        assert!(opened > closed, "a relayed connection is still open");
+    // Nothing direct between them, ever (their APIs were watched from before Bob started),
+    // and the relayed connection still open.
+    for (node, other) in [
+        (&mut pair.alice, pair.bob_id.clone()),
+        (&mut pair.bob, pair.alice_id.clone()),
+    ] {
+        let state = node.state().await.unwrap();
+        assert_eq!(state.events.missed(), 0);
+        let changes = state.events.connection_changes_with(&other);
+        assert!(
+            changes
+                .iter()
+                .all(|c| c.connection() != pb::ConnectionState::Direct),
+            "no direct connection: {changes:?}"
+        );
+        let now = state.peer(&other).map(pb::Peer::connection);
+        assert_eq!(
+            now,
+            Some(pb::ConnectionState::Relayed),
+            "a relayed connection is still open"
+        );
     }
     for (host, other) in [(Host::Alice, &pair.bob_id), (Host::Bob, &pair.alice_id)] {
         let listed = cli::peer_entry(&lab, host, other).await.unwrap();

@@ -2,42 +2,45 @@
 //! address from a bootnode, and a bootnode's gossip leads Charlie to dial Alice directly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use peerfind_proto::v1 as pb;
 use peerfind_tests::local::{Bootnode, WAIT, bootnode, peer};
 use peerfind_tests::process::{Peerfind, decode_enr, field, strip_p2p};
 use serde_json::Value;
 
 async fn peer_id(node: &mut Peerfind) -> String {
-    let start = node.wait_for("starting", WAIT, |_| true).await.unwrap();
-    field(&start, "peer_id").to_owned()
+    node.peer_id().await.unwrap()
 }
 
 /// Waits until the node's record carries an address for each of `transports` ("tcp",
-/// "quic") and returns the decoded record.
+/// "quic") and returns the decoded record. The own record has no event: the API is polled.
 async fn record_with(node: &mut Peerfind, transports: &[&str]) -> Value {
-    let line = node
-        .wait_for("local record updated", WAIT, |l| {
-            field(l, "ip").starts_with("Some(")
-                && transports.iter().all(|t| field(l, t).starts_with("Some("))
+    let enr = node
+        .until_polled("a record with an address", WAIT, |s| {
+            s.record().has(transports).then(|| s.status.enr.clone())
         })
         .await
         .expect("record updated with an address");
-    decode_enr(field(&line, "enr")).await.unwrap()
+    decode_enr(&enr).await.unwrap()
 }
 
 async fn node_records_the_address_the_bootnode_observed(transport: &'static str) {
     let (mut boot, Bootnode { addrs, .. }) = bootnode().await.unwrap();
+    let boot_id = peer_id(&mut boot).await;
     let boot_addr = addrs
         .iter()
         .find(|a| a.contains(transport))
         .expect("bootnode address");
     let mut node = peer("node", boot_addr).unwrap();
-    let node_id = peer_id(&mut node).await;
 
-    let seen = boot
-        .wait_for("connected", WAIT, |l| field(l, "peer") == node_id)
+    // What the bootnode observed: the remote address of its connection from the node, which
+    // it reports to the node in identify (identify has no event: polled).
+    let observed = node
+        .until_polled("the bootnode's identify", WAIT, |s| {
+            let identify = s.peer(&boot_id)?.identify.as_ref()?;
+            (!identify.observed_addr.is_empty()).then(|| identify.observed_addr.clone())
+        })
         .await
-        .expect("bootnode sees the node");
-    let observed = field(&seen, "remote_addr").to_owned();
+        .expect("the bootnode tells the node what it sees");
     let record = record_with(&mut node, &[transport]).await;
 
     let port = record[transport].as_u64().unwrap();
@@ -95,39 +98,51 @@ async fn charlie_learns_alice_from_the_bootnode_and_dials_her_directly() {
     // Charlie meets the bootnode, which tells him about Alice; he dials her.
     let mut charlie = peer("charlie", &boot_enr).unwrap();
     let charlie_id = peer_id(&mut charlie).await;
+    charlie
+        .until("charlie connected directly to alice", WAIT, |s| {
+            s.direct_to(&alice_id).then_some(())
+        })
+        .await
+        .expect("charlie connects to alice");
+    // The API tells neither a connection's direction nor its remote address: the log does.
     let dialed = charlie
         .wait_for("connected", WAIT, |l| {
             field(l, "peer") == alice_id && field(l, "direction") == "outbound"
         })
         .await
-        .expect("charlie connects to alice");
+        .expect("charlie dialed alice");
     let remote = strip_p2p(field(&dialed, "remote_addr")).to_owned();
     assert!(
         alice_addrs.contains(&remote),
         "charlie reached alice at {remote}, her record says {alice_addrs:?}"
     );
     let learned = charlie
-        .wait_for("record learned", WAIT, |l| field(l, "peer") == alice_id)
+        .until("charlie holds alice's record", WAIT, |s| {
+            s.peer(&alice_id).filter(|p| p.has_record).cloned()
+        })
         .await
         .unwrap();
-    assert_eq!(
-        field(&learned, "from"),
-        field(&boot_enr_peer(&boot), "peer_id")
-    );
+    assert_eq!(learned.met(), pb::Met::Gossip, "{learned:?}");
+    // The API says a record was gossiped, not by whom: the log names the bootnode.
+    let boot_id = peer_id(&mut boot).await;
+    charlie
+        .wait_for("record learned", WAIT, |l| {
+            field(l, "peer") == alice_id && field(l, "from") == boot_id
+        })
+        .await
+        .expect("charlie learned alice's record from the bootnode");
 
     // "Hello (ENR …)": Alice holds Charlie's record, from Charlie himself or via the bootnode.
     alice
-        .wait_for("record learned", WAIT, |l| field(l, "peer") == charlie_id)
+        .until("alice holds charlie's record", WAIT, |s| {
+            s.holds_record_of(&charlie_id).then_some(())
+        })
         .await
         .expect("alice holds charlie's record");
 
     for node in [&mut charlie, &mut alice, &mut boot] {
         node.stop().await.unwrap();
     }
-}
-
-fn boot_enr_peer(boot: &Peerfind) -> Value {
-    boot.lines_with("starting").into_iter().next().unwrap()
 }
 
 #[tokio::test]

@@ -3,59 +3,38 @@
 //! losing a bootnode loses no record. Everything is read through the nodes' status API.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
 use peerfind_proto::v1 as pb;
-use peerfind_proto::v1::node_client::NodeClient;
 use peerfind_tests::local::{self, Bootnode, LISTEN, WAIT};
 use peerfind_tests::process::Peerfind;
-use tonic::transport::Channel;
 
-/// A node and a client of its status API.
+/// A node and its PeerId.
 struct Api {
     node: Peerfind,
-    client: NodeClient<Channel>,
     peer_id: String,
 }
 
 impl Api {
     async fn of(mut node: Peerfind) -> Self {
-        let addr = node.api_addr().await.unwrap();
-        let mut client = local::api_client(addr).await.unwrap();
-        let status = local::status(&mut client).await.unwrap();
-        Self {
-            node,
-            client,
-            peer_id: status.peer_id,
-        }
+        let peer_id = node.peer_id().await.unwrap();
+        Self { node, peer_id }
     }
 
     /// The record this node holds of `peer`, if any.
     async fn record_of(&mut self, peer: &str) -> Option<pb::Peer> {
-        let request = pb::ListPeersRequest {
-            peer_id: peer.to_owned(),
-            node_id: String::new(),
-        };
-        let peers = self.client.list_peers(request).await.ok()?.into_inner();
-        peers.peers.into_iter().next()
+        let state = self.node.state().await.unwrap();
+        state.peer(peer).filter(|p| p.has_record).cloned()
     }
 
-    /// Polls until this node holds a record of `peer` that `check` accepts; fails after
-    /// [`WAIT`] with what it holds.
+    /// Waits until this node holds a record of `peer` that `check` accepts, checking again
+    /// on each of its events; fails after [`WAIT`] with what it holds.
     async fn wait_for_record(&mut self, peer: &str, check: impl Fn(&pb::Peer) -> bool) -> pb::Peer {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let held = self.record_of(peer).await;
-            if let Some(record) = held.as_ref().filter(|r| check(r)) {
-                return record.clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} never held a fitting record of {peer}; last: {held:?}",
-                self.peer_id
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("{} holds a fitting record of {peer}", self.peer_id);
+        self.node
+            .until(&what, WAIT, |s| {
+                s.peer(peer).filter(|p| p.has_record && check(p)).cloned()
+            })
+            .await
+            .unwrap()
     }
 }
 

@@ -92,6 +92,7 @@ async function dial (addr, hold) {
   const target = multiaddr(addr)
   const targetPeer = addr.split('/p2p/').pop()
   const n = await node({})
+  emit({ event: 'started', peer: n.peerId.toString() })
   const seen = new Set()
   const identified = new Promise((resolve) => {
     n.addEventListener('peer:identify', (evt) => {

@@ -1,7 +1,7 @@
 """A py-libp2p peer for peerfind's interop tests: dials a peer over TCP or QUIC, runs identify
 and ping on the connection, and prints one JSON object per line for each thing it observed,
-the same events as the Rust probe (tests/src/bin/interop-rust.rs): identify, ping, error,
-done. Exits 1 when identify or ping did not succeed within 30 s.
+the same events as the Rust probe (tests/src/bin/interop-rust.rs): started (its own PeerId),
+identify, ping, error, done. Exits 1 when identify or ping did not succeed within 30 s.
 
     python probe.py dial /ip4/127.0.0.1/tcp/9000/p2p/16Uiu2...
     python probe.py dial /ip4/127.0.0.1/udp/9000/quic-v1/p2p/16Uiu2...
@@ -77,6 +77,7 @@ async def dial(addr, hold):
         "/ip4/127.0.0.1/udp/0/quic-v1" if quic else "/ip4/127.0.0.1/tcp/0"
     )
     host = new_host(enable_quic=quic, listen_addrs=[listen])
+    emit({"event": "started", "peer": str(host.get_id())})
     seen = []
     async with host.run(listen_addrs=[listen]):
         with trio.move_on_after(DEADLINE_S):

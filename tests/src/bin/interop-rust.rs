@@ -238,6 +238,7 @@ fn target_of(addr: &Multiaddr) -> anyhow::Result<PeerId> {
 async fn dial(addr: Multiaddr, hold: bool) -> anyhow::Result<()> {
     let target = target_of(&addr)?;
     let mut swarm = swarm(false)?;
+    emit(json!({"event": "started", "peer": swarm.local_peer_id().to_string()}));
     // A circuit dial needs no listener; a direct one works without one too.
     swarm.dial(addr.clone()).context("dial")?;
     let mut seen = HashSet::new();

@@ -359,6 +359,18 @@ impl Lab {
         netns::enter(self.netns(host), f)
     }
 
+    /// Opens TCP connections from inside `host`, for as long as the lab runs: how a test
+    /// talks to a program that listens on the host's own loopback (a node's status API).
+    ///
+    /// # Panics
+    ///
+    /// As [`Lab::netns`].
+    pub fn dialer(&self, host: Host) -> HostDialer {
+        HostDialer {
+            netns: self.netns(host).to_owned(),
+        }
+    }
+
     /// Leaves the lab running after this value is gone, and returns its prefix: for labs made
     /// by hand, removed later with [`remove`]. Impaired links stop with this process, since it
     /// forwards them.
@@ -390,6 +402,26 @@ impl Drop for Lab {
         if let Err(error) = self.teardown() {
             eprintln!("lab {}: teardown failed: {error}", self.prefix);
         }
+    }
+}
+
+/// Connects to addresses as a program inside one lab host would ([`Lab::dialer`]).
+#[derive(Debug, Clone)]
+pub struct HostDialer {
+    netns: String,
+}
+
+impl HostDialer {
+    /// Bound on one connection's set-up: a program on the host's loopback answers at once.
+    const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// A TCP connection to `addr`, made inside the host; it stays there wherever it is used.
+    /// Blocking: call it off the async runtime's threads.
+    pub fn connect(&self, addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+        netns::enter(&self.netns, || {
+            std::net::TcpStream::connect_timeout(&addr, Self::CONNECT_TIMEOUT)
+        })
+        .map_err(std::io::Error::other)?
     }
 }
 
