@@ -36,8 +36,8 @@ enum Relay {
 
 /// The relay process, kept running for the test.
 enum Running {
-    Peerfind(Peerfind),
-    Rust(Probe),
+    Peerfind(Box<Peerfind>),
+    Rust(Box<Probe>),
 }
 
 /// `ip`'s address for `transport` ("tcp" or "quic") at the lab's port, without `/p2p/`.
@@ -58,7 +58,7 @@ async fn start_relay(lab: &Lab, relay: Relay, transport: &str) -> (Running, Stri
             let status = cli::json(lab, Host::Bootnode, &["status"]).await.unwrap();
             let id = status["peer_id"].as_str().unwrap();
             let relay_addr = format!("{}/p2p/{id}", addr(public, transport));
-            (Running::Peerfind(boot), relay_addr)
+            (Running::Peerfind(Box::new(boot)), relay_addr)
         }
         Relay::Rust => {
             let mut probe = Probe::start_in(
@@ -81,7 +81,7 @@ async fn start_relay(lab: &Lab, relay: Relay, transport: &str) -> (Running, Stri
                 .wait_for("listening", PROBE_WAIT, |l| field(l, "addr") == public)
                 .await
                 .unwrap();
-            (Running::Rust(probe), format!("{public}/p2p/{id}"))
+            (Running::Rust(Box::new(probe)), format!("{public}/p2p/{id}"))
         }
     }
 }
@@ -220,7 +220,7 @@ async fn peerfind_and_rust_libp2p_punch(relay: Relay, transport: &str) {
     alice_watch.stop().await;
     drop(bob);
     match &mut relay_process {
-        Running::Peerfind(boot) => scenario::stop_all(&mut [&mut alice, boot]).await,
+        Running::Peerfind(boot) => scenario::stop_all(&mut [&mut alice, &mut **boot]).await,
         Running::Rust(_) => scenario::stop_all(&mut [&mut alice]).await,
     }
 }

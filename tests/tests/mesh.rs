@@ -140,40 +140,25 @@ async fn losing_a_bootnode_loses_no_record() {
 }
 
 /// Waits, event by event, until `api` holds a record with an address of every peer in
-/// `peers`; fails after `wait` with how many it holds.
-async fn wait_for_all(api: &mut Api, peers: &[String], wait: Duration) {
-    use futures::StreamExt;
-    // Subscribed before the first look: a record that arrives in between is an event.
-    let mut events = api
-        .client
-        .watch_events(pb::WatchEventsRequest {})
+/// `peers`; fails after `wait` with what it holds.
+async fn wait_for_all(api: &mut Api, peers: &[String], wait: std::time::Duration) {
+    let what = format!(
+        "{} holds a record with an address of each of {} peers",
+        api.peer_id,
+        peers.len()
+    );
+    api.node
+        .until(&what, wait, |s| {
+            peers
+                .iter()
+                .all(|p| {
+                    s.peer(p)
+                        .is_some_and(|h| h.has_record && !h.addrs.is_empty())
+                })
+                .then_some(())
+        })
         .await
-        .unwrap()
-        .into_inner();
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let held = api
-            .client
-            .list_peers(pb::ListPeersRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .peers;
-        let with_address = peers
-            .iter()
-            .filter(|p| held.iter().any(|h| h.peer_id == **p && !h.addrs.is_empty()))
-            .count();
-        if with_address == peers.len() {
-            return;
-        }
-        let next = tokio::time::timeout_at(deadline, events.next()).await;
-        assert!(
-            matches!(next, Ok(Some(Ok(_)))),
-            "{} holds {with_address} of {} records with an address",
-            api.peer_id,
-            peers.len()
-        );
-    }
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +206,7 @@ async fn a_bootnode_that_joins_late_gets_every_record_published_before() {
     }
     // The first bootnode, alone in its mesh, holds them all: their publications reached
     // nobody.
-    wait_for_all(&mut b1, &crowd, Duration::from_secs(120)).await;
+    wait_for_all(&mut b1, &crowd, std::time::Duration::from_secs(120)).await;
 
     // A second bootnode joins; it gets every record, each with its address.
     let (b2, _) = bootnode_joined_to("bootnode-2", &[&boot1]).await;
