@@ -291,6 +291,7 @@ impl Node {
                 error,
             } => {
                 self.connections.dial_failed(connection_id);
+                self.on_dial_failed(connection_id);
                 let now = tokio::time::Instant::now();
                 if let Some(((bootnode, transport), wait)) =
                     self.bootnodes.redial.outgoing_error(connection_id, now)
@@ -342,6 +343,7 @@ impl Node {
         endpoint: &ConnectedPoint,
     ) {
         let now = tokio::time::Instant::now();
+        self.reach.circuit_opened(connection_id);
         // The stranger test looks at the book before this connection is in it.
         let stranger = self.connections.is_stranger(&peer_id, endpoint, now);
         let opened = self

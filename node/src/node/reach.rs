@@ -124,8 +124,17 @@ impl Node {
             .addresses(addrs)
             .condition(PeerCondition::Always)
             .build();
+        let id = opts.connection_id();
         if self.dial(opts, peer, false) {
             self.counters.circuit_dials += 1;
+            self.reach.circuit_dialing(id, peer, via);
+        }
+    }
+
+    /// A dial failed: when it was a circuit, it is dialed again later (reach-state rule 4).
+    pub(super) fn on_dial_failed(&mut self, id: libp2p::swarm::ConnectionId) {
+        if let Some((peer, wait)) = self.reach.circuit_failed(id, Instant::now()) {
+            tracing::info!(%peer, retry_in = ?wait, "circuit dial failed; dialing a new one later");
         }
     }
 
@@ -280,14 +289,29 @@ impl Node {
     }
 
     /// Dials a new circuit to every peer whose retry is due and that is still only relayed
-    /// (reach-state rule 3).
+    /// (reach-state rule 3); one we hold no connection to is reached anew, which dials the
+    /// circuit again while the strategy still says so (reach-state rule 4).
     pub(super) fn on_punch_retries_due(&mut self) {
         for (peer, via) in self.reach.take_due_punches(Instant::now()) {
-            if self.connections.best(&peer) == status::Connection::Relayed {
-                tracing::info!(%peer, "retrying the hole punch over a new circuit");
-                self.dial_relayed(peer, via);
-            } else {
-                self.reach.punch_done(&peer);
+            match self.connections.best(&peer) {
+                status::Connection::Relayed => {
+                    tracing::info!(%peer, "retrying the hole punch over a new circuit");
+                    self.dial_relayed(peer, via);
+                }
+                status::Connection::None => {
+                    let enr = self
+                        .swarm
+                        .behaviour()
+                        .gossip
+                        .table()
+                        .get_by_peer(&peer)
+                        .map(|e| e.enr.clone());
+                    match enr {
+                        Some(enr) => self.reach(&enr, peer),
+                        None => self.reach.punch_done(&peer),
+                    }
+                }
+                status::Connection::Direct { .. } => self.reach.punch_done(&peer),
             }
         }
     }

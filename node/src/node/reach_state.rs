@@ -12,14 +12,21 @@
 //!    lets one through, so the relay is not hammered.
 //! 3. A retry that came due is parked (never due twice) until its punch reports; a punch
 //!    that succeeded, or a peer no longer only relayed, ends the retries.
+//! 4. A circuit dial that fails is tried again after [`CIRCUIT_RETRY_FIRST`], doubling up
+//!    to [`PUNCH_RETRY_MAX`], while the strategy still says to dial one: a NAT'd peer's
+//!    record reaches us about as fast as its reservation reaches the relay, so our first
+//!    circuit can find no reservation yet (NO_RESERVATION); nothing else would ever dial
+//!    again. A circuit that opens ends these retries; its punch then has rule 2's.
 //!
 //! The state is one entry per peer asked about within [`INTRO_INTERVAL`] (older ones go at
-//! each ask) and one per peer whose punch failed: bounded by the peers in the table.
+//! each ask), one per peer whose punch or circuit failed, and one per circuit dial in
+//! flight (gone when the swarm reports it): bounded by the peers in the table.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use libp2p::PeerId;
+use libp2p::swarm::ConnectionId;
 use tokio::time::Instant;
 
 /// Rule 1.
@@ -31,19 +38,33 @@ pub(super) const PUNCH_RETRY_FIRST: Duration = Duration::from_secs(30);
 /// Rule 2: the longest wait.
 pub(super) const PUNCH_RETRY_MAX: Duration = Duration::from_secs(10 * 60);
 
-/// A scheduled retry of a failed hole punch.
+/// Rule 4: the first wait.
+pub(super) const CIRCUIT_RETRY_FIRST: Duration = Duration::from_secs(1);
+
+/// What failed, and so what a retry starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    /// Rule 2.
+    Punch,
+    /// Rule 4.
+    Circuit,
+}
+
+/// A scheduled retry of a failed hole punch or circuit dial.
 #[derive(Debug, Clone, Copy)]
 struct Retry {
     due: Instant,
     backoff: Duration,
     via: PeerId,
+    failed: Failed,
 }
 
-/// Introductions asked and punches to retry. See the module doc.
+/// Introductions asked, circuits dialed and punches to retry. See the module doc.
 #[derive(Debug, Default)]
 pub(super) struct ReachState {
     asked: HashMap<PeerId, Instant>,
     punch_retries: HashMap<PeerId, Retry>,
+    circuits: HashMap<ConnectionId, (PeerId, PeerId)>,
 }
 
 impl ReachState {
@@ -66,12 +87,56 @@ impl ReachState {
     /// A punch to `peer`, relayed through `via`, failed: schedules the next try (rule 2) and
     /// returns its wait.
     pub(super) fn punch_failed(&mut self, peer: PeerId, via: PeerId, now: Instant) -> Duration {
-        let backoff = self
-            .punch_retries
-            .get(&peer)
-            .map_or(PUNCH_RETRY_FIRST, |r| (r.backoff * 2).min(PUNCH_RETRY_MAX));
+        self.schedule(peer, via, Failed::Punch, now)
+    }
+
+    /// A circuit to `peer` through `via` is being dialed as `id` (rule 4).
+    pub(super) fn circuit_dialing(&mut self, id: ConnectionId, peer: PeerId, via: PeerId) {
+        self.circuits.insert(id, (peer, via));
+    }
+
+    /// Connection `id` opened: when it is a circuit we dialed, its retries end (rule 4).
+    pub(super) fn circuit_opened(&mut self, id: ConnectionId) {
+        if let Some((peer, _)) = self.circuits.remove(&id)
+            && self
+                .punch_retries
+                .get(&peer)
+                .is_some_and(|r| r.failed == Failed::Circuit)
+        {
+            self.punch_retries.remove(&peer);
+        }
+    }
+
+    /// Dial `id` failed: when it was a circuit, schedules the next one (rule 4) and returns
+    /// the peer and the wait.
+    pub(super) fn circuit_failed(
+        &mut self,
+        id: ConnectionId,
+        now: Instant,
+    ) -> Option<(PeerId, Duration)> {
+        let (peer, via) = self.circuits.remove(&id)?;
+        Some((peer, self.schedule(peer, via, Failed::Circuit, now)))
+    }
+
+    /// Rules 2 and 4: the first wait for a new kind of failure, else double the last one.
+    fn schedule(&mut self, peer: PeerId, via: PeerId, failed: Failed, now: Instant) -> Duration {
+        let backoff = match self.punch_retries.get(&peer) {
+            Some(r) if r.failed == failed => (r.backoff * 2).min(PUNCH_RETRY_MAX),
+            _ => match failed {
+                Failed::Punch => PUNCH_RETRY_FIRST,
+                Failed::Circuit => CIRCUIT_RETRY_FIRST,
+            },
+        };
         let due = now + backoff;
-        self.punch_retries.insert(peer, Retry { due, backoff, via });
+        self.punch_retries.insert(
+            peer,
+            Retry {
+                due,
+                backoff,
+                via,
+                failed,
+            },
+        );
         backoff
     }
 
@@ -135,5 +200,54 @@ mod tests {
         assert_eq!(waits, [60, 120, 240, 480, 600, 600]);
         state.punch_done(&alice);
         assert_eq!(state.next_punch_retry(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_circuit_is_dialed_again_soon_until_one_opens() {
+        let mut state = ReachState::default();
+        let (alice, bob, boot) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let (first, second, other) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+            ConnectionId::new_unchecked(3),
+        );
+        assert_eq!(
+            state.circuit_failed(other, Instant::now()),
+            None,
+            "not a circuit"
+        );
+        state.circuit_dialing(first, alice, boot);
+        assert_eq!(
+            state.circuit_failed(first, Instant::now()),
+            Some((alice, CIRCUIT_RETRY_FIRST))
+        );
+        assert_eq!(
+            state.circuit_failed(first, Instant::now()),
+            None,
+            "reported once"
+        );
+        tokio::time::advance(CIRCUIT_RETRY_FIRST).await;
+        assert_eq!(state.take_due_punches(Instant::now()), [(alice, boot)]);
+        state.circuit_dialing(second, alice, boot);
+        assert_eq!(
+            state.circuit_failed(second, Instant::now()),
+            Some((alice, 2 * CIRCUIT_RETRY_FIRST)),
+            "doubles"
+        );
+        state.circuit_dialing(first, alice, boot);
+        state.circuit_opened(first);
+        assert_eq!(state.next_punch_retry(), None, "an open circuit ends them");
+        assert!(state.circuits.is_empty());
+        assert_eq!(
+            state.punch_failed(alice, boot, Instant::now()),
+            PUNCH_RETRY_FIRST,
+            "its punch starts from rule 2's first wait"
+        );
+        state.circuit_dialing(second, bob, boot);
+        state.circuit_opened(second);
+        assert!(
+            state.next_punch_retry().is_some(),
+            "bob's circuit is not alice's"
+        );
     }
 }
