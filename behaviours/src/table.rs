@@ -12,6 +12,10 @@
 //! 5. The table holds at most [`Config::capacity`] records: inserting into a full table evicts
 //!    the least recently refreshed one.
 //! 6. A record not refreshed within [`Config::ttl`] expires ([`Table::expire`]).
+//! 7. Bytes equal to a held record's refresh it without being decoded again
+//!    ([`Table::refresh_exact`]): its signature was verified when it came in. A bootnode asks
+//!    every new peer for up to 32 records, which it mostly holds already; verifying each
+//!    again took 29% of a bootnode's CPU while 1,000 peers joined.
 //!
 //! Whether a peer may announce a record at all (its key must be the connection's key) is the
 //! gossip behaviour's rule, not the table's: the table does not know where a record came from
@@ -20,13 +24,14 @@
 //! Time is passed in, never read, so the rules are tested without waiting.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 use enr::NodeId;
 use libp2p::PeerId;
 use rand::seq::IteratorRandom;
 
-use crate::enr_ext::Enr;
+use crate::enr_ext::{self, Enr};
 
 /// Default [`Config::capacity`]: far more than the peers one node talks to, small enough that a
 /// full table costs well under a megabyte (300 bytes a record).
@@ -79,6 +84,8 @@ pub struct Entry {
     pub first_seen: Instant,
     /// When the record was last inserted or refreshed.
     pub refreshed: Instant,
+    /// The record's bytes (rule 7).
+    raw: Vec<u8>,
 }
 
 /// What an accepted insert did.
@@ -124,6 +131,10 @@ pub struct Table {
     local: NodeId,
     entries: HashMap<NodeId, Entry>,
     by_peer: HashMap<PeerId, NodeId>,
+    /// Rule 7: a hash of each held record's bytes. Keyed per table, so a remote peer cannot
+    /// aim collisions; one would only cost the fast path, as the bytes are compared.
+    by_raw: HashMap<u64, NodeId>,
+    hasher: RandomState,
 }
 
 impl Table {
@@ -134,6 +145,23 @@ impl Table {
             local,
             entries: HashMap::new(),
             by_peer: HashMap::new(),
+            by_raw: HashMap::new(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Rule 7: when `raw` are exactly a held record's bytes, refreshes it and says so; the
+    /// caller then need not decode them.
+    pub fn refresh_exact(&mut self, raw: &[u8], now: Instant) -> bool {
+        let Some(id) = self.by_raw.get(&self.hasher.hash_one(raw)) else {
+            return false;
+        };
+        match self.entries.get_mut(id) {
+            Some(entry) if entry.raw == raw => {
+                entry.refreshed = now;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -162,6 +190,12 @@ impl Table {
                 }
                 std::cmp::Ordering::Equal => Err(Refused::Conflict { seq: got }),
                 std::cmp::Ordering::Greater => {
+                    let old = self.hasher.hash_one(&held.raw);
+                    if self.by_raw.get(&old) == Some(&id) {
+                        self.by_raw.remove(&old);
+                    }
+                    held.raw = enr_ext::encode_bytes(&enr);
+                    self.by_raw.insert(self.hasher.hash_one(&held.raw), id);
                     held.enr = enr;
                     held.refreshed = now;
                     Ok(Inserted::Updated { old_seq: held_seq })
@@ -172,6 +206,8 @@ impl Table {
             self.evict_stalest();
         }
         self.by_peer.insert(peer_id, id);
+        let raw = enr_ext::encode_bytes(&enr);
+        self.by_raw.insert(self.hasher.hash_one(&raw), id);
         self.entries.insert(
             id,
             Entry {
@@ -180,6 +216,7 @@ impl Table {
                 source,
                 first_seen: now,
                 refreshed: now,
+                raw,
             },
         );
         Ok(Inserted::New)
@@ -235,6 +272,10 @@ impl Table {
     fn remove(&mut self, id: &NodeId) {
         if let Some(entry) = self.entries.remove(id) {
             self.by_peer.remove(&entry.peer_id);
+            let hash = self.hasher.hash_one(&entry.raw);
+            if self.by_raw.get(&hash) == Some(id) {
+                self.by_raw.remove(&hash);
+            }
         }
     }
 
@@ -383,5 +424,30 @@ mod tests {
         assert_eq!(expired.len(), 1);
         assert!(t.get_by_peer(&pa).is_some());
         assert!(t.get_by_peer(&pb).is_none());
+    }
+
+    #[test]
+    fn held_bytes_refresh_without_decoding_and_only_while_held() {
+        let (mut t, k, now) = (table(8), key(), Instant::now());
+        let (old, peer) = record(&k, 1, 1000);
+        let (new, _) = record(&k, 2, 2000);
+        let (old_raw, new_raw) = (enr_ext::encode_bytes(&old), enr_ext::encode_bytes(&new));
+        assert!(!t.refresh_exact(&old_raw, now), "nothing held");
+        t.insert(old, peer, Source::Announced, now).unwrap();
+        let later = now + Duration::from_secs(30);
+        assert!(t.refresh_exact(&old_raw, later));
+        assert_eq!(t.get_by_peer(&peer).unwrap().refreshed, later);
+        let mut flipped = old_raw.clone();
+        if let Some(last) = flipped.last_mut() {
+            *last ^= 1;
+        }
+        assert!(!t.refresh_exact(&flipped, later), "other bytes");
+        assert!(!t.refresh_exact(&new_raw, later), "not held yet");
+        t.insert(new, peer, Source::Announced, later).unwrap();
+        assert!(t.refresh_exact(&new_raw, later));
+        assert!(!t.refresh_exact(&old_raw, later), "replaced");
+        t.expire(later + Duration::from_secs(60));
+        assert!(!t.refresh_exact(&new_raw, later), "expired");
+        assert!(t.by_raw.is_empty());
     }
 }

@@ -357,7 +357,12 @@ impl Gossip {
         records: Vec<Vec<u8>>,
     ) -> Result<(), Violation> {
         let mut decoded = Vec::with_capacity(records.len());
+        let now = Instant::now();
         for bytes in &records {
+            // Table rule 7: a record held byte for byte is only refreshed, not verified again.
+            if self.table.refresh_exact(bytes, now) {
+                continue;
+            }
             let enr = enr_ext::decode_bytes(bytes)?;
             let owner = enr_ext::peer_id(&enr)?;
             decoded.push((enr, owner));

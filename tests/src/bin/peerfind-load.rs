@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let idle_rss: Vec<u64> = bootnodes.iter().map(|b| rss_kib(b.pid)).collect();
     let idle_io: Vec<u64> = bootnodes.iter().map(|b| io_bytes(b.pid)).collect();
+    let idle_cpu = cpu_ms(&bootnodes);
 
     // The simulated peers, their keys made up front so their node ids are known to all.
     let keys: Vec<identity::secp256k1::Keypair> = (0..cli.peers)
@@ -149,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let joined_rss: Vec<u64> = bootnodes.iter().map(|b| rss_kib(b.pid)).collect();
     let joined_io: Vec<u64> = bootnodes.iter().map(|b| io_bytes(b.pid)).collect();
+    let join_cpu = cpu_ms(&bootnodes) - idle_cpu;
 
     println!();
     println!("| join and convergence | value |");
@@ -202,6 +204,11 @@ async fn main() -> anyhow::Result<()> {
         );
         let _ = b;
     }
+    println!(
+        "| bootnodes' CPU while peers joined | {:.1} s, {:.2} ms per joined peer |",
+        join_cpu as f64 / 1000.0,
+        join_cpu as f64 / joins.len().max(1) as f64
+    );
     if let Some(first) = reported.failures.first() {
         println!("first dial failure: {first}");
     }
@@ -210,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
     // bootnode takes each update (its own peers' directly, the others' over the mesh).
     let expected = (joins.len() * bootnodes.len()) as u64;
     let mut rates = Vec::new();
+    let before_updates = cpu_ms(&bootnodes);
     for _ in 0..cli.update_rounds {
         let before = tally.updates();
         let began = Instant::now();
@@ -221,10 +229,13 @@ async fn main() -> anyhow::Result<()> {
         let done = tally.updates() - before;
         rates.push((done, done as f64 / began.elapsed().as_secs_f64()));
     }
+    let update_cpu = cpu_ms(&bootnodes) - before_updates;
+    let updates_taken: u64 = rates.iter().map(|(done, _)| done).sum();
     let update_rss: Vec<u64> = bootnodes.iter().map(|b| rss_kib(b.pid)).collect();
 
     // Introductions: every peer asks its bootnode for a peer on the same bootnode, all at once.
     let served_before = tally.served();
+    let before_intros = cpu_ms(&bootnodes);
     let began = Instant::now();
     let _ = orders.send(Order::Introduce(bootnodes.len()));
     reported.answers.clear();
@@ -234,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let intro_secs = began.elapsed().as_secs_f64();
     let served = tally.served() - served_before;
+    let intro_cpu = cpu_ms(&bootnodes) - before_intros;
     let mut outcomes: HashMap<String, usize> = HashMap::new();
     for outcome in &reported.answers {
         *outcomes.entry(format!("{outcome:?}")).or_default() += 1;
@@ -266,8 +278,18 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!(
+        "| bootnodes' CPU per record update taken | {:.3} ms ({:.0} updates per CPU second) |",
+        update_cpu as f64 / updates_taken.max(1) as f64,
+        updates_taken as f64 * 1000.0 / update_cpu.max(1) as f64
+    );
+    println!(
         "| introductions served | {served} in {intro_secs:.2} s = {:.0}/s |",
         served as f64 / intro_secs
+    );
+    println!(
+        "| bootnodes' CPU per introduction asked | {:.3} ms ({:.0} per CPU second) |",
+        intro_cpu as f64 / reported.answers.len().max(1) as f64,
+        reported.answers.len() as f64 * 1000.0 / intro_cpu.max(1) as f64
     );
     let mut outcomes: Vec<_> = outcomes.into_iter().collect();
     outcomes.sort();
@@ -532,6 +554,23 @@ fn io_bytes(pid: u32) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// CPU time (user and system) the bootnodes used so far, in ms: what a phase costs them,
+/// apart from the simulated peers that share the machine. `/proc/<pid>/stat` counts in
+/// USER_HZ, which Linux fixes at 100 per second for every architecture's /proc.
+fn cpu_ms(bootnodes: &[UnderTest]) -> u64 {
+    bootnodes
+        .iter()
+        .filter_map(|b| {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", b.pid)).ok()?;
+            // The command name may hold spaces and parentheses: count from the last ')'.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Some(ticks * 10)
+        })
+        .sum()
 }
 
 /// Resident memory of a process, in KiB (0 when unreadable).
