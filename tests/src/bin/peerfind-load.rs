@@ -223,14 +223,27 @@ async fn main() -> anyhow::Result<()> {
         let began = Instant::now();
         let _ = orders.send(Order::Update);
         let deadline = began + phase_timeout;
-        while tally.updates() < before + expected && Instant::now() < deadline {
+        // When half, 99% and all of the updates were taken: a straggler shows apart from the
+        // rate the bulk went through at.
+        let mut marks = [None; 3];
+        let goals = [expected / 2, expected * 99 / 100, expected];
+        loop {
+            let done = tally.updates() - before;
+            for (mark, goal) in marks.iter_mut().zip(goals) {
+                if mark.is_none() && done >= goal {
+                    *mark = Some(began.elapsed());
+                }
+            }
+            if done >= expected || Instant::now() >= deadline {
+                break;
+            }
             tally.changed().await;
         }
         let done = tally.updates() - before;
-        rates.push((done, done as f64 / began.elapsed().as_secs_f64()));
+        rates.push((done, done as f64 / began.elapsed().as_secs_f64(), marks));
     }
     let update_cpu = cpu_ms(&bootnodes) - before_updates;
-    let updates_taken: u64 = rates.iter().map(|(done, _)| done).sum();
+    let updates_taken: u64 = rates.iter().map(|(done, _, _)| done).sum();
     let update_rss: Vec<u64> = bootnodes.iter().map(|b| rss_kib(b.pid)).collect();
 
     // Introductions: every peer asks its bootnode for a peer on the same bootnode, all at once.
@@ -271,9 +284,10 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("| throughput | value |");
     println!("|---|---|");
-    for (round, (done, rate)) in rates.iter().enumerate() {
+    for (round, (done, rate, marks)) in rates.iter().enumerate() {
+        let [half, most, all] = marks.map(ms);
         println!(
-            "| record updates taken by the bootnodes, round {} | {done} of {expected}, {rate:.0}/s |",
+            "| record updates taken by the bootnodes, round {} | {done} of {expected}, {rate:.0}/s; 50% / 99% / all at {half} / {most} / {all} |",
             round + 1
         );
     }
