@@ -45,7 +45,7 @@ impl FakeNode {
                     request = requests.recv() => {
                         let Some((n, done)) = request else { return };
                         for seq in 0..n {
-                            hub.publish(status::Event::RecordLearned { peer_id: peer, seq, nat: false });
+                            hub.publish(status::Event::RecordLearned { peer_id: peer, seq, nat: false, from: peer });
                         }
                         let _ = done.send(());
                     }

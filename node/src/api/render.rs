@@ -39,6 +39,7 @@ pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
             "transports": b.transports,
             "agent": (!b.agent.is_empty()).then_some(&b.agent),
             "lacks": b.lacks,
+            "relay_reserved": b.relay_reserved,
         })).collect::<Vec<_>>(),
         "counts": {
             "records": counts.records,
@@ -89,6 +90,9 @@ pub(crate) fn status_table(s: &pb::NodeStatus) -> String {
         let mut row = format!("{} {state}", b.peer_id);
         if !b.agent.is_empty() {
             let _ = write!(row, " ({})", b.agent);
+        }
+        if b.relay_reserved {
+            row.push_str("; relay slot held");
         }
         if !b.lacks.is_empty() {
             let _ = write!(row, "; lacks: {}", b.lacks.join(", "));
