@@ -313,6 +313,16 @@ pub enum Event {
         /// Why it was refused or lost.
         reason: Option<String>,
     },
+    /// A peer told us an address it sees us at that we did not take for our own: the status
+    /// (the addresses taken) cannot show it.
+    ObservedAddressIgnored {
+        /// The peer.
+        peer_id: PeerId,
+        /// The address it reported.
+        addr: Multiaddr,
+        /// Why it was not taken.
+        reason: crate::confirm::NotTaken,
+    },
     /// The first ping answered on a connection: data flows both ways on it.
     ConnectionAlive {
         /// The peer.

@@ -218,6 +218,19 @@ pub(crate) fn event(e: &status::Event, time: SystemTime) -> pb::Event {
             accepted: *accepted,
             reason: reason.clone().unwrap_or_default(),
         }),
+        E::ObservedAddressIgnored {
+            peer_id,
+            addr,
+            reason,
+        } => Kind::ObservedAddressIgnored(pb::ObservedAddressIgnored {
+            peer_id: peer_id.to_string(),
+            addr: addr.to_string(),
+            reason: match reason {
+                crate::confirm::NotTaken::CannotBeOurs => pb::IgnoredBecause::CannotBeOurs,
+                crate::confirm::NotTaken::OtherPort => pb::IgnoredBecause::OtherPort,
+            }
+            .into(),
+        }),
         E::ConnectionAlive {
             peer_id,
             relayed,
@@ -507,6 +520,11 @@ mod tests {
                 relayed: true,
                 rtt: Duration::from_micros(12_900),
             },
+            status::Event::ObservedAddressIgnored {
+                peer_id: b,
+                addr: "/ip4/198.51.100.8/tcp/40123".parse().unwrap(),
+                reason: crate::confirm::NotTaken::OtherPort,
+            },
         ];
         for case in &cases {
             let w = event(case, at);
@@ -572,6 +590,11 @@ mod tests {
                 }
                 (status::Event::ConnectionAlive { .. }, Kind::ConnectionAlive(k)) => {
                     k.peer_id == a.to_string() && k.relayed && k.rtt_ms == 12
+                }
+                (status::Event::ObservedAddressIgnored { .. }, Kind::ObservedAddressIgnored(k)) => {
+                    k.peer_id == b.to_string()
+                        && k.addr == "/ip4/198.51.100.8/tcp/40123"
+                        && k.reason() == pb::IgnoredBecause::OtherPort
                 }
                 _ => false,
             };

@@ -38,12 +38,22 @@ impl Node {
         }
         let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
         let own = Own { listen: &listen };
-        let Some(confirmed) =
-            self.confirmations
+        let confirmed =
+            match self
+                .confirmations
                 .observe(peer, is_bootnode, (transport, leg), observed, own)
-        else {
-            return;
-        };
+            {
+                Ok(Some(confirmed)) => confirmed,
+                Ok(None) => return,
+                Err(reason) => {
+                    self.hub.publish(status::Event::ObservedAddressIgnored {
+                        peer_id: peer,
+                        addr: observed.clone(),
+                        reason,
+                    });
+                    return;
+                }
+            };
         let mut addr = Multiaddr::from(confirmed.socket.ip());
         match confirmed.transport {
             Transport::Tcp => addr.push(Protocol::Tcp(confirmed.socket.port())),

@@ -91,6 +91,12 @@ pub(crate) fn event_json(e: &pb::Event) -> Value {
             "relayed": k.relayed,
             "rtt_ms": k.rtt_ms,
         }),
+        Some(Kind::ObservedAddressIgnored(k)) => json!({
+            "kind": "observed_address_ignored",
+            "peer_id": k.peer_id,
+            "addr": k.addr,
+            "reason": ignored_because(k.reason),
+        }),
         None => json!({"kind": "unknown"}),
     };
     v["time"] = time(e.time.as_ref());
@@ -204,6 +210,12 @@ pub(crate) fn event_line(e: &pb::Event) -> String {
             if k.relayed { " relayed" } else { "" },
             k.rtt_ms
         ),
+        Some(Kind::ObservedAddressIgnored(k)) => format!(
+            "observed address  {} from {} not taken: {}",
+            k.addr,
+            k.peer_id,
+            ignored_because(k.reason)
+        ),
         None => "unknown event (a newer node?)".into(),
     };
     let at = time(e.time.as_ref());
@@ -224,6 +236,16 @@ fn outcome(raw: i32) -> String {
     name(
         pb::IntroductionOutcome::try_from(raw).map(|o| o.as_str_name()),
         "INTRODUCTION_OUTCOME_",
+        raw,
+    )
+}
+
+/// Why an observed address was not taken: "cannot_be_ours", "other_port" (its number when
+/// unknown).
+fn ignored_because(raw: i32) -> String {
+    name(
+        pb::IgnoredBecause::try_from(raw).map(|r| r.as_str_name()),
+        "IGNORED_BECAUSE_",
         raw,
     )
 }
@@ -304,6 +326,11 @@ mod tests {
                 relayed: true,
                 rtt_ms: 4,
             }),
+            Kind::ObservedAddressIgnored(pb::ObservedAddressIgnored {
+                peer_id: "a".into(),
+                addr: "/ip4/198.51.100.8/tcp/40123".into(),
+                reason: pb::IgnoredBecause::OtherPort.into(),
+            }),
         ];
         let names = [
             "record_learned",
@@ -318,6 +345,7 @@ mod tests {
             "introduction_answered",
             "relay_reservation",
             "connection_alive",
+            "observed_address_ignored",
         ];
         for (kind, want) in kinds.into_iter().zip(names) {
             let e = pb::Event {
@@ -379,5 +407,13 @@ mod tests {
             })),
         });
         assert_eq!(unknown["direction"], "9");
+        let ignored = event_json(&pb::Event {
+            time: None,
+            kind: Some(Kind::ObservedAddressIgnored(pb::ObservedAddressIgnored {
+                reason: pb::IgnoredBecause::OtherPort.into(),
+                ..Default::default()
+            })),
+        });
+        assert_eq!(ignored["reason"], "other_port");
     }
 }
