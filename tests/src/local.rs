@@ -84,6 +84,30 @@ pub fn peer(name: &str, bootnode: &str) -> anyhow::Result<Peerfind> {
     Peerfind::start(name, Peerfind::command(args))
 }
 
+/// Starts a node with `start` while the bootnode `boot` is held still (SIGSTOP), and
+/// subscribes the node's API watcher before the bootnode runs on: the node meets no one
+/// before its watcher, so the events its API delivers are every one since its start (its
+/// first record, first connections and first records learned included).
+pub async fn watched(
+    boot: &Peerfind,
+    start: impl FnOnce() -> anyhow::Result<Peerfind>,
+) -> anyhow::Result<Peerfind> {
+    boot.pause()?;
+    let started = async {
+        let mut node = start()?;
+        node.api().await?;
+        anyhow::Ok(node)
+    }
+    .await;
+    boot.resume()?;
+    started
+}
+
+/// [`peer`], [`watched`] while the bootnode `boot` is held still.
+pub async fn peer_watched(name: &str, boot: &Peerfind, bootnode: &str) -> anyhow::Result<Peerfind> {
+    watched(boot, || peer(name, bootnode)).await
+}
+
 /// A gRPC client of the status API at `addr`.
 pub async fn api_client(
     addr: std::net::SocketAddr,

@@ -261,9 +261,12 @@ async fn interop_foreign_peers_reach_each_other_and_peerfind_through_a_bootnode_
     .unwrap();
     let alice_id = alice.peer_id().await.unwrap();
     let alice_metrics = metrics_addr(&mut alice).await;
-    // The API does not report relay reservations: the log does.
     alice
-        .wait_for("relay reservation accepted", WAIT, |_| true)
+        .until("a relay slot on the bootnode", WAIT, |s| {
+            s.bootnode(None)
+                .is_some_and(|b| b.relay_reserved)
+                .then_some(())
+        })
         .await
         .unwrap();
 
@@ -391,10 +394,13 @@ async fn a_foreign_bootnode_serves_a_peerfind_node(implementation: Implementatio
     })
     .await
     .unwrap_or_else(|e| panic!("no address learned from the {name} bootnode: {e:#}"));
-    // The API does not report relay reservations: the log does.
-    node.wait_for("relay reservation accepted", WAIT, |_| true)
-        .await
-        .unwrap_or_else(|e| panic!("no reservation on the {name} relay: {e}"));
+    node.until("a relay slot on the bootnode", WAIT, |s| {
+        s.bootnode(None)
+            .is_some_and(|b| b.relay_reserved)
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("no reservation on the {name} relay: {e}"));
 
     let out = Peerfind::command(["status", "--json", "--api", &api.to_string()])
         .output()
