@@ -201,12 +201,14 @@ async fn wait_for_series(addr: SocketAddr, series: &str) {
     }
 }
 
+/// Where the node serves `/metrics` (bound to port 0: only the node knows the port).
 async fn metrics_addr(node: &mut Peerfind) -> SocketAddr {
-    let line = node
-        .wait_for("metrics listening", WAIT, |_| true)
-        .await
-        .unwrap();
-    field(&line, "address").parse().unwrap()
+    let state = node.state().await.unwrap();
+    state
+        .status
+        .metrics_addr
+        .parse()
+        .unwrap_or_else(|e| panic!("metrics address in {:?}: {e}", state.status))
 }
 
 /// What a probe saw over a circuit: the peer's identify and a ping.

@@ -19,6 +19,8 @@ pub(crate) fn status(s: &status::Status) -> pb::NodeStatus {
         listen_addrs: addrs(&s.listen_addrs),
         observed_addrs: addrs(&s.observed_addrs),
         external_addrs: addrs(&s.external_addrs),
+        // The node does not know it: the API server fills it in.
+        metrics_addr: String::new(),
         nat: Some(pb::Nat {
             status: nat_status(s.nat.status).into(),
             reason: s.nat.reason.clone(),
