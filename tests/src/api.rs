@@ -8,9 +8,9 @@
 //! predicate holds or the bound passes. Because the watcher subscribes before the first check,
 //! no change between the check and the wait can slip by.
 //!
-//! Some of what a node reports changes without an event: its own record (`enr`, `seq`, the
-//! addresses it holds, its `nat` flag), its listen and external addresses, the transports of
-//! a connection beyond the best one, what a peer's identify said, and the dial counters.
+//! Some of what a node reports changes without an event: its listen and external addresses,
+//! the transports of a connection beyond the best one, what a peer's identify said, and the
+//! dial counters. (Its own record has one: `own_record_changed`.)
 //! [`Api::until_polled`] is for predicates on those: it checks again on every event and, in
 //! between, every [`POLL_EVERY`].
 //!

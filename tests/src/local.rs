@@ -49,7 +49,7 @@ pub async fn bootnode_with(cmd: tokio::process::Command) -> anyhow::Result<(Peer
 
 /// Waits until the bootnode `boot` is ready: its record holds an address for every
 /// transport it listens on (a bootnode advertises its listen addresses once all its
-/// listeners are up). Its record has no event of its own, so this polls the API.
+/// listeners are up). Its listen addresses change without an event, so this polls the API.
 async fn ready(mut boot: Peerfind) -> anyhow::Result<(Peerfind, Bootnode)> {
     let (enr, addrs) = boot
         .until_polled(

@@ -390,8 +390,7 @@ async fn a_foreign_bootnode_serves_a_peerfind_node(implementation: Implementatio
     .unwrap();
     let node_id = node.peer_id().await.unwrap();
     let api = node.api_addr().await.unwrap();
-    // The own record has no event: polled.
-    node.until_polled("a record with a tcp address", WAIT, |s| {
+    node.until("a record with a tcp address", WAIT, |s| {
         s.record().has(&["tcp"]).then_some(())
     })
     .await

@@ -38,10 +38,9 @@ async fn meets_its_bootnode(node: &mut Peerfind) {
     .unwrap();
 }
 
-/// Waits until the node's own record carries the `nat` flag; returns its seq. The own
-/// record has no event: polled.
+/// Waits until the node's own record carries the `nat` flag; returns its seq.
 async fn flagged(node: &mut Peerfind) -> u64 {
-    node.until_polled("the nat flag in the record", WAIT, |s| {
+    node.until("the nat flag in the record", WAIT, |s| {
         let record = s.record();
         record.nat.then_some(record.seq)
     })

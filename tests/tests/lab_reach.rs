@@ -22,9 +22,9 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Waits until `node` has flagged itself as NAT'd. The own record has no event: polled.
+/// Waits until `node` has flagged itself as NAT'd.
 async fn flagged(node: &mut Peerfind) {
-    node.until_polled("the nat flag in the record", WAIT, |s| {
+    node.until("the nat flag in the record", WAIT, |s| {
         s.record().nat.then_some(())
     })
     .await

@@ -12,10 +12,10 @@ async fn peer_id(node: &mut Peerfind) -> String {
 }
 
 /// Waits until the node's record carries an address for each of `transports` ("tcp",
-/// "quic") and returns the decoded record. The own record has no event: the API is polled.
+/// "quic") and returns the decoded record.
 async fn record_with(node: &mut Peerfind, transports: &[&str]) -> Value {
     let enr = node
-        .until_polled("a record with an address", WAIT, |s| {
+        .until("a record with an address", WAIT, |s| {
             s.record().has(transports).then(|| s.status.enr.clone())
         })
         .await
