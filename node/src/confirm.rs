@@ -47,6 +47,18 @@ pub struct Confirmed {
     pub by: Witness,
 }
 
+/// Why an observed address was not taken: told to the status API's watchers, since a
+/// report a node ignores leaves no other trace in its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotTaken {
+    /// Rule 1: not a plain `ip:port` of the connection's transport with a usable IP.
+    #[error("it cannot be our address")]
+    CannotBeOurs,
+    /// Rules 7 and 8: seen on a connection that did not leave from the listen port.
+    #[error("the connection did not leave from the listen port")]
+    OtherPort,
+}
+
 /// Who vouched for a confirmed address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Witness {
@@ -134,7 +146,8 @@ impl Confirmations {
     }
 
     /// `peer` (a bootnode or not) saw our connection of `transport`, which left from `leg`,
-    /// come from `observed`.
+    /// come from `observed`. A newly confirmed address, nothing new (a vote, or the address
+    /// confirmed already), or why the report was not taken at all.
     pub fn observe(
         &mut self,
         peer: PeerId,
@@ -142,12 +155,13 @@ impl Confirmations {
         (connection, leg): (Transport, Leg),
         observed: &Multiaddr,
         own: Own<'_>,
-    ) -> Option<Confirmed> {
-        let (ip, port, transport) = enr_ext::socket_of(observed)?;
-        if transport != connection || enr_ext::is_unusable(&ip) {
+    ) -> Result<Option<Confirmed>, NotTaken> {
+        let usable = enr_ext::socket_of(observed)
+            .filter(|(ip, _, transport)| *transport == connection && !enr_ext::is_unusable(ip));
+        let Some((ip, port, transport)) = usable else {
             tracing::debug!(%peer, %observed, "ignored an observed address that cannot be ours");
-            return None;
-        }
+            return Err(NotTaken::CannotBeOurs);
+        };
         let socket = SocketAddr::new(ip, port);
         if leg == Leg::OtherPort || own.is_ephemeral(socket, transport) {
             // Once per connection at most (identify reports once, and again only when our
@@ -156,7 +170,7 @@ impl Confirmations {
                 %peer, %observed, ?leg,
                 "observed address not taken: the connection did not leave from the listen port"
             );
-            return None;
+            return Err(NotTaken::OtherPort);
         }
         let votes = self.votes.entry(transport).or_default();
         votes.retain(|(p, _)| *p != peer);
@@ -170,18 +184,18 @@ impl Confirmations {
         } else {
             let agree = votes.iter().filter(|(_, s)| *s == socket).count();
             if agree < self.threshold {
-                return None;
+                return Ok(None);
             }
             Witness::Peers(agree)
         };
         if self.confirmed.insert(transport, socket) == Some(socket) {
-            return None;
+            return Ok(None);
         }
-        Some(Confirmed {
+        Ok(Some(Confirmed {
             socket,
             transport,
             by,
-        })
+        }))
     }
 
     /// The address confirmed last for each transport.
@@ -220,11 +234,11 @@ mod tests {
         );
         assert_eq!(
             got,
-            Some(Confirmed {
+            Ok(Some(Confirmed {
                 socket: "198.51.100.2:9000".parse().unwrap(),
                 transport: Transport::Tcp,
                 by: Witness::Bootnode(boot),
-            })
+            }))
         );
         // The same again is no news (rule 6).
         assert_eq!(
@@ -235,7 +249,7 @@ mod tests {
                 &addr("/ip4/198.51.100.2/tcp/9000"),
                 NOBODY
             ),
-            None
+            Ok(None)
         );
     }
 
@@ -252,7 +266,7 @@ mod tests {
                 &a,
                 NOBODY
             ),
-            None
+            Ok(None)
         );
         // The same stranger again is still one vote (rule 4).
         assert_eq!(
@@ -263,7 +277,7 @@ mod tests {
                 &a,
                 NOBODY
             ),
-            None
+            Ok(None)
         );
         let got = c
             .observe(
@@ -273,6 +287,7 @@ mod tests {
                 &a,
                 NOBODY,
             )
+            .unwrap()
             .unwrap();
         assert_eq!(got.by, Witness::Peers(2));
     }
@@ -289,7 +304,7 @@ mod tests {
                 &addr("/ip4/198.51.100.2/tcp/1"),
                 NOBODY
             ),
-            None
+            Err(NotTaken::CannotBeOurs)
         );
         assert_eq!(
             c.observe(
@@ -299,7 +314,7 @@ mod tests {
                 &addr("/ip4/0.0.0.0/tcp/1"),
                 NOBODY
             ),
-            None
+            Err(NotTaken::CannotBeOurs)
         );
         assert_eq!(
             c.observe(
@@ -309,7 +324,7 @@ mod tests {
                 &addr("/dns4/x.example/tcp/1"),
                 NOBODY
             ),
-            None
+            Err(NotTaken::CannotBeOurs)
         );
     }
 
@@ -324,7 +339,8 @@ mod tests {
                 (Transport::Tcp, Leg::ListenPort),
                 &a,
                 NOBODY,
-            );
+            )
+            .unwrap();
         }
         assert_eq!(c.votes[&Transport::Tcp].len(), MAX_VOTERS);
     }
@@ -335,10 +351,13 @@ mod tests {
         let boot = PeerId::random();
         let ephemeral = addr("/ip4/198.51.100.2/tcp/40123");
         let other = (Transport::Tcp, Leg::OtherPort);
-        assert_eq!(c.observe(boot, true, other, &ephemeral, NOBODY), None);
+        assert_eq!(
+            c.observe(boot, true, other, &ephemeral, NOBODY),
+            Err(NotTaken::OtherPort)
+        );
         assert_eq!(
             c.observe(PeerId::random(), false, other, &ephemeral, NOBODY),
-            None,
+            Err(NotTaken::OtherPort),
             "nor does it vote"
         );
         assert_eq!(c.confirmed().count(), 0);
@@ -357,21 +376,21 @@ mod tests {
         // A silent port-reuse fallback: our IP, a port we do not listen on.
         assert_eq!(
             c.observe(boot, true, leg, &addr("/ip4/127.0.0.1/tcp/40123"), own),
-            None
+            Err(NotTaken::OtherPort)
         );
         // The QUIC port is no TCP listen port.
         assert_eq!(
             c.observe(boot, true, leg, &addr("/ip4/127.0.0.1/tcp/9001"), own),
-            None
+            Err(NotTaken::OtherPort)
         );
         assert!(
             c.observe(boot, true, leg, &addr("/ip4/127.0.0.1/tcp/9000"), own)
-                .is_some()
+                .is_ok_and(|c| c.is_some())
         );
         // Behind a NAT the port may change: another IP is not judged by our ports.
         assert!(
             c.observe(boot, true, leg, &addr("/ip4/198.51.100.101/tcp/1024"), own)
-                .is_some()
+                .is_ok_and(|c| c.is_some())
         );
     }
 

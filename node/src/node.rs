@@ -299,6 +299,10 @@ impl Node {
                     tracing::debug!(%bootnode, ?transport, ?wait, "bootnode dial failed; redialing later");
                 }
                 tracing::warn!(peer = ?peer_id, %error, "dial failed");
+                self.hub.publish(status::Event::DialFailed {
+                    peer_id,
+                    error: error.to_string(),
+                });
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -365,6 +369,17 @@ impl Node {
             let change = self.nat.stranger_connected(peer_id, now);
             self.on_nat_change(change);
         }
+        self.hub.publish(status::Event::ConnectionOpened {
+            peer_id,
+            direction: if endpoint.is_dialer() {
+                status::Direction::Outbound
+            } else {
+                status::Direction::Inbound
+            },
+            remote_addr: endpoint.get_remote_address().clone(),
+            relayed: endpoint.is_relayed(),
+            bootnode,
+        });
         tracing::info!(
             peer = %peer_id, remote_addr = %endpoint.get_remote_address(),
             direction = if endpoint.is_dialer() { "outbound" } else { "inbound" },
@@ -428,6 +443,11 @@ impl Node {
                         .get(connection)
                         .is_some_and(|(_, l)| l == Link::Relayed);
                     tracing::info!(%peer, rtt_ms = rtt.as_millis() as u64, relayed, "connection alive");
+                    self.hub.publish(status::Event::ConnectionAlive {
+                        peer_id: peer,
+                        relayed,
+                        rtt,
+                    });
                 }
             }
             Err(libp2p::ping::Failure::Unsupported) => {

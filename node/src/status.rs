@@ -78,6 +78,8 @@ pub struct BootnodeState {
     /// What peerfind would use it for and it does not offer, in plain words (empty for a
     /// peerfind bootnode, or until it identified).
     pub lacks: Vec<String>,
+    /// Whether its relay holds a reservation for us now.
+    pub relay_reserved: bool,
 }
 
 /// Running totals since start.
@@ -185,6 +187,8 @@ pub enum Event {
         seq: u64,
         /// Its `nat` flag.
         nat: bool,
+        /// Who sent it: the peer itself, or a node that passed it on.
+        from: PeerId,
     },
     /// A newer record of a known node.
     RecordUpdated {
@@ -194,6 +198,8 @@ pub enum Event {
         seq: u64,
         /// Its `nat` flag.
         nat: bool,
+        /// Who sent it: the peer itself, or a node that passed it on.
+        from: PeerId,
     },
     /// Our NAT status changed.
     NatStatusChanged {
@@ -234,6 +240,107 @@ pub enum Event {
         /// Now.
         connection: Connection,
     },
+    /// A connection opened (any, not only a new best one): who dialed, and at which address.
+    ConnectionOpened {
+        /// The peer.
+        peer_id: PeerId,
+        /// Who dialed.
+        direction: Direction,
+        /// The peer's address on the connection.
+        remote_addr: Multiaddr,
+        /// Whether it runs through a relay's circuit.
+        relayed: bool,
+        /// Whether the peer is a configured bootnode.
+        bootnode: bool,
+    },
+    /// A dial we started failed.
+    DialFailed {
+        /// The peer dialed, when the dial named one.
+        peer_id: Option<PeerId>,
+        /// Why.
+        error: String,
+    },
+    /// Our own record changed: every record we announce, in order, which the status (the
+    /// record now) cannot tell.
+    OwnRecordChanged {
+        /// Its seq.
+        seq: u64,
+        /// The record, `enr:…`.
+        enr: String,
+        /// Its addresses, without `/p2p/`.
+        addrs: Vec<Multiaddr>,
+        /// Its `nat` flag.
+        nat: bool,
+        /// What changed it.
+        reason: String,
+    },
+    /// An AutoNAT test of one of our (non-relayed) addresses ended: the single tests the
+    /// verdict is made of.
+    AutonatTested {
+        /// The address tested.
+        addr: Multiaddr,
+        /// The server that tested it.
+        server: PeerId,
+        /// Whether its dial-back reached us.
+        reachable: bool,
+        /// Why not, when unreachable.
+        error: Option<String>,
+    },
+    /// A bootnode introduced us to a peer that asked for it; we dial it.
+    Introduced {
+        /// The peer that asked.
+        peer_id: PeerId,
+        /// The bootnode.
+        via: PeerId,
+    },
+    /// A bootnode answered an introduction we asked for.
+    IntroductionAnswered {
+        /// The target's ENR node id, hex (the request names it by node id).
+        target_node_id: String,
+        /// The bootnode.
+        via: PeerId,
+        /// What it answered.
+        outcome: peerfind_behaviours::intro::Outcome,
+        /// Its explanation.
+        detail: String,
+    },
+    /// A relay reservation was accepted (not its renewals), or refused or lost.
+    RelayReservation {
+        /// The bootnode.
+        relay: PeerId,
+        /// Accepted, or refused or lost.
+        accepted: bool,
+        /// Why it was refused or lost.
+        reason: Option<String>,
+    },
+    /// A peer told us an address it sees us at that we did not take for our own: the status
+    /// (the addresses taken) cannot show it.
+    ObservedAddressIgnored {
+        /// The peer.
+        peer_id: PeerId,
+        /// The address it reported.
+        addr: Multiaddr,
+        /// Why it was not taken.
+        reason: crate::confirm::NotTaken,
+    },
+    /// The first ping answered on a connection: data flows both ways on it.
+    ConnectionAlive {
+        /// The peer.
+        peer_id: PeerId,
+        /// Whether the connection is relayed.
+        relayed: bool,
+        /// The ping's round trip.
+        rtt: std::time::Duration,
+    },
+}
+
+/// Who opened a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The peer dialed us.
+    Inbound,
+    /// We dialed the peer.
+    Outbound,
 }
 
 /// A question for the event loop.

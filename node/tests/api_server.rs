@@ -45,7 +45,7 @@ impl FakeNode {
                     request = requests.recv() => {
                         let Some((n, done)) = request else { return };
                         for seq in 0..n {
-                            hub.publish(status::Event::RecordLearned { peer_id: peer, seq, nat: false });
+                            hub.publish(status::Event::RecordLearned { peer_id: peer, seq, nat: false, from: peer });
                         }
                         let _ = done.send(());
                     }
@@ -264,4 +264,36 @@ async fn binding_a_taken_address_names_it_and_suggests_the_flag() {
         text.contains(&addr.to_string()) && text.contains("--api"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn get_status_tells_where_metrics_are_served_only_when_they_are() {
+    let (_node, handle) = FakeNode::start();
+    let (addr, _stop, _server) = serve(handle.clone()).await;
+    let status = client(addr)
+        .await
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(status.metrics_addr, "", "no --metrics");
+
+    let metrics: SocketAddr = "127.0.0.1:9464".parse().unwrap();
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .with_metrics_addr(metrics);
+    let addr = listener.local_addr();
+    let _server = tokio::spawn(listener.serve(handle, std::future::pending()));
+    let status = client(addr)
+        .await
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(status.metrics_addr, "127.0.0.1:9464");
 }

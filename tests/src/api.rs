@@ -8,9 +8,9 @@
 //! predicate holds or the bound passes. Because the watcher subscribes before the first check,
 //! no change between the check and the wait can slip by.
 //!
-//! Some of what a node reports changes without an event: its own record (`enr`, `seq`, the
-//! addresses it holds, its `nat` flag), its listen and external addresses, the transports of
-//! a connection beyond the best one, what a peer's identify said, and the dial counters.
+//! Some of what a node reports changes without an event: its listen and external addresses,
+//! the transports of a connection beyond the best one, what a peer's identify said, and the
+//! dial counters. (Its own record has one: `own_record_changed`.)
 //! [`Api::until_polled`] is for predicates on those: it checks again on every event and, in
 //! between, every [`POLL_EVERY`].
 //!
@@ -172,6 +172,83 @@ impl Events {
         self.kinds()
             .filter_map(|k| match k {
                 pb::event::Kind::ConnectionChanged(c) if c.peer_id == peer_id => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every record of `peer_id` delivered (learned or updated) as `(seq, nat, from)`: `from`
+    /// is the PeerId of the node that sent it. Oldest first.
+    pub fn records_of_with_sender(&self, peer_id: &str) -> Vec<(u64, bool, &str)> {
+        self.kinds()
+            .filter_map(|k| match k {
+                pb::event::Kind::RecordLearned(r) if r.peer_id == peer_id => {
+                    Some((r.seq, r.nat, r.from.as_str()))
+                }
+                pb::event::Kind::RecordUpdated(r) if r.peer_id == peer_id => {
+                    Some((r.seq, r.nat, r.from.as_str()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every connection to or from `peer_id` that opened, oldest first.
+    pub fn connections_opened_with(&self, peer_id: &str) -> Vec<&pb::ConnectionOpened> {
+        self.kinds()
+            .filter_map(|k| match k {
+                pb::event::Kind::ConnectionOpened(c) if c.peer_id == peer_id => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every dial that failed, oldest first.
+    pub fn dials_failed(&self) -> Vec<&pb::DialFailed> {
+        self.kinds()
+            .filter_map(|k| match k {
+                pb::event::Kind::DialFailed(d) => Some(d),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every change of the node's own record, oldest first.
+    pub fn own_records(&self) -> Vec<&pb::OwnRecordChanged> {
+        self.kinds()
+            .filter_map(|k| match k {
+                pb::event::Kind::OwnRecordChanged(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every AutoNAT test of the node's addresses that ended, oldest first.
+    pub fn autonat_tests(&self) -> Vec<&pb::AutonatTested> {
+        self.kinds()
+            .filter_map(|k| match k {
+                pb::event::Kind::AutonatTested(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every relay reservation accepted or lost, oldest first.
+    pub fn relay_reservations(&self) -> Vec<&pb::RelayReservation> {
+        self.kinds()
+            .filter_map(|k| match k {
+                pb::event::Kind::RelayReservation(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every connection to `peer_id` whose first ping was answered, as whether it is relayed,
+    /// oldest first.
+    pub fn alive_with(&self, peer_id: &str) -> Vec<&pb::ConnectionAlive> {
+        self.kinds()
+            .filter_map(|k| match k {
+                pb::event::Kind::ConnectionAlive(a) if a.peer_id == peer_id => Some(a),
                 _ => None,
             })
             .collect()

@@ -49,7 +49,7 @@ pub async fn bootnode_with(cmd: tokio::process::Command) -> anyhow::Result<(Peer
 
 /// Waits until the bootnode `boot` is ready: its record holds an address for every
 /// transport it listens on (a bootnode advertises its listen addresses once all its
-/// listeners are up). Its record has no event of its own, so this polls the API.
+/// listeners are up). Its listen addresses change without an event, so this polls the API.
 async fn ready(mut boot: Peerfind) -> anyhow::Result<(Peerfind, Bootnode)> {
     let (enr, addrs) = boot
         .until_polled(
@@ -82,6 +82,30 @@ pub fn transports_of(addrs: &[String]) -> Vec<&'static str> {
 pub fn peer(name: &str, bootnode: &str) -> anyhow::Result<Peerfind> {
     let args = ["run", "--bootnode", bootnode].into_iter().chain(LISTEN);
     Peerfind::start(name, Peerfind::command(args))
+}
+
+/// Starts a node with `start` while the bootnode `boot` is held still (SIGSTOP), and
+/// subscribes the node's API watcher before the bootnode runs on: the node meets no one
+/// before its watcher, so the events its API delivers are every one since its start (its
+/// first record, first connections and first records learned included).
+pub async fn watched(
+    boot: &Peerfind,
+    start: impl FnOnce() -> anyhow::Result<Peerfind>,
+) -> anyhow::Result<Peerfind> {
+    boot.pause()?;
+    let started = async {
+        let mut node = start()?;
+        node.api().await?;
+        anyhow::Ok(node)
+    }
+    .await;
+    boot.resume()?;
+    started
+}
+
+/// [`peer`], [`watched`] while the bootnode `boot` is held still.
+pub async fn peer_watched(name: &str, boot: &Peerfind, bootnode: &str) -> anyhow::Result<Peerfind> {
+    watched(boot, || peer(name, bootnode)).await
 }
 
 /// A gRPC client of the status API at `addr`.

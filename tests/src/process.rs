@@ -142,7 +142,7 @@ impl Peerfind {
     }
 
     /// [`Api::until_polled`] on the node's API, for state that changes without an event (the
-    /// node's own record and addresses, identify, dial counters).
+    /// node's listen and external addresses, identify, dial counters).
     pub async fn until_polled<T>(
         &mut self,
         what: &str,

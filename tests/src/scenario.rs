@@ -45,9 +45,9 @@ pub async fn bootnode_with(
     cmd.args(&args);
     let mut boot = Peerfind::start("bootnode", cmd)?.in_host(lab.dialer(Host::Bootnode));
     let public = lab.ip(Host::Bootnode);
-    // Its record has no event of its own: the API is polled.
+    // Each change of its record is an event (`own_record_changed`).
     let enr = boot
-        .until_polled("the bootnode's record with its public address", WAIT, |s| {
+        .until("the bootnode's record with its public address", WAIT, |s| {
             let record = s.record();
             (record.ip == Some(public) && record.has(transports)).then(|| s.status.enr.clone())
         })
@@ -95,11 +95,10 @@ pub async fn peer_id(node: &mut Peerfind) -> anyhow::Result<String> {
 }
 
 /// Waits for the node's record to carry an address for `transport` ("tcp" or "quic") and
-/// returns it decoded (by `peerfind enr decode --json`). The record has no event of its own:
-/// the API is polled.
+/// returns it decoded (by `peerfind enr decode --json`).
 pub async fn record_with(node: &mut Peerfind, transport: &str) -> anyhow::Result<Value> {
     let enr = node
-        .until_polled(&format!("a record with a {transport} address"), WAIT, |s| {
+        .until(&format!("a record with a {transport} address"), WAIT, |s| {
             s.record().has(&[transport]).then(|| s.status.enr.clone())
         })
         .await?;

@@ -23,9 +23,9 @@ async fn started(node: &mut Peerfind) -> Value {
 }
 
 /// Waits until the node's record holds its TCP and QUIC addresses (on loopback, its last
-/// address change) and returns its status then. The own record has no event: polled.
+/// address change) and returns its status then.
 async fn settled_record(node: &mut Peerfind) -> pb::NodeStatus {
-    node.until_polled("a record with tcp and quic", WAIT, |s| {
+    node.until("a record with tcp and quic", WAIT, |s| {
         s.record().has(&["tcp", "quic"]).then(|| s.status.clone())
     })
     .await

@@ -201,12 +201,14 @@ async fn wait_for_series(addr: SocketAddr, series: &str) {
     }
 }
 
+/// Where the node serves `/metrics` (bound to port 0: only the node knows the port).
 async fn metrics_addr(node: &mut Peerfind) -> SocketAddr {
-    let line = node
-        .wait_for("metrics listening", WAIT, |_| true)
-        .await
-        .unwrap();
-    field(&line, "address").parse().unwrap()
+    let state = node.state().await.unwrap();
+    state
+        .status
+        .metrics_addr
+        .parse()
+        .unwrap_or_else(|e| panic!("metrics address in {:?}: {e}", state.status))
 }
 
 /// What a probe saw over a circuit: the peer's identify and a ping.
@@ -261,9 +263,12 @@ async fn interop_foreign_peers_reach_each_other_and_peerfind_through_a_bootnode_
     .unwrap();
     let alice_id = alice.peer_id().await.unwrap();
     let alice_metrics = metrics_addr(&mut alice).await;
-    // The API does not report relay reservations: the log does.
     alice
-        .wait_for("relay reservation accepted", WAIT, |_| true)
+        .until("a relay slot on the bootnode", WAIT, |s| {
+            s.bootnode(None)
+                .is_some_and(|b| b.relay_reserved)
+                .then_some(())
+        })
         .await
         .unwrap();
 
@@ -385,16 +390,18 @@ async fn a_foreign_bootnode_serves_a_peerfind_node(implementation: Implementatio
     .unwrap();
     let node_id = node.peer_id().await.unwrap();
     let api = node.api_addr().await.unwrap();
-    // The own record has no event: polled.
-    node.until_polled("a record with a tcp address", WAIT, |s| {
+    node.until("a record with a tcp address", WAIT, |s| {
         s.record().has(&["tcp"]).then_some(())
     })
     .await
     .unwrap_or_else(|e| panic!("no address learned from the {name} bootnode: {e:#}"));
-    // The API does not report relay reservations: the log does.
-    node.wait_for("relay reservation accepted", WAIT, |_| true)
-        .await
-        .unwrap_or_else(|e| panic!("no reservation on the {name} relay: {e}"));
+    node.until("a relay slot on the bootnode", WAIT, |s| {
+        s.bootnode(None)
+            .is_some_and(|b| b.relay_reserved)
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("no reservation on the {name} relay: {e}"));
 
     let out = Peerfind::command(["status", "--json", "--api", &api.to_string()])
         .output()

@@ -3,7 +3,7 @@
 
 use peerfind_proto::v1 as pb;
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
-use peerfind_tests::process::{field, strip_p2p};
+use peerfind_tests::process::strip_p2p;
 use peerfind_tests::scenario::{
     self, WAIT, bootnode, listen, peer, peer_id, peer_watched, record_with,
 };
@@ -25,7 +25,10 @@ async fn charlie_reaches_public_alice_directly(transport: &str) {
     assert_eq!(record["ip"], lab.ip(Host::Alice).to_string());
     assert_eq!(record[transport], scenario::PORT);
 
-    let mut charlie = peer(&lab, Host::Charlie, &enr, &listen(transport)).unwrap();
+    // Charlie is watched from his start: every connection he opens is in his events.
+    let mut charlie = peer_watched(&lab, Host::Charlie, &boot, &enr, &listen(transport))
+        .await
+        .unwrap();
     let charlie_id = peer_id(&mut charlie).await.unwrap();
     charlie
         .until("charlie connected directly to alice", WAIT, |s| {
@@ -33,14 +36,17 @@ async fn charlie_reaches_public_alice_directly(transport: &str) {
         })
         .await
         .unwrap();
-    // The API tells neither a connection's direction nor its remote address: the log does.
     let dialed = charlie
-        .wait_for("connected", WAIT, |l| {
-            field(l, "peer") == alice_id && field(l, "direction") == "outbound"
+        .until("charlie dialed alice", WAIT, |s| {
+            s.events
+                .connections_opened_with(&alice_id)
+                .into_iter()
+                .find(|c| c.direction() == pb::Direction::Outbound)
+                .cloned()
         })
         .await
         .unwrap();
-    assert_eq!(strip_p2p(field(&dialed, "remote_addr")), multiaddr(&record));
+    assert_eq!(strip_p2p(&dialed.remote_addr), multiaddr(&record));
     alice
         .until("alice holds charlie's record", WAIT, |s| {
             s.holds_record_of(&charlie_id).then_some(())
@@ -114,11 +120,14 @@ async fn charlie_cannot_dial_alice_behind_a_nat(transport: &str) {
         })
         .await
         .unwrap();
-    // "Hmm Alice didn't respond": nat-a drops the unsolicited connection. The API does not
-    // report failed dials: the log does.
+    // "Hmm Alice didn't respond": nat-a drops the unsolicited connection.
     charlie
-        .wait_for("dial failed", WAIT, |l| {
-            field(l, "peer").contains(&alice_id)
+        .until("charlie's dial to alice fails", WAIT, |s| {
+            s.events
+                .dials_failed()
+                .iter()
+                .any(|d| d.peer_id == alice_id)
+                .then_some(())
         })
         .await
         .expect("charlie's dial to alice fails");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use peerfind_proto::v1 as pb;
 use peerfind_tests::lab::{Host, Impairment, Lab, NatMode, Placement, Topology};
-use peerfind_tests::process::{Peerfind, field};
+use peerfind_tests::process::Peerfind;
 use peerfind_tests::scenario::{self, WAIT, bootnode, peer, peer_id, peer_watched};
 
 fn behind_nat() -> Topology {
@@ -38,10 +38,9 @@ async fn meets_its_bootnode(node: &mut Peerfind) {
     .unwrap();
 }
 
-/// Waits until the node's own record carries the `nat` flag; returns its seq. The own
-/// record has no event: polled.
+/// Waits until the node's own record carries the `nat` flag; returns its seq.
 async fn flagged(node: &mut Peerfind) -> u64 {
-    node.until_polled("the nat flag in the record", WAIT, |s| {
+    node.until("the nat flag in the record", WAIT, |s| {
         let record = s.record();
         record.nat.then_some(record.seq)
     })
@@ -104,20 +103,30 @@ async fn lab_alice_behind_a_nat_is_flagged_from_her_translated_address_and_charl
         })
         .await
         .expect("charlie receives alice's flagged record");
-    // The API does not say which peer passed a record on: the log does. The first flagged
-    // record of hers he took came from the bootnode (the ones Alice announces herself, once
-    // his introduction made her dial him, come later).
-    let line = charlie
-        .wait_for_any(&["record learned", "record updated"], WAIT, |l| {
-            field(l, "peer") == alice_id && l["nat"] == true
+    // The first flagged record of hers he took came from the bootnode (the ones Alice
+    // announces herself, once his introduction made her dial him, come later). Charlie was
+    // watched from before Alice started: every record of hers he took is in his events.
+    let (seq, from) = charlie
+        .until("charlie's first flagged record of alice", WAIT, |s| {
+            s.events
+                .records_of_with_sender(&alice_id)
+                .into_iter()
+                .find(|(_, nat, _)| *nat)
+                .map(|(seq, _, from)| (seq, from.to_owned()))
         })
         .await
-        .expect("charlie logged alice's flagged record");
-    assert_eq!(field(&line, "from"), boot_id, "{line} ({heard:?})");
-    // AutoNAT, slower, agrees: the bootnode's dial-back dies at her NAT. The API reports
-    // verdicts, not AutoNAT's single tests: the log does.
+        .expect("charlie took alice's flagged record");
+    assert_eq!(from, boot_id, "seq {seq} ({heard:?})");
+    // AutoNAT, slower, agrees: the bootnode's dial-back dies at her NAT (one of its single
+    // tests; her verdict came before).
     alice
-        .wait_for("AutoNAT test done", WAIT, |l| l["reachable"] == false)
+        .until("an AutoNAT test finding her unreachable", WAIT, |s| {
+            s.events
+                .autonat_tests()
+                .iter()
+                .any(|t| !t.reachable)
+                .then_some(())
+        })
         .await
         .expect("autonat finds her unreachable");
     let events = alice.api().await.unwrap().events();
@@ -223,11 +232,15 @@ async fn verdict_holds(alice_at: Placement, loss: f64, expect: pb::NatStatus) {
         .await
         .expect("a verdict");
     assert_eq!(first.to(), expect, "{first:?}");
-    // Every AutoNAT test that reports (one per transport) agrees or changes nothing. The API
-    // reports verdicts, not AutoNAT's single tests: the log does.
+    // Every AutoNAT test that reports (one per transport) agrees or changes nothing.
+    let reachable = expect == pb::NatStatus::Public;
     alice
-        .wait_for("AutoNAT test done", WAIT, |l| {
-            l["reachable"] == (expect == pb::NatStatus::Public)
+        .until("an AutoNAT test that agrees", WAIT, |s| {
+            s.events
+                .autonat_tests()
+                .iter()
+                .any(|t| t.reachable == reachable)
+                .then_some(())
         })
         .await
         .expect("autonat reports");

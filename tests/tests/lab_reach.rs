@@ -7,8 +7,10 @@ use std::time::Duration;
 use peerfind_proto::v1 as pb;
 use peerfind_tests::cli::{self, Watcher, api_args};
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
-use peerfind_tests::process::{Peerfind, field, strip_p2p};
-use peerfind_tests::scenario::{self, WAIT, bootnode, listen, peer, peer_id, record_with};
+use peerfind_tests::process::{Peerfind, strip_p2p};
+use peerfind_tests::scenario::{
+    self, WAIT, bootnode, listen, peer, peer_id, peer_watched, record_with,
+};
 
 /// A hole punch needs both NAT verdicts, a relay reservation, a circuit and DCUtR's attempts
 /// (and a failed one its retry): allow more than the usual bound.
@@ -20,9 +22,9 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Waits until `node` has flagged itself as NAT'd. The own record has no event: polled.
+/// Waits until `node` has flagged itself as NAT'd.
 async fn flagged(node: &mut Peerfind) {
-    node.until_polled("the nat flag in the record", WAIT, |s| {
+    node.until("the nat flag in the record", WAIT, |s| {
         s.record().nat.then_some(())
     })
     .await
@@ -44,7 +46,10 @@ async fn introduction_makes_alice_dial_charlie(transport: &str) {
     let charlie_id = peer_id(&mut charlie).await.unwrap();
     let mut alice_args = listen(transport);
     alice_args.extend(args(&["--max-peers", "0"]));
-    let mut alice = peer(&lab, Host::Alice, &enr, &alice_args).unwrap();
+    // Alice is watched from her start: the introduction she gets is in her events.
+    let mut alice = peer_watched(&lab, Host::Alice, &boot, &enr, &alice_args)
+        .await
+        .unwrap();
     let alice_id = peer_id(&mut alice).await.unwrap();
     let record = record_with(&mut alice, transport).await.unwrap();
     let mapped = strip_p2p(record["multiaddrs"][0].as_str().unwrap()).to_owned();
@@ -73,10 +78,12 @@ async fn introduction_makes_alice_dial_charlie(transport: &str) {
     })
     .await
     .expect("the bootnode forwards it");
-    // The API does not tell that a node was introduced to a peer: the log does.
     alice
-        .wait_for("introduced to a peer; dialing it", WAIT, |l| {
-            field(l, "peer") == charlie_id
+        .until("alice is introduced to charlie and dials him", WAIT, |s| {
+            s.events
+                .kinds()
+                .any(|k| matches!(k, pb::event::Kind::Introduced(i) if i.peer_id == charlie_id))
+                .then_some(())
         })
         .await
         .expect("alice dials charlie");
@@ -86,21 +93,32 @@ async fn introduction_makes_alice_dial_charlie(transport: &str) {
         })
         .await
         .expect("charlie has a direct connection with alice");
-    // The API tells neither a connection's direction nor its remote address: the log does.
     let connected = charlie
-        .wait_for("connected", WAIT, |l| {
-            field(l, "peer") == alice_id && field(l, "direction") == "inbound"
+        .until("a connection from alice", WAIT, |s| {
+            s.events
+                .connections_opened_with(&alice_id)
+                .into_iter()
+                .find(|c| c.direction() == pb::Direction::Inbound)
+                .cloned()
         })
         .await
         .expect("charlie has a direct connection from alice");
     assert_eq!(
-        strip_p2p(field(&connected, "remote_addr")),
+        strip_p2p(&connected.remote_addr),
         mapped,
         "from her mapped address"
     );
-    // Nor what the bootnode answered the asker: the log does.
+    // And the bootnode told Charlie that the peer is dialing him.
     charlie
-        .wait_for("introduced: the peer is dialing us", WAIT, |_| true)
+        .until("the bootnode's answer: dialing", WAIT, |s| {
+            s.events
+                .kinds()
+                .any(|k| {
+                    matches!(k, pb::event::Kind::IntroductionAnswered(a)
+                        if a.outcome() == pb::IntroductionOutcome::Dialing)
+                })
+                .then_some(())
+        })
         .await
         .unwrap();
 
@@ -187,6 +205,20 @@ impl Pair {
     }
 }
 
+/// The first direct connection between `node` and `other` that opened, as `node`'s API
+/// reports it.
+async fn direct_connection_opened(node: &mut Peerfind, other: &str) -> pb::ConnectionOpened {
+    node.until("a direct connection opened", WAIT, |s| {
+        s.events
+            .connections_opened_with(other)
+            .into_iter()
+            .find(|c| !c.relayed)
+            .cloned()
+    })
+    .await
+    .expect("a direct connection")
+}
+
 /// The first `hole_punch` event either watcher delivers about the other node.
 async fn punch_event(pair: &mut Pair) -> serde_json::Value {
     let (alice_id, bob_id) = (pair.alice_id.clone(), pair.bob_id.clone());
@@ -226,29 +258,19 @@ async fn alice_and_bob_punch_a_hole(transport: &str) {
         .await
         .expect("direct between alice and bob");
     }
-    // The API does not tell a connection's remote address: the log does.
-    let direct = |other: String| {
-        move |l: &serde_json::Value| field(l, "peer") == other && l["relayed"] == false
-    };
-    let a = pair
-        .alice
-        .wait_for("connected", WAIT, direct(pair.bob_id.clone()))
-        .await
-        .expect("direct at alice");
-    let b = pair
-        .bob
-        .wait_for("connected", WAIT, direct(pair.alice_id.clone()))
-        .await
-        .expect("direct at bob");
+    // Both were watched from before they met: their first direct connection is in their
+    // events.
+    let a = direct_connection_opened(&mut pair.alice, &pair.bob_id).await;
+    let b = direct_connection_opened(&mut pair.bob, &pair.alice_id).await;
     let nat_b = lab.public_ip(Host::Bob).to_string();
     let nat_a = lab.public_ip(Host::Alice).to_string();
     assert!(
-        field(&a, "remote_addr").contains(&nat_b),
-        "alice reaches bob at nat-b: {a}"
+        a.remote_addr.contains(&nat_b),
+        "alice reaches bob at nat-b: {a:?}"
     );
     assert!(
-        field(&b, "remote_addr").contains(&nat_a),
-        "bob reaches alice at nat-a: {b}"
+        b.remote_addr.contains(&nat_a),
+        "bob reaches alice at nat-a: {b:?}"
     );
     let (mut circuits, mut punched) = (0, 0);
     for (host, other) in [(Host::Alice, &pair.bob_id), (Host::Bob, &pair.alice_id)] {
@@ -292,18 +314,21 @@ async fn lab_behind_a_symmetric_nat_the_relayed_connection_holds() {
     let punch = punch_event(&mut pair).await;
     assert_eq!(punch["succeeded"], false, "{punch}");
     assert!(punch["error"].is_string(), "{punch}");
-    // The API does not report pings: the log does.
-    let alive = |other: String| {
-        move |l: &serde_json::Value| field(l, "peer") == other && l["relayed"] == true
-    };
-    pair.alice
-        .wait_for("connection alive", WAIT, alive(pair.bob_id.clone()))
+    // A ping answered on the relayed connection, on each side.
+    for (node, other) in [
+        (&mut pair.alice, pair.bob_id.clone()),
+        (&mut pair.bob, pair.alice_id.clone()),
+    ] {
+        node.until("a ping answered over the relayed connection", WAIT, |s| {
+            s.events
+                .alive_with(&other)
+                .iter()
+                .any(|a| a.relayed)
+                .then_some(())
+        })
         .await
-        .expect("alice pings bob");
-    pair.bob
-        .wait_for("connection alive", WAIT, alive(pair.alice_id.clone()))
-        .await
-        .expect("bob pings alice");
+        .expect("pings answered both ways");
+    }
 
     // Nothing direct between them, ever (their APIs were watched from before Bob started),
     // and the relayed connection still open.

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use peerfind_proto::v1 as pb;
-use peerfind_tests::local::{Bootnode, WAIT, bootnode, peer};
+use peerfind_tests::local::{Bootnode, WAIT, bootnode, peer, peer_watched};
 use peerfind_tests::process::{Peerfind, decode_enr, field, strip_p2p};
 use serde_json::Value;
 
@@ -12,10 +12,10 @@ async fn peer_id(node: &mut Peerfind) -> String {
 }
 
 /// Waits until the node's record carries an address for each of `transports` ("tcp",
-/// "quic") and returns the decoded record. The own record has no event: the API is polled.
+/// "quic") and returns the decoded record.
 async fn record_with(node: &mut Peerfind, transports: &[&str]) -> Value {
     let enr = node
-        .until_polled("a record with an address", WAIT, |s| {
+        .until("a record with an address", WAIT, |s| {
             s.record().has(transports).then(|| s.status.enr.clone())
         })
         .await
@@ -95,8 +95,9 @@ async fn charlie_learns_alice_from_the_bootnode_and_dials_her_directly() {
         .collect();
     assert_eq!(alice_addrs.len(), 2, "tcp and quic in {alice_record}");
 
-    // Charlie meets the bootnode, which tells him about Alice; he dials her.
-    let mut charlie = peer("charlie", &boot_enr).unwrap();
+    // Charlie meets the bootnode, which tells him about Alice; he dials her. He is watched
+    // from his start: every connection he opens and every record he takes is in his events.
+    let mut charlie = peer_watched("charlie", &boot, &boot_enr).await.unwrap();
     let charlie_id = peer_id(&mut charlie).await;
     charlie
         .until("charlie connected directly to alice", WAIT, |s| {
@@ -104,14 +105,17 @@ async fn charlie_learns_alice_from_the_bootnode_and_dials_her_directly() {
         })
         .await
         .expect("charlie connects to alice");
-    // The API tells neither a connection's direction nor its remote address: the log does.
     let dialed = charlie
-        .wait_for("connected", WAIT, |l| {
-            field(l, "peer") == alice_id && field(l, "direction") == "outbound"
+        .until("charlie dialed alice", WAIT, |s| {
+            s.events
+                .connections_opened_with(&alice_id)
+                .into_iter()
+                .find(|c| c.direction() == pb::Direction::Outbound)
+                .cloned()
         })
         .await
         .expect("charlie dialed alice");
-    let remote = strip_p2p(field(&dialed, "remote_addr")).to_owned();
+    let remote = strip_p2p(&dialed.remote_addr).to_owned();
     assert!(
         alice_addrs.contains(&remote),
         "charlie reached alice at {remote}, her record says {alice_addrs:?}"
@@ -123,12 +127,22 @@ async fn charlie_learns_alice_from_the_bootnode_and_dials_her_directly() {
         .await
         .unwrap();
     assert_eq!(learned.met(), pb::Met::Gossip, "{learned:?}");
-    // The API says a record was gossiped, not by whom: the log names the bootnode.
+    // And who gossiped it: the bootnode.
     let boot_id = peer_id(&mut boot).await;
     charlie
-        .wait_for("record learned", WAIT, |l| {
-            field(l, "peer") == alice_id && field(l, "from") == boot_id
-        })
+        .until(
+            "charlie learned alice's record from the bootnode",
+            WAIT,
+            |s| {
+                s.events
+                    .kinds()
+                    .any(|k| {
+                        matches!(k, pb::event::Kind::RecordLearned(r)
+                        if r.peer_id == alice_id && r.from == boot_id)
+                    })
+                    .then_some(())
+            },
+        )
         .await
         .expect("charlie learned alice's record from the bootnode");
 

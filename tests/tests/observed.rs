@@ -2,8 +2,9 @@
 //! one seen on a connection that left from the listen port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use peerfind_proto::v1 as pb;
 use peerfind_tests::local::{self, LISTEN, WAIT};
-use peerfind_tests::process::{Peerfind, field};
+use peerfind_tests::process::Peerfind;
 
 /// A bootnode that advertises another address than the one its peers reach it at (a
 /// forwarded port, a container) asks them, through AutoNAT, to dial it back at the address
@@ -30,10 +31,14 @@ async fn a_second_connection_to_the_bootnode_from_another_port_never_moves_the_r
         .unwrap();
     let boot_addr = format!("{boot_tcp}/p2p/{boot_id}");
 
-    let mut alice = Peerfind::start(
-        "alice",
-        Peerfind::command(["run", "--bootnode", &boot_addr].iter().chain(&LISTEN)),
-    )
+    // Alice is watched from her start: every record she ever had is in her events.
+    let mut alice = local::watched(&boot, || {
+        Peerfind::start(
+            "alice",
+            Peerfind::command(["run", "--bootnode", &boot_addr].iter().chain(&LISTEN)),
+        )
+    })
+    .await
     .unwrap();
     let alice_listen = alice
         .until_polled("alice listening on tcp", WAIT, |s| {
@@ -47,24 +52,34 @@ async fn a_second_connection_to_the_bootnode_from_another_port_never_moves_the_r
         .unwrap();
 
     // The bootnode's AutoNAT test of the address Alice sees it at, which only Alice can
-    // serve: her dial-back connection reached it. The API reports NAT verdicts, not AutoNAT's
-    // single tests, and a bootnode has no verdict: the log tells.
-    boot.wait_for("AutoNAT test done", WAIT, |l| l["reachable"] == true)
-        .await
-        .expect("alice dials the bootnode back");
-    // Alice heard what the bootnode saw on that connection, and did not take it. The API
-    // does not report observations a node ignored: the log does.
+    // serve: her dial-back connection reached it. (A bootnode has no NAT verdict: its API
+    // reports the single tests.)
+    boot.until("a reachable AutoNAT test", WAIT, |s| {
+        s.events
+            .autonat_tests()
+            .iter()
+            .any(|t| t.reachable)
+            .then_some(())
+    })
+    .await
+    .expect("alice dials the bootnode back");
+    // Alice heard what the bootnode saw on that connection, and did not take it: it was not
+    // seen on a connection that left from her listen port.
     let ignored = alice
-        .wait_for(
-            "observed address not taken: the connection did not leave from the listen port",
-            WAIT,
-            |l| field(l, "peer") == boot_id,
-        )
+        .until("the bootnode's report of the dial-back's port", WAIT, |s| {
+            s.events.kinds().find_map(|k| match k {
+                pb::event::Kind::ObservedAddressIgnored(o)
+                    if o.peer_id == boot_id && o.reason() == pb::IgnoredBecause::OtherPort =>
+                {
+                    Some(o.addr.clone())
+                }
+                _ => None,
+            })
+        })
         .await
         .expect("the bootnode reports the dial-back's port");
     assert_ne!(
-        field(&ignored, "observed"),
-        alice_listen,
+        ignored, alice_listen,
         "the dial-back left from another port"
     );
 
@@ -77,19 +92,29 @@ async fn a_second_connection_to_the_bootnode_from_another_port_never_moves_the_r
         .filter(|a| a.contains("/tcp/"))
         .collect();
     assert_eq!(tcp, vec![&alice_listen], "{status:?}");
-    // The API reports the record now, not every record the node had: the log keeps them.
+    // Every record she had, from her events (watched since her start).
     let port = alice_listen.rsplit('/').next().unwrap();
-    alice
-        .wait_for("local record updated", WAIT, |u| {
-            field(u, "tcp") == format!("Some({port})")
+    let tcp_ports = |r: &pb::OwnRecordChanged| -> Vec<String> {
+        r.addrs
+            .iter()
+            .filter_map(|a| a.split("/tcp/").nth(1))
+            .map(|p| p.split('/').next().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let records = alice
+        .until("a record with the listen port", WAIT, |s| {
+            let records = s.events.own_records();
+            records
+                .iter()
+                .any(|r| tcp_ports(r) == [port])
+                .then(|| records.into_iter().cloned().collect::<Vec<_>>())
         })
         .await
-        .expect("the record's changes are logged");
-    for update in alice.lines_with("local record updated") {
-        let tcp = field(&update, "tcp");
+        .expect("the record's changes are reported");
+    for record in &records {
         assert!(
-            tcp == "None" || tcp == format!("Some({port})"),
-            "the record only ever held the listen port: {update}"
+            tcp_ports(record).iter().all(|p| p == port),
+            "the record only ever held the listen port: {record:?}"
         );
     }
 

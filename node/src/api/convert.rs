@@ -19,6 +19,8 @@ pub(crate) fn status(s: &status::Status) -> pb::NodeStatus {
         listen_addrs: addrs(&s.listen_addrs),
         observed_addrs: addrs(&s.observed_addrs),
         external_addrs: addrs(&s.external_addrs),
+        // The node does not know it: the API server fills it in.
+        metrics_addr: String::new(),
         nat: Some(pb::Nat {
             status: nat_status(s.nat.status).into(),
             reason: s.nat.reason.clone(),
@@ -34,6 +36,7 @@ pub(crate) fn status(s: &status::Status) -> pb::NodeStatus {
                 transports: b.transports.iter().map(|t| (*t).to_owned()).collect(),
                 agent: b.agent.clone(),
                 lacks: b.lacks.clone(),
+                relay_reserved: b.relay_reserved,
             })
             .collect(),
         counts: Some(pb::Counts {
@@ -91,15 +94,27 @@ pub(crate) fn event(e: &status::Event, time: SystemTime) -> pb::Event {
     use pb::event::Kind;
     use status::Event as E;
     let kind = match e {
-        E::RecordLearned { peer_id, seq, nat } => Kind::RecordLearned(pb::RecordLearned {
+        E::RecordLearned {
+            peer_id,
+            seq,
+            nat,
+            from,
+        } => Kind::RecordLearned(pb::RecordLearned {
             peer_id: peer_id.to_string(),
             seq: *seq,
             nat: *nat,
+            from: from.to_string(),
         }),
-        E::RecordUpdated { peer_id, seq, nat } => Kind::RecordUpdated(pb::RecordUpdated {
+        E::RecordUpdated {
+            peer_id,
+            seq,
+            nat,
+            from,
+        } => Kind::RecordUpdated(pb::RecordUpdated {
             peer_id: peer_id.to_string(),
             seq: *seq,
             nat: *nat,
+            from: from.to_string(),
         }),
         E::NatStatusChanged { from, to, reason } => Kind::NatStatusChanged(pb::NatStatusChanged {
             from: nat_status(*from).into(),
@@ -136,6 +151,97 @@ pub(crate) fn event(e: &status::Event, time: SystemTime) -> pb::Event {
                 transport,
             })
         }
+        E::ConnectionOpened {
+            peer_id,
+            direction,
+            remote_addr,
+            relayed,
+            bootnode,
+        } => Kind::ConnectionOpened(pb::ConnectionOpened {
+            peer_id: peer_id.to_string(),
+            direction: match direction {
+                status::Direction::Inbound => pb::Direction::Inbound,
+                status::Direction::Outbound => pb::Direction::Outbound,
+            }
+            .into(),
+            remote_addr: remote_addr.to_string(),
+            relayed: *relayed,
+            bootnode: *bootnode,
+        }),
+        E::DialFailed { peer_id, error } => Kind::DialFailed(pb::DialFailed {
+            peer_id: peer_id.map(|p| p.to_string()).unwrap_or_default(),
+            error: error.clone(),
+        }),
+        E::OwnRecordChanged {
+            seq,
+            enr,
+            addrs: a,
+            nat,
+            reason,
+        } => Kind::OwnRecordChanged(pb::OwnRecordChanged {
+            seq: *seq,
+            enr: enr.clone(),
+            addrs: addrs(a),
+            nat: *nat,
+            reason: reason.clone(),
+        }),
+        E::AutonatTested {
+            addr,
+            server,
+            reachable,
+            error,
+        } => Kind::AutonatTested(pb::AutonatTested {
+            addr: addr.to_string(),
+            server: server.to_string(),
+            reachable: *reachable,
+            error: error.clone().unwrap_or_default(),
+        }),
+        E::Introduced { peer_id, via } => Kind::Introduced(pb::Introduced {
+            peer_id: peer_id.to_string(),
+            via: via.to_string(),
+        }),
+        E::IntroductionAnswered {
+            target_node_id,
+            via,
+            outcome,
+            detail,
+        } => Kind::IntroductionAnswered(pb::IntroductionAnswered {
+            target_node_id: target_node_id.clone(),
+            via: via.to_string(),
+            outcome: introduction_outcome(*outcome).into(),
+            detail: detail.clone(),
+        }),
+        E::RelayReservation {
+            relay,
+            accepted,
+            reason,
+        } => Kind::RelayReservation(pb::RelayReservation {
+            relay: relay.to_string(),
+            accepted: *accepted,
+            reason: reason.clone().unwrap_or_default(),
+        }),
+        E::ObservedAddressIgnored {
+            peer_id,
+            addr,
+            reason,
+        } => Kind::ObservedAddressIgnored(pb::ObservedAddressIgnored {
+            peer_id: peer_id.to_string(),
+            addr: addr.to_string(),
+            reason: match reason {
+                crate::confirm::NotTaken::CannotBeOurs => pb::IgnoredBecause::CannotBeOurs,
+                crate::confirm::NotTaken::OtherPort => pb::IgnoredBecause::OtherPort,
+            }
+            .into(),
+        }),
+        E::ConnectionAlive {
+            peer_id,
+            relayed,
+            rtt,
+        } => Kind::ConnectionAlive(pb::ConnectionAlive {
+            peer_id: peer_id.to_string(),
+            relayed: *relayed,
+            rtt_ms: u64::try_from(rtt.as_millis()).unwrap_or(u64::MAX),
+        }),
     };
     pb::Event {
         time: Some(time.into()),
@@ -160,6 +266,18 @@ fn nat_status(s: nat::Status) -> pb::NatStatus {
         nat::Status::Unknown => pb::NatStatus::Unknown,
         nat::Status::Public => pb::NatStatus::Public,
         nat::Status::Private => pb::NatStatus::Private,
+    }
+}
+
+fn introduction_outcome(o: peerfind_behaviours::intro::Outcome) -> pb::IntroductionOutcome {
+    use peerfind_behaviours::intro::Outcome;
+    match o {
+        Outcome::Dialing => pb::IntroductionOutcome::Dialing,
+        Outcome::UnknownTarget => pb::IntroductionOutcome::UnknownTarget,
+        Outcome::TargetNotConnected => pb::IntroductionOutcome::TargetNotConnected,
+        Outcome::RateLimited => pb::IntroductionOutcome::RateLimited,
+        Outcome::BadRecord => pb::IntroductionOutcome::BadRecord,
+        Outcome::TargetUnreachable => pb::IntroductionOutcome::TargetUnreachable,
     }
 }
 
@@ -225,6 +343,7 @@ mod tests {
                 transports: vec!["tcp"],
                 agent: "js-libp2p/3.3.11".into(),
                 lacks: vec!["no record gossip".into()],
+                relay_reserved: true,
             }],
             records: 3,
             direct_connections: 2,
@@ -263,6 +382,7 @@ mod tests {
         assert!(w.bootnodes[0].connected);
         assert_eq!(w.bootnodes[0].agent, "js-libp2p/3.3.11");
         assert_eq!(w.bootnodes[0].lacks, ["no record gossip"]);
+        assert!(w.bootnodes[0].relay_reserved);
         assert_eq!(w.bootnodes[0].peer_id, s.bootnodes[0].peer_id.to_string());
         let c = w.counts.unwrap();
         assert_eq!(
@@ -334,11 +454,13 @@ mod tests {
                 peer_id: a,
                 seq: 1,
                 nat: false,
+                from: b,
             },
             status::Event::RecordUpdated {
                 peer_id: a,
                 seq: 2,
                 nat: true,
+                from: a,
             },
             status::Event::NatStatusChanged {
                 from: nat::Status::Unknown,
@@ -359,16 +481,62 @@ mod tests {
                 peer_id: a,
                 connection: status::Connection::Direct { transport: "tcp" },
             },
+            status::Event::ConnectionOpened {
+                peer_id: a,
+                direction: status::Direction::Inbound,
+                remote_addr: "/ip4/198.51.100.7/tcp/4001".parse().unwrap(),
+                relayed: false,
+                bootnode: true,
+            },
+            status::Event::DialFailed {
+                peer_id: None,
+                error: "refused".into(),
+            },
+            status::Event::OwnRecordChanged {
+                seq: 3,
+                enr: "enr:-own".into(),
+                addrs: vec!["/ip4/198.51.100.8/udp/9000/quic-v1".parse().unwrap()],
+                nat: true,
+                reason: "why".into(),
+            },
+            status::Event::AutonatTested {
+                addr: "/ip4/198.51.100.8/tcp/9000".parse().unwrap(),
+                server: b,
+                reachable: false,
+                error: Some("no dial-back".into()),
+            },
+            status::Event::Introduced { peer_id: a, via: b },
+            status::Event::IntroductionAnswered {
+                target_node_id: "ef".repeat(32),
+                via: b,
+                outcome: peerfind_behaviours::intro::Outcome::RateLimited,
+                detail: "slow down".into(),
+            },
+            status::Event::RelayReservation {
+                relay: b,
+                accepted: false,
+                reason: Some("lost".into()),
+            },
+            status::Event::ConnectionAlive {
+                peer_id: a,
+                relayed: true,
+                rtt: Duration::from_micros(12_900),
+            },
+            status::Event::ObservedAddressIgnored {
+                peer_id: b,
+                addr: "/ip4/198.51.100.8/tcp/40123".parse().unwrap(),
+                reason: crate::confirm::NotTaken::OtherPort,
+            },
         ];
         for case in &cases {
             let w = event(case, at);
             assert_eq!(w.time.unwrap().seconds, 42);
             let ok = match (case, w.kind.unwrap()) {
                 (status::Event::RecordLearned { .. }, Kind::RecordLearned(k)) => {
-                    k.peer_id == a.to_string() && k.seq == 1 && !k.nat
+                    k.peer_id == a.to_string() && k.seq == 1 && !k.nat && k.from == b.to_string()
                 }
                 (status::Event::RecordUpdated { .. }, Kind::RecordUpdated(k)) => {
-                    k.seq == 2 && k.nat
+                    k.seq == 2 && k.nat && k.from == a.to_string()
                 }
                 (status::Event::NatStatusChanged { .. }, Kind::NatStatusChanged(k)) => {
                     k.from() == pb::NatStatus::Unknown
@@ -386,6 +554,49 @@ mod tests {
                 }
                 (status::Event::ConnectionChanged { .. }, Kind::ConnectionChanged(k)) => {
                     k.connection() == pb::ConnectionState::Direct && k.transport == "tcp"
+                }
+                (status::Event::ConnectionOpened { .. }, Kind::ConnectionOpened(k)) => {
+                    k.peer_id == a.to_string()
+                        && k.direction() == pb::Direction::Inbound
+                        && k.remote_addr == "/ip4/198.51.100.7/tcp/4001"
+                        && !k.relayed
+                        && k.bootnode
+                }
+                (status::Event::DialFailed { .. }, Kind::DialFailed(k)) => {
+                    k.peer_id.is_empty() && k.error == "refused"
+                }
+                (status::Event::OwnRecordChanged { .. }, Kind::OwnRecordChanged(k)) => {
+                    k.seq == 3
+                        && k.enr == "enr:-own"
+                        && k.addrs == ["/ip4/198.51.100.8/udp/9000/quic-v1"]
+                        && k.nat
+                        && k.reason == "why"
+                }
+                (status::Event::AutonatTested { .. }, Kind::AutonatTested(k)) => {
+                    k.addr == "/ip4/198.51.100.8/tcp/9000"
+                        && k.server == b.to_string()
+                        && !k.reachable
+                        && k.error == "no dial-back"
+                }
+                (status::Event::Introduced { .. }, Kind::Introduced(k)) => {
+                    k.peer_id == a.to_string() && k.via == b.to_string()
+                }
+                (status::Event::IntroductionAnswered { .. }, Kind::IntroductionAnswered(k)) => {
+                    k.target_node_id == "ef".repeat(32)
+                        && k.via == b.to_string()
+                        && k.outcome() == pb::IntroductionOutcome::RateLimited
+                        && k.detail == "slow down"
+                }
+                (status::Event::RelayReservation { .. }, Kind::RelayReservation(k)) => {
+                    k.relay == b.to_string() && !k.accepted && k.reason == "lost"
+                }
+                (status::Event::ConnectionAlive { .. }, Kind::ConnectionAlive(k)) => {
+                    k.peer_id == a.to_string() && k.relayed && k.rtt_ms == 12
+                }
+                (status::Event::ObservedAddressIgnored { .. }, Kind::ObservedAddressIgnored(k)) => {
+                    k.peer_id == b.to_string()
+                        && k.addr == "/ip4/198.51.100.8/tcp/40123"
+                        && k.reason() == pb::IgnoredBecause::OtherPort
                 }
                 _ => false,
             };

@@ -27,6 +27,7 @@ pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
         "listen_addrs": s.listen_addrs,
         "observed_addrs": s.observed_addrs,
         "external_addrs": s.external_addrs,
+        "metrics_addr": (!s.metrics_addr.is_empty()).then_some(&s.metrics_addr),
         "nat": {
             "status": nat_status(nat.status),
             "reason": nat.reason,
@@ -39,6 +40,7 @@ pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
             "transports": b.transports,
             "agent": (!b.agent.is_empty()).then_some(&b.agent),
             "lacks": b.lacks,
+            "relay_reserved": b.relay_reserved,
         })).collect::<Vec<_>>(),
         "counts": {
             "records": counts.records,
@@ -77,6 +79,9 @@ pub(crate) fn status_table(s: &pb::NodeStatus) -> String {
         ("observed", list(&s.observed_addrs)),
         ("external", list(&s.external_addrs)),
     ];
+    if !s.metrics_addr.is_empty() {
+        rows.push(("metrics", format!("http://{}/metrics", s.metrics_addr)));
+    }
     if s.bootnodes.is_empty() {
         rows.push(("bootnodes", "-".into()));
     }
@@ -89,6 +94,9 @@ pub(crate) fn status_table(s: &pb::NodeStatus) -> String {
         let mut row = format!("{} {state}", b.peer_id);
         if !b.agent.is_empty() {
             let _ = write!(row, " ({})", b.agent);
+        }
+        if b.relay_reserved {
+            row.push_str("; relay slot held");
         }
         if !b.lacks.is_empty() {
             let _ = write!(row, "; lacks: {}", b.lacks.join(", "));
@@ -343,6 +351,7 @@ mod tests {
             peer_id: "16Uiu2HAmSelf".into(),
             enr: "enr:-self".into(),
             seq: 5,
+            metrics_addr: "127.0.0.1:9464".into(),
             nat: Some(pb::Nat {
                 status: pb::NatStatus::Private.into(),
                 reason: "AutoNAT server x could not reach us at y".into(),
@@ -360,6 +369,7 @@ mod tests {
         assert_eq!(v["node_id"], "cd".repeat(32));
         assert_eq!(v["peer_id"], "16Uiu2HAmSelf");
         assert_eq!(v["seq"], 5);
+        assert_eq!(v["metrics_addr"], "127.0.0.1:9464");
         assert_eq!(v["nat"]["status"], "private");
         assert_eq!(v["nat"]["since"], "1970-01-01T00:00:00.000Z");
         assert_eq!(v["counts"]["records"], 2);
@@ -370,11 +380,13 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("stale 1"), "{table}");
+        assert!(table.contains("http://127.0.0.1:9464/metrics"), "{table}");
     }
 
     #[test]
     fn a_missing_nat_status_reads_as_unknown() {
         let v = status_json(&pb::NodeStatus::default());
+        assert_eq!(v["metrics_addr"], Value::Null, "no metrics endpoint");
         assert_eq!(v["nat"]["status"], "unknown");
         assert_eq!(v["nat"]["since"], Value::Null);
     }

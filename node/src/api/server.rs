@@ -140,6 +140,8 @@ pub struct Listener {
     listener: TcpListener,
     addr: SocketAddr,
     limits: Limits,
+    /// Where `/metrics` is served, for `GetStatus` (the node itself does not know).
+    metrics: Option<SocketAddr>,
 }
 
 impl Listener {
@@ -155,6 +157,7 @@ impl Listener {
             listener,
             addr,
             limits: Limits::default().within_fd_limit(open_file_limit()),
+            metrics: None,
         })
     }
 
@@ -171,6 +174,14 @@ impl Listener {
         }
         Self {
             limits: fitted,
+            ..self
+        }
+    }
+
+    /// Reports `addr` as the metrics endpoint's address in `GetStatus`.
+    pub fn with_metrics_addr(self, addr: SocketAddr) -> Self {
+        Self {
+            metrics: Some(addr),
             ..self
         }
     }
@@ -200,6 +211,7 @@ impl Listener {
         let (stop, stopping) = watch::channel(false);
         let service = NodeService {
             handle,
+            metrics: self.metrics,
             watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
             stopping: stopping.clone(),
         };
@@ -253,6 +265,8 @@ pub(super) async fn stopped(mut stopping: watch::Receiver<bool>) {
 #[derive(Debug, Clone)]
 struct NodeService {
     handle: status::Handle,
+    /// Where `/metrics` is served, when it is.
+    metrics: Option<SocketAddr>,
     /// One permit per running event stream.
     watchers: Arc<Semaphore>,
     /// Set when the server stops: event streams end.
@@ -269,8 +283,10 @@ impl Node for NodeService {
         _request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
         let status = ask(self.handle.status()).await?;
+        let mut status = convert::status(&status);
+        status.metrics_addr = self.metrics.map(|a| a.to_string()).unwrap_or_default();
         Ok(Response::new(pb::GetStatusResponse {
-            status: Some(convert::status(&status)),
+            status: Some(status),
         }))
     }
 

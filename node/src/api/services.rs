@@ -42,11 +42,14 @@ impl Services {
         metrics: Option<(SocketAddr, libp2p::metrics::Registry)>,
         handle: status::Handle,
     ) -> Result<Self, Error> {
-        let api = server::Listener::bind(api).await?.with_limits(limits);
+        let mut api = server::Listener::bind(api).await?.with_limits(limits);
         let metrics = match metrics {
             Some((addr, registry)) => Some((metrics::Listener::bind(addr).await?, registry)),
             None => None,
         };
+        if let Some((listener, _)) = &metrics {
+            api = api.with_metrics_addr(listener.local_addr());
+        }
         let (stop, stopping) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let api = api.serve(handle.clone(), stopped(stopping.clone()));

@@ -11,22 +11,26 @@ use crate::status;
 impl Node {
     pub(super) fn on_gossip(&mut self, event: gossip::Event) {
         match event {
-            gossip::Event::RecordLearned { enr, peer_id, .. } => {
+            gossip::Event::RecordLearned { enr, peer_id, from } => {
                 self.publish_to_mesh(&enr);
                 self.swarm.behaviour_mut().intro.remember(enr.node_id());
                 self.hub.publish(status::Event::RecordLearned {
                     peer_id,
                     seq: enr.seq(),
                     nat: enr_ext::is_natted(&enr),
+                    from,
                 });
                 self.reach(&enr, peer_id)
             }
-            gossip::Event::RecordUpdated { enr, peer_id, .. } => {
+            gossip::Event::RecordUpdated {
+                enr, peer_id, from, ..
+            } => {
                 self.publish_to_mesh(&enr);
                 self.hub.publish(status::Event::RecordUpdated {
                     peer_id,
                     seq: enr.seq(),
                     nat: enr_ext::is_natted(&enr),
+                    from,
                 });
                 self.reach(&enr, peer_id)
             }

@@ -199,6 +199,12 @@ impl Node {
                 } else {
                     tracing::warn!(%target_node_id, bootnode = %via, outcome = outcome.label(), %detail, "introduction failed");
                 }
+                self.hub.publish(status::Event::IntroductionAnswered {
+                    target_node_id,
+                    via,
+                    outcome,
+                    detail,
+                });
             }
             intro::Event::Introduced {
                 requester,
@@ -210,6 +216,10 @@ impl Node {
                 // because he knows he is public (strategy rule 6), so it will be answered.
                 let addrs = enr_ext::multiaddrs(&requester, requester_peer);
                 tracing::info!(peer = %requester_peer, bootnode = %via, addrs = ?addrs, "introduced to a peer; dialing it");
+                self.hub.publish(status::Event::Introduced {
+                    peer_id: requester_peer,
+                    via,
+                });
                 let opts = DialOpts::peer_id(requester_peer).addresses(addrs).build();
                 self.dial(opts, requester_peer, false);
             }
@@ -237,6 +247,11 @@ impl Node {
                 self.relay_slots.accepted(&relay_peer_id);
                 if !renewal {
                     tracing::info!(bootnode = %relay_peer_id, "relay reservation accepted");
+                    self.hub.publish(status::Event::RelayReservation {
+                        relay: relay_peer_id,
+                        accepted: true,
+                        reason: None,
+                    });
                 }
             }
             relay::client::Event::OutboundCircuitEstablished { relay_peer_id, .. } => {

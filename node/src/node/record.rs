@@ -38,12 +38,22 @@ impl Node {
         }
         let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
         let own = Own { listen: &listen };
-        let Some(confirmed) =
-            self.confirmations
+        let confirmed =
+            match self
+                .confirmations
                 .observe(peer, is_bootnode, (transport, leg), observed, own)
-        else {
-            return;
-        };
+            {
+                Ok(Some(confirmed)) => confirmed,
+                Ok(None) => return,
+                Err(reason) => {
+                    self.hub.publish(status::Event::ObservedAddressIgnored {
+                        peer_id: peer,
+                        addr: observed.clone(),
+                        reason,
+                    });
+                    return;
+                }
+            };
         let mut addr = Multiaddr::from(confirmed.socket.ip());
         match confirmed.transport {
             Transport::Tcp => addr.push(Protocol::Tcp(confirmed.socket.port())),
@@ -96,8 +106,14 @@ impl Node {
         }
         tracing::info!(
             addr = %event.tested_addr, server = %event.server, reachable,
-            error = ?event.result.err().map(|e| e.to_string()), "AutoNAT test done"
+            error = ?event.result.as_ref().err().map(|e| e.to_string()), "AutoNAT test done"
         );
+        self.hub.publish(status::Event::AutonatTested {
+            addr: event.tested_addr.clone(),
+            server: event.server,
+            reachable,
+            error: event.result.err().map(|e| e.to_string()),
+        });
         let change = self.nat.autonat_result(
             event.tested_addr,
             event.server,
@@ -133,6 +149,17 @@ impl Node {
                     ip6 = ?enr.ip6(), nat = enr_ext::is_natted(&enr), reason, enr = %enr.to_base64(),
                     "local record updated"
                 );
+                let local = *self.swarm.local_peer_id();
+                self.hub.publish(status::Event::OwnRecordChanged {
+                    seq: enr.seq(),
+                    enr: enr.to_base64(),
+                    addrs: enr_ext::multiaddrs(&enr, local)
+                        .into_iter()
+                        .map(super::report::strip_p2p)
+                        .collect(),
+                    nat: enr_ext::is_natted(&enr),
+                    reason: reason.to_owned(),
+                });
                 self.swarm
                     .behaviour_mut()
                     .intro

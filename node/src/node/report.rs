@@ -66,6 +66,7 @@ impl Node {
                         transports: self.connections.transports_of(&b.peer_id),
                         agent,
                         lacks,
+                        relay_reserved: self.relay_slots.reserved(&b.peer_id),
                     }
                 })
                 .collect(),

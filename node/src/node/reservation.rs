@@ -11,8 +11,11 @@
 //! 3. Otherwise the reservation is asked for again after a wait that starts at
 //!    [`RETRY_FIRST`] and doubles up to [`RETRY_MAX`]; an accepted reservation resets it.
 //! 4. A node found public gives back every reservation and forgets every retry.
+//! 5. A reservation is held (the status API's `Bootnode.relay_reserved`) from the bootnode's
+//!    acceptance until its listener closes or it is given back; an acceptance for a bootnode
+//!    with no reservation listener open (one given back a moment ago) holds nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use libp2p::PeerId;
@@ -20,6 +23,7 @@ use libp2p::core::transport::ListenerId;
 use tokio::time::Instant;
 
 use super::Node;
+use crate::status;
 
 /// First wait before asking a bootnode for a relay slot again: a refusal for load or rate
 /// usually clears within this, and a restarted bootnode is back.
@@ -44,6 +48,8 @@ pub(super) enum Decision {
 #[derive(Debug, Default)]
 pub(super) struct Reservations {
     listeners: HashMap<ListenerId, PeerId>,
+    /// Bootnodes whose relay accepted the reservation of an open listener (rule 5).
+    accepted: HashSet<PeerId>,
     backoff: HashMap<PeerId, Duration>,
     due: HashMap<PeerId, Instant>,
 }
@@ -60,9 +66,18 @@ impl Reservations {
         self.listeners.values().any(|b| b == bootnode)
     }
 
-    /// The bootnode accepted: the next failure waits [`RETRY_FIRST`] again.
+    /// The bootnode accepted: the next failure waits [`RETRY_FIRST`] again, and the slot is
+    /// held while its listener is open (rule 5).
     pub(super) fn accepted(&mut self, bootnode: &PeerId) {
         self.backoff.remove(bootnode);
+        if self.holds(bootnode) {
+            self.accepted.insert(*bootnode);
+        }
+    }
+
+    /// Whether the bootnode's relay accepted a reservation that is still open (rule 5).
+    pub(super) fn reserved(&self, bootnode: &PeerId) -> bool {
+        self.accepted.contains(bootnode)
     }
 
     /// `listener` closed; `has_relay` says whether the bootnode's identify lists relay v2
@@ -76,6 +91,9 @@ impl Reservations {
         let Some(bootnode) = self.listeners.remove(&listener) else {
             return (None, Decision::NotOurs);
         };
+        if !self.holds(&bootnode) {
+            self.accepted.remove(&bootnode);
+        }
         if has_relay(&bootnode) == Some(false) {
             return (Some(bootnode), Decision::GiveUp);
         }
@@ -93,6 +111,7 @@ impl Reservations {
     pub(super) fn release_all(&mut self) -> Vec<(ListenerId, PeerId)> {
         self.due.clear();
         self.backoff.clear();
+        self.accepted.clear();
         self.listeners.drain().collect()
     }
 
@@ -133,6 +152,13 @@ impl Node {
             Ok(()) => "closed".to_owned(),
             Err(e) => e.to_string(),
         };
+        if !matches!(decision, Decision::NotOurs) {
+            self.hub.publish(status::Event::RelayReservation {
+                relay: bootnode,
+                accepted: false,
+                reason: Some(why.clone()),
+            });
+        }
         match decision {
             Decision::NotOurs => {}
             Decision::GiveUp => tracing::info!(
@@ -227,6 +253,27 @@ mod tests {
             r.closed(la, |_| Some(true), Instant::now()).1,
             Decision::NotOurs
         );
+    }
+
+    #[test]
+    fn a_slot_is_held_from_its_acceptance_until_its_listener_closes() {
+        let mut r = Reservations::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        r.accepted(&a);
+        assert!(!r.reserved(&a), "rule 5: no listener, nothing held");
+        let la = listener();
+        r.started(la, a);
+        assert!(!r.reserved(&a), "in flight, not accepted yet");
+        r.accepted(&a);
+        assert!(r.reserved(&a));
+        assert!(!r.reserved(&b));
+        r.closed(la, |_| Some(true), Instant::now());
+        assert!(!r.reserved(&a), "lost with its listener");
+        let la = listener();
+        r.started(la, a);
+        r.accepted(&a);
+        r.release_all();
+        assert!(!r.reserved(&a), "given back");
     }
 
     #[test]
