@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};
 use libp2p::identity::Keypair;
-use peerfind_behaviours::enr_ext::{self, Enr, MAX_RECORD_SIZE};
+use peerfind_behaviours::enr_ext::{self, Enr};
 use peerfind_behaviours::gossip::{Offered, Violation};
 
 /// Default `--mesh-topic`: the records of a peerfind network, version 1 of the message (one
@@ -51,9 +51,13 @@ pub const DEFAULT_TOPIC: &str = "/peerfind/records/1";
 /// with many, a record reaches all of them in about log_D(bootnodes) hops.
 pub const MESH_DEGREE: usize = 6;
 
-/// Largest message: one record (at most [`MAX_RECORD_SIZE`] bytes) and gossipsub's envelope
-/// with its signature. Anything larger is not a record and is dropped unread.
-const MAX_MESSAGE_SIZE: usize = 4 * MAX_RECORD_SIZE;
+/// Largest gossipsub frame (its `max_transmit_size`). The limit is on a whole frame, and a
+/// frame batches every message and control queued for one bootnode: at 1,200 bytes (one
+/// record and its envelope) a burst of updates made frames of 2 to 5 records, which the
+/// receiver dropped whole, stream and all, so each update waited for rule 7's minute. 64 KiB
+/// is gossipsub's own default; a single record is still at most [`enr_ext::MAX_RECORD_SIZE`] bytes, or
+/// rejected by rule 5.
+const MAX_FRAME_SIZE: usize = 64 * 1024;
 
 /// How often gossipsub maintains its mesh and gossips message ids: its default, 1 s, is what
 /// bounds how fast a record lost on one link is recovered from another.
@@ -88,7 +92,7 @@ pub fn behaviour(key: &Keypair, topic: &str) -> Result<gossipsub::Behaviour, Mes
     let config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(HEARTBEAT)
         .mesh_n(MESH_DEGREE)
-        .max_transmit_size(MAX_MESSAGE_SIZE)
+        .max_transmit_size(MAX_FRAME_SIZE)
         .publish_queue_duration(PUBLISH_QUEUE_WAIT)
         .forward_queue_duration(PUBLISH_QUEUE_WAIT)
         .validation_mode(gossipsub::ValidationMode::Strict)
