@@ -55,7 +55,9 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
 /// The TCP port in a record's or a status's addresses.
 fn tcp_port(addrs: &Value) -> Option<String> {
     addrs.as_array()?.iter().find_map(|a| {
-        let a = a.as_str()?;
+        // A relay slot is listed among the listen addresses while held, and carries the
+        // relay's TCP port, not ours.
+        let a = a.as_str().filter(|a| !a.contains("/p2p-circuit"))?;
         let (_, rest) = a.split_once("/tcp/")?;
         Some(rest.split('/').next()?.to_owned())
     })
