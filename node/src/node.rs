@@ -21,8 +21,6 @@
 //! record anew with seq + 1 and stores it ([`record`]) → the gossip behaviour announces it to
 //! every connected peer → a bootnode gossips it on ("Meet Alice", [`gossip`]).
 
-use std::time::Duration;
-
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -36,7 +34,6 @@ use crate::confirm::Confirmations;
 use crate::data_dir::DataDir;
 use crate::enr::{Content, LocalRecord};
 use crate::identity::Identity;
-use crate::liveness;
 use crate::nat::{self, Detector};
 use crate::status::{self, Hub};
 
@@ -46,6 +43,7 @@ mod error;
 mod foreign;
 mod gossip;
 mod listeners;
+mod pings;
 mod reach;
 mod reach_state;
 mod record;
@@ -420,59 +418,6 @@ impl Node {
                     tracing::warn!(%peer, ?transport, error = %e, retry_in = ?wait, "cannot dial bootnode")
                 }
             }
-        }
-    }
-
-    /// A ping's outcome. An answer keeps the connection alive (liveness rule 2), and the
-    /// first one proves that data flows both ways on it, relayed or not; a failure libp2p
-    /// reports closes it (liveness rule 3).
-    fn on_ping(
-        &mut self,
-        peer: PeerId,
-        connection: ConnectionId,
-        result: Result<Duration, libp2p::ping::Failure>,
-    ) {
-        match result {
-            Ok(rtt) => {
-                if self
-                    .connections
-                    .ping_answered(connection, tokio::time::Instant::now())
-                {
-                    let relayed = self
-                        .connections
-                        .get(connection)
-                        .is_some_and(|(_, l)| l == Link::Relayed);
-                    tracing::info!(%peer, rtt_ms = rtt.as_millis() as u64, relayed, "connection alive");
-                    self.hub.publish(status::Event::ConnectionAlive {
-                        peer_id: peer,
-                        relayed,
-                        rtt,
-                    });
-                }
-            }
-            Err(libp2p::ping::Failure::Unsupported) => {
-                tracing::debug!(%peer, "peer does not answer pings; its connection is not watched");
-                self.connections.ping_unsupported(connection);
-            }
-            Err(error) => {
-                if self.connections.ping_failed(connection).is_some() {
-                    tracing::warn!(%peer, %error, "ping failed; closing the connection");
-                    self.swarm.close_connection(connection);
-                }
-            }
-        }
-    }
-
-    /// Closes every connection that answered no ping within the liveness budget (liveness
-    /// rule 5): its peer or the path to it is gone, and only the close lets the node act on
-    /// the loss (redial a bootnode, reach the peer anew, learn its address again).
-    fn on_silent_connections(&mut self) {
-        for (connection, peer) in self.connections.expired(tokio::time::Instant::now()) {
-            tracing::warn!(
-                peer = ?peer, budget_s = liveness::budget().as_secs(),
-                "no ping answered within the budget; closing the connection"
-            );
-            self.swarm.close_connection(connection);
         }
     }
 }
