@@ -203,6 +203,18 @@ impl Events {
             .collect()
     }
 
+    /// The first connection with `peer_id` that opened in `direction`.
+    pub fn connection_opened(
+        &self,
+        peer_id: &str,
+        direction: pb::Direction,
+    ) -> Option<pb::ConnectionOpened> {
+        self.connections_opened_with(peer_id)
+            .into_iter()
+            .find(|c| c.direction() == direction)
+            .cloned()
+    }
+
     /// Every dial that failed, oldest first.
     pub fn dials_failed(&self) -> Vec<&pb::DialFailed> {
         self.kinds()

@@ -39,10 +39,7 @@ async fn charlie_reaches_public_alice_directly(transport: &str) {
     let dialed = charlie
         .until("charlie dialed alice", WAIT, |s| {
             s.events
-                .connections_opened_with(&alice_id)
-                .into_iter()
-                .find(|c| c.direction() == pb::Direction::Outbound)
-                .cloned()
+                .connection_opened(&alice_id, pb::Direction::Outbound)
         })
         .await
         .unwrap();

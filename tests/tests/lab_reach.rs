@@ -96,10 +96,7 @@ async fn introduction_makes_alice_dial_charlie(transport: &str) {
     let connected = charlie
         .until("a connection from alice", WAIT, |s| {
             s.events
-                .connections_opened_with(&alice_id)
-                .into_iter()
-                .find(|c| c.direction() == pb::Direction::Inbound)
-                .cloned()
+                .connection_opened(&alice_id, pb::Direction::Inbound)
         })
         .await
         .expect("charlie has a direct connection from alice");

@@ -108,10 +108,7 @@ async fn charlie_learns_alice_from_the_bootnode_and_dials_her_directly() {
     let dialed = charlie
         .until("charlie dialed alice", WAIT, |s| {
             s.events
-                .connections_opened_with(&alice_id)
-                .into_iter()
-                .find(|c| c.direction() == pb::Direction::Outbound)
-                .cloned()
+                .connection_opened(&alice_id, pb::Direction::Outbound)
         })
         .await
         .expect("charlie dialed alice");

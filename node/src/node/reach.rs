@@ -313,19 +313,10 @@ impl Node {
                     tracing::info!(%peer, "retrying the hole punch over a new circuit");
                     self.dial_relayed(peer, via);
                 }
-                status::Connection::None => {
-                    let enr = self
-                        .swarm
-                        .behaviour()
-                        .gossip
-                        .table()
-                        .get_by_peer(&peer)
-                        .map(|e| e.enr.clone());
-                    match enr {
-                        Some(enr) => self.reach(&enr, peer),
-                        None => self.reach.punch_done(&peer),
-                    }
-                }
+                status::Connection::None => match self.held_record(&peer) {
+                    Some(enr) => self.reach(&enr, peer),
+                    None => self.reach.punch_done(&peer),
+                },
                 status::Connection::Direct { .. } => self.reach.punch_done(&peer),
             }
         }
@@ -334,16 +325,19 @@ impl Node {
     /// The last connection to a peer we hold a record of was found dead: the strategy
     /// decides anew how to reach it (the path may be back, or another way may work).
     pub(super) fn reach_again(&mut self, peer: PeerId) {
-        let enr = self
-            .swarm
-            .behaviour()
-            .gossip
-            .table()
-            .get_by_peer(&peer)
-            .map(|e| e.enr.clone());
-        if let Some(enr) = enr {
+        if let Some(enr) = self.held_record(&peer) {
             tracing::info!(%peer, "connection to peer lost; reaching it anew");
             self.reach(&enr, peer);
         }
+    }
+
+    /// The record we hold of `peer`, if any.
+    fn held_record(&self, peer: &PeerId) -> Option<Enr> {
+        self.swarm
+            .behaviour()
+            .gossip
+            .table()
+            .get_by_peer(peer)
+            .map(|e| e.enr.clone())
     }
 }
