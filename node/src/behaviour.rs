@@ -6,8 +6,7 @@ use std::time::Duration;
 use libp2p::autonat::v2 as autonat;
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
 use libp2p::{
-    connection_limits, dcutr, gossipsub, identify, identity::Keypair, memory_connection_limits,
-    ping, relay,
+    connection_limits, dcutr, identify, identity::Keypair, memory_connection_limits, ping, relay,
 };
 use peerfind_behaviours::{gossip, intro};
 
@@ -67,7 +66,7 @@ pub struct Behaviour {
     pub autonat_server: autonat::server::Behaviour,
     /// Bootnodes: shares every record with the other bootnodes over a gossipsub topic
     /// (`crate::mesh`).
-    pub mesh: Toggle<gossipsub::Behaviour>,
+    pub mesh: Toggle<mesh::Gated>,
 }
 
 /// What the node's flags and role decide about its behaviours.
@@ -99,7 +98,7 @@ impl Behaviour {
             mesh_topic,
         } = settings;
         let mesh = mesh_topic
-            .map(|topic| mesh::behaviour(key, topic))
+            .map(|topic| mesh::behaviour(key, topic).map(mesh::Gated::new))
             .transpose()?;
         let bootnode = gossip.gossip;
         let peer_id = key.public().to_peer_id();

@@ -158,6 +158,9 @@ impl Node {
             .behaviour_mut()
             .gossip
             .on_identified(peer, protocols);
+        if let Some(mesh) = self.swarm.behaviour_mut().mesh.as_mut() {
+            mesh.identified(peer, info.protocols.iter());
+        }
         let identified = Identified::new(info);
         let bootnode = self.bootnodes.contains(&peer);
         if bootnode && identified.tells_strangers() {
