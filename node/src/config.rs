@@ -230,6 +230,10 @@ pub struct Bootnode {
     pub peer_id: PeerId,
     /// Where to dial it, each ending in `/p2p/<peer_id>`.
     pub addrs: Vec<Multiaddr>,
+    /// Named by its record: a node with a record speaks peerfind's record exchange, so it is
+    /// greeted the moment it is connected rather than a round trip later, once its identify
+    /// says so. A multiaddr may name any libp2p node, which identify is waited for.
+    pub from_record: bool,
 }
 
 /// Why a `--bootnode` value was refused.
@@ -263,13 +267,18 @@ impl FromStr for Bootnode {
             if addrs.is_empty() {
                 return Err(BootnodeError::NoAddress);
             }
-            return Ok(Self { peer_id, addrs });
+            return Ok(Self {
+                peer_id,
+                addrs,
+                from_record: true,
+            });
         }
         let addr: Multiaddr = s.parse()?;
         match addr.iter().last() {
             Some(Protocol::P2p(peer_id)) => Ok(Self {
                 peer_id,
                 addrs: vec![addr],
+                from_record: false,
             }),
             _ => Err(BootnodeError::NoPeerId),
         }

@@ -362,6 +362,9 @@ impl Node {
         }
         self.publish_connection_change(peer_id, opened.before);
         let bootnode = self.bootnodes.contains(&peer_id);
+        if self.bootnodes.greet_on_connect(&peer_id) {
+            self.swarm.behaviour_mut().gossip.on_known_speaker(peer_id);
+        }
         if stranger && !bootnode && self.mode == Mode::Peer {
             // NAT rule 1: a stranger's unsolicited connection proves we are reachable.
             let change = self.nat.stranger_connected(peer_id, now);

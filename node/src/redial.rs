@@ -293,6 +293,7 @@ mod tests {
                     .parse()
                     .unwrap(),
             ],
+            from_record: false,
         }
     }
 

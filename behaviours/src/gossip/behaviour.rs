@@ -235,6 +235,17 @@ impl Exchange<Gossip> {
         });
     }
 
+    /// `peer` (connected) is known to speak [`PROTOCOL`] without its identify (a bootnode
+    /// named by its record): with [`Config::await_identify`] it is greeted now instead of a
+    /// round trip later, once per connection run.
+    pub fn on_known_speaker(&mut self, peer: PeerId) {
+        self.with(|g, io| {
+            if g.config.await_identify && !g.connected.contains(&peer) {
+                g.greet(io, peer);
+            }
+        });
+    }
+
     /// A record that reached us by other means than this protocol (the bootnodes' record
     /// mesh), `from` the peer that passed it on: checked and kept exactly like a pushed
     /// record, passed on to connected peers when new or newer, and reported like one.

@@ -10,6 +10,10 @@
 //!    connected one in the configured order: the teller holds the peer's connection.
 //! 4. What a bootnode lacks (it is not peerfind, or has no relay) is told once per run, at
 //!    its first identify.
+//! 5. A bootnode named by its record speaks the record exchange: it is greeted as soon as it
+//!    is connected. One named by a multiaddr only, which may be any libp2p node, is greeted
+//!    once its identify lists the protocol. A bootnode named both ways counts as named by its
+//!    record.
 //!
 //! The state is bounded by `--bootnode`.
 
@@ -39,6 +43,7 @@ impl Bootnodes {
             match known.iter_mut().find(|k| k.peer_id == b.peer_id) {
                 // One bootnode named twice (say once per transport) is one, with both addresses.
                 Some(k) => {
+                    k.from_record |= b.from_record;
                     for a in &b.addrs {
                         if !k.addrs.contains(a) {
                             k.addrs.push(a.clone());
@@ -58,6 +63,11 @@ impl Bootnodes {
     /// Whether `peer` is a configured bootnode.
     pub(super) fn contains(&self, peer: &PeerId) -> bool {
         self.known.iter().any(|b| b.peer_id == *peer)
+    }
+
+    /// Whether `peer` is a bootnode to greet as soon as it is connected (rule 5).
+    pub(super) fn greet_on_connect(&self, peer: &PeerId) -> bool {
+        self.get(peer).is_some_and(|b| b.from_record)
     }
 
     /// A configured bootnode.
@@ -100,6 +110,7 @@ mod tests {
                     .parse()
                     .expect("test address"),
             ],
+            from_record: false,
         }
     }
 
@@ -127,6 +138,12 @@ mod tests {
         assert!(boots.first_identify(a));
         assert!(!boots.first_identify(a), "rule 4: once");
         assert!(!boots.first_identify(peer), "not a bootnode");
+        assert!(!boots.greet_on_connect(&a), "rule 5: named by a multiaddr");
+        let mut by_record = bootnode(a);
+        by_record.from_record = true;
+        let boots = Bootnodes::new(&[bootnode(a), by_record], Instant::now());
+        assert!(boots.greet_on_connect(&a), "rule 5: named both ways");
+        assert!(!boots.greet_on_connect(&peer), "rule 5: not a bootnode");
         assert_eq!(
             boots.redial.next_due(),
             Some(Instant::now()),

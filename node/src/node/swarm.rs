@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use libp2p::core::upgrade;
 use libp2p::{Swarm, noise, tcp, yamux};
 use peerfind_behaviours::{gossip, table};
 
@@ -29,6 +30,15 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// reach us from it again. libp2p closes a connection only once its protocols are done with
 /// it (or it is dead), so nothing is lost.
 const TCP_LINGER: Duration = Duration::ZERO;
+
+/// How the streams we open choose their protocol: when we propose one protocol only, we send
+/// the request with the proposal instead of waiting a round trip for the other side to accept
+/// it (multistream-select's "lazy" V1, the same wire messages; the transport upgrades already
+/// do this). Every request a stream carries (a record announcement, an introduction and its
+/// forward, a relay reservation or circuit, a hole punch's CONNECT) is a round trip sooner.
+/// A peer that does not speak the protocol refuses it as before; the request is then lost
+/// with the stream, which fails as it would have.
+const STREAM_NEGOTIATION: upgrade::Version = upgrade::Version::V1Lazy;
 
 /// Why the swarm could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +90,10 @@ pub(super) fn build(
             .with_behaviour(|key, relay_client| {
                 Behaviour::new(key, relay_client, record, gossip, settings).map_err(Box::from)
             })?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+                    .with_substream_upgrade_protocol_override(STREAM_NEGOTIATION)
+            })
             .with_connection_timeout(CONNECTION_TIMEOUT)
             .build(),
     )
