@@ -10,17 +10,14 @@
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use libp2p::core::Endpoint;
-use libp2p::core::transport::PortUse;
 use libp2p::request_response::{
     self, Codec, InboundFailure, OutboundFailure, OutboundRequestId, ProtocolSupport,
     ResponseChannel,
 };
 use libp2p::swarm::{
-    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-    THandlerOutEvent, ToSwarm,
+    ConnectionId, FromSwarm, NetworkBehaviour, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
-use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use libp2p::{PeerId, StreamProtocol};
 
 use crate::queue::{Bounded, MAX_QUEUED_EVENTS};
 
@@ -207,52 +204,7 @@ impl<R: Rules> NetworkBehaviour for Exchange<R> {
         <request_response::Behaviour<R::Codec> as NetworkBehaviour>::ConnectionHandler;
     type ToSwarm = R::Event;
 
-    fn handle_established_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner.handle_established_inbound_connection(
-            connection_id,
-            peer,
-            local_addr,
-            remote_addr,
-        )
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        maybe_peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        effective_role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner.handle_pending_outbound_connection(
-            connection_id,
-            maybe_peer,
-            addresses,
-            effective_role,
-        )
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role_override: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner.handle_established_outbound_connection(
-            connection_id,
-            peer,
-            addr,
-            role_override,
-            port_use,
-        )
-    }
+    crate::forward_connection_handling!(inner);
 
     fn on_connection_handler_event(
         &mut self,

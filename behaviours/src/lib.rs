@@ -12,9 +12,11 @@
 //! - [`gossip`]: the `/peerfind/enr/1.0.0` behaviour that exchanges and gossips records.
 //! - [`intro`]: the `/peerfind/intro/1.0.0` behaviour: introductions through a bootnode.
 //! - [`queue`]: the capped event queue both behaviours keep.
+//! - [`forward_connection_handling!`]: the connection methods a wrapper behaviour passes on.
 
 pub mod enr_ext;
 pub mod exchange;
+pub mod forward;
 pub mod frame;
 pub mod gossip;
 pub mod intro;

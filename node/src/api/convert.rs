@@ -129,15 +129,8 @@ mod tests {
     use std::collections::BTreeMap;
     use std::time::{Duration, SystemTime};
 
-    use libp2p::PeerId;
-
     use super::*;
-
-    fn some_peer_id() -> PeerId {
-        libp2p::identity::Keypair::generate_secp256k1()
-            .public()
-            .to_peer_id()
-    }
+    use crate::api::some_peer_id;
 
     fn sample_status() -> status::Status {
         let boot = some_peer_id();

@@ -123,12 +123,7 @@ fn shown(text: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn some_peer_id() -> PeerId {
-        libp2p::identity::Keypair::generate_secp256k1()
-            .public()
-            .to_peer_id()
-    }
+    use crate::api::some_peer_id;
 
     #[test]
     fn empty_fields_are_no_filter_and_match_every_peer() {

@@ -23,6 +23,14 @@ mod render;
 pub mod server;
 pub mod services;
 
+/// A PeerId of a fresh secp256k1 key, as every node has: the API's unit tests share it.
+#[cfg(test)]
+fn some_peer_id() -> libp2p::PeerId {
+    libp2p::identity::Keypair::generate_secp256k1()
+        .public()
+        .to_peer_id()
+}
+
 pub use server::serve;
 
 pub use services::Services;

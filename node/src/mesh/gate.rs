@@ -24,14 +24,12 @@ use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
 use std::task::{Context, Poll};
 
-use libp2p::core::transport::PortUse;
-use libp2p::core::{ConnectedPoint, Endpoint};
+use libp2p::core::ConnectedPoint;
 use libp2p::swarm::behaviour::ConnectionEstablished;
 use libp2p::swarm::{
-    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-    THandlerOutEvent, ToSwarm,
+    ConnectionId, FromSwarm, NetworkBehaviour, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
-use libp2p::{Multiaddr, PeerId, StreamProtocol, gossipsub};
+use libp2p::{PeerId, StreamProtocol, gossipsub};
 
 /// The protocol ids gossipsub speaks (v1.0 to v1.2).
 fn is_gossipsub(protocol: &StreamProtocol) -> bool {
@@ -118,62 +116,7 @@ impl NetworkBehaviour for Gated {
     type ConnectionHandler = <gossipsub::Behaviour as NetworkBehaviour>::ConnectionHandler;
     type ToSwarm = gossipsub::Event;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.inner
-            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner.handle_established_inbound_connection(
-            connection_id,
-            peer,
-            local_addr,
-            remote_addr,
-        )
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        maybe_peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        effective_role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner.handle_pending_outbound_connection(
-            connection_id,
-            maybe_peer,
-            addresses,
-            effective_role,
-        )
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role_override: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner.handle_established_outbound_connection(
-            connection_id,
-            peer,
-            addr,
-            role_override,
-            port_use,
-        )
-    }
+    peerfind_behaviours::forward_connection_handling!(inner);
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
@@ -244,6 +187,7 @@ impl NetworkBehaviour for Gated {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use libp2p::core::Endpoint;
     use libp2p::core::transport::PortUse;
     use libp2p::identity::Keypair;
     use libp2p::swarm::behaviour::ConnectionClosed;

@@ -194,15 +194,8 @@ mod tests {
 
     use crate::nat;
 
-    use libp2p::PeerId;
-
     use super::*;
-
-    fn some_peer_id() -> PeerId {
-        libp2p::identity::Keypair::generate_secp256k1()
-            .public()
-            .to_peer_id()
-    }
+    use crate::api::some_peer_id;
 
     #[test]
     fn every_event_has_its_own_kind_and_a_time() {

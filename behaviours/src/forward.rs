@@ -1,0 +1,71 @@
+//! A wrapper behaviour that owns an inner libp2p behaviour and only watches or filters its
+//! events still has to hand every connection to it: [`forward_connection_handling!`] writes
+//! those methods once.
+
+/// Inside `impl NetworkBehaviour for Wrapper`, whose `ConnectionHandler` is the one of the
+/// inner behaviour in field `$inner`: the five connection-handling methods, each passed on
+/// to `self.$inner` unchanged.
+#[macro_export]
+macro_rules! forward_connection_handling {
+    ($inner:ident) => {
+        fn handle_pending_inbound_connection(
+            &mut self,
+            connection_id: ::libp2p::swarm::ConnectionId,
+            local_addr: &::libp2p::Multiaddr,
+            remote_addr: &::libp2p::Multiaddr,
+        ) -> ::std::result::Result<(), ::libp2p::swarm::ConnectionDenied> {
+            self.$inner
+                .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
+        }
+
+        fn handle_established_inbound_connection(
+            &mut self,
+            connection_id: ::libp2p::swarm::ConnectionId,
+            peer: ::libp2p::PeerId,
+            local_addr: &::libp2p::Multiaddr,
+            remote_addr: &::libp2p::Multiaddr,
+        ) -> ::std::result::Result<::libp2p::swarm::THandler<Self>, ::libp2p::swarm::ConnectionDenied>
+        {
+            self.$inner.handle_established_inbound_connection(
+                connection_id,
+                peer,
+                local_addr,
+                remote_addr,
+            )
+        }
+
+        fn handle_pending_outbound_connection(
+            &mut self,
+            connection_id: ::libp2p::swarm::ConnectionId,
+            maybe_peer: ::std::option::Option<::libp2p::PeerId>,
+            addresses: &[::libp2p::Multiaddr],
+            effective_role: ::libp2p::core::Endpoint,
+        ) -> ::std::result::Result<::std::vec::Vec<::libp2p::Multiaddr>, ::libp2p::swarm::ConnectionDenied>
+        {
+            self.$inner.handle_pending_outbound_connection(
+                connection_id,
+                maybe_peer,
+                addresses,
+                effective_role,
+            )
+        }
+
+        fn handle_established_outbound_connection(
+            &mut self,
+            connection_id: ::libp2p::swarm::ConnectionId,
+            peer: ::libp2p::PeerId,
+            addr: &::libp2p::Multiaddr,
+            role_override: ::libp2p::core::Endpoint,
+            port_use: ::libp2p::core::transport::PortUse,
+        ) -> ::std::result::Result<::libp2p::swarm::THandler<Self>, ::libp2p::swarm::ConnectionDenied>
+        {
+            self.$inner.handle_established_outbound_connection(
+                connection_id,
+                peer,
+                addr,
+                role_override,
+                port_use,
+            )
+        }
+    };
+}
