@@ -39,12 +39,23 @@ fn address(lab: &Lab, host: Host, socket: &UdpSocket) -> SocketAddrV4 {
     SocketAddrV4::new(lab.ip(host), socket.local_addr().unwrap().port())
 }
 
+/// `recv_from` that goes on after a signal. A socket with a read timeout is never restarted
+/// after a signal handler runs, whatever `SA_RESTART` says (signal(7)); once any test of this
+/// binary has spawned a child through tokio, its SIGCHLD handler runs whenever one of the
+/// labs' `ip` or `nft` commands exits, on whichever thread is waiting here.
+fn recv_from(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    loop {
+        match socket.recv_from(buf) {
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            result => return result,
+        }
+    }
+}
+
 /// Waits for one datagram and returns its payload and the source the receiver saw.
 fn receive(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     let mut buf = [0u8; 1500];
-    let (len, from) = socket
-        .recv_from(&mut buf)
-        .expect("a datagram arrives in time");
+    let (len, from) = recv_from(socket, &mut buf).expect("a datagram arrives in time");
     (buf[..len].to_vec(), from)
 }
 
@@ -52,7 +63,7 @@ fn receive(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
 fn arrives_soon(socket: &UdpSocket) -> bool {
     socket.set_read_timeout(Some(SILENCE)).unwrap();
     let mut buf = [0u8; 1500];
-    let result = socket.recv_from(&mut buf);
+    let result = recv_from(socket, &mut buf);
     socket.set_read_timeout(Some(ARRIVAL)).unwrap();
     match result {
         Ok(_) => true,
@@ -411,15 +422,15 @@ fn lab_loses_the_share_of_frames_an_impaired_uplink_is_given() {
     let mut buf = [0u8; 64];
     let warmed = (0..50).any(|_| {
         bootnode.send_to(b"warm", target).unwrap();
-        let Ok((_, from)) = charlie.recv_from(&mut buf) else {
+        let Ok((_, from)) = recv_from(&charlie, &mut buf) else {
             return false;
         };
         charlie.send_to(b"warm", from).unwrap();
-        bootnode.recv_from(&mut buf).is_ok()
+        recv_from(&bootnode, &mut buf).is_ok()
     });
     assert!(warmed, "no round trip in 50 tries at {LOSS} loss");
     // Drain late duplicates of the warm-up.
-    while charlie.recv_from(&mut buf).is_ok() {}
+    while recv_from(&charlie, &mut buf).is_ok() {}
 
     // Count what arrives until the link has been silent for a while: the one end a lossy
     // stream has.
@@ -429,7 +440,7 @@ fn lab_loses_the_share_of_frames_an_impaired_uplink_is_given() {
     let counter = std::thread::spawn(move || {
         let mut buf = [0u8; 64];
         let mut count = 0usize;
-        while charlie.recv_from(&mut buf).is_ok() {
+        while recv_from(&charlie, &mut buf).is_ok() {
             count += 1;
         }
         count
