@@ -44,8 +44,9 @@ pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
     /// Refuses new connections while the process uses more memory than allowed.
     pub memory: memory_connection_limits::Behaviour,
-    /// Tells peers what address we see them at, and tells us ours (observed addresses).
-    pub identify: identify::Behaviour,
+    /// Tells peers what address we see them at, and tells us ours (observed addresses); over a
+    /// circuit, none (`crate::identify`).
+    pub identify: crate::identify::Identify,
     /// Keeps connections and the NAT mappings under them alive.
     pub ping: ping::Behaviour,
     /// Exchanges and gossips ENRs (`/peerfind/enr/1.0.0`).
@@ -103,7 +104,7 @@ impl Behaviour {
         let bootnode = gossip.gossip;
         let peer_id = key.public().to_peer_id();
         let relay = bootnode.then(|| relay_limits.server(peer_id));
-        let identify = identify::Behaviour::new(
+        let identify = crate::identify::Identify::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                 .with_agent_version(format!("peerfind/{}", env!("CARGO_PKG_VERSION"))),
         );

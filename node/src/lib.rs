@@ -24,6 +24,7 @@ pub mod config;
 pub mod confirm;
 pub mod data_dir;
 pub mod enr;
+pub mod identify;
 pub mod identity;
 pub mod inspect;
 pub mod liveness;

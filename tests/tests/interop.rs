@@ -298,13 +298,18 @@ async fn interop_foreign_peers_reach_each_other_and_peerfind_through_a_bootnode_
         field(&js_seen, "agent").starts_with("js-libp2p/"),
         "{js_seen}"
     );
-    // js-libp2p's identify over a circuit to a rust-libp2p node does not complete (see
-    // README), so the other direction is rust to js only.
+    // js to plain rust-libp2p over a circuit pings but never identifies: rust-libp2p tells a
+    // circuit's dialer it is "observed" at `/p2p/<id>`, on which js-libp2p 3.3's identify
+    // fails (see README). peerfind tells no address there, so js identifies peerfind below.
     let _ = rust_id;
     // Foreign to peerfind through the circuit; and the reserved foreign peers saw the dialers.
-    // js-libp2p is left out here: its identify over a circuit whose far end is rust-libp2p
-    // (peerfind) never completes, ping does (see README, "Other libp2p implementations").
-    // It stays connected until alice's hole punch attempt over the circuit reported.
+    let alice_seen = dialed_through(Implementation::Js, &relay, &alice_id).await;
+    assert!(
+        field(&alice_seen, "agent").starts_with("peerfind/"),
+        "{alice_seen}"
+    );
+    // The rust dialer stays connected until alice's hole punch attempt over the circuit
+    // reported.
     let to_alice = circuit(&relay, &alice_id);
     let mut dialer = Probe::start(
         "rust-to-alice",
@@ -414,13 +419,9 @@ async fn a_foreign_bootnode_serves_a_peerfind_node(implementation: Implementatio
     assert!(lacks.contains("not a peerfind node"), "{status}");
     assert!(!lacks.contains("circuit relay"), "it relays: {status}");
 
-    // A rust-libp2p peer dials it through the circuit of a rust-libp2p relay. Through a
-    // js-libp2p relay the circuit to peerfind pings but identify does not complete (see
-    // README), so that case stops at the reservation.
-    if implementation == Implementation::Rust {
-        let seen = dialed_through(Implementation::Rust, &relay_addr, &node_id).await;
-        assert!(field(&seen, "agent").starts_with("peerfind/"), "{seen}");
-    }
+    // A peer of the relay's own implementation dials it through the relay's circuit.
+    let seen = dialed_through(implementation, &relay_addr, &node_id).await;
+    assert!(field(&seen, "agent").starts_with("peerfind/"), "{seen}");
     node.stop().await.unwrap();
 }
 
