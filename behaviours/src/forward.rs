@@ -1,6 +1,7 @@
 //! A wrapper behaviour that owns an inner libp2p behaviour and only watches or filters its
 //! events still has to hand every connection to it: [`forward_connection_handling!`] writes
-//! those methods once.
+//! those methods once, [`forward_pending_connections!`] the two for connections not yet
+//! established.
 
 /// Inside `impl NetworkBehaviour for Wrapper`, whose `ConnectionHandler` is the one of the
 /// inner behaviour in field `$inner`: the five connection-handling methods, each passed on
@@ -8,15 +9,7 @@
 #[macro_export]
 macro_rules! forward_connection_handling {
     ($inner:ident) => {
-        fn handle_pending_inbound_connection(
-            &mut self,
-            connection_id: ::libp2p::swarm::ConnectionId,
-            local_addr: &::libp2p::Multiaddr,
-            remote_addr: &::libp2p::Multiaddr,
-        ) -> ::std::result::Result<(), ::libp2p::swarm::ConnectionDenied> {
-            self.$inner
-                .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
-        }
+        $crate::forward_pending_connections!($inner);
 
         fn handle_established_inbound_connection(
             &mut self,
@@ -31,22 +24,6 @@ macro_rules! forward_connection_handling {
                 peer,
                 local_addr,
                 remote_addr,
-            )
-        }
-
-        fn handle_pending_outbound_connection(
-            &mut self,
-            connection_id: ::libp2p::swarm::ConnectionId,
-            maybe_peer: ::std::option::Option<::libp2p::PeerId>,
-            addresses: &[::libp2p::Multiaddr],
-            effective_role: ::libp2p::core::Endpoint,
-        ) -> ::std::result::Result<::std::vec::Vec<::libp2p::Multiaddr>, ::libp2p::swarm::ConnectionDenied>
-        {
-            self.$inner.handle_pending_outbound_connection(
-                connection_id,
-                maybe_peer,
-                addresses,
-                effective_role,
             )
         }
 
@@ -65,6 +42,42 @@ macro_rules! forward_connection_handling {
                 addr,
                 role_override,
                 port_use,
+            )
+        }
+    };
+}
+
+/// Inside `impl NetworkBehaviour for Wrapper`: the two methods for connections not yet
+/// established, passed on to `self.$inner` unchanged. For a wrapper that changes what its
+/// inner behaviour hears of established connections and writes those two itself.
+#[macro_export]
+macro_rules! forward_pending_connections {
+    ($inner:ident) => {
+        fn handle_pending_inbound_connection(
+            &mut self,
+            connection_id: ::libp2p::swarm::ConnectionId,
+            local_addr: &::libp2p::Multiaddr,
+            remote_addr: &::libp2p::Multiaddr,
+        ) -> ::std::result::Result<(), ::libp2p::swarm::ConnectionDenied> {
+            self.$inner
+                .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
+        }
+
+        fn handle_pending_outbound_connection(
+            &mut self,
+            connection_id: ::libp2p::swarm::ConnectionId,
+            maybe_peer: ::std::option::Option<::libp2p::PeerId>,
+            addresses: &[::libp2p::Multiaddr],
+            effective_role: ::libp2p::core::Endpoint,
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<::libp2p::Multiaddr>,
+            ::libp2p::swarm::ConnectionDenied,
+        > {
+            self.$inner.handle_pending_outbound_connection(
+                connection_id,
+                maybe_peer,
+                addresses,
+                effective_role,
             )
         }
     };

@@ -56,15 +56,7 @@ impl NetworkBehaviour for Identify {
     type ConnectionHandler = <identify::Behaviour as NetworkBehaviour>::ConnectionHandler;
     type ToSwarm = identify::Event;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.inner
-            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
-    }
+    peerfind_behaviours::forward_pending_connections!(inner);
 
     fn handle_established_inbound_connection(
         &mut self,
@@ -78,21 +70,6 @@ impl NetworkBehaviour for Identify {
             peer,
             local_addr,
             &observed(Some(local_addr), remote_addr),
-        )
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        maybe_peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        effective_role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner.handle_pending_outbound_connection(
-            connection_id,
-            maybe_peer,
-            addresses,
-            effective_role,
         )
     }
 
