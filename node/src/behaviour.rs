@@ -56,7 +56,7 @@ pub struct Behaviour {
     /// Bootnodes: relays circuits between NAT'd peers (circuit relay v2 server).
     pub relay: Toggle<relay::Behaviour>,
     /// Reserves a slot on a relay and dials peers through one (circuit relay v2 client).
-    pub relay_client: relay::client::Behaviour,
+    pub relay_client: crate::relay_client::RelayClient,
     /// Upgrades a relayed connection to a direct one by a coordinated hole punch.
     pub dcutr: dcutr::Behaviour,
     /// Asks servers we dialed to dial us back at each candidate address (NAT detection, fast
@@ -137,7 +137,7 @@ impl Behaviour {
                 },
             ),
             relay: relay.into(),
-            relay_client,
+            relay_client: crate::relay_client::RelayClient::new(relay_client),
             dcutr: dcutr::Behaviour::new(peer_id),
             autonat_client: autonat_client
                 .then(|| {

@@ -32,6 +32,7 @@ pub mod mesh;
 pub mod nat;
 pub mod node;
 pub mod redial;
+pub mod relay_client;
 pub mod relay_limits;
 pub mod status;
 pub mod strategy;

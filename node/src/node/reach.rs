@@ -157,6 +157,7 @@ impl Node {
                 Ok(listener) => {
                     tracing::info!(%bootnode, address = %circuit, "reserving a relay slot");
                     self.relay_slots.started(listener, bootnode);
+                    self.swarm.behaviour_mut().relay_client.asking(bootnode);
                 }
                 Err(e) => tracing::warn!(%bootnode, error = %e, "cannot reserve a relay slot"),
             }
@@ -171,6 +172,7 @@ impl Node {
         for (listener, bootnode) in self.relay_slots.release_all() {
             tracing::info!(%bootnode, "public: giving back the relay slot");
             self.swarm.remove_listener(listener);
+            self.swarm.behaviour_mut().relay_client.gave_back(bootnode);
         }
     }
 

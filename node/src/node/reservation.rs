@@ -10,7 +10,8 @@
 //!    This is logged once, in plain words.
 //! 3. Otherwise the reservation is asked for again after a wait that starts at
 //!    [`RETRY_FIRST`] and doubles up to [`RETRY_MAX`]; an accepted reservation resets it.
-//! 4. A node found public gives back every reservation and forgets every retry.
+//! 4. A node found public gives back every reservation and forgets every retry (and the
+//!    relay client stops hearing those relays, `crate::relay_client`).
 //! 5. A reservation is held (the status API's `Bootnode.relay_reserved`) from the bootnode's
 //!    acceptance until its listener closes or it is given back; an acceptance for a bootnode
 //!    with no reservation listener open (one given back a moment ago) holds nothing.
