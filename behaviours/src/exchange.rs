@@ -14,9 +14,7 @@ use libp2p::request_response::{
     self, Codec, InboundFailure, OutboundFailure, OutboundRequestId, ProtocolSupport,
     ResponseChannel,
 };
-use libp2p::swarm::{
-    ConnectionId, FromSwarm, NetworkBehaviour, THandlerInEvent, THandlerOutEvent, ToSwarm,
-};
+use libp2p::swarm::{FromSwarm, NetworkBehaviour, THandlerInEvent, ToSwarm};
 use libp2p::{PeerId, StreamProtocol};
 
 use crate::queue::{Bounded, MAX_QUEUED_EVENTS};
@@ -206,15 +204,7 @@ impl<R: Rules> NetworkBehaviour for Exchange<R> {
 
     crate::forward_connection_handling!(inner);
 
-    fn on_connection_handler_event(
-        &mut self,
-        peer_id: PeerId,
-        connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        self.inner
-            .on_connection_handler_event(peer_id, connection_id, event);
-    }
+    crate::forward_handler_events!(inner);
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {

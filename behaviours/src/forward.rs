@@ -1,7 +1,7 @@
 //! A wrapper behaviour that owns an inner libp2p behaviour and only watches or filters its
 //! events still has to hand every connection to it: [`forward_connection_handling!`] writes
 //! those methods once, [`forward_pending_connections!`] the two for connections not yet
-//! established.
+//! established; [`forward_handler_events!`] and [`forward_poll!`] pass on the rest unchanged.
 
 /// Inside `impl NetworkBehaviour for Wrapper`, whose `ConnectionHandler` is the one of the
 /// inner behaviour in field `$inner`: the five connection-handling methods, each passed on
@@ -79,6 +79,39 @@ macro_rules! forward_pending_connections {
                 addresses,
                 effective_role,
             )
+        }
+    };
+}
+
+/// Inside `impl NetworkBehaviour for Wrapper`: the inner behaviour's handler events passed on
+/// to `self.$inner` unchanged, for a wrapper that changes only what connections it is given.
+#[macro_export]
+macro_rules! forward_handler_events {
+    ($inner:ident) => {
+        fn on_connection_handler_event(
+            &mut self,
+            peer_id: ::libp2p::PeerId,
+            connection_id: ::libp2p::swarm::ConnectionId,
+            event: ::libp2p::swarm::THandlerOutEvent<Self>,
+        ) {
+            self.$inner
+                .on_connection_handler_event(peer_id, connection_id, event);
+        }
+    };
+}
+
+/// Inside `impl NetworkBehaviour for Wrapper`, whose `ToSwarm` is the inner behaviour's: its
+/// `poll`, the inner behaviour's unchanged.
+#[macro_export]
+macro_rules! forward_poll {
+    ($inner:ident) => {
+        fn poll(
+            &mut self,
+            cx: &mut ::std::task::Context<'_>,
+        ) -> ::std::task::Poll<
+            ::libp2p::swarm::ToSwarm<Self::ToSwarm, ::libp2p::swarm::THandlerInEvent<Self>>,
+        > {
+            self.$inner.poll(cx)
         }
     };
 }

@@ -10,15 +10,10 @@
 //! observed address (the field is sent empty, which every implementation reads as none), and
 //! on a direct one what libp2p tells.
 
-use std::task::{Context, Poll};
-
 use libp2p::core::transport::PortUse;
 use libp2p::core::{Endpoint, multiaddr::Protocol};
 use libp2p::identify;
-use libp2p::swarm::{
-    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-    THandlerOutEvent, ToSwarm,
-};
+use libp2p::swarm::{ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler};
 use libp2p::{Multiaddr, PeerId};
 
 /// Whether `addr` goes through a relay circuit.
@@ -94,22 +89,9 @@ impl NetworkBehaviour for Identify {
         self.inner.on_swarm_event(event);
     }
 
-    fn on_connection_handler_event(
-        &mut self,
-        peer_id: PeerId,
-        connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        self.inner
-            .on_connection_handler_event(peer_id, connection_id, event);
-    }
+    peerfind_behaviours::forward_handler_events!(inner);
 
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.inner.poll(cx)
-    }
+    peerfind_behaviours::forward_poll!(inner);
 }
 
 #[cfg(test)]

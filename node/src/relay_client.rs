@@ -17,11 +17,8 @@
 //! The state is one entry per relay given back: bounded by the bootnodes.
 
 use std::collections::HashSet;
-use std::task::{Context, Poll};
 
-use libp2p::swarm::{
-    ConnectionId, FromSwarm, NetworkBehaviour, THandlerInEvent, THandlerOutEvent, ToSwarm,
-};
+use libp2p::swarm::{ConnectionId, FromSwarm, NetworkBehaviour, THandlerOutEvent};
 use libp2p::{PeerId, relay};
 
 /// The relay client behind rule 1. See the module doc.
@@ -86,12 +83,7 @@ impl NetworkBehaviour for RelayClient {
             .on_connection_handler_event(peer_id, connection_id, event);
     }
 
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.inner.poll(cx)
-    }
+    peerfind_behaviours::forward_poll!(inner);
 }
 
 #[cfg(test)]

@@ -33,13 +33,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
-use std::task::{Context, Poll};
 
 use libp2p::core::ConnectedPoint;
 use libp2p::swarm::behaviour::ConnectionEstablished;
-use libp2p::swarm::{
-    ConnectionId, FromSwarm, NetworkBehaviour, THandlerInEvent, THandlerOutEvent, ToSwarm,
-};
+use libp2p::swarm::{ConnectionId, FromSwarm, NetworkBehaviour, THandlerOutEvent};
 use libp2p::{PeerId, StreamProtocol, gossipsub};
 
 /// The protocol ids gossipsub speaks (v1.0 to v1.2).
@@ -187,12 +184,7 @@ impl NetworkBehaviour for Gated {
             .on_connection_handler_event(peer_id, connection_id, event);
     }
 
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.inner.poll(cx)
-    }
+    peerfind_behaviours::forward_poll!(inner);
 }
 
 #[cfg(test)]
