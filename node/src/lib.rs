@@ -10,6 +10,7 @@
 //! - [`enr`]: the own record, its seq and its storage; [`identity`] and [`data_dir`]: the key
 //!   and the files.
 //! - [`nat`]: whether the node is behind a NAT (the `nat` flag).
+//! - [`quic_fin`]: QUIC answers finish a moment after they are sent.
 //! - [`liveness`]: when a connection is dead; [`redial`]: keeping every bootnode connected
 //!   over each transport.
 //! - [`strategy`]: how a learned peer is reached.
@@ -31,6 +32,7 @@ pub mod liveness;
 pub mod mesh;
 pub mod nat;
 pub mod node;
+pub mod quic_fin;
 pub mod redial;
 pub mod relay_client;
 pub mod relay_limits;

@@ -94,14 +94,7 @@ fn assert_saw_peerfind(implementation: Implementation, transport: &str, identify
 async fn identifies_and_pings_a_bootnode(implementation: Implementation) {
     let (mut boot, bootnode) = local::bootnode().await.unwrap();
     let api = boot.api_addr().await.unwrap();
-    // py-libp2p's QUIC completes identify + ping in 18 to 20 of 20 tries (a stream race of
-    // its own, also against plain rust-libp2p; see README): a test must pass every time, so
-    // interop-bench measures it and the tests use its TCP.
-    let transports: &[&str] = match implementation {
-        Implementation::Py => &["tcp"],
-        _ => implementation.transports(),
-    };
-    for transport in transports {
+    for transport in implementation.transports() {
         let addr = bootnode
             .addrs
             .iter()
@@ -165,7 +158,7 @@ async fn interop_js_libp2p_identifies_and_pings_a_bootnode_over_tcp() {
 }
 
 #[tokio::test]
-async fn interop_py_libp2p_identifies_and_pings_a_bootnode_over_tcp() {
+async fn interop_py_libp2p_identifies_and_pings_a_bootnode_over_tcp_and_quic() {
     identifies_and_pings_a_bootnode(Implementation::Py).await;
 }
 

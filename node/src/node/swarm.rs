@@ -1,10 +1,12 @@
-//! Building the swarm: transports (TCP and QUIC, relayed circuits), the behaviours for this
-//! node's role and flags, and the connection settings.
+//! Building the swarm: transports (TCP; QUIC, whose answers finish after them, see
+//! `crate::quic_fin`; relayed circuits), the behaviours for this node's role and flags, and
+//! the connection settings.
 
 use std::time::Duration;
 
+use libp2p::core::Transport as _;
 use libp2p::core::upgrade;
-use libp2p::{Swarm, noise, tcp, yamux};
+use libp2p::{Swarm, noise, quic, tcp, yamux};
 use peerfind_behaviours::{gossip, table};
 
 use super::Mode;
@@ -12,6 +14,7 @@ use crate::behaviour::{Behaviour, Settings};
 use crate::config::Config;
 use crate::enr::LocalRecord;
 use crate::identity::Identity;
+use crate::quic_fin;
 
 /// A connection with no stream open for this long is closed. Gossip re-announces every
 /// 5 minutes and ping runs every 15 s, so connections to live peers never get there.
@@ -85,7 +88,11 @@ pub(super) fn build(
                 noise::Config::new,
                 yamux::Config::default,
             )?
-            .with_quic()
+            .with_other_transport(|key| {
+                quic::tokio::Transport::new(quic::Config::new(key))
+                    .map(|(peer, connection), _| (peer, quic_fin::Muxer::new(connection)))
+            })
+            .map_err(|never| -> SwarmError { match never {} })?
             .with_relay_client(noise::Config::new, yamux::Config::default)?
             .with_behaviour(|key, relay_client| {
                 Behaviour::new(key, relay_client, record, gossip, settings).map_err(Box::from)

@@ -32,6 +32,17 @@ def emit(obj):
     sys.stdout.flush()
 
 
+def causes(e):
+    """An exception and what it was raised from, outermost first: py-libp2p wraps the error
+    that tells what went wrong (a closed stream, a bad frame) in ones that tell where."""
+    chain, seen = [], set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(f"{type(e).__name__}: {e}")
+        e = e.__cause__ or e.__context__
+    return " <- ".join(chain)
+
+
 def addr_text(raw):
     try:
         return str(multiaddr.Multiaddr(raw))
@@ -89,7 +100,7 @@ async def dial(addr, hold):
                 seen.append("ping")
             except Exception as e:  # report what failed, as the other probes do
                 emit({"event": "error", "what": "dial", "peer": str(info.peer_id),
-                      "error": f"{type(e).__name__}: {e}"})
+                      "error": causes(e)})
         ok = seen == ["identify", "ping"]
         emit({"event": "done", "ok": ok, "seen": seen})
         if ok and hold:

@@ -1,0 +1,247 @@
+//! QUIC answers whose finish leaves after them.
+//!
+//! libp2p's protocols answer on a stream and finish it at once: identify writes its answer and
+//! closes. On QUIC the answer and the finish (FIN) then often leave in one STREAM frame. An
+//! implementation that reads the two as one event may lose the answer: py-libp2p 0.8.1 checks
+//! its buffer, then yields, then checks whether the stream has finished, so an answer that
+//! comes with its FIN in that moment reads as an empty, finished stream (its multistream-select
+//! of identify fails with "fail to read from multiselect communicator"; one dial in twenty on
+//! loopback, against plain rust-libp2p as much as against us). A finish that leaves a moment
+//! after the answer comes in a later packet, by when the answer is read. TCP is not affected:
+//! yamux delivers data and its finish flag in order as separate reads.
+//!
+//! Rules, for a stream of a QUIC connection being closed:
+//! 1. On a stream the other side opened, where we answer, our finish waits [`FIN_DELAY`] after
+//!    we are done writing.
+//! 2. Not if the other side has finished (or the stream failed): nothing of theirs is waiting;
+//!    and not on a stream we opened: there our finish is what the other side waits for.
+//! 3. Outside a tokio runtime there is no timer: the finish leaves at once.
+//!
+//! The wait holds nothing anyone waits on: the answer is out, and the other side reads its
+//! length, not its end. What it costs is [`FIN_DELAY`] of a stream's slot per answer.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncWrite};
+use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
+
+/// How long an answer's finish waits after the answer (rule 1): long enough for the
+/// connection to send what was written, a scheduling round, so the finish goes in a later
+/// packet; short enough to hold nothing.
+pub const FIN_DELAY: Duration = Duration::from_millis(5);
+
+/// A stream muxer whose answers finish after them (see the module doc).
+pub struct Muxer<M> {
+    inner: M,
+}
+
+impl<M> Muxer<M> {
+    /// `inner`, with its streams wrapped.
+    pub fn new(inner: M) -> Self {
+        Self { inner }
+    }
+}
+
+impl<M> StreamMuxer for Muxer<M>
+where
+    M: StreamMuxer + Unpin,
+    M::Substream: Unpin,
+{
+    type Substream = Stream<M::Substream>;
+    type Error = M::Error;
+
+    fn poll_inbound(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
+        Pin::new(&mut self.get_mut().inner)
+            .poll_inbound(cx)
+            .map_ok(|stream| Stream::new(stream, true))
+    }
+
+    fn poll_outbound(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
+        Pin::new(&mut self.get_mut().inner)
+            .poll_outbound(cx)
+            .map_ok(|stream| Stream::new(stream, false))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.get_mut().inner).poll_close(cx)
+    }
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
+        Pin::new(&mut self.get_mut().inner).poll(cx)
+    }
+}
+
+/// A stream whose finish, on an answer, leaves after the answer (see the module doc).
+pub struct Stream<S> {
+    inner: S,
+    /// The other side opened it (rules 1 and 2).
+    inbound: bool,
+    /// The other side finished, or the stream failed (rule 2).
+    ended: bool,
+    /// The wait of rule 1, once closing began.
+    delay: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> Stream<S> {
+    fn new(inner: S, inbound: bool) -> Self {
+        Self {
+            inner,
+            inbound,
+            ended: false,
+            delay: None,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Stream<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let read = std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf));
+        if matches!(read, Ok(0) | Err(_)) && !buf.is_empty() {
+            this.ended = true;
+        }
+        Poll::Ready(read)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Stream<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.inbound && !this.ended {
+            // Rule 1, unless rule 3.
+            if this.delay.is_none() && tokio::runtime::Handle::try_current().is_ok() {
+                std::task::ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+                this.delay = Some(Box::pin(tokio::time::sleep(FIN_DELAY)));
+            }
+            if let Some(delay) = this.delay.as_mut() {
+                std::task::ready!(delay.as_mut().poll(cx));
+            }
+        }
+        Pin::new(&mut this.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A stream with `incoming` to read, then the other side's finish; it notes when ours left.
+    struct Fake {
+        incoming: Vec<u8>,
+        finished: Arc<AtomicBool>,
+    }
+
+    impl AsyncRead for Fake {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            let n = buf.len().min(this.incoming.len());
+            buf[..n].copy_from_slice(&this.incoming[..n]);
+            this.incoming.drain(..n);
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for Fake {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(b.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.finished.store(true, Ordering::SeqCst);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn stream(inbound: bool) -> (Stream<Fake>, Arc<AtomicBool>) {
+        let finished = Arc::new(AtomicBool::new(false));
+        let fake = Fake {
+            incoming: b"request".to_vec(),
+            finished: finished.clone(),
+        };
+        (Stream::new(fake, inbound), finished)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rule_1_an_answer_finishes_fin_delay_after_it() {
+        let (mut s, finished) = stream(true);
+        let mut request = [0u8; 7];
+        s.read_exact(&mut request).await.unwrap();
+        s.write_all(b"answer").await.unwrap();
+        let start = tokio::time::Instant::now();
+        s.close().await.unwrap();
+        assert!(finished.load(Ordering::SeqCst));
+        assert_eq!(start.elapsed(), FIN_DELAY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rule_2_an_answer_to_a_finished_request_finishes_at_once() {
+        let (mut s, finished) = stream(true);
+        let mut request = Vec::new();
+        s.read_to_end(&mut request).await.unwrap();
+        let start = tokio::time::Instant::now();
+        s.close().await.unwrap();
+        assert!(finished.load(Ordering::SeqCst));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rule_2_a_request_finishes_at_once() {
+        let (mut s, finished) = stream(false);
+        s.write_all(b"request").await.unwrap();
+        let start = tokio::time::Instant::now();
+        s.close().await.unwrap();
+        assert!(finished.load(Ordering::SeqCst));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn rule_3_without_a_runtime_an_answer_finishes_at_once() {
+        let (mut s, finished) = stream(true);
+        futures::executor::block_on(s.close()).unwrap();
+        assert!(finished.load(Ordering::SeqCst));
+    }
+}
