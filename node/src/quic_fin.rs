@@ -151,6 +151,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Stream<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
