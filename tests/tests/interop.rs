@@ -292,10 +292,38 @@ async fn interop_foreign_peers_reach_each_other_and_peerfind_through_a_bootnode_
         field(&js_seen, "agent").starts_with("js-libp2p/"),
         "{js_seen}"
     );
-    // js to plain rust-libp2p over a circuit pings but never identifies: rust-libp2p tells a
-    // circuit's dialer it is "observed" at `/p2p/<id>`, on which js-libp2p 3.3's identify
-    // fails (see README). peerfind tells no address there, so js identifies peerfind below.
-    let _ = rust_id;
+    // js to plain rust-libp2p: the circuit carries ping, and rust identifies js; js never
+    // identifies rust, since rust-libp2p tells a circuit's dialer it is "observed" at
+    // `/p2p/<id>`, on which js-libp2p 3.3's identify fails (see README). peerfind tells no
+    // address there, so js identifies peerfind below.
+    let mut js_to_rust = Probe::start(
+        "js-to-rust",
+        Implementation::Js,
+        ["dial", &circuit(&relay, &rust_id)],
+    )
+    .unwrap();
+    let js_dialer = field(
+        &js_to_rust
+            .wait_for("started", PROBE_WAIT, |_| true)
+            .await
+            .unwrap(),
+        "peer",
+    )
+    .to_owned();
+    js_to_rust
+        .wait_for("ping", PROBE_WAIT, |p| field(p, "peer") == rust_id)
+        .await
+        .unwrap();
+    let rust_probe = &mut reserved[1].2;
+    let js_as_rust_saw_it = rust_probe
+        .wait_for("identify", PROBE_WAIT, |i| field(i, "peer") == js_dialer)
+        .await
+        .unwrap();
+    assert!(
+        field(&js_as_rust_saw_it, "agent").starts_with("js-libp2p/"),
+        "{js_as_rust_saw_it}"
+    );
+    drop(js_to_rust);
     // Foreign to peerfind through the circuit; and the reserved foreign peers saw the dialers.
     let alice_seen = dialed_through(Implementation::Js, &relay, &alice_id).await;
     assert!(
