@@ -3,41 +3,46 @@
 //! gossipsub greets every new connection with our subscriptions, on a stream it opens at
 //! once. A bootnode's connections are mostly to peers (peerfind peers run no gossipsub, nor
 //! do most foreign peers), so each of them got a stream the peer refused, beside identify and
-//! ping, the instant it came up: a wasted negotiation per joining peer, and the kind of early
-//! stream py-libp2p's QUIC stumbles on. This gate holds the connection back from gossipsub
+//! ping, the instant it came up: a wasted negotiation per joining peer. This gate holds the connection back from gossipsub
 //! until the peer shows it speaks gossipsub.
 //!
+//! Holding back the swarm's news of the connection is not enough: gossipsub (0.50) queues an
+//! extensions message for a peer the moment it makes the connection's handler, and the
+//! handler opens a stream for it at once. So the gate also wraps each handler in [`Held`],
+//! which is not polled (opens no stream, sends nothing) until the gate releases it.
+//!
 //! Rules:
-//! 1. A new connection waits, unless its peer already showed it speaks gossipsub.
+//! 1. A new connection waits, unless its peer already showed it speaks gossipsub: gossipsub
+//!    is not told of it and its handler is held.
 //! 2. A peer shows it by listing a gossipsub protocol in identify ([`Gated::identified`]) or
 //!    by any gossipsub event from one of its connections (it opened a gossipsub stream to us):
 //!    every connection of it that waits is then passed on, in order, with the count of its
-//!    connections gossipsub was told of before it.
+//!    connections gossipsub was told of before it, and its handler released. A held handler
+//!    releases itself when the peer opens a gossipsub stream, so that the stream is read.
 //! 3. A closed connection is always passed on: gossipsub registers a connection when it
 //!    makes its handler, whether told of it or not, and forgets it only at its close.
 //!
-//! What the gate does not hold back: gossipsub 0.50 queues an extensions message for a new
-//! peer when it makes the connection's handler, and the handler opens a stream for it at
-//! once, before the swarm reports the connection. Its negotiation fails against a peer that
-//! does not speak gossipsub, except that the last protocol offered (`/meshsub/1.0.0`) is
-//! sent lazily, so the handler reports that peer kind and rule 2 takes it for the peer's
-//! word. A handler wrapped to stay unpolled until released does hold all of it back, and
-//! was tried: py-libp2p 0.8.1 then completed identify + ping over QUIC in 13-20 of 20 tries
-//! (mean 16) instead of 18-20 (mean 19), the same stream race of its own as against a plain
-//! rust-libp2p node, made likelier by fewer streams from us. One refused stream per peer
-//! costs a bootnode less than that, so it stays.
-//!
-//! The state is one entry per waiting connection and one per connected peer that speaks
-//! gossipsub, each gone at the connection's or the peer's last close: bounded by the
-//! connections.
+//! The state is one entry per waiting connection, one per connected peer that speaks
+//! gossipsub and one per release not yet sent, each gone at the connection's or the peer's
+//! last close or once sent: bounded by the connections.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::{Deref, DerefMut};
+use std::task::{Context, Poll};
 
-use libp2p::core::ConnectedPoint;
+use either::Either;
+use libp2p::core::transport::PortUse;
+use libp2p::core::{ConnectedPoint, Endpoint};
 use libp2p::swarm::behaviour::ConnectionEstablished;
-use libp2p::swarm::{ConnectionId, FromSwarm, NetworkBehaviour, THandlerOutEvent};
-use libp2p::{PeerId, StreamProtocol, gossipsub};
+use libp2p::swarm::handler::{ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent};
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, NotifyHandler, SubstreamProtocol,
+    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, gossipsub};
+
+/// gossipsub's own connection handler.
+type Inner = <gossipsub::Behaviour as NetworkBehaviour>::ConnectionHandler;
 
 /// The protocol ids gossipsub speaks (v1.0 to v1.2).
 fn is_gossipsub(protocol: &StreamProtocol) -> bool {
@@ -53,6 +58,8 @@ pub struct Gated {
     told: HashMap<PeerId, HashSet<ConnectionId>>,
     /// Rule 2: connected peers that showed they speak gossipsub.
     speaking: HashSet<PeerId>,
+    /// Rule 2: handlers to release; at most one per connection passed on.
+    releases: VecDeque<(PeerId, ConnectionId)>,
 }
 
 impl Gated {
@@ -63,6 +70,7 @@ impl Gated {
             waiting: HashMap::new(),
             told: HashMap::new(),
             speaking: HashSet::new(),
+            releases: VecDeque::new(),
         }
     }
 
@@ -89,6 +97,7 @@ impl Gated {
         let told = self.told.entry(peer).or_default();
         let other_established = told.len();
         told.insert(connection);
+        self.releases.push_back((peer, connection));
         self.inner
             .on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
                 peer_id: peer,
@@ -121,10 +130,41 @@ impl DerefMut for Gated {
 }
 
 impl NetworkBehaviour for Gated {
-    type ConnectionHandler = <gossipsub::Behaviour as NetworkBehaviour>::ConnectionHandler;
+    type ConnectionHandler = Held;
     type ToSwarm = gossipsub::Event;
 
-    peerfind_behaviours::forward_connection_handling!(inner);
+    peerfind_behaviours::forward_pending_connections!(inner);
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner
+            .handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
+            .map(Held::new)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        role_override: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner
+            .handle_established_outbound_connection(
+                connection_id,
+                peer,
+                addr,
+                role_override,
+                port_use,
+            )
+            .map(Held::new)
+    }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
@@ -176,22 +216,116 @@ impl NetworkBehaviour for Gated {
         event: THandlerOutEvent<Self>,
     ) {
         if self.is_waiting(&peer_id, connection_id) {
-            // Rule 2: the event comes from a stream the peer opened, or from the one the
-            // handler opened for gossipsub's extensions message (see the module doc).
+            // Rule 2: a held handler opens no stream and is polled only once the peer opened
+            // a gossipsub stream, so its event comes from that stream.
             self.speaks(peer_id);
         }
         self.inner
             .on_connection_handler_event(peer_id, connection_id, event);
     }
 
-    peerfind_behaviours::forward_poll!(inner);
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        while let Some((peer_id, connection)) = self.releases.pop_front() {
+            // A connection closed meanwhile has no handler to release.
+            if self
+                .told
+                .get(&peer_id)
+                .is_some_and(|t| t.contains(&connection))
+            {
+                return Poll::Ready(ToSwarm::NotifyHandler {
+                    peer_id,
+                    handler: NotifyHandler::One(connection),
+                    event: Either::Right(Release),
+                });
+            }
+        }
+        self.inner.poll(cx).map(|event| event.map_in(Either::Left))
+    }
+}
+
+/// The gate's word to a held handler: the peer speaks gossipsub.
+#[derive(Debug, Clone, Copy)]
+pub struct Release;
+
+/// gossipsub's handler, not polled until released (rule 1): it opens no stream and sends
+/// nothing while held. Everything else is the inner handler's.
+pub struct Held {
+    inner: Inner,
+    released: bool,
+}
+
+impl Held {
+    fn new(inner: Inner) -> Self {
+        Self {
+            inner,
+            released: false,
+        }
+    }
+}
+
+impl ConnectionHandler for Held {
+    type FromBehaviour = Either<<Inner as ConnectionHandler>::FromBehaviour, Release>;
+    type ToBehaviour = <Inner as ConnectionHandler>::ToBehaviour;
+    type InboundProtocol = <Inner as ConnectionHandler>::InboundProtocol;
+    type OutboundProtocol = <Inner as ConnectionHandler>::OutboundProtocol;
+    type InboundOpenInfo = <Inner as ConnectionHandler>::InboundOpenInfo;
+    type OutboundOpenInfo = <Inner as ConnectionHandler>::OutboundOpenInfo;
+
+    fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol, Self::InboundOpenInfo> {
+        self.inner.listen_protocol()
+    }
+
+    fn connection_keep_alive(&self) -> bool {
+        self.inner.connection_keep_alive()
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<
+        ConnectionHandlerEvent<Self::OutboundProtocol, Self::OutboundOpenInfo, Self::ToBehaviour>,
+    > {
+        if !self.released {
+            // Released by an event, after which the connection polls its handler again.
+            return Poll::Pending;
+        }
+        self.inner.poll(cx)
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Option<Self::ToBehaviour>> {
+        self.inner.poll_close(cx)
+    }
+
+    fn on_behaviour_event(&mut self, event: Self::FromBehaviour) {
+        match event {
+            Either::Left(event) => self.inner.on_behaviour_event(event),
+            Either::Right(Release) => self.released = true,
+        }
+    }
+
+    fn on_connection_event(
+        &mut self,
+        event: ConnectionEvent<
+            Self::InboundProtocol,
+            Self::OutboundProtocol,
+            Self::InboundOpenInfo,
+            Self::OutboundOpenInfo,
+        >,
+    ) {
+        if matches!(event, ConnectionEvent::FullyNegotiatedInbound(_)) {
+            // Rule 2: the peer opened a gossipsub stream; the inner handler reads it.
+            self.released = true;
+        }
+        self.inner.on_connection_event(event);
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use libp2p::core::Endpoint;
-    use libp2p::core::transport::PortUse;
     use libp2p::identity::Keypair;
     use libp2p::swarm::behaviour::ConnectionClosed;
 
@@ -270,6 +404,68 @@ mod tests {
             "rule 1: a speaking peer's next connection"
         );
         assert!(!gate.is_waiting(&bootnode, second));
+    }
+
+    fn handler(gate: &mut Gated, peer: PeerId, id: usize) -> Held {
+        let addr = endpoint().get_remote_address().clone();
+        gate.handle_established_outbound_connection(
+            ConnectionId::new_unchecked(id),
+            peer,
+            &addr,
+            Endpoint::Dialer,
+            PortUse::Reuse,
+        )
+        .unwrap()
+    }
+
+    fn poll_handler(handler: &mut Held) -> Poll<bool> {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        handler.poll(&mut cx).map(|event| {
+            matches!(
+                event,
+                ConnectionHandlerEvent::OutboundSubstreamRequest { .. }
+            )
+        })
+    }
+
+    #[test]
+    fn a_held_handler_opens_no_stream_until_released() {
+        let mut gate = gate();
+        let peer = PeerId::random();
+        // gossipsub has queued its extensions message for the new peer.
+        let mut held = handler(&mut gate, peer, 1);
+        assert!(poll_handler(&mut held).is_pending(), "rule 1");
+        held.on_behaviour_event(Either::Right(Release));
+        assert_eq!(
+            poll_handler(&mut held),
+            Poll::Ready(true),
+            "rule 2: released, it opens its stream"
+        );
+    }
+
+    #[test]
+    fn the_gate_releases_a_handler_when_its_peer_speaks_gossipsub() {
+        let mut gate = gate();
+        let peer = PeerId::random();
+        let id = open(&mut gate, peer, 1, 0);
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let releases = |gate: &mut Gated, cx: &mut Context<'_>| {
+            let mut seen = Vec::new();
+            while let Poll::Ready(event) = gate.poll(cx) {
+                if let ToSwarm::NotifyHandler {
+                    peer_id,
+                    handler: NotifyHandler::One(connection),
+                    event: Either::Right(Release),
+                } = event
+                {
+                    seen.push((peer_id, connection));
+                }
+            }
+            seen
+        };
+        assert!(releases(&mut gate, &mut cx).is_empty(), "rule 1");
+        gate.identified(peer, [StreamProtocol::new("/meshsub/1.1.0")].iter());
+        assert_eq!(releases(&mut gate, &mut cx), [(peer, id)], "rule 2");
     }
 
     #[test]
