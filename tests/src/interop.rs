@@ -26,7 +26,7 @@ pub const PROBE_WAIT: Duration = Duration::from_secs(45);
 /// A libp2p implementation that is not peerfind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Implementation {
-    /// js-libp2p 3 on Node.js (TCP only: its QUIC transport does not run on Node 20).
+    /// js-libp2p 3 on Node.js.
     Js,
     /// py-libp2p 0.8 on Python 3.
     Py,
@@ -47,13 +47,9 @@ impl Implementation {
         }
     }
 
-    /// The transports its probe dials: js-libp2p's QUIC (`@chainsafe/libp2p-quic`) fails on
-    /// Node 20 before dialing (`ma.nodeAddress is not a function`), so js is TCP only.
+    /// The transports its probe dials: all three speak TCP and QUIC v1.
     pub fn transports(self) -> &'static [&'static str] {
-        match self {
-            Self::Js => &["tcp"],
-            Self::Py | Self::Rust => &["tcp", "quic"],
-        }
+        &["tcp", "quic"]
     }
 
     /// A command that runs its probe with `args`.

@@ -153,7 +153,7 @@ async fn identifies_and_pings_a_bootnode(implementation: Implementation) {
 }
 
 #[tokio::test]
-async fn interop_js_libp2p_identifies_and_pings_a_bootnode_over_tcp() {
+async fn interop_js_libp2p_identifies_and_pings_a_bootnode_over_tcp_and_quic() {
     identifies_and_pings_a_bootnode(Implementation::Js).await;
 }
 

@@ -1,5 +1,7 @@
 // A js-libp2p peer for peerfind's interop tests: identify, ping, circuit relay v2 (client, and
-// server with `listen --relay`) and DCUtR over TCP, with js-libp2p's default ed25519 key. It
+// server with `listen --relay`) and DCUtR over TCP and QUIC (`@chainsafe/libp2p-quic` 2, the
+// release for libp2p 3; it asks for Node 22 but runs on 20), with js-libp2p's default ed25519
+// key. It
 // prints one JSON object per line for each thing it observed, the same events as the Rust
 // probe (tests/src/bin/interop-rust.rs): listening, reserved, connected, identify, ping,
 // error, done.
@@ -19,6 +21,7 @@ if (typeof Promise.withResolvers !== 'function') {
 
 const { createLibp2p } = await import('libp2p')
 const { tcp } = await import('@libp2p/tcp')
+const { quic } = await import('@chainsafe/libp2p-quic')
 const { noise } = await import('@chainsafe/libp2p-noise')
 const { yamux } = await import('@chainsafe/libp2p-yamux')
 const { identify } = await import('@libp2p/identify')
@@ -53,7 +56,7 @@ async function node ({ listen = [], relay = false }) {
   if (relay) services.relay = circuitRelayServer()
   const n = await createLibp2p({
     addresses: { listen },
-    transports: [tcp(), circuitRelayTransport()],
+    transports: [tcp(), quic(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services
