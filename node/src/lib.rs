@@ -4,40 +4,33 @@
 //! tells it the address it sees, which goes into the record with seq + 1; the bootnode
 //! gossips records, and peers dial the public ones directly.
 //!
-//! Read in this order:
-//! - [`node`]: the running node and the path of one event from the wire to the record.
-//! - [`confirm`]: when an observed address counts as ours.
-//! - [`enr`]: the own record, its seq and its storage; [`identity`] and [`data_dir`]: the key
-//!   and the files.
-//! - [`nat`]: whether the node is behind a NAT (the `nat` flag).
-//! - [`quic_fin`]: QUIC answers finish a moment after they are sent.
-//! - [`liveness`]: when a connection is dead; [`redial`]: keeping every bootnode connected
-//!   over each transport.
-//! - [`strategy`]: how a learned peer is reached.
-//! - [`behaviour`]: the libp2p behaviours composed into the swarm (the project's own are in
-//!   the `peerfind-behaviours` crate).
+//! The crate is layered; a module uses only those listed after it:
+//! - [`service`]: the running node, its event loop and the wiring between everything below;
+//!   the path of one event from the wire to the record.
+//! - [`api`]: the status API (gRPC, `/metrics`) and the CLI's `status`, `peers`, `watch`.
+//! - [`swarm`]: the libp2p behaviours composed into one swarm, and building it.
+//! - [`mesh`]: the bootnodes' record mesh over gossipsub.
+//! - [`upstream`]: libp2p parts wrapped for one upstream bug or behaviour each.
+//! - [`reach`]: reachability decisions: [`reach::confirm`] (when an observed address is ours),
+//!   [`reach::nat`] (the `nat` flag), [`reach::strategy`] (how a learned peer is reached).
+//! - [`upkeep`]: connection upkeep: the connection book, liveness, bootnode redials.
+//! - [`record`]: the own record, its key and its files.
 //! - [`status`]: what the node reports about itself, and the handle the API asks it with.
-//! - [`config`]: every setting and its default; [`inspect`]: `peerfind enr decode`.
+//! - [`config`]: every setting and its default.
+//!
+//! The project's own protocols (ENR gossip, introductions, the record table) are in the
+//! `peerfind-behaviours` crate.
 
 pub mod api;
-pub mod behaviour;
 pub mod config;
-pub mod confirm;
-pub mod data_dir;
-pub mod enr;
-pub mod identify;
-pub mod identity;
-pub mod inspect;
-pub mod liveness;
 pub mod mesh;
-pub mod nat;
-pub mod node;
-pub mod quic_fin;
-pub mod redial;
-pub mod relay_client;
-pub mod relay_limits;
+pub mod reach;
+pub mod record;
+pub mod service;
 pub mod status;
-pub mod strategy;
+pub mod swarm;
+pub mod upkeep;
+pub mod upstream;
 
-pub use config::Config;
-pub use node::{Mode, Node, NodeError};
+pub use config::{Config, Mode};
+pub use service::{Node, NodeError};

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use peerfind::api::{self, client};
-use peerfind::{Config, Mode, Node, inspect};
+use peerfind::record::inspect;
+use peerfind::{Config, Mode, Node};
 
 /// Lets peers find and reach each other, even behind NATs.
 ///

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::nat;
+use crate::reach::nat;
 
 /// Queries waiting for the event loop; more wait in the sender.
 pub const QUERY_QUEUE: usize = 64;
@@ -134,7 +134,7 @@ pub struct Peer {
 }
 
 /// What a connected peer said of itself through identify. Bounded: see
-/// `node::foreign::MAX_PROTOCOLS` and `MAX_LISTEN_ADDRS`.
+/// `upkeep::identities::MAX_PROTOCOLS` and `MAX_LISTEN_ADDRS`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identify {
     /// Its agent, e.g. `js-libp2p/3.3.11` or `peerfind/0.1.0`.
@@ -321,7 +321,7 @@ pub enum Event {
         /// The address it reported.
         addr: Multiaddr,
         /// Why it was not taken.
-        reason: crate::confirm::NotTaken,
+        reason: crate::reach::confirm::NotTaken,
     },
     /// The first ping answered on a connection: data flows both ways on it.
     ConnectionAlive {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use libp2p::PeerId;
 use peerfind::api::server::{Listener, MAX_WATCHERS, ServeError};
-use peerfind::nat;
+use peerfind::reach::nat;
 use peerfind::status::{self, Hub, Query};
 use peerfind_proto::v1 as pb;
 use peerfind_proto::v1::node_client::NodeClient;

@@ -25,7 +25,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::{nat, status};
+use crate::reach::nat;
+use crate::status;
 
 /// The path Prometheus scrapes.
 pub const PATH: &str = "/metrics";

@@ -146,8 +146,8 @@ pub(crate) fn event(e: &status::Event, time: SystemTime) -> pb::Event {
             peer_id: peer_id.to_string(),
             addr: addr.to_string(),
             reason: match reason {
-                crate::confirm::NotTaken::CannotBeOurs => pb::IgnoredBecause::CannotBeOurs,
-                crate::confirm::NotTaken::OtherPort => pb::IgnoredBecause::OtherPort,
+                crate::reach::confirm::NotTaken::CannotBeOurs => pb::IgnoredBecause::CannotBeOurs,
+                crate::reach::confirm::NotTaken::OtherPort => pb::IgnoredBecause::OtherPort,
             }
             .into(),
         }),
@@ -192,7 +192,7 @@ fn introduction_outcome(o: peerfind_behaviours::intro::Outcome) -> pb::Introduct
 mod tests {
     use std::time::Duration;
 
-    use crate::nat;
+    use crate::reach::nat;
 
     use super::*;
     use crate::api::some_peer_id;
@@ -279,7 +279,7 @@ mod tests {
             status::Event::ObservedAddressIgnored {
                 peer_id: b,
                 addr: "/ip4/198.51.100.8/tcp/40123".parse().unwrap(),
-                reason: crate::confirm::NotTaken::OtherPort,
+                reason: crate::reach::confirm::NotTaken::OtherPort,
             },
         ];
         for case in &cases {

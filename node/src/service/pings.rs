@@ -1,4 +1,4 @@
-//! Wiring: what a ping's outcome and the liveness budget do to a connection ([`crate::liveness`]
+//! Wiring: what a ping's outcome and the liveness budget do to a connection ([`crate::upkeep::liveness`]
 //! has the rules, the connection book keeps each connection's pings).
 
 use std::time::Duration;
@@ -7,9 +7,9 @@ use libp2p::PeerId;
 use libp2p::swarm::ConnectionId;
 
 use super::Node;
-use super::connections::Link;
-use crate::liveness;
 use crate::status;
+use crate::upkeep::connections::Link;
+use crate::upkeep::liveness;
 
 impl Node {
     /// A ping's outcome. An answer keeps the connection alive (liveness rule 2), and the

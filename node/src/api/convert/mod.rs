@@ -4,7 +4,8 @@
 use libp2p::Multiaddr;
 use peerfind_proto::v1 as pb;
 
-use crate::{nat, status};
+use crate::reach::nat;
+use crate::status;
 
 mod events;
 

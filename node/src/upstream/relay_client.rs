@@ -1,6 +1,6 @@
 //! libp2p's relay client (circuit relay v2), kept from one panic of its own.
 //!
-//! A node gives back its relay slot when it finds it is public (`node/reservation.rs` rule 4):
+//! A node gives back its relay slot when it finds it is public (`reach/reservation.rs` rule 4):
 //! it removes the reservation's listener, and the relay client forgets the reservation. If the
 //! relay's answer to that reservation is still on its way (the verdict often comes within a
 //! round trip of asking, and a renewal may be in flight at any time), libp2p-relay 0.22's

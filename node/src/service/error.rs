@@ -2,10 +2,10 @@
 
 use libp2p::Multiaddr;
 
-use crate::enr::LocalRecordError;
-use crate::identity::IdentityError;
+use crate::record::enr::LocalRecordError;
+use crate::record::identity::IdentityError;
 
-use super::swarm;
+use crate::swarm::build as swarm;
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

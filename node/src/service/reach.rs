@@ -1,6 +1,6 @@
 //! Carrying out the connection strategy: direct dials, introductions (the fourth diagram),
 //! relay reservations and circuits, hole punches and their retries. What to do is decided in
-//! [`crate::strategy`]; this is how it is done and what the node logs and counts.
+//! [`crate::reach::strategy`]; this is how it is done and what the node logs and counts.
 
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{PeerId, dcutr, multiaddr::Protocol, relay};
@@ -11,9 +11,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Mode, Node};
-use crate::nat;
+use crate::reach::nat;
+use crate::reach::reservation::Decision;
+use crate::reach::strategy::{self, Action, Port, Situation};
 use crate::status;
-use crate::strategy::{self, Action, Port, Situation};
+use libp2p::core::transport::ListenerId;
 
 impl Node {
     /// Applies the connection strategy to a peer we learned of.
@@ -341,5 +343,53 @@ impl Node {
             .table()
             .get_by_peer(peer)
             .map(|e| e.enr.clone())
+    }
+}
+
+impl Node {
+    /// A listener closed: when it was a relay reservation, decide whether and when to ask
+    /// for it again (see the module doc).
+    pub(super) fn on_reservation_closed(
+        &mut self,
+        listener: ListenerId,
+        reason: &Result<(), std::io::Error>,
+    ) {
+        let identified = &self.identified;
+        let (bootnode, decision) =
+            self.relay_slots
+                .closed(listener, |p| identified.has_relay(p), Instant::now());
+        let Some(bootnode) = bootnode else { return };
+        let why = match reason {
+            Ok(()) => "closed".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        if !matches!(decision, Decision::NotOurs) {
+            self.hub.publish(status::Event::RelayReservation {
+                relay: bootnode,
+                accepted: false,
+                reason: Some(why.clone()),
+            });
+        }
+        match decision {
+            Decision::NotOurs => {}
+            Decision::GiveUp => tracing::info!(
+                %bootnode, reason = %why,
+                "bootnode offers no relay (its identify lists no circuit relay v2); not asking it for a relay slot again"
+            ),
+            Decision::Retry(wait) => tracing::info!(
+                %bootnode, reason = %why, retry_in = ?wait,
+                "relay reservation refused or lost; asking again later"
+            ),
+        }
+    }
+
+    /// Asks again the bootnodes whose reservation retry is due, while we may need a slot (not
+    /// known to be public).
+    pub(super) fn on_reservation_retries_due(&mut self) {
+        let due = self.relay_slots.take_due(Instant::now());
+        if due.is_empty() || self.nat.status().0 == crate::reach::nat::Status::Public {
+            return;
+        }
+        self.reserve_relay_slots();
     }
 }

@@ -38,10 +38,6 @@
 
 use std::time::Duration;
 
-mod gate;
-
-pub use gate::Gated;
-
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};
 use libp2p::identity::Keypair;
 use peerfind_behaviours::enr_ext::{self, Enr};

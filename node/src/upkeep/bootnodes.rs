@@ -1,4 +1,4 @@
-//! The configured bootnodes: who they are, keeping them connected ([`crate::redial`]), which
+//! The configured bootnodes: who they are, keeping them connected ([`crate::upkeep::redial`]), which
 //! one to go through for a peer, and what each lacks, told once.
 //!
 //! Rules:
@@ -23,21 +23,21 @@ use libp2p::PeerId;
 use tokio::time::Instant;
 
 use crate::config::Bootnode;
-use crate::redial::Redial;
+use crate::upkeep::redial::Redial;
 
 /// The configured bootnodes. See the module doc.
 #[derive(Debug)]
-pub(super) struct Bootnodes {
+pub(crate) struct Bootnodes {
     /// Rule 1, in the configured order.
     known: Vec<Bootnode>,
     /// Rule 2.
-    pub(super) redial: Redial,
+    pub(crate) redial: Redial,
     /// Rule 4: the bootnodes whose first identify was read.
     told: HashSet<PeerId>,
 }
 
 impl Bootnodes {
-    pub(super) fn new(bootnodes: &[Bootnode], now: Instant) -> Self {
+    pub(crate) fn new(bootnodes: &[Bootnode], now: Instant) -> Self {
         let mut known: Vec<Bootnode> = Vec::with_capacity(bootnodes.len());
         for b in bootnodes {
             match known.iter_mut().find(|k| k.peer_id == b.peer_id) {
@@ -61,28 +61,28 @@ impl Bootnodes {
     }
 
     /// Whether `peer` is a configured bootnode.
-    pub(super) fn contains(&self, peer: &PeerId) -> bool {
+    pub(crate) fn contains(&self, peer: &PeerId) -> bool {
         self.known.iter().any(|b| b.peer_id == *peer)
     }
 
     /// Whether `peer` is a bootnode to greet as soon as it is connected (rule 5).
-    pub(super) fn greet_on_connect(&self, peer: &PeerId) -> bool {
+    pub(crate) fn greet_on_connect(&self, peer: &PeerId) -> bool {
         self.get(peer).is_some_and(|b| b.from_record)
     }
 
     /// A configured bootnode.
-    pub(super) fn get(&self, peer: &PeerId) -> Option<&Bootnode> {
+    pub(crate) fn get(&self, peer: &PeerId) -> Option<&Bootnode> {
         self.known.iter().find(|b| b.peer_id == *peer)
     }
 
     /// Every configured bootnode, in order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &Bootnode> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Bootnode> {
         self.known.iter()
     }
 
     /// The bootnode to reach a peer through (rule 3): `told`, the one that told us of it,
     /// when connected, or else the first connected one.
-    pub(super) fn via(
+    pub(crate) fn via(
         &self,
         told: Option<PeerId>,
         connected: impl Fn(&PeerId) -> bool,
@@ -93,7 +93,7 @@ impl Bootnodes {
 
     /// Whether this identify of `peer` is a bootnode's first (rule 4): what it lacks is told
     /// now, and never again.
-    pub(super) fn first_identify(&mut self, peer: PeerId) -> bool {
+    pub(crate) fn first_identify(&mut self, peer: PeerId) -> bool {
         self.contains(&peer) && self.told.insert(peer)
     }
 }

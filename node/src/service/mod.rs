@@ -2,24 +2,32 @@
 //! updates, until it is told to stop.
 //!
 //! `Node` owns the swarm, the own record and one component per piece of state; this file is
-//! the event loop and the wiring between them. Each component is a small state machine with
-//! its numbered rules and tests beside it:
+//! the event loop and the wiring between them. The components live in the concern folders
+//! below this one and never touch the swarm; each is a small state machine with its numbered
+//! rules and tests beside it:
 //!
 //! | state | owner |
 //! |---|---|
-//! | open connections, their kind and leg, dials, pings, relay closes, the stranger test | [`connections`] |
-//! | the configured bootnodes and their redial | [`bootnodes`] (with [`crate::redial`]) |
-//! | listeners' readiness, a bootnode's advertised addresses | [`listeners`] |
-//! | introductions asked, hole punches to retry | [`reach_state`] |
-//! | relay reservations and their retries | [`reservation`] |
-//! | what each connected peer's identify said | [`foreign`] |
-//! | observed-address votes | [`crate::confirm`] |
-//! | the NAT verdict | [`crate::nat`] |
+//! | open connections, their kind and leg, dials, pings, relay closes, the stranger test | [`crate::upkeep::connections`] |
+//! | the configured bootnodes and their redial | [`crate::upkeep::bootnodes`] (with [`crate::upkeep::redial`]) |
+//! | listeners' readiness, a bootnode's advertised addresses | [`crate::upkeep::listeners`] |
+//! | what each connected peer's identify said | [`crate::upkeep::identities`] |
+//! | introductions asked, hole punches and circuits to retry | [`crate::reach::attempts`] |
+//! | relay reservations and their retries | [`crate::reach::reservation`] |
+//! | observed-address votes | [`crate::reach::confirm`] |
+//! | the NAT verdict | [`crate::reach::nat`] |
+//!
+//! The wiring is split by what it carries out, one file each: `own_record` (an observed
+//! address or a NAT verdict changes the own record), `learned` (records learned from the
+//! exchange or the bootnodes' mesh), `reach` (carrying out the strategy: dials,
+//! introductions, circuits, punches, relay slots), `identified` (identify's answer),
+//! `pings` (liveness closes dead connections), `report` (answering the API).
 //!
 //! One event's path, wire to record: identify's `Received` carries the address a peer sees us
-//! at → [`crate::confirm`] decides whether that is our address → [`crate::enr`] signs the
-//! record anew with seq + 1 and stores it ([`record`]) → the gossip behaviour announces it to
-//! every connected peer → a bootnode gossips it on ("Meet Alice", [`gossip`]).
+//! at → [`crate::reach::confirm`] decides whether that is our address →
+//! [`crate::record::enr`] signs the record anew with seq + 1 and stores it (`own_record`) →
+//! the gossip behaviour announces it to every connected peer → a bootnode passes it on
+//! ("Meet Alice", `learned` and `peerfind_behaviours::gossip`).
 
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
@@ -28,43 +36,31 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{PeerId, Swarm, identify};
 use peerfind_behaviours::enr_ext;
 
-use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::config::Config;
-use crate::confirm::Confirmations;
-use crate::data_dir::DataDir;
-use crate::enr::{Content, LocalRecord};
-use crate::identity::Identity;
-use crate::nat::{self, Detector};
+use crate::reach::confirm::Confirmations;
+use crate::reach::nat::{self, Detector};
+use crate::record::data_dir::DataDir;
+use crate::record::enr::{Content, LocalRecord};
+use crate::record::identity::Identity;
 use crate::status::{self, Hub};
+use crate::swarm::behaviour::{Behaviour, BehaviourEvent};
 
-mod bootnodes;
-mod connections;
 mod error;
-mod foreign;
-mod gossip;
-mod listeners;
+mod identified;
+mod learned;
+mod own_record;
 mod pings;
 mod reach;
-mod reach_state;
-mod record;
 mod report;
-mod reservation;
-mod swarm;
 
-use bootnodes::Bootnodes;
-use connections::{ConnectionBook, Link};
+pub use crate::config::Mode;
+use crate::reach::attempts::Attempts;
+use crate::reach::reservation;
+use crate::upkeep::bootnodes::Bootnodes;
+use crate::upkeep::connections::{ConnectionBook, Link};
+use crate::upkeep::identities;
+use crate::upkeep::listeners::{LISTEN_GRACE, Listeners};
 pub use error::NodeError;
-use listeners::{LISTEN_GRACE, Listeners};
-use reach_state::ReachState;
-
-/// What kind of node runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// An ordinary peer.
-    Peer,
-    /// A bootnode: a meeting point that gossips records.
-    Bootnode,
-}
 
 /// A node between start and stop.
 pub struct Node {
@@ -80,11 +76,11 @@ pub struct Node {
     connections: ConnectionBook,
     bootnodes: Bootnodes,
     listeners: Listeners,
-    reach: ReachState,
+    reach: Attempts,
     /// Relay reservations in flight, and when to ask again for those that ended.
     relay_slots: reservation::Reservations,
     /// What each connected peer's identify said (removed when its last connection closes).
-    identified: foreign::Identities,
+    identified: identities::Identities,
     /// Queries from the API and events for its watchers.
     hub: Hub,
     /// Running totals reported by the API.
@@ -125,7 +121,7 @@ impl Node {
             content.set_socket(ip, port, transport);
         }
         let record = LocalRecord::open(data_dir.clone(), identity.signing_key.clone(), content)?;
-        let swarm = swarm::build(&identity, &record, mode, &config)?;
+        let swarm = crate::swarm::build::build(&identity, &record, mode, &config)?;
         let now = tokio::time::Instant::now();
         Ok(Self {
             mode,
@@ -143,9 +139,9 @@ impl Node {
             data_dir,
             connections: ConnectionBook::new(),
             listeners: Listeners::default(),
-            reach: ReachState::default(),
+            reach: Attempts::default(),
             relay_slots: reservation::Reservations::default(),
-            identified: foreign::Identities::default(),
+            identified: identities::Identities::default(),
             hub: Hub::new(),
             counters: status::Counters::default(),
             metrics: registry.map(libp2p::metrics::Metrics::new),

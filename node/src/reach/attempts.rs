@@ -1,5 +1,5 @@
 //! What the node remembers of its attempts to reach peers: introductions asked and hole
-//! punches to try again. What to try is decided in [`crate::strategy`]; relay slots are
+//! punches to try again. What to try is decided in [`crate::reach::strategy`]; relay slots are
 //! [`super::reservation`]'s.
 //!
 //! Rules:
@@ -30,16 +30,16 @@ use libp2p::swarm::ConnectionId;
 use tokio::time::Instant;
 
 /// Rule 1.
-pub(super) const INTRO_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const INTRO_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Rule 2: the first wait.
-pub(super) const PUNCH_RETRY_FIRST: Duration = Duration::from_secs(30);
+pub(crate) const PUNCH_RETRY_FIRST: Duration = Duration::from_secs(30);
 
 /// Rule 2: the longest wait.
-pub(super) const PUNCH_RETRY_MAX: Duration = Duration::from_secs(10 * 60);
+pub(crate) const PUNCH_RETRY_MAX: Duration = Duration::from_secs(10 * 60);
 
 /// Rule 4: the first wait.
-pub(super) const CIRCUIT_RETRY_FIRST: Duration = Duration::from_secs(1);
+pub(crate) const CIRCUIT_RETRY_FIRST: Duration = Duration::from_secs(1);
 
 /// What failed, and so what a retry starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +61,16 @@ struct Retry {
 
 /// Introductions asked, circuits dialed and punches to retry. See the module doc.
 #[derive(Debug, Default)]
-pub(super) struct ReachState {
+pub(crate) struct Attempts {
     asked: HashMap<PeerId, Instant>,
     punch_retries: HashMap<PeerId, Retry>,
     circuits: HashMap<ConnectionId, (PeerId, PeerId)>,
 }
 
-impl ReachState {
+impl Attempts {
     /// Whether an introduction to `peer` may be asked for now (rule 1); if so, it counts as
     /// asked.
-    pub(super) fn may_ask(&mut self, peer: PeerId, now: Instant) -> bool {
+    pub(crate) fn may_ask(&mut self, peer: PeerId, now: Instant) -> bool {
         if self
             .asked
             .get(&peer)
@@ -86,17 +86,17 @@ impl ReachState {
 
     /// A punch to `peer`, relayed through `via`, failed: schedules the next try (rule 2) and
     /// returns its wait.
-    pub(super) fn punch_failed(&mut self, peer: PeerId, via: PeerId, now: Instant) -> Duration {
+    pub(crate) fn punch_failed(&mut self, peer: PeerId, via: PeerId, now: Instant) -> Duration {
         self.schedule(peer, via, Failed::Punch, now)
     }
 
     /// A circuit to `peer` through `via` is being dialed as `id` (rule 4).
-    pub(super) fn circuit_dialing(&mut self, id: ConnectionId, peer: PeerId, via: PeerId) {
+    pub(crate) fn circuit_dialing(&mut self, id: ConnectionId, peer: PeerId, via: PeerId) {
         self.circuits.insert(id, (peer, via));
     }
 
     /// Connection `id` opened: when it is a circuit we dialed, its retries end (rule 4).
-    pub(super) fn circuit_opened(&mut self, id: ConnectionId) {
+    pub(crate) fn circuit_opened(&mut self, id: ConnectionId) {
         if let Some((peer, _)) = self.circuits.remove(&id)
             && self
                 .punch_retries
@@ -109,7 +109,7 @@ impl ReachState {
 
     /// Dial `id` failed: when it was a circuit, schedules the next one (rule 4) and returns
     /// the peer and the wait.
-    pub(super) fn circuit_failed(
+    pub(crate) fn circuit_failed(
         &mut self,
         id: ConnectionId,
         now: Instant,
@@ -141,17 +141,17 @@ impl ReachState {
     }
 
     /// A punch to `peer` succeeded, or it is no longer only relayed (rule 3).
-    pub(super) fn punch_done(&mut self, peer: &PeerId) {
+    pub(crate) fn punch_done(&mut self, peer: &PeerId) {
         self.punch_retries.remove(peer);
     }
 
     /// When the next punch retry is due.
-    pub(super) fn next_punch_retry(&self) -> Option<Instant> {
+    pub(crate) fn next_punch_retry(&self) -> Option<Instant> {
         self.punch_retries.values().map(|r| r.due).min()
     }
 
     /// The retries due by `now`, each with its bootnode, parked until they report (rule 3).
-    pub(super) fn take_due_punches(&mut self, now: Instant) -> Vec<(PeerId, PeerId)> {
+    pub(crate) fn take_due_punches(&mut self, now: Instant) -> Vec<(PeerId, PeerId)> {
         let mut due = Vec::new();
         for (peer, r) in &mut self.punch_retries {
             if r.due <= now {
@@ -169,7 +169,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_introduction_is_asked_at_most_once_per_interval() {
-        let mut state = ReachState::default();
+        let mut state = Attempts::default();
         let (alice, bob) = (PeerId::random(), PeerId::random());
         assert!(state.may_ask(alice, Instant::now()));
         assert!(!state.may_ask(alice, Instant::now()));
@@ -181,7 +181,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn failed_punches_back_off_and_park_until_they_report() {
-        let mut state = ReachState::default();
+        let mut state = Attempts::default();
         let (alice, boot) = (PeerId::random(), PeerId::random());
         assert_eq!(state.next_punch_retry(), None);
         assert_eq!(
@@ -204,7 +204,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_circuit_is_dialed_again_soon_until_one_opens() {
-        let mut state = ReachState::default();
+        let mut state = Attempts::default();
         let (alice, bob, boot) = (PeerId::random(), PeerId::random(), PeerId::random());
         let (first, second, other) = (
             ConnectionId::new_unchecked(1),

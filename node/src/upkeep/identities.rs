@@ -4,18 +4,16 @@
 
 use std::collections::HashMap;
 
-use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, swarm::ConnectionId};
+use libp2p::{PeerId, identify};
 
-use super::Node;
-use crate::nat;
 use crate::status;
 
 /// Protocols kept per peer. A peer chooses how many it lists; real nodes list 5 to 20
 /// (peerfind 13), so this keeps them all and bounds what a hostile peer can make us hold.
-pub(super) const MAX_PROTOCOLS: usize = 128;
+pub(crate) const MAX_PROTOCOLS: usize = 128;
 
 /// Listen addresses kept per peer: a node has a few per interface and transport.
-pub(super) const MAX_LISTEN_ADDRS: usize = 32;
+pub(crate) const MAX_LISTEN_ADDRS: usize = 32;
 
 /// Longest agent or protocol version kept, in bytes.
 const MAX_TEXT: usize = 256;
@@ -51,11 +49,11 @@ const BOOTNODE_USES: [(&str, &str); 4] = [
 
 /// What one connected peer's last identify said.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Identified(pub(super) status::Identify);
+pub(crate) struct Identified(pub(crate) status::Identify);
 
 impl Identified {
     /// Keeps what `info` says, within the bounds above.
-    pub(super) fn new(info: &identify::Info) -> Self {
+    pub(crate) fn new(info: &identify::Info) -> Self {
         Self(status::Identify {
             agent: truncate(&info.agent_version),
             protocol_version: truncate(&info.protocol_version),
@@ -81,17 +79,17 @@ impl Identified {
     }
 
     /// Whether, as a bootnode, it tells strangers of us: it gossips records (NAT rule 4).
-    pub(super) fn tells_strangers(&self) -> bool {
+    pub(crate) fn tells_strangers(&self) -> bool {
         self.speaks(ENR)
     }
 
     /// Whether it offers circuit relay v2.
-    pub(super) fn has_relay(&self) -> bool {
+    pub(crate) fn has_relay(&self) -> bool {
         self.speaks(RELAY_HOP)
     }
 
     /// What a bootnode like this one lacks, in plain words.
-    pub(super) fn lacks(&self) -> Vec<String> {
+    pub(crate) fn lacks(&self) -> Vec<String> {
         BOOTNODE_USES
             .iter()
             .filter(|(protocol, _)| !self.speaks(protocol))
@@ -103,31 +101,31 @@ impl Identified {
 /// What each connected peer's last identify said. Bounded by the connected peers: a peer's
 /// entry goes when its last connection closes.
 #[derive(Debug, Default)]
-pub(super) struct Identities(HashMap<PeerId, Identified>);
+pub(crate) struct Identities(HashMap<PeerId, Identified>);
 
 impl Identities {
     /// `peer` identified itself.
-    pub(super) fn insert(&mut self, peer: PeerId, identified: Identified) {
+    pub(crate) fn insert(&mut self, peer: PeerId, identified: Identified) {
         self.0.insert(peer, identified);
     }
 
     /// Its last connection closed: forget what it said.
-    pub(super) fn forget(&mut self, peer: &PeerId) {
+    pub(crate) fn forget(&mut self, peer: &PeerId) {
         self.0.remove(peer);
     }
 
     /// What the last identify of `peer` said, while connected.
-    pub(super) fn get(&self, peer: &PeerId) -> Option<status::Identify> {
+    pub(crate) fn get(&self, peer: &PeerId) -> Option<status::Identify> {
         self.0.get(peer).map(|i| i.0.clone())
     }
 
     /// Whether `peer` offers circuit relay v2 (None: not identified).
-    pub(super) fn has_relay(&self, peer: &PeerId) -> Option<bool> {
+    pub(crate) fn has_relay(&self, peer: &PeerId) -> Option<bool> {
         self.0.get(peer).map(Identified::has_relay)
     }
 
     /// A bootnode's agent and what it lacks ("" and none until it identified).
-    pub(super) fn bootnode(&self, peer: &PeerId) -> (String, Vec<String>) {
+    pub(crate) fn bootnode(&self, peer: &PeerId) -> (String, Vec<String>) {
         self.0
             .get(peer)
             .map(|i| (i.0.agent.clone(), i.lacks()))
@@ -143,73 +141,11 @@ fn truncate(s: &str) -> String {
     s[..end].to_owned()
 }
 
-impl Node {
-    /// Identify's answer on one connection: our observed address, the ENR exchange with a
-    /// peer that speaks it, and what a bootnode lacks (logged once per bootnode).
-    pub(super) fn on_identify(
-        &mut self,
-        peer: PeerId,
-        connection: ConnectionId,
-        info: &identify::Info,
-    ) {
-        self.on_observed(peer, connection, &info.observed_addr);
-        let protocols: Vec<&StreamProtocol> = info.protocols.iter().collect();
-        self.swarm
-            .behaviour_mut()
-            .gossip
-            .on_identified(peer, protocols);
-        if let Some(mesh) = self.swarm.behaviour_mut().mesh.as_mut() {
-            mesh.identified(peer, info.protocols.iter());
-        }
-        let identified = Identified::new(info);
-        let bootnode = self.bootnodes.contains(&peer);
-        if bootnode && identified.tells_strangers() {
-            // NAT rule 4: the window opens with the first bootnode that gossips our record.
-            self.nat.bootnode_connected(tokio::time::Instant::now());
-        }
-        if bootnode && identified.has_relay() && self.nat.status().0 != nat::Status::Public {
-            // Reach-state: a slot on its relay before the verdict, released if we are public.
-            self.reserve_relay_slots();
-        }
-        if self.bootnodes.first_identify(peer) {
-            let lacks = identified.lacks();
-            if !lacks.is_empty() {
-                tracing::info!(
-                    %peer, agent = %identified.0.agent, lacks = %lacks.join("; "),
-                    "bootnode is not a full peerfind bootnode; using it for what it offers (observed address, relay, DCUtR)"
-                );
-            }
-        }
-        self.identified.insert(peer, identified);
-    }
-
-    /// Connected peers whose record we do not hold, as `peers` lists them.
-    pub(super) fn peers_without_record(&self) -> Vec<status::Peer> {
-        let table = self.swarm.behaviour().gossip.table();
-        self.connections
-            .peers()
-            .filter(|peer| table.get_by_peer(peer).is_none())
-            .map(|peer| status::Peer {
-                node_id: String::new(),
-                peer_id: peer,
-                enr: String::new(),
-                seq: 0,
-                addrs: Vec::<Multiaddr>::new(),
-                nat: false,
-                last_seen: std::time::SystemTime::now(),
-                met: status::Met::Connected,
-                connection: self.connections.best(&peer),
-                has_record: false,
-                identify: self.identified.get(&peer),
-                transports: self.connections.transports_of(&peer),
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use libp2p::identity::Keypair;
+
+    use libp2p::{Multiaddr, StreamProtocol};
 
     use super::*;
 

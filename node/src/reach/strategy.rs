@@ -29,7 +29,7 @@
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use peerfind_behaviours::enr_ext::{self, Enr};
 
-use crate::nat;
+use crate::reach::nat;
 use crate::status::Connection;
 
 /// What to do about a peer.

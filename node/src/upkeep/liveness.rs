@@ -37,7 +37,7 @@ use std::time::Duration;
 use libp2p::swarm::ConnectionId;
 use tokio::time::Instant;
 
-use crate::behaviour::{PING_INTERVAL, PING_TIMEOUT};
+use crate::swarm::behaviour::{PING_INTERVAL, PING_TIMEOUT};
 
 /// Slack on top of one ping interval and one timeout: the ping handler restarts its interval
 /// when it reads an answer, a moment before the node hears of it, and a loaded event loop

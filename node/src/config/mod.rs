@@ -1,5 +1,9 @@
 //! The node's settings: every flag, its environment variable and its default. The doc
-//! comments are the `--help` text.
+//! comments are the `--help` text. Also what kind of node runs ([`Mode`]) and a bootnode's
+//! relay limits as flags (`relay_limits`). Uses nothing else of the crate but
+//! `crate::record`'s types for the key file.
+
+pub mod relay_limits;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -59,7 +63,7 @@ pub struct Config {
 
     /// How many distinct peers must report the same observed address before it goes into
     /// our record. A configured bootnode's report alone is always enough.
-    #[arg(long, env = "PEERFIND_CONFIRMATIONS", default_value_t = crate::confirm::DEFAULT_THRESHOLD, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, env = "PEERFIND_CONFIRMATIONS", default_value_t = crate::reach::confirm::DEFAULT_THRESHOLD, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub confirmations: usize,
 
     /// Most peers to dial from learned records. Inbound connections and bootnodes do not
@@ -153,7 +157,7 @@ pub struct Config {
 
     /// Limits of a bootnode's circuit relay (`--relay-…`).
     #[command(flatten)]
-    pub relay: crate::relay_limits::RelayLimits,
+    pub relay: crate::config::relay_limits::RelayLimits,
 }
 
 /// Default of `--max-pending-outbound`: the strategy dials at most `--max-peers` learned
@@ -283,6 +287,15 @@ impl FromStr for Bootnode {
             _ => Err(BootnodeError::NoPeerId),
         }
     }
+}
+
+/// What kind of node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An ordinary peer.
+    Peer,
+    /// A bootnode: a meeting point that gossips records.
+    Bootnode,
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Building the swarm: transports (TCP; QUIC, whose answers finish after them, see
-//! `crate::quic_fin`; relayed circuits), the behaviours for this node's role and flags, and
+//! `crate::upstream::quic_fin`; relayed circuits), the behaviours for this node's role and flags, and
 //! the connection settings.
 
 use std::time::Duration;
@@ -9,12 +9,12 @@ use libp2p::core::upgrade;
 use libp2p::{Swarm, noise, quic, tcp, yamux};
 use peerfind_behaviours::{gossip, table};
 
-use super::Mode;
-use crate::behaviour::{Behaviour, Settings};
 use crate::config::Config;
-use crate::enr::LocalRecord;
-use crate::identity::Identity;
-use crate::quic_fin;
+use crate::config::Mode;
+use crate::record::enr::LocalRecord;
+use crate::record::identity::Identity;
+use crate::swarm::behaviour::{Behaviour, Settings};
+use crate::upstream::quic_fin;
 
 /// A connection with no stream open for this long is closed. Gossip re-announces every
 /// 5 minutes and ping runs every 15 s, so connections to live peers never get there.
@@ -55,7 +55,7 @@ pub enum SwarmError {
 }
 
 /// The swarm of a node of `mode` with `config`, presenting `record`.
-pub(super) fn build(
+pub(crate) fn build(
     identity: &Identity,
     record: &LocalRecord,
     mode: Mode,

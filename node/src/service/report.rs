@@ -9,8 +9,8 @@ use peerfind_behaviours::enr_ext;
 use peerfind_behaviours::table;
 
 use super::Node;
-use crate::behaviour::BehaviourEvent;
 use crate::status::{self, Query};
+use crate::swarm::behaviour::BehaviourEvent;
 
 impl Node {
     pub(super) fn answer(&self, query: Query) {

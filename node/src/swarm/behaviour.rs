@@ -11,9 +11,10 @@ use libp2p::{
 use peerfind_behaviours::{gossip, intro};
 
 use crate::config::ConnectionLimits;
-use crate::enr::LocalRecord;
+use crate::config::relay_limits::RelayLimits;
 use crate::mesh::{self, MeshError};
-use crate::relay_limits::RelayLimits;
+use crate::record::enr::LocalRecord;
+use crate::upstream::gossipsub_gate;
 
 /// Identify's protocol version: peers of other versions are still talked to, this only
 /// tells them who we are.
@@ -31,7 +32,7 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 pub const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long a ping's answer is awaited (libp2p's default: 20 s). Short enough that a dead
-/// connection is noticed within two ping intervals (see [`crate::liveness`]), long enough
+/// connection is noticed within two ping intervals (see [`crate::upkeep::liveness`]), long enough
 /// for a relayed circuit's round trip on a loaded machine, which takes well under a second.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -45,8 +46,8 @@ pub struct Behaviour {
     /// Refuses new connections while the process uses more memory than allowed.
     pub memory: memory_connection_limits::Behaviour,
     /// Tells peers what address we see them at, and tells us ours (observed addresses); over a
-    /// circuit, none (`crate::identify`).
-    pub identify: crate::identify::Identify,
+    /// circuit, none (`crate::upstream::identify`).
+    pub identify: crate::upstream::identify::Identify,
     /// Keeps connections and the NAT mappings under them alive.
     pub ping: ping::Behaviour,
     /// Exchanges and gossips ENRs (`/peerfind/enr/1.0.0`).
@@ -56,7 +57,7 @@ pub struct Behaviour {
     /// Bootnodes: relays circuits between NAT'd peers (circuit relay v2 server).
     pub relay: Toggle<relay::Behaviour>,
     /// Reserves a slot on a relay and dials peers through one (circuit relay v2 client).
-    pub relay_client: crate::relay_client::RelayClient,
+    pub relay_client: crate::upstream::relay_client::RelayClient,
     /// Upgrades a relayed connection to a direct one by a coordinated hole punch.
     pub dcutr: dcutr::Behaviour,
     /// Asks servers we dialed to dial us back at each candidate address (NAT detection, fast
@@ -67,7 +68,7 @@ pub struct Behaviour {
     pub autonat_server: autonat::server::Behaviour,
     /// Bootnodes: shares every record with the other bootnodes over a gossipsub topic
     /// (`crate::mesh`).
-    pub mesh: Toggle<mesh::Gated>,
+    pub mesh: Toggle<gossipsub_gate::Gated>,
 }
 
 /// What the node's flags and role decide about its behaviours.
@@ -99,12 +100,12 @@ impl Behaviour {
             mesh_topic,
         } = settings;
         let mesh = mesh_topic
-            .map(|topic| mesh::behaviour(key, topic).map(mesh::Gated::new))
+            .map(|topic| mesh::behaviour(key, topic).map(gossipsub_gate::Gated::new))
             .transpose()?;
         let bootnode = gossip.gossip;
         let peer_id = key.public().to_peer_id();
         let relay = bootnode.then(|| relay_limits.server(peer_id));
-        let identify = crate::identify::Identify::new(
+        let identify = crate::upstream::identify::Identify::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                 .with_agent_version(format!("peerfind/{}", env!("CARGO_PKG_VERSION"))),
         );
@@ -137,7 +138,7 @@ impl Behaviour {
                 },
             ),
             relay: relay.into(),
-            relay_client: crate::relay_client::RelayClient::new(relay_client),
+            relay_client: crate::upstream::relay_client::RelayClient::new(relay_client),
             dcutr: dcutr::Behaviour::new(peer_id),
             autonat_client: autonat_client
                 .then(|| {

@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol, swarm::ConnectionId};
 use peerfind_behaviours::enr_ext::{self, Transport};
 
-use super::connections::Observation;
-use super::{Mode, Node, listeners};
-use crate::confirm::{Own, Witness};
-use crate::data_dir::BOOTNODE_FILE;
-use crate::enr::Content;
-use crate::nat;
+use super::{Mode, Node};
+use crate::reach::confirm::{Own, Witness};
+use crate::reach::nat;
+use crate::record::data_dir::BOOTNODE_FILE;
+use crate::record::enr::Content;
 use crate::status;
+use crate::upkeep::connections::Observation;
+use crate::upkeep::listeners;
 
 impl Node {
     /// A peer told us, through identify, the address it sees our connection come from.

@@ -31,7 +31,7 @@ use peerfind_behaviours::enr_ext::{
     self, Enr, NAT_KEY, NAT_VALUE, QUIC_KEY, QUIC6_KEY, SigningKey, Transport,
 };
 
-use crate::data_dir::{DataDir, RECORD_FILE};
+use crate::record::data_dir::{DataDir, RECORD_FILE};
 
 /// Why the own record could not be built, read or stored: one variant per cause, each naming
 /// the file and what to do.
@@ -254,7 +254,7 @@ impl LocalRecord {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::identity::Identity;
+    use crate::record::identity::Identity;
 
     fn open(dir: &DataDir, content: Content) -> LocalRecord {
         let id = Identity::load_or_create(dir).unwrap();

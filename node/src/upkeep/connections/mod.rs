@@ -19,7 +19,7 @@
 //!    forgotten whenever another closes, so the memory is bounded by the relayed
 //!    connections closed in that time.
 //! 7. The best connection to a peer: direct over QUIC, then over TCP, then relayed.
-//! 8. Every connection is watched for liveness ([`crate::liveness`]) from its opening to its
+//! 8. Every connection is watched for liveness ([`crate::upkeep::liveness`]) from its opening to its
 //!    close; a close says whether liveness found it dead.
 //!
 //! The state is one entry per open connection and one per fresh-port dial in flight (removed
@@ -35,17 +35,17 @@ use libp2p::swarm::ConnectionId;
 use peerfind_behaviours::enr_ext::{self, Transport};
 use tokio::time::Instant;
 
-use crate::confirm::Leg;
-use crate::liveness::{Liveness, Verdict};
+use crate::reach::confirm::Leg;
 use crate::status;
+use crate::upkeep::liveness::{Liveness, Verdict};
 
 /// How long after its relayed connection closed an inbound connection from a peer is still
 /// taken for the hole punch's (rule 5): DCUtR's attempts end well within it.
-pub(super) const PUNCH_GRACE: Duration = Duration::from_secs(60);
+pub(crate) const PUNCH_GRACE: Duration = Duration::from_secs(60);
 
 /// The kind of one connection (rule 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Link {
+pub(crate) enum Link {
     /// Straight to the peer.
     Direct(Transport),
     /// Through a relay's circuit.
@@ -54,7 +54,7 @@ pub(super) enum Link {
 
 /// What an address a peer observed on a connection is worth (rule 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Observation {
+pub(crate) enum Observation {
     /// Not a direct connection we know: nothing to learn.
     Unknown,
     /// A dial from a fresh port (strategy rule 4): not our address.
@@ -81,25 +81,25 @@ struct Entry {
 
 /// What the node learns when a connection opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Opened {
+pub(crate) struct Opened {
     /// Its kind, when it is one we keep.
-    pub(super) link: Option<Link>,
+    pub(crate) link: Option<Link>,
     /// The best connection to the peer before it.
-    pub(super) before: status::Connection,
+    pub(crate) before: status::Connection,
 }
 
 /// What the node learns when a connection closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Closed {
+pub(crate) struct Closed {
     /// The best connection to the peer before the close.
-    pub(super) before: status::Connection,
+    pub(crate) before: status::Connection,
     /// Liveness had found it dead (rule 8): the loss is to be acted on.
-    pub(super) lost: bool,
+    pub(crate) lost: bool,
 }
 
 /// The connection book. See the module doc.
 #[derive(Debug)]
-pub(super) struct ConnectionBook {
+pub(crate) struct ConnectionBook {
     open: HashMap<ConnectionId, Entry>,
     /// Rule 2. Bounded by the dials we make.
     dialed: HashSet<PeerId>,
@@ -112,7 +112,7 @@ pub(super) struct ConnectionBook {
 }
 
 impl ConnectionBook {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             open: HashMap::new(),
             dialed: HashSet::new(),
@@ -124,7 +124,7 @@ impl ConnectionBook {
 
     /// We started a dial to `peer` (rule 2); `fresh` when it leaves from a fresh port
     /// (rule 3).
-    pub(super) fn dialing(&mut self, peer: PeerId, id: ConnectionId, fresh: bool) {
+    pub(crate) fn dialing(&mut self, peer: PeerId, id: ConnectionId, fresh: bool) {
         self.dialed.insert(peer);
         if fresh {
             self.fresh_dials.insert(id);
@@ -132,12 +132,12 @@ impl ConnectionBook {
     }
 
     /// A dial failed.
-    pub(super) fn dial_failed(&mut self, id: ConnectionId) {
+    pub(crate) fn dial_failed(&mut self, id: ConnectionId) {
         self.fresh_dials.remove(&id);
     }
 
     /// A connection opened (rules 1, 3 and 8).
-    pub(super) fn opened(
+    pub(crate) fn opened(
         &mut self,
         id: ConnectionId,
         peer: PeerId,
@@ -182,7 +182,7 @@ impl ConnectionBook {
     }
 
     /// A connection closed; `remaining` connections to its peer stay open.
-    pub(super) fn closed(
+    pub(crate) fn closed(
         &mut self,
         id: ConnectionId,
         peer: PeerId,
@@ -208,7 +208,7 @@ impl ConnectionBook {
     }
 
     /// What an address observed on `id` is worth (rule 4).
-    pub(super) fn observation(&self, id: ConnectionId) -> Observation {
+    pub(crate) fn observation(&self, id: ConnectionId) -> Observation {
         match self.open.get(&id) {
             Some(Entry {
                 link: Link::Direct(_),
@@ -225,7 +225,7 @@ impl ConnectionBook {
     }
 
     /// The stranger test (rule 5) for a connection that just opened.
-    pub(super) fn is_stranger(
+    pub(crate) fn is_stranger(
         &self,
         peer: &PeerId,
         endpoint: &ConnectedPoint,
@@ -246,17 +246,17 @@ impl ConnectionBook {
     }
 
     /// Whether we dialed `peer` and are still connected or dialing (rule 2).
-    pub(super) fn was_dialed(&self, peer: &PeerId) -> bool {
+    pub(crate) fn was_dialed(&self, peer: &PeerId) -> bool {
         self.dialed.contains(peer)
     }
 
     /// The peer and kind of an open connection.
-    pub(super) fn get(&self, id: ConnectionId) -> Option<(PeerId, Link)> {
+    pub(crate) fn get(&self, id: ConnectionId) -> Option<(PeerId, Link)> {
         self.open.get(&id).map(|e| (e.peer, e.link))
     }
 
     /// The relayed connections to `peer`, but `except`.
-    pub(super) fn relayed_to(&self, peer: &PeerId, except: ConnectionId) -> Vec<ConnectionId> {
+    pub(crate) fn relayed_to(&self, peer: &PeerId, except: ConnectionId) -> Vec<ConnectionId> {
         self.open
             .iter()
             .filter(|(id, e)| e.peer == *peer && e.link == Link::Relayed && **id != except)
@@ -265,7 +265,7 @@ impl ConnectionBook {
     }
 
     /// The best connection to `peer` (rule 7).
-    pub(super) fn best(&self, peer: &PeerId) -> status::Connection {
+    pub(crate) fn best(&self, peer: &PeerId) -> status::Connection {
         let mut best = status::Connection::None;
         for e in self.open.values().filter(|e| e.peer == *peer) {
             match e.link {
@@ -285,7 +285,7 @@ impl ConnectionBook {
     }
 
     /// The transports of the open direct connections to `peer`, QUIC first.
-    pub(super) fn transports_of(&self, peer: &PeerId) -> Vec<&'static str> {
+    pub(crate) fn transports_of(&self, peer: &PeerId) -> Vec<&'static str> {
         let has = |t: Transport| {
             self.open
                 .values()
@@ -299,7 +299,7 @@ impl ConnectionBook {
     }
 
     /// Open connections: (direct, relayed).
-    pub(super) fn counts(&self) -> (u64, u64) {
+    pub(crate) fn counts(&self) -> (u64, u64) {
         let relayed = self
             .open
             .values()
@@ -309,7 +309,7 @@ impl ConnectionBook {
     }
 
     /// Every peer with an open connection, once each.
-    pub(super) fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+    pub(crate) fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
         let mut seen = HashSet::new();
         self.open
             .values()
@@ -319,7 +319,7 @@ impl ConnectionBook {
 
     /// A ping on `id` was answered (rule 8). Says whether it is the connection's first: data
     /// flows both ways on it.
-    pub(super) fn ping_answered(&mut self, id: ConnectionId, now: Instant) -> bool {
+    pub(crate) fn ping_answered(&mut self, id: ConnectionId, now: Instant) -> bool {
         self.liveness.answered(id, now);
         self.open
             .get_mut(&id)
@@ -327,22 +327,22 @@ impl ConnectionBook {
     }
 
     /// libp2p reported a failed ping on `id`: whether to close it now.
-    pub(super) fn ping_failed(&mut self, id: ConnectionId) -> Option<Verdict> {
+    pub(crate) fn ping_failed(&mut self, id: ConnectionId) -> Option<Verdict> {
         self.liveness.failed(id)
     }
 
     /// The peer on `id` does not speak ping: it is no longer watched.
-    pub(super) fn ping_unsupported(&mut self, id: ConnectionId) {
+    pub(crate) fn ping_unsupported(&mut self, id: ConnectionId) {
         self.liveness.unsupported(id);
     }
 
     /// When the next connection runs out of its liveness budget.
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.liveness.next_deadline()
     }
 
     /// The connections found dead by `now`, with their peers; the caller closes them.
-    pub(super) fn expired(&mut self, now: Instant) -> Vec<(ConnectionId, Option<PeerId>)> {
+    pub(crate) fn expired(&mut self, now: Instant) -> Vec<(ConnectionId, Option<PeerId>)> {
         self.liveness
             .expired(now)
             .into_iter()

@@ -7,7 +7,7 @@
 use libp2p::identity::{self, Keypair};
 use peerfind_behaviours::enr_ext::SigningKey;
 
-use crate::data_dir::{DataDir, KEY_FILE};
+use crate::record::data_dir::{DataDir, KEY_FILE};
 
 /// Why the key could not be loaded or created: one variant per cause, each naming the file and
 /// what to do. The key is the node's identity (its PeerId and node id), so unlike the record it

@@ -11,7 +11,7 @@
 //! 3. Otherwise the reservation is asked for again after a wait that starts at
 //!    [`RETRY_FIRST`] and doubles up to [`RETRY_MAX`]; an accepted reservation resets it.
 //! 4. A node found public gives back every reservation and forgets every retry (and the
-//!    relay client stops hearing those relays, `crate::relay_client`).
+//!    relay client stops hearing those relays, `crate::upstream::relay_client`).
 //! 5. A reservation is held (the status API's `Bootnode.relay_reserved`) from the bootnode's
 //!    acceptance until its listener closes or it is given back; an acceptance for a bootnode
 //!    with no reservation listener open (one given back a moment ago) holds nothing.
@@ -23,20 +23,17 @@ use libp2p::PeerId;
 use libp2p::core::transport::ListenerId;
 use tokio::time::Instant;
 
-use super::Node;
-use crate::status;
-
 /// First wait before asking a bootnode for a relay slot again: a refusal for load or rate
 /// usually clears within this, and a restarted bootnode is back.
-pub(super) const RETRY_FIRST: Duration = Duration::from_secs(5);
+pub(crate) const RETRY_FIRST: Duration = Duration::from_secs(5);
 
 /// Longest wait between reservation attempts: a bootnode that keeps refusing is asked only
 /// this often.
-pub(super) const RETRY_MAX: Duration = Duration::from_secs(5 * 60);
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(5 * 60);
 
 /// What to do when a reservation's listener closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Decision {
+pub(crate) enum Decision {
     /// Rule 1: not a reservation.
     NotOurs,
     /// Rule 2: the bootnode has no relay.
@@ -47,7 +44,7 @@ pub(super) enum Decision {
 
 /// The reservations in flight and the retries waiting. Bounded by `--bootnode`.
 #[derive(Debug, Default)]
-pub(super) struct Reservations {
+pub(crate) struct Reservations {
     listeners: HashMap<ListenerId, PeerId>,
     /// Bootnodes whose relay accepted the reservation of an open listener (rule 5).
     accepted: HashSet<PeerId>,
@@ -57,19 +54,19 @@ pub(super) struct Reservations {
 
 impl Reservations {
     /// A reservation on `bootnode` started as `listener`.
-    pub(super) fn started(&mut self, listener: ListenerId, bootnode: PeerId) {
+    pub(crate) fn started(&mut self, listener: ListenerId, bootnode: PeerId) {
         self.listeners.insert(listener, bootnode);
         self.due.remove(&bootnode);
     }
 
     /// Whether a reservation on `bootnode` is in flight or held.
-    pub(super) fn holds(&self, bootnode: &PeerId) -> bool {
+    pub(crate) fn holds(&self, bootnode: &PeerId) -> bool {
         self.listeners.values().any(|b| b == bootnode)
     }
 
     /// The bootnode accepted: the next failure waits [`RETRY_FIRST`] again, and the slot is
     /// held while its listener is open (rule 5).
-    pub(super) fn accepted(&mut self, bootnode: &PeerId) {
+    pub(crate) fn accepted(&mut self, bootnode: &PeerId) {
         self.backoff.remove(bootnode);
         if self.holds(bootnode) {
             self.accepted.insert(*bootnode);
@@ -77,13 +74,13 @@ impl Reservations {
     }
 
     /// Whether the bootnode's relay accepted a reservation that is still open (rule 5).
-    pub(super) fn reserved(&self, bootnode: &PeerId) -> bool {
+    pub(crate) fn reserved(&self, bootnode: &PeerId) -> bool {
         self.accepted.contains(bootnode)
     }
 
     /// `listener` closed; `has_relay` says whether the bootnode's identify lists relay v2
     /// (None: not identified yet). Returns the bootnode and what to do.
-    pub(super) fn closed(
+    pub(crate) fn closed(
         &mut self,
         listener: ListenerId,
         has_relay: impl FnOnce(&PeerId) -> Option<bool>,
@@ -109,7 +106,7 @@ impl Reservations {
 
     /// Ends every reservation and retry (a public node needs none): returns the listeners to
     /// close, each with its bootnode.
-    pub(super) fn release_all(&mut self) -> Vec<(ListenerId, PeerId)> {
+    pub(crate) fn release_all(&mut self) -> Vec<(ListenerId, PeerId)> {
         self.due.clear();
         self.backoff.clear();
         self.accepted.clear();
@@ -117,12 +114,12 @@ impl Reservations {
     }
 
     /// When the next retry is due.
-    pub(super) fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         self.due.values().min().copied()
     }
 
     /// Takes the bootnodes whose retry is due.
-    pub(super) fn take_due(&mut self, now: Instant) -> Vec<PeerId> {
+    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<PeerId> {
         let due: Vec<PeerId> = self
             .due
             .iter()
@@ -133,54 +130,6 @@ impl Reservations {
             self.due.remove(p);
         }
         due
-    }
-}
-
-impl Node {
-    /// A listener closed: when it was a relay reservation, decide whether and when to ask
-    /// for it again (see the module doc).
-    pub(super) fn on_reservation_closed(
-        &mut self,
-        listener: ListenerId,
-        reason: &Result<(), std::io::Error>,
-    ) {
-        let identified = &self.identified;
-        let (bootnode, decision) =
-            self.relay_slots
-                .closed(listener, |p| identified.has_relay(p), Instant::now());
-        let Some(bootnode) = bootnode else { return };
-        let why = match reason {
-            Ok(()) => "closed".to_owned(),
-            Err(e) => e.to_string(),
-        };
-        if !matches!(decision, Decision::NotOurs) {
-            self.hub.publish(status::Event::RelayReservation {
-                relay: bootnode,
-                accepted: false,
-                reason: Some(why.clone()),
-            });
-        }
-        match decision {
-            Decision::NotOurs => {}
-            Decision::GiveUp => tracing::info!(
-                %bootnode, reason = %why,
-                "bootnode offers no relay (its identify lists no circuit relay v2); not asking it for a relay slot again"
-            ),
-            Decision::Retry(wait) => tracing::info!(
-                %bootnode, reason = %why, retry_in = ?wait,
-                "relay reservation refused or lost; asking again later"
-            ),
-        }
-    }
-
-    /// Asks again the bootnodes whose reservation retry is due, while we may need a slot (not
-    /// known to be public).
-    pub(super) fn on_reservation_retries_due(&mut self) {
-        let due = self.relay_slots.take_due(Instant::now());
-        if due.is_empty() || self.nat.status().0 == crate::nat::Status::Public {
-            return;
-        }
-        self.reserve_relay_slots();
     }
 }
 

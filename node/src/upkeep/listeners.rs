@@ -23,11 +23,11 @@ use libp2p::{Multiaddr, multiaddr::Protocol};
 use peerfind_behaviours::enr_ext::{self, Transport};
 
 /// Rule 2: the longest wait for listeners to report a routable address.
-pub(super) const LISTEN_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const LISTEN_GRACE: Duration = Duration::from_secs(2);
 
 /// The listeners' readiness and what was advertised. See the module doc.
 #[derive(Debug, Default)]
-pub(super) struct Listeners {
+pub(crate) struct Listeners {
     /// Listeners not ready yet, with the address asked for.
     pending: HashMap<ListenerId, Multiaddr>,
     ready: bool,
@@ -37,12 +37,12 @@ pub(super) struct Listeners {
 
 impl Listeners {
     /// A listener was asked for at `addr`.
-    pub(super) fn requested(&mut self, id: ListenerId, addr: Multiaddr) {
+    pub(crate) fn requested(&mut self, id: ListenerId, addr: Multiaddr) {
         self.pending.insert(id, addr);
     }
 
     /// Listener `id` reported `address`. Says whether the node became ready with it (rule 1).
-    pub(super) fn reported(&mut self, id: ListenerId, address: &Multiaddr) -> bool {
+    pub(crate) fn reported(&mut self, id: ListenerId, address: &Multiaddr) -> bool {
         let done = self.pending.get(&id).is_some_and(|requested| {
             !is_wildcard(requested)
                 || enr_ext::socket_of(address).is_some_and(|(ip, ..)| !ip.is_loopback())
@@ -54,33 +54,33 @@ impl Listeners {
     }
 
     /// Listener `id` closed: it is waited for no longer.
-    pub(super) fn closed(&mut self, id: ListenerId) {
+    pub(crate) fn closed(&mut self, id: ListenerId) {
         self.pending.remove(&id);
     }
 
     /// Makes the node ready (rule 1, or rule 2 after the grace); says whether it was not yet.
-    pub(super) fn set_ready(&mut self) -> bool {
+    pub(crate) fn set_ready(&mut self) -> bool {
         !std::mem::replace(&mut self.ready, true)
     }
 
     /// Whether the node is ready to dial.
-    pub(super) fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready
     }
 
     /// The addresses asked for of the listeners not ready yet.
-    pub(super) fn pending(&self) -> Vec<&Multiaddr> {
+    pub(crate) fn pending(&self) -> Vec<&Multiaddr> {
         self.pending.values().collect()
     }
 
     /// Whether the record of `seq` is to be printed and stored now (rule 4).
-    pub(super) fn advertise(&mut self, seq: u64) -> bool {
+    pub(crate) fn advertise(&mut self, seq: u64) -> bool {
         self.advertised.replace(seq) != Some(seq)
     }
 }
 
 /// Rule 3: the address a bootnode advertises for each transport, from those it listens on.
-pub(super) fn advertised(listen: &[Multiaddr]) -> HashMap<Transport, Multiaddr> {
+pub(crate) fn advertised(listen: &[Multiaddr]) -> HashMap<Transport, Multiaddr> {
     let mut chosen: HashMap<Transport, Multiaddr> = HashMap::new();
     for addr in listen {
         let Some((ip, _, transport)) = enr_ext::socket_of(addr) else {

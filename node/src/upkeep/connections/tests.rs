@@ -192,7 +192,7 @@ async fn liveness_from_open_to_close() {
     );
     assert!(book.ping_answered(id(1), Instant::now()), "first answer");
     assert!(!book.ping_answered(id(1), Instant::now()), "not the first");
-    tokio::time::advance(crate::liveness::budget()).await;
+    tokio::time::advance(crate::upkeep::liveness::budget()).await;
     book.ping_answered(id(1), Instant::now());
     assert_eq!(book.expired(Instant::now()), [(id(2), Some(peer))]);
     assert!(book.closed(id(2), peer, 1, Instant::now()).lost);

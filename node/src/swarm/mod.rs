@@ -1,0 +1,9 @@
+//! The swarm: the libp2p behaviours composed into one (`behaviour`, one doc line per field)
+//! and how the swarm is built for a node's role and flags (`build`: transports, the
+//! `crate::upstream` wrappers in place of the originals, connection settings).
+//!
+//! Uses `crate::config`, `crate::record` (the key and the record the behaviours start with),
+//! `crate::mesh` and `crate::upstream`; driven by `crate::service`.
+
+pub mod behaviour;
+pub mod build;
