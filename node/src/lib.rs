@@ -4,19 +4,20 @@
 //! tells it the address it sees, which goes into the record with seq + 1; the bootnode
 //! gossips records, and peers dial the public ones directly.
 //!
-//! The crate is layered; a module uses only those listed after it:
+//! The crate is layered: a module uses only modules listed after it (`reach` and `status`
+//! share the types the node reports in; `ARCHITECTURE.md` has the full table).
 //! - [`service`]: the running node, its event loop and the wiring between everything below;
 //!   the path of one event from the wire to the record.
-//! - [`api`]: the status API (gRPC, `/metrics`) and the CLI's `status`, `peers`, `watch`.
 //! - [`swarm`]: the libp2p behaviours composed into one swarm, and building it.
-//! - [`mesh`]: the bootnodes' record mesh over gossipsub.
-//! - [`upstream`]: libp2p parts wrapped for one upstream bug or behaviour each.
+//! - [`upkeep`]: connection upkeep: the connection book, liveness, bootnode redials.
 //! - [`reach`]: reachability decisions: [`reach::confirm`] (when an observed address is ours),
 //!   [`reach::nat`] (the `nat` flag), [`reach::strategy`] (how a learned peer is reached).
-//! - [`upkeep`]: connection upkeep: the connection book, liveness, bootnode redials.
-//! - [`record`]: the own record, its key and its files.
-//! - [`status`]: what the node reports about itself, and the handle the API asks it with.
+//! - [`api`]: the status API (gRPC, `/metrics`) and the CLI's `status`, `peers`, `watch`.
 //! - [`config`]: every setting and its default.
+//! - [`status`]: what the node reports about itself, and the handle the API asks it with.
+//! - [`mesh`]: the bootnodes' record mesh over gossipsub.
+//! - [`upstream`]: libp2p parts wrapped for one upstream bug or behaviour each.
+//! - [`record`]: the own record, its key and its files.
 //!
 //! The project's own protocols (ENR gossip, introductions, the record table) are in the
 //! `peerfind-behaviours` crate.

@@ -15,7 +15,7 @@ use peerfind_tests::scenario::{self, WAIT, bootnode_with, peer, peer_id};
 use serde_json::Value;
 use tokio::time::Instant;
 
-/// peerfind's ping interval (`behaviour::PING_INTERVAL`): the unit of the liveness bounds.
+/// peerfind's ping interval (`upkeep::liveness::PING_INTERVAL`): the unit of the liveness bounds.
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 
 /// The bound on noticing a dead connection: two ping intervals (the node's own budget is

@@ -1,7 +1,7 @@
 //! The node's settings: every flag, its environment variable and its default. The doc
 //! comments are the `--help` text. Also what kind of node runs ([`Mode`]) and a bootnode's
-//! relay limits as flags (`relay_limits`). Uses nothing else of the crate but
-//! `crate::record`'s types for the key file.
+//! relay limits as flags (`relay_limits`). Uses the defaults other modules own
+//! (`crate::api`, `crate::mesh`, `crate::reach`), nothing else.
 
 pub mod relay_limits;
 

@@ -14,15 +14,12 @@ use crate::config::ConnectionLimits;
 use crate::config::relay_limits::RelayLimits;
 use crate::mesh::{self, MeshError};
 use crate::record::enr::LocalRecord;
+use crate::upkeep::liveness::{PING_INTERVAL, PING_TIMEOUT};
 use crate::upstream::gossipsub_gate;
 
 /// Identify's protocol version: peers of other versions are still talked to, this only
 /// tells them who we are.
 const IDENTIFY_PROTOCOL: &str = "/peerfind/1.0.0";
-
-/// Ping interval: traffic every 15 s keeps every NAT mapping on the path alive (common UDP
-/// mapping timeouts are 30 s and more), and detects dead connections.
-pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 
 /// How often AutoNAT's client looks for addresses to test (its default: 5 s, and the first
 /// look only 5 s after the start). An observed address then waits at most this long for its
@@ -30,11 +27,6 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// look costs nothing when nothing is untested; each address is tested once (and again only
 /// after a failed exchange with the server), so at most 10 requests a second go out.
 pub const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_millis(100);
-
-/// How long a ping's answer is awaited (libp2p's default: 20 s). Short enough that a dead
-/// connection is noticed within two ping intervals (see [`crate::upkeep::liveness`]), long enough
-/// for a relayed circuit's round trip on a loaded machine, which takes well under a second.
-pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every behaviour of a peerfind node. The limits come first: a connection they refuse is
 /// refused before any other behaviour spends anything on it.

@@ -37,7 +37,14 @@ use std::time::Duration;
 use libp2p::swarm::ConnectionId;
 use tokio::time::Instant;
 
-use crate::swarm::behaviour::{PING_INTERVAL, PING_TIMEOUT};
+/// Ping interval: traffic every 15 s keeps every NAT mapping on the path alive (common UDP
+/// mapping timeouts are 30 s and more), and detects dead connections.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+
+/// How long a ping's answer is awaited (libp2p's default: 20 s). Short enough that a dead
+/// connection is noticed within two ping intervals (the budget below), long enough
+/// for a relayed circuit's round trip on a loaded machine, which takes well under a second.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Slack on top of one ping interval and one timeout: the ping handler restarts its interval
 /// when it reads an answer, a moment before the node hears of it, and a loaded event loop

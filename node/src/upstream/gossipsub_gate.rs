@@ -1,5 +1,22 @@
 //! gossipsub, told of a connection only once its peer is known to speak gossipsub.
 //!
+//! Works around: libp2p-gossipsub 0.50.1 (Cargo.lock). `Behaviour::
+//! handle_established_inbound_connection` and `handle_established_outbound_connection`
+//! (`src/behaviour.rs`) queue an `RpcOut::Extensions` message for a peer's first connection
+//! the moment they make its handler, whatever the peer speaks, and `Handler::poll`
+//! (`src/handler.rs`) asks for an outbound stream as soon as its queue holds a message;
+//! `Behaviour::on_connection_established` then queues our subscriptions (`SubscribeMany`).
+//! The extensions message came with rust-libp2p PR #6275 (partial messages, libp2p-gossipsub
+//! 0.50.0) and is still on rust-libp2p's master of 2026-08-04; in the review of the earlier
+//! PR #6119 (gossipsub 1.3, closed) a reviewer pointed out that this same code sends the
+//! message to every peer that connects, even those that do not support it. No upstream issue
+//! found; behaviour in `src/behaviour.rs`: `Behaviour::handle_established_outbound_connection`.
+//! Remove when: gossipsub sends nothing to a peer before the peer shows it speaks gossipsub,
+//! neither the extensions at handler creation (once that stops,
+//! `upstream_gossipsub_still_opens_a_stream_to_every_new_peer_at_handler_creation` fails and
+//! [`Held`] can go) nor the subscriptions when told of the connection (then rules 1 and 2 can
+//! go).
+//!
 //! gossipsub greets every new connection with our subscriptions, on a stream it opens at
 //! once. A bootnode's connections are mostly to peers (peerfind peers run no gossipsub, nor
 //! do most foreign peers), so each of them got a stream the peer refused, beside identify and
@@ -480,5 +497,45 @@ mod tests {
         close(&mut gate, bootnode, told, 0);
         assert!(gate.waiting.is_empty() && gate.told.is_empty() && gate.speaking.is_empty());
         assert_eq!(gate.all_peers().count(), 0);
+    }
+
+    /// Canary: what [`Held`] exists for. If libp2p-gossipsub stops opening a stream to a peer
+    /// the moment it makes the connection's handler, the held handler may no longer be needed.
+    #[test]
+    fn upstream_gossipsub_still_opens_a_stream_to_every_new_peer_at_handler_creation() {
+        let mut gossipsub =
+            mesh::behaviour(&Keypair::generate_secp256k1(), DEFAULT_TOPIC).unwrap();
+        let addr = endpoint().get_remote_address().clone();
+        // Two peers nothing is known of, one connection each; the swarm has not even told
+        // gossipsub of them yet.
+        let outbound = gossipsub
+            .handle_established_outbound_connection(
+                ConnectionId::new_unchecked(1),
+                PeerId::random(),
+                &addr,
+                Endpoint::Dialer,
+                PortUse::Reuse,
+            )
+            .unwrap();
+        let inbound = gossipsub
+            .handle_established_inbound_connection(
+                ConnectionId::new_unchecked(2),
+                PeerId::random(),
+                &"/ip4/0.0.0.0/tcp/9000".parse().unwrap(),
+                &addr,
+            )
+            .unwrap();
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        for (direction, mut handler) in [("outbound", outbound), ("inbound", inbound)] {
+            assert!(
+                matches!(
+                    handler.poll(&mut cx),
+                    Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest { .. })
+                ),
+                "libp2p-gossipsub's handler of a new {direction} connection no longer opens a \
+                 stream at once: the gate's Held handler may no longer be needed (see the \
+                 module doc)"
+            );
+        }
     }
 }
