@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod container;
+pub mod hostile;
 pub mod interop;
 pub mod lab;
 pub mod local;
