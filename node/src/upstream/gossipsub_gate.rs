@@ -503,8 +503,7 @@ mod tests {
     /// the moment it makes the connection's handler, the held handler may no longer be needed.
     #[test]
     fn upstream_gossipsub_still_opens_a_stream_to_every_new_peer_at_handler_creation() {
-        let mut gossipsub =
-            mesh::behaviour(&Keypair::generate_secp256k1(), DEFAULT_TOPIC).unwrap();
+        let mut gossipsub = mesh::behaviour(&Keypair::generate_secp256k1(), DEFAULT_TOPIC).unwrap();
         let addr = endpoint().get_remote_address().clone();
         // Two peers nothing is known of, one connection each; the swarm has not even told
         // gossipsub of them yet.

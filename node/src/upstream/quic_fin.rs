@@ -305,10 +305,7 @@ mod tests {
                 .map_ok(|inner| Watched::new(inner, Some(ends)))
         }
 
-        fn poll_close(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-        ) -> Poll<Result<(), Self::Error>> {
+        fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
             Pin::new(&mut self.get_mut().inner).poll_close(cx)
         }
 
@@ -436,8 +433,7 @@ mod tests {
             .listen_on("/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap())
             .unwrap();
         let address = loop {
-            if let SwarmEvent::NewListenAddr { address, .. } = answerer.select_next_some().await
-            {
+            if let SwarmEvent::NewListenAddr { address, .. } = answerer.select_next_some().await {
                 break address;
             }
         };
