@@ -18,6 +18,7 @@ use libp2p::swarm::{FromSwarm, NetworkBehaviour, THandlerInEvent, ToSwarm};
 use libp2p::{PeerId, StreamProtocol};
 
 use crate::queue::{Bounded, MAX_QUEUED_EVENTS};
+use crate::remotes::Remotes;
 
 /// A protocol's request type.
 pub type Request<R> = <<R as Rules>::Codec as Codec>::Request;
@@ -92,6 +93,7 @@ pub struct Inbound<R: Rules + ?Sized> {
 pub struct Io<'a, R: Rules + ?Sized> {
     inner: &'a mut request_response::Behaviour<R::Codec>,
     events: &'a mut Bounded<R::Event>,
+    remotes: &'a Remotes,
 }
 
 impl<R: Rules + ?Sized> Io<'_, R> {
@@ -111,12 +113,18 @@ impl<R: Rules + ?Sized> Io<'_, R> {
     pub fn report(&mut self, event: R::Event) {
         self.events.push_back(event);
     }
+
+    /// What we see of each connected peer's address ([`crate::remotes`]).
+    pub fn remotes(&self) -> &Remotes {
+        self.remotes
+    }
 }
 
 /// A protocol's behaviour: `request_response` driven by `rules`. See the module doc.
 pub struct Exchange<R: Rules> {
     inner: request_response::Behaviour<R::Codec>,
     events: Bounded<R::Event>,
+    remotes: Remotes,
     rules: R,
 }
 
@@ -133,8 +141,14 @@ impl<R: Rules> Exchange<R> {
                 config,
             ),
             events: Bounded::new(MAX_QUEUED_EVENTS),
+            remotes: Remotes::default(),
             rules,
         }
+    }
+
+    /// What we see of each connected peer's address.
+    pub fn remotes(&self) -> &Remotes {
+        &self.remotes
     }
 
     /// The rules.
@@ -152,6 +166,7 @@ impl<R: Rules> Exchange<R> {
         let mut io = Io {
             inner: &mut self.inner,
             events: &mut self.events,
+            remotes: &self.remotes,
         };
         f(&mut self.rules, &mut io)
     }
@@ -208,11 +223,18 @@ impl<R: Rules> NetworkBehaviour for Exchange<R> {
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
-            FromSwarm::ConnectionEstablished(e) if e.other_established == 0 => {
-                self.with(|r, io| r.on_connected(io, e.peer_id));
+            FromSwarm::ConnectionEstablished(e) => {
+                self.remotes
+                    .established(e.peer_id, e.connection_id, e.endpoint);
+                if e.other_established == 0 {
+                    self.with(|r, io| r.on_connected(io, e.peer_id));
+                }
             }
-            FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
-                self.rules.on_disconnected(e.peer_id);
+            FromSwarm::ConnectionClosed(e) => {
+                self.remotes.closed(&e.peer_id, e.connection_id);
+                if e.remaining_established == 0 {
+                    self.rules.on_disconnected(e.peer_id);
+                }
             }
             _ => {}
         }

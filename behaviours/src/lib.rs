@@ -21,4 +21,5 @@ pub mod frame;
 pub mod gossip;
 pub mod intro;
 pub mod queue;
+pub mod remotes;
 pub mod table;
