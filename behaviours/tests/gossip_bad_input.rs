@@ -11,7 +11,7 @@ mod common;
 use std::io;
 use std::time::Duration;
 
-use common::{identity, listen, record, swarm};
+use common::{identity, listen, record, record_at, swarm};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
@@ -84,14 +84,22 @@ struct Net {
 impl Net {
     /// The victim holding the honest peer's record, and the attacker connected to it.
     async fn new() -> Self {
+        Self::trusting(gossip::Trust::Anyone).await
+    }
+
+    async fn trusting(trust: gossip::Trust) -> Self {
         let (vk, vs) = identity();
         let (hk, hs) = identity();
         let (ak, attacker_key) = identity();
         let honest_id = hk.public().to_peer_id();
-        let victim = swarm(
-            vk,
-            gossip::Behaviour::new(record(&vs, 1), Default::default()),
-        );
+        // By default the attacker plays a trusted peer gone bad (a compromised bootnode): the
+        // decoding rules hold for records from trusted peers too. Untrusted pushes are dropped
+        // before they are decoded (`an_untrusted_push_is_dropped_before_it_is_decoded`).
+        let victim_config = gossip::Config {
+            trust,
+            ..Default::default()
+        };
+        let victim = swarm(vk, gossip::Behaviour::new(record(&vs, 1), victim_config));
         let honest = swarm(
             hk,
             gossip::Behaviour::new(record(&hs, 1), Default::default()),
@@ -301,4 +309,48 @@ async fn a_stale_announcement_is_refused_and_the_newer_record_kept() {
         .unwrap();
     assert_eq!(held.enr.seq(), 5, "the newer record stays");
     assert!(net.victim.is_connected(&net.honest_id));
+}
+
+/// Steps the swarms until the victim counted `label` once (these drops report no event).
+async fn until_counted(net: &mut Net, label: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while net.victim.behaviour().rejected().get(label) != Some(&1) {
+            net.step().await;
+        }
+    })
+    .await
+    .expect("the drop counted within 10 s");
+}
+
+#[tokio::test]
+async fn an_untrusted_push_is_dropped_before_it_is_decoded() {
+    let mut net = Net::trusting(gossip::Trust::Nobody).await;
+    let victim = *net.victim.local_peer_id();
+    let good = enr_ext::encode_bytes(&record(&identity().1, 1));
+    let mut bad = enr_ext::encode_bytes(&record(&identity().1, 1));
+    bad[10] ^= 1;
+    net.attacker
+        .behaviour_mut()
+        .send_request(&victim, push(vec![good, bad]));
+    until_counted(&mut net, "untrusted").await;
+    assert_eq!(
+        net.victim.behaviour().rejected().get("bad_signature"),
+        None,
+        "no signature was checked"
+    );
+    net.assert_unharmed("untrusted");
+}
+
+#[tokio::test]
+async fn an_announced_record_naming_an_address_its_connection_does_not_come_from_is_not_taken() {
+    let mut net = Net::new().await;
+    let victim = *net.victim.local_peer_id();
+    let key = net.attacker_key.clone();
+    // The in-memory connection shows no IP, so the record's 198.51.100.7 is unproven.
+    net.attacker.behaviour_mut().send_request(
+        &victim,
+        announce(enr_ext::encode_bytes(&record_at(&key, 1))),
+    );
+    until_counted(&mut net, "unverified").await;
+    net.assert_unharmed("unverified");
 }

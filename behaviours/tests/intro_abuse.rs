@@ -17,7 +17,7 @@ use peerfind_behaviours::enr_ext::{Enr, SigningKey};
 use peerfind_behaviours::intro::{self, Outcome};
 
 fn record(key: &SigningKey) -> Enr {
-    common::record(key, 1)
+    common::record_at(key, 1)
 }
 
 struct Net {

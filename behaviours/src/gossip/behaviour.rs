@@ -16,23 +16,14 @@ use libp2p::request_response::{
 };
 use rand::seq::IteratorRandom;
 
+use super::admission::{self, Unproven};
+use super::config::Config;
 use super::outbox::Outboxes;
 use super::protocol::{self, Codec, MAX_RECORDS_PER_MESSAGE, PROTOCOL, Request, Response};
-use crate::enr_ext::{self, Enr, RecordError};
+use super::violation::Violation;
+use crate::enr_ext::{self, Enr};
 use crate::exchange::{self, Exchange, Inbound, Io, Rules};
-use crate::frame::ProtocolError;
 use crate::table::{self, Inserted, Refused, Source, Table};
-
-/// Default [`Config::fanout`]: every connected peer when a bootnode has few, a random 16 when
-/// it has many; with a few hops that reaches thousands of peers without a storm.
-pub const DEFAULT_FANOUT: usize = 16;
-
-/// Default [`Config::find_max`]: one full message of records.
-pub const DEFAULT_FIND_MAX: u32 = MAX_RECORDS_PER_MESSAGE as u32;
-
-/// Default [`Config::announce_interval`]: well inside the table TTL (30 min), so a live peer's
-/// record never expires at the peers it is connected to.
-pub const DEFAULT_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// Streams a single peer may have open with us at once; more waits or fails.
 const MAX_CONCURRENT_STREAMS: usize = 16;
@@ -45,42 +36,6 @@ const MAX_ANNOUNCE_TRIES: u32 = 3;
 
 /// A peer that does not answer within this time loses its stream.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Settings of the ENR exchange.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Pass every new or updated record on to connected peers ("Meet Alice"). Bootnodes do;
-    /// ordinary peers only answer requests. Default: off.
-    pub gossip: bool,
-    /// Peers each gossiped record goes to. Default: [`DEFAULT_FANOUT`].
-    pub fanout: usize,
-    /// Records asked of each newly connected peer. Default: [`DEFAULT_FIND_MAX`].
-    pub find_max: u32,
-    /// How often the own record is announced again. Default: [`DEFAULT_ANNOUNCE_INTERVAL`].
-    pub announce_interval: Duration,
-    /// Limits of the record table.
-    pub table: table::Config,
-    /// Greet a peer (announce, find) only once its identify lists [`PROTOCOL`], reported
-    /// through [`Behaviour::on_identified`], and gossip only to such peers; off: greet every
-    /// peer on connect. Default: off (a swarm without identify). A node turns it on: peers
-    /// that are not peerfind never get streams they would refuse, and a peer's first streams
-    /// are identify and ping, as from any libp2p node (py-libp2p's QUIC fails when four
-    /// streams, two of them refused, arrive the instant the connection is up).
-    pub await_identify: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            gossip: false,
-            fanout: DEFAULT_FANOUT,
-            find_max: DEFAULT_FIND_MAX,
-            announce_interval: DEFAULT_ANNOUNCE_INTERVAL,
-            table: table::Config::default(),
-            await_identify: false,
-        }
-    }
-}
 
 /// What the rest of the node acts on.
 #[derive(Debug, Clone)]
@@ -123,42 +78,6 @@ pub enum Offered {
     Updated,
     /// That seq (or a newer one) was already held, or it is our own record: nothing changed.
     Known,
-}
-
-/// A rule a peer's message broke. Each is logged once, counted, and the message dropped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Violation {
-    /// The frame broke the wire format (garbage, oversized, too many records).
-    #[error("{0}")]
-    Wire(#[from] ProtocolError),
-    /// A record in the message is not a valid record.
-    #[error("invalid record: {0}")]
-    Record(#[from] RecordError),
-    /// An announcement carried a record of another key than the connection's.
-    #[error("announced a record of {record_peer}, not its own")]
-    Forged {
-        /// Whose record it was.
-        record_peer: PeerId,
-    },
-    /// The table refused the record (stale or conflicting seq).
-    #[error("{0}")]
-    Refused(#[from] Refused),
-}
-
-impl Violation {
-    /// A short stable label, for counters and metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Violation::Wire(_) => "wire",
-            Violation::Record(RecordError::InvalidSignature) => "bad_signature",
-            Violation::Record(RecordError::TooLarge { .. }) => "oversized_record",
-            Violation::Record(_) => "malformed_record",
-            Violation::Forged { .. } => "forged",
-            Violation::Refused(Refused::Stale { .. }) => "stale",
-            Violation::Refused(Refused::Conflict { .. }) => "conflict",
-            Violation::Refused(Refused::Own) => "own",
-        }
-    }
 }
 
 /// The ENR exchange behaviour: the shared skeleton with [`Gossip`]'s rules. See the module
@@ -249,6 +168,8 @@ impl Exchange<Gossip> {
     /// A record that reached us by other means than this protocol (the bootnodes' record
     /// mesh), `from` the peer that passed it on: checked and kept exactly like a pushed
     /// record, passed on to connected peers when new or newer, and reported like one.
+    /// Admission rule 4 is not applied here: who may publish on the mesh is the mesh's to
+    /// decide (SECURITY.md says what it checks today).
     pub fn offer(&mut self, bytes: &[u8], from: PeerId) -> Result<Offered, Violation> {
         let enr = enr_ext::decode_bytes(bytes)?;
         let owner = enr_ext::peer_id(&enr)?;
@@ -296,7 +217,10 @@ impl Gossip {
     fn greet(&mut self, io: &mut Io<'_, Self>, peer: PeerId) {
         self.connected.insert(peer);
         self.announce(io, peer, 1);
-        io.send_request(&peer, Request::Find(self.config.find_max));
+        // Admission rule 4: only a trusted peer's answer would be taken.
+        if self.config.trust.trusts(&peer) {
+            io.send_request(&peer, Request::Find(self.config.find_max));
+        }
     }
 
     fn announce_all(&mut self, io: &mut Io<'_, Self>) {
@@ -347,6 +271,23 @@ impl Gossip {
         }
         *self.rejected.entry(violation.label()).or_default() += 1;
         io.report(Event::InputRejected { peer, violation });
+    }
+
+    /// Drops a message whose records come without proof (admission rules 3 and 4): counted,
+    /// answered with the reason, logged at debug only, since honest peers meet these rules
+    /// too (an announcement over a relayed circuit, a push from a foreign node).
+    fn unproven(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        peer: PeerId,
+        unproven: Unproven,
+        channel: Option<ResponseChannel<Response>>,
+    ) {
+        tracing::debug!(%peer, reason = %unproven, kind = unproven.label(), "ENR message not taken");
+        if let Some(channel) = channel {
+            io.send_response(channel, Response::Reject(unproven.to_string()));
+        }
+        *self.rejected.entry(unproven.label()).or_default() += 1;
     }
 
     /// An announced record: it must be the announcer's own.
@@ -404,7 +345,7 @@ impl Gossip {
                     nat = enr_ext::is_natted(&enr), %from, enr = %enr.to_base64(),
                     "record learned"
                 );
-                self.gossip(io, &enr, owner, from);
+                self.pass_on(io, &enr, owner, from);
                 io.report(Event::RecordLearned {
                     enr,
                     peer_id: owner,
@@ -418,7 +359,7 @@ impl Gossip {
                     seq = enr.seq(), nat = enr_ext::is_natted(&enr), %from,
                     enr = %enr.to_base64(), "record updated"
                 );
-                self.gossip(io, &enr, owner, from);
+                self.pass_on(io, &enr, owner, from);
                 io.report(Event::RecordUpdated {
                     enr,
                     peer_id: owner,
@@ -434,8 +375,8 @@ impl Gossip {
 
     /// "Meet Alice": passes a new or updated record on to up to `fanout` connected peers,
     /// never back to the peer it came from nor to its owner.
-    fn gossip(&mut self, io: &mut Io<'_, Self>, enr: &Enr, owner: PeerId, from: PeerId) {
-        if !self.config.gossip {
+    fn pass_on(&mut self, io: &mut Io<'_, Self>, enr: &Enr, owner: PeerId, from: PeerId) {
+        if !self.config.pass_on {
             return;
         }
         let targets = self
@@ -480,10 +421,20 @@ impl Rules for Gossip {
             channel,
         } = inbound;
         let accepted = match request {
-            Request::Announce(bytes) => Self::check_announced(&bytes, peer)
-                .and_then(|enr| self.accept(io, enr, peer, Source::Announced, peer))
-                .map(|_| ()),
-            Request::Push(records) => self.accept_all(io, peer, records),
+            Request::Announce(bytes) => match Self::check_announced(&bytes, peer) {
+                Ok(enr) => match admission::check_announced(&enr, &peer, io.remotes()) {
+                    Ok(()) => self
+                        .accept(io, enr, peer, Source::Announced, peer)
+                        .map(|_| ()),
+                    Err(unproven) => return self.unproven(io, peer, unproven, Some(channel)),
+                },
+                Err(v) => Err(v),
+            },
+            // Rule 4 before any record is decoded: an untrusted push costs no signature check.
+            Request::Push(records) => match admission::check_passed_on(&self.config.trust, &peer) {
+                Ok(()) => self.accept_all(io, peer, records),
+                Err(unproven) => return self.unproven(io, peer, unproven, Some(channel)),
+            },
             Request::Invalid(violation) => Err(Violation::Wire(violation)),
             Request::Find(max) => {
                 let n = (max as usize).min(MAX_RECORDS_PER_MESSAGE);
@@ -519,7 +470,9 @@ impl Rules for Gossip {
         match response {
             Response::Ack => {}
             Response::Records(records) => {
-                if let Err(v) = self.accept_all(io, peer, records) {
+                if let Err(unproven) = admission::check_passed_on(&self.config.trust, &peer) {
+                    self.unproven(io, peer, unproven, None);
+                } else if let Err(v) = self.accept_all(io, peer, records) {
                     self.reject(io, peer, v, None);
                 }
             }

@@ -94,7 +94,7 @@ impl Behaviour {
         let mesh = mesh_topic
             .map(|topic| mesh::behaviour(key, topic).map(gossipsub_gate::Gated::new))
             .transpose()?;
-        let bootnode = gossip.gossip;
+        let bootnode = gossip.pass_on;
         let peer_id = key.public().to_peer_id();
         let relay = bootnode.then(|| relay_limits.server(peer_id));
         let identify = crate::upstream::identify::Identify::new(

@@ -63,7 +63,10 @@ pub(crate) fn build(
 ) -> Result<Swarm<Behaviour>, SwarmError> {
     let bootnode = mode == Mode::Bootnode;
     let gossip = gossip::Config {
-        gossip: bootnode,
+        pass_on: bootnode,
+        // Records passed on by others come only from the configured bootnodes (for a
+        // bootnode: the other bootnodes it is told of), which took them with proof.
+        trust: gossip::Trust::Peers(config.bootnodes.iter().map(|b| b.peer_id).collect()),
         fanout: config.gossip_fanout,
         table: table::Config {
             capacity: config.table_size,

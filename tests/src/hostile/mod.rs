@@ -4,4 +4,5 @@
 //! against the real binary on loopback; the tests assert what a user can see: the victim's
 //! counts, the node's status API, its tables.
 
+pub mod gossip;
 pub mod victim;

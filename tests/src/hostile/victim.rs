@@ -6,6 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::net::{TcpListener, UdpSocket};
+
+/// The victims' address: another loopback address than the nodes' 127.0.0.1, so that a record
+/// naming it is not proven by an attacker's own loopback connection.
+pub const VICTIM_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 use tokio::task::JoinHandle;
 
 /// What reached the victim so far.
@@ -24,11 +28,11 @@ pub struct Victim {
 }
 
 impl Victim {
-    /// Binds a TCP listener and a UDP socket on one free port of 127.0.0.1.
+    /// Binds a TCP listener and a UDP socket on one free port of [`VICTIM_IP`].
     pub async fn start() -> anyhow::Result<Self> {
         // The same port for both, so a record naming it for TCP and QUIC aims at one victim.
         for _ in 0..32 {
-            let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+            let tcp = TcpListener::bind((VICTIM_IP, 0)).await?;
             let addr = tcp.local_addr()?;
             let Ok(udp) = UdpSocket::bind(addr).await else {
                 continue;
