@@ -108,8 +108,10 @@ async fn call<T>(
     }
 }
 
+/// The error for a call the server refused. Its message goes to the terminal, escaped: the
+/// server at `--api` may not be a peerfind node, and a node's message may quote a peer.
 fn refused(addr: SocketAddr, status: tonic::Status) -> ClientError {
-    let message = status.message().to_owned();
+    let message = render::escape(status.message()).into_owned();
     match status.code() {
         tonic::Code::Unavailable => ClientError::Unavailable { addr, message },
         tonic::Code::Unimplemented => ClientError::NotPeerfind { addr, message },

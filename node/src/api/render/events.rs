@@ -4,7 +4,7 @@
 use peerfind_proto::v1 as pb;
 use serde_json::{Value, json};
 
-use super::{connection, flag, name, nat_status, time};
+use super::{connection, escape, flag, name, nat_status, time};
 
 /// `peerfind watch --json`: one object per event.
 pub(crate) fn event_json(e: &pb::Event) -> Value {
@@ -103,7 +103,8 @@ pub(crate) fn event_json(e: &pb::Event) -> Value {
     v
 }
 
-/// `peerfind watch`: one line per event.
+/// `peerfind watch`: one line per event, escaped for the terminal (an introduction's detail,
+/// a dial's error, a relay's reason are the remote side's words).
 pub(crate) fn event_line(e: &pb::Event) -> String {
     use pb::event::Kind;
     let what = match &e.kind {
@@ -219,7 +220,7 @@ pub(crate) fn event_line(e: &pb::Event) -> String {
         None => "unknown event (a newer node?)".into(),
     };
     let at = time(e.time.as_ref());
-    format!("{}  {what}", at.as_str().unwrap_or("-"))
+    format!("{}  {}", at.as_str().unwrap_or("-"), escape(&what))
 }
 
 /// A connection's direction: "inbound" or "outbound" (its number when unknown).
@@ -371,6 +372,38 @@ mod tests {
             (nat["from"].as_str(), nat["to"].as_str()),
             (Some("unknown"), Some("private"))
         );
+    }
+
+    #[test]
+    fn an_introduction_detail_or_a_reason_from_a_peer_prints_escaped_on_one_line() {
+        use pb::event::Kind;
+        let detail = "refused\n1970-01-01T00:00:00.000Z  record learned fake \x1b[2J\x07";
+        let kinds = [
+            Kind::IntroductionAnswered(pb::IntroductionAnswered {
+                outcome: pb::IntroductionOutcome::TargetUnreachable.into(),
+                detail: detail.into(),
+                ..Default::default()
+            }),
+            Kind::RelayReservation(pb::RelayReservation {
+                reason: detail.into(),
+                ..Default::default()
+            }),
+            Kind::DialFailed(pb::DialFailed {
+                error: detail.into(),
+                ..Default::default()
+            }),
+        ];
+        for kind in kinds {
+            let e = pb::Event {
+                time: at(0),
+                kind: Some(kind),
+            };
+            let line = event_line(&e);
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+            assert!(line.contains(r"refused\n1970-"), "{line}");
+            assert!(line.contains(r"fake \u{1b}[2J\u{7}"), "{line}");
+            assert!(event_json(&e).to_string().contains(r"\u001b[2J"));
+        }
     }
 
     #[test]

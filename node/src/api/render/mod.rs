@@ -4,6 +4,9 @@
 //! enum values their names without the type prefix, lowercased (`NAT_STATUS_PRIVATE` →
 //! `"private"`), times RFC 3339 in UTC. A value this version does not know (a newer node) is
 //! printed as its number rather than refused.
+//!
+//! The text for people goes through [`terminal::escape`] cell by cell, since much of it is
+//! what remote peers chose (agents, protocol names, reasons); JSON is escaped by serde.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -12,8 +15,10 @@ use peerfind_proto::v1 as pb;
 use serde_json::{Value, json};
 
 mod events;
+mod terminal;
 
 pub(crate) use events::{event_json, event_line};
+pub(crate) use terminal::escape;
 
 /// `peerfind status --json`.
 pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
@@ -141,7 +146,7 @@ pub(crate) fn status_table(s: &pb::NodeStatus) -> String {
 
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     rows.iter().fold(String::new(), |mut out, (k, v)| {
-        let _ = writeln!(out, "{k:<width$}  {v}");
+        let _ = writeln!(out, "{k:<width$}  {}", escape(v));
         out
     })
 }
@@ -234,6 +239,7 @@ pub(crate) fn peers_table(peers: &[pb::Peer], now: SystemTime) -> String {
                 list(&p.addrs),
             ]
         })
+        .map(|row| row.map(|cell| escape(&cell).into_owned()))
         .collect();
     let mut widths = header.map(str::len);
     for row in &rows {
@@ -440,6 +446,51 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("/ip4/127.0.0.1/tcp/4001"), "{table}");
+    }
+
+    /// What a hostile peer puts in its identify agent: clear the screen, retitle the window.
+    const HOSTILE: &str = "evil/1.0 \x1b[2J\x1b]0;pwned\x07";
+
+    fn has_raw_controls(text: &str) -> bool {
+        text.chars().any(|c| c.is_control() && c != '\n')
+    }
+
+    #[test]
+    fn what_peers_chose_reaches_the_tables_escaped_and_the_json_as_sent() {
+        let mut p = sample_peer();
+        p.has_record = false;
+        p.identify = Some(pb::PeerIdentify {
+            agent: HOSTILE.into(),
+            protocol_version: "/x/\u{9b}1A".into(),
+            listen_addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+            ..Default::default()
+        });
+        let table = peers_table(std::slice::from_ref(&p), SystemTime::UNIX_EPOCH);
+        assert!(!has_raw_controls(&table), "{table:?}");
+        assert!(
+            table.contains(r"evil/1.0 \u{1b}[2J\u{1b}]0;pwned\u{7}"),
+            "{table}"
+        );
+        assert_eq!(peers_json(&[p])[0]["identify"]["agent"], HOSTILE);
+
+        let s = pb::NodeStatus {
+            nat: Some(pb::Nat {
+                reason: "dial-back failed: \x1b[31mred".into(),
+                ..Default::default()
+            }),
+            bootnodes: vec![pb::Bootnode {
+                peer_id: "16Uiu2HAmBoot".into(),
+                agent: HOSTILE.into(),
+                lacks: vec!["no relay\r\nfake line".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let table = status_table(&s);
+        assert!(!has_raw_controls(&table), "{table:?}");
+        assert!(table.contains(r"(evil/1.0 \u{1b}[2J"), "{table}");
+        assert!(table.contains(r"no relay\r\nfake line"), "{table}");
+        assert_eq!(status_json(&s)["bootnodes"][0]["agent"], HOSTILE);
     }
 
     #[test]
