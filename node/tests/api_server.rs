@@ -1,12 +1,13 @@
 //! The API server over a stand-in for the node's event loop: a stopped node, a watcher that
-//! falls behind, too many watchers, shutdown, and a taken address.
+//! falls behind, too many watchers (event and health watches together), shutdown, and a taken
+//! address.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use libp2p::PeerId;
-use peerfind::api::server::{Listener, MAX_WATCHERS, ServeError};
+use peerfind::api::server::{Limits, Listener, MAX_WATCHERS, ServeError};
 use peerfind::reach::nat;
 use peerfind::status::{self, Hub, Query};
 use peerfind_proto::v1 as pb;
@@ -14,6 +15,8 @@ use peerfind_proto::v1::node_client::NodeClient;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 /// Bound on every wait; everything here is in-process and takes milliseconds.
 const WAIT: Duration = Duration::from_secs(20);
@@ -114,9 +117,22 @@ async fn serve(
     oneshot::Sender<()>,
     JoinHandle<Result<(), ServeError>>,
 ) {
+    serve_with(handle, Limits::default()).await
+}
+
+/// [`serve`] keeping its connections within `limits`.
+async fn serve_with(
+    handle: status::Handle,
+    limits: Limits,
+) -> (
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<Result<(), ServeError>>,
+) {
     let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
         .await
-        .unwrap();
+        .unwrap()
+        .with_limits(limits);
     let addr = listener.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(listener.serve(handle, async {
@@ -232,6 +248,116 @@ async fn watchers_beyond_the_limit_are_refused_with_resource_exhausted() {
     );
     // Unary calls are not watchers.
     assert!(api.get_status(pb::GetStatusRequest {}).await.is_ok());
+}
+
+/// A health watch of the server's overall health on `channel`, answered with its first status.
+async fn health_watch(
+    channel: Channel,
+) -> Result<tonic::Streaming<HealthCheckResponse>, tonic::Status> {
+    let mut stream = tokio::time::timeout(
+        WAIT,
+        HealthClient::new(channel).watch(HealthCheckRequest {
+            service: String::new(),
+        }),
+    )
+    .await
+    .unwrap()?
+    .into_inner();
+    stream.message().await?;
+    Ok(stream)
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    tokio::time::timeout(
+        WAIT,
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect(),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn health_watches_and_event_watches_share_the_watcher_limit() {
+    let (_node, handle) = FakeNode::start();
+    let (addr, _stop, _server) = serve(handle).await;
+    let mut api = client(addr).await;
+    let mut events = Vec::new();
+    for _ in 1..MAX_WATCHERS {
+        events.push(watch(&mut api).await.unwrap());
+    }
+    let health = health_watch(channel(addr).await).await.unwrap();
+    let refused = watch(&mut api).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    let refused = health_watch(channel(addr).await).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+
+    // A health watch that ends gives its place back.
+    drop(health);
+    let reopened = async {
+        loop {
+            match watch(&mut api).await {
+                Ok(stream) => return stream,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, reopened)
+        .await
+        .expect("a place came free");
+    // Check is a unary call: no watcher.
+    let check = HealthClient::new(channel(addr).await)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        check.into_inner().status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+}
+
+#[tokio::test]
+async fn health_watches_on_every_connection_leave_room_for_a_status_call() {
+    const MAX_CONNECTIONS: usize = 8;
+    let (_node, handle) = FakeNode::start();
+    let limits = Limits {
+        max_connections: MAX_CONNECTIONS,
+        ..Limits::default()
+    };
+    let (addr, _stop, _server) = serve_with(handle, limits).await;
+    // One connection per watch, twice as many as the server keeps.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..2 * MAX_CONNECTIONS {
+        match health_watch(channel(addr).await).await {
+            Ok(stream) => held.push(stream),
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(
+        held.len(),
+        MAX_CONNECTIONS / 2,
+        "watches take half the connections"
+    );
+    assert_eq!(refused, 2 * MAX_CONNECTIONS - MAX_CONNECTIONS / 2);
+    let mut api = client(addr).await;
+    let status = tokio::time::timeout(WAIT, api.get_status(pb::GetStatusRequest {}))
+        .await
+        .expect("GetStatus answers under the watches")
+        .unwrap();
+    assert!(status.into_inner().status.is_some());
 }
 
 #[tokio::test]

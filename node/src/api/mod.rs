@@ -18,6 +18,7 @@ pub mod client;
 mod conn;
 mod convert;
 mod filter;
+mod health;
 pub mod metrics;
 mod render;
 pub mod server;

@@ -5,9 +5,11 @@
 //! of its own but the watchers' permits and its connections ([`super::conn`]: at most
 //! [`Limits::max_connections`] open, each closed after [`Limits::idle_timeout`] without a call,
 //! and a dead peer noticed by HTTP/2 keep-alive pings). Each unary call waits at most [`QUERY_TIMEOUT`] for the
-//! node; at most [`MAX_WATCHERS`] event streams run at once; on shutdown the health service
-//! says NOT_SERVING, event streams end with UNAVAILABLE, and calls still running get
-//! [`SHUTDOWN_GRACE`] before their connections are dropped.
+//! node; at most [`MAX_WATCHERS`] watches (event streams and gRPC health watches together,
+//! [`super::health`]) run at once, and never more than half the connections allowed, so a
+//! unary call always finds a connection; on shutdown the health service says NOT_SERVING,
+//! event streams end with UNAVAILABLE, and calls still running get [`SHUTDOWN_GRACE`] before
+//! their connections are dropped.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use super::calls::TrackCalls;
 use super::conn::Connections;
 use super::convert;
 use super::filter::Filter;
+use super::health::Health;
 use crate::status;
 
 /// The service's full name, as health checks and reflection know it.
@@ -36,9 +39,47 @@ pub const SERVICE_NAME: &str = peerfind_proto::v1::node_server::SERVICE_NAME;
 /// rather than waiting forever.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Event streams served at once: each holds a receiver of up to
-/// [`status::EVENT_BUFFER`] events, so their number is what bounds the memory watchers take.
+/// Watches served at once, event streams and gRPC health watches together: an event stream
+/// holds a receiver of up to [`status::EVENT_BUFFER`] events, so their number is what bounds
+/// the memory watchers take, and any watch holds its connection busy for as long as it runs
+/// ([`super::conn`] rule 1). Lowered to [`max_watchers`] when few connections are allowed.
 pub const MAX_WATCHERS: usize = 64;
+
+/// Watches served at once when at most `max_connections` API connections are open:
+/// [`MAX_WATCHERS`], but never more than half the connections (and at least 1). Watches
+/// then never hold every connection busy, so a unary call (`peerfind status`, the container's
+/// health check) always finds an idle connection to take the place of ([`super::conn`] rule 3).
+pub fn max_watchers(max_connections: usize) -> usize {
+    (max_connections / 2).clamp(1, MAX_WATCHERS)
+}
+
+/// The permits of the watches running, one each, shared by `WatchEvents` and health's
+/// `Watch`.
+#[derive(Debug, Clone)]
+pub(crate) struct Watchers {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl Watchers {
+    /// At most `limit` watches at once.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+
+    /// A permit for one more watch, held until it ends; RESOURCE_EXHAUSTED when all are taken.
+    pub(crate) fn permit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{} watchers already (event and health watches): close one first",
+                self.limit
+            ))
+        })
+    }
+}
 
 /// HTTP/2 streams one client connection may have open at once.
 const MAX_STREAMS_PER_CONNECTION: u32 = 128;
@@ -197,8 +238,10 @@ impl Listener {
         handle: status::Handle,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServeError> {
-        let (reporter, health) = tonic_health::server::health_reporter();
+        let reporter = tonic_health::server::HealthReporter::new();
         reporter.set_serving::<NodeServer<NodeService>>().await;
+        let watchers = Watchers::new(max_watchers(self.limits.max_connections));
+        let health = Health::server(&reporter, watchers.clone());
         // Reflection v1, and v1alpha for the tools that still only speak it (older grpcurl,
         // grpcio's descriptor database).
         let reflection = || {
@@ -212,7 +255,7 @@ impl Listener {
         let service = NodeService {
             handle,
             metrics: self.metrics,
-            watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
+            watchers,
             stopping: stopping.clone(),
         };
         let connections = Connections::new(self.limits.max_connections, self.limits.idle_timeout);
@@ -267,8 +310,8 @@ struct NodeService {
     handle: status::Handle,
     /// Where `/metrics` is served, when it is.
     metrics: Option<SocketAddr>,
-    /// One permit per running event stream.
-    watchers: Arc<Semaphore>,
+    /// One permit per running watch, shared with the health service.
+    watchers: Watchers,
     /// Set when the server stops: event streams end.
     stopping: watch::Receiver<bool>,
 }
@@ -315,9 +358,7 @@ impl Node for NodeService {
         &self,
         _request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        let permit = self.watchers.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!("{MAX_WATCHERS} watchers already: close one first"))
-        })?;
+        let permit = self.watchers.permit()?;
         // Subscribed before answering, so every event after the call is delivered.
         let events = self.handle.subscribe();
         // A node that has stopped says so now rather than never sending anything.
@@ -386,6 +427,19 @@ mod tests {
         assert_eq!(
             asked.within_fd_limit(Some(400)).idle_timeout,
             asked.idle_timeout
+        );
+    }
+
+    #[test]
+    fn watches_never_take_more_than_half_the_connections() {
+        assert_eq!(max_watchers(DEFAULT_MAX_CONNECTIONS), MAX_WATCHERS);
+        assert_eq!(max_watchers(128), 64);
+        assert_eq!(max_watchers(100), 50);
+        assert_eq!(max_watchers(3), 1);
+        assert_eq!(
+            max_watchers(1),
+            1,
+            "one watch still works on a single connection"
         );
     }
 }

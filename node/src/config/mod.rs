@@ -106,6 +106,8 @@ pub struct Config {
     /// Most connections the status API keeps open at once. A connection beyond it closes the
     /// one idle the longest (one warning is logged). Never more than a quarter of the
     /// open-file limit (`ulimit -n`), so API clients cannot take the descriptors peers need.
+    /// At most half as many watches (`peerfind watch`, gRPC health watches) run at once, and
+    /// never more than 64, so `peerfind status` always finds a connection.
     #[arg(long, env = "PEERFIND_API_MAX_CONNECTIONS", default_value_t = crate::api::server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub api_max_connections: usize,
 
