@@ -47,6 +47,9 @@ pub struct Status {
     pub direct_connections: u64,
     /// Open relayed connections.
     pub relayed_connections: u64,
+    /// Peers we chose to connect to, bootnodes aside: what `--max-peers` caps
+    /// (`upkeep::connections` rule 9).
+    pub chosen_peers: u64,
     /// Running totals.
     pub counters: Counters,
 }
@@ -101,6 +104,8 @@ pub struct Counters {
     pub punches_failed: u64,
     /// Messages dropped for breaking the protocol, by reason.
     pub inputs_rejected: BTreeMap<String, u64>,
+    /// Inbound connections refused because their subnet held `--max-inbound-per-subnet`.
+    pub inbound_denied_per_subnet: u64,
 }
 
 /// A known peer.

@@ -105,6 +105,7 @@ fn sample_status() -> status::Status {
         records: 0,
         direct_connections: 0,
         relayed_connections: 0,
+        chosen_peers: 0,
         counters: status::Counters::default(),
     }
 }

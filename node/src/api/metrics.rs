@@ -188,6 +188,12 @@ fn peerfind_registry(s: &status::Status) -> Registry {
             .set(as_i64(n));
     }
     r.register("connections", "Open connections, by kind", connections);
+    r.register(
+        "chosen_peers",
+        "Peers this node is dialing or holds a connection it dialed to, bootnodes aside: what \
+         --max-peers caps",
+        gauge(s.chosen_peers),
+    );
 
     let bootnodes = s.bootnodes.iter().filter(|b| b.connected).count() as u64;
     r.register(
@@ -248,6 +254,12 @@ fn peerfind_registry(s: &status::Status) -> Registry {
         "Hole punches that failed",
         counter(c.punches_failed),
     );
+    r.register(
+        "inbound_denied_per_subnet",
+        "Inbound connections refused because their subnet (IPv4 /24, IPv6 /64) held \
+         --max-inbound-per-subnet",
+        counter(c.inbound_denied_per_subnet),
+    );
     let rejected = Family::<Labels, Counter>::default();
     for (reason, n) in &c.inputs_rejected {
         rejected
@@ -306,10 +318,12 @@ mod tests {
             records: 3,
             direct_connections: 2,
             relayed_connections: 1,
+            chosen_peers: 4,
             counters: status::Counters {
                 punches_tried: 5,
                 circuit_dials: 2,
                 inputs_rejected: BTreeMap::from([("bad_signature".to_owned(), 7)]),
+                inbound_denied_per_subnet: 3,
                 ..Default::default()
             },
         }
@@ -336,6 +350,8 @@ mod tests {
             "peerfind_hole_punches_tried_total 5",
             "peerfind_circuit_dials_total 2",
             "peerfind_inputs_rejected_total{reason=\"bad_signature\"} 7",
+            "peerfind_inbound_denied_per_subnet_total 3",
+            "peerfind_chosen_peers 4",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

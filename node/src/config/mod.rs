@@ -66,8 +66,11 @@ pub struct Config {
     #[arg(long, env = "PEERFIND_CONFIRMATIONS", default_value_t = crate::reach::confirm::DEFAULT_THRESHOLD, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub confirmations: usize,
 
-    /// Most peers to dial from learned records. Inbound connections and bootnodes do not
-    /// count against it.
+    /// Most peers we chose to connect to: a peer counts while our dial to it is under way or a
+    /// connection we dialed to it is open. Once it is reached, no more learned peers are
+    /// dialed, introduced or relayed to. Connections peers open to us and bootnodes do not
+    /// count against it (inbound connections have their own caps: `--max-inbound`,
+    /// `--max-inbound-per-subnet`), so strangers that connect cannot stop us from dialing.
     #[arg(long, env = "PEERFIND_MAX_PEERS", default_value_t = 50)]
     pub max_peers: usize,
 
@@ -123,6 +126,18 @@ pub struct Config {
     #[arg(long, env = "PEERFIND_MAX_INBOUND", value_name = "N")]
     pub max_inbound: Option<u32>,
 
+    /// Most inbound connections from one subnet (an IPv4 /24 or an IPv6 /64), in their
+    /// handshake and established together; beyond it new ones are refused before their
+    /// handshake and counted (`inbound_denied_per_subnet` in `peerfind status` and
+    /// `/metrics`) [default: an eighth of `--max-inbound` for a peer (32), a quarter for a
+    /// bootnode (1024)]. One machine or one provider's block of addresses then cannot take
+    /// every inbound slot. A bootnode gets the larger share because many of its peers may
+    /// share one address: behind a carrier-grade NAT, hundreds of subscribers leave from a
+    /// few public IPv4 addresses, and all of them meet at the bootnode. Circuits through a
+    /// relay and configured bootnodes' connections do not count.
+    #[arg(long, env = "PEERFIND_MAX_INBOUND_PER_SUBNET", value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..))]
+    pub max_inbound_per_subnet: Option<u32>,
+
     /// Most established outbound connections [default: 256 for a peer, 512 for a bootnode].
     /// A peer dials up to `--max-peers` peers over TCP and QUIC, plus bootnodes and relays; a
     /// bootnode dials only back (AutoNAT) and for introductions. Configured bootnodes do not
@@ -177,11 +192,25 @@ pub const DEFAULT_MAX_MEMORY_MIB: usize = 1024;
 const PEER_LIMITS: (u32, u32, u32) = (256, 256, 64);
 const BOOTNODE_LIMITS: (u32, u32, u32) = (4096, 512, 512);
 
+/// Default of `--max-inbound-per-subnet` for a peer: this share (1 / n) of its inbound total.
+/// A peer is dialed by bootnodes' dial-backs and by the peers that learn of it, few of which
+/// share a subnet: 32 of 256 holds 16 peers over TCP and QUIC from one /24, and an attacker
+/// needs addresses in eight subnets to fill the total.
+const PEER_SUBNET_SHARE: u32 = 8;
+
+/// Default of `--max-inbound-per-subnet` for a bootnode: this share (1 / n) of its inbound
+/// total. Every peer behind one carrier-grade NAT comes to the bootnode from the same few
+/// addresses, so a subnet may hold many honest peers: 1024 of 4096 is about 500 of them over
+/// TCP and QUIC, while an attacker still needs four subnets to fill the total.
+const BOOTNODE_SUBNET_SHARE: u32 = 4;
+
 /// The swarm's connection limits, as the flags and the node's role set them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Established inbound connections.
     pub max_inbound: u32,
+    /// Inbound connections, pending and established, from one subnet.
+    pub max_inbound_per_subnet: u32,
     /// Established outbound connections.
     pub max_outbound: u32,
     /// Inbound connections in their handshake.
@@ -205,8 +234,17 @@ impl Config {
         } else {
             PEER_LIMITS
         };
+        let max_inbound = self.max_inbound.unwrap_or(inbound);
+        let share = if bootnode {
+            BOOTNODE_SUBNET_SHARE
+        } else {
+            PEER_SUBNET_SHARE
+        };
         ConnectionLimits {
-            max_inbound: self.max_inbound.unwrap_or(inbound),
+            max_inbound,
+            max_inbound_per_subnet: self
+                .max_inbound_per_subnet
+                .unwrap_or((max_inbound / share).max(1)),
             max_outbound: self.max_outbound.unwrap_or(outbound),
             max_pending_inbound: self.max_pending_inbound.unwrap_or(pending),
             max_pending_outbound: self.max_pending_outbound,
@@ -343,9 +381,23 @@ mod tests {
         assert_eq!(peer.max_per_peer, DEFAULT_MAX_CONNECTIONS_PER_PEER);
         assert_eq!(peer.max_memory_bytes, DEFAULT_MAX_MEMORY_MIB * 1024 * 1024);
 
+        assert_eq!(peer.max_inbound_per_subnet, 32);
+        assert_eq!(boot.max_inbound_per_subnet, 1024);
+
         let config = parse(&["--max-inbound", "10", "--max-memory-mib", "64"]);
         let boot = config.connection_limits(true);
         assert_eq!(boot.max_inbound, 10);
+        assert_eq!(
+            boot.max_inbound_per_subnet, 2,
+            "a share of the inbound total given"
+        );
+        assert_eq!(config.connection_limits(false).max_inbound_per_subnet, 1);
+        let config = parse(&["--max-inbound-per-subnet", "3"]);
+        assert_eq!(config.connection_limits(true).max_inbound_per_subnet, 3);
+        assert!(
+            Cli::try_parse_from(["peerfind", "--max-inbound-per-subnet", "0"]).is_err(),
+            "a cap of 0 would refuse every inbound connection"
+        );
         assert_eq!(boot.max_outbound, BOOTNODE_LIMITS.1);
         assert_eq!(boot.max_memory_bytes, 64 * 1024 * 1024);
     }

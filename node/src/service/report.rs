@@ -37,6 +37,7 @@ impl Node {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect();
+        counters.inbound_denied_per_subnet = self.swarm.behaviour().subnets.denied();
         let (direct_connections, relayed_connections) = self.connections.counts();
         status::Status {
             peer_id: *self.swarm.local_peer_id(),
@@ -73,6 +74,9 @@ impl Node {
             records: self.swarm.behaviour().gossip.table().len() as u64,
             direct_connections,
             relayed_connections,
+            chosen_peers: self
+                .connections
+                .chosen_peers(|p| self.bootnodes.contains(p)) as u64,
             counters,
         }
     }

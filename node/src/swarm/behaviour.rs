@@ -14,6 +14,7 @@ use crate::config::ConnectionLimits;
 use crate::config::relay_limits::RelayLimits;
 use crate::mesh::{self, MeshError};
 use crate::record::enr::LocalRecord;
+use crate::swarm::subnet_limits;
 use crate::upkeep::liveness::{PING_INTERVAL, PING_TIMEOUT};
 use crate::upstream::gossipsub_gate;
 
@@ -35,6 +36,9 @@ pub struct Behaviour {
     /// Refuses connections beyond the counts of [`ConnectionLimits`] (inbound, outbound,
     /// pending, per peer); configured bootnodes are exempt.
     pub limits: connection_limits::Behaviour,
+    /// Refuses inbound connections beyond [`ConnectionLimits::max_inbound_per_subnet`] from one
+    /// IPv4 /24 or IPv6 /64, and counts them (`crate::swarm::subnet_limits`).
+    pub subnets: subnet_limits::Behaviour,
     /// Refuses new connections while the process uses more memory than allowed.
     pub memory: memory_connection_limits::Behaviour,
     /// Tells peers what address we see them at, and tells us ours (observed addresses); over a
@@ -114,6 +118,10 @@ impl Behaviour {
         }
         Ok(Self {
             limits: counts,
+            subnets: subnet_limits::Behaviour::new(
+                limits.max_inbound_per_subnet,
+                limits.exempt.iter().copied(),
+            ),
             memory: memory_connection_limits::Behaviour::with_max_bytes(limits.max_memory_bytes),
             identify,
             ping: ping::Behaviour::new(

@@ -53,6 +53,8 @@ pub(crate) fn status(s: &status::Status) -> pb::NodeStatus {
             hole_punches_failed: c.punches_failed,
             direct_dials: c.direct_dials,
             circuit_dials: c.circuit_dials,
+            inbound_denied_per_subnet: c.inbound_denied_per_subnet,
+            chosen_peers: s.chosen_peers,
             inputs_rejected: c
                 .inputs_rejected
                 .iter()
@@ -164,6 +166,7 @@ mod tests {
             records: 3,
             direct_connections: 2,
             relayed_connections: 1,
+            chosen_peers: 11,
             counters: status::Counters {
                 direct_dials: 7,
                 circuit_dials: 8,
@@ -173,6 +176,7 @@ mod tests {
                 punches_succeeded: 2,
                 punches_failed: 4,
                 inputs_rejected: BTreeMap::from([("bad_signature".to_owned(), 9)]),
+                inbound_denied_per_subnet: 10,
             },
         }
     }
@@ -216,6 +220,8 @@ mod tests {
         );
         assert_eq!((c.direct_dials, c.circuit_dials), (7, 8));
         assert_eq!(c.inputs_rejected.get("bad_signature"), Some(&9));
+        assert_eq!(c.inbound_denied_per_subnet, 10);
+        assert_eq!(c.chosen_peers, 11);
     }
 
     #[test]

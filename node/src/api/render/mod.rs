@@ -51,6 +51,7 @@ pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
             "records": counts.records,
             "direct_connections": counts.direct_connections,
             "relayed_connections": counts.relayed_connections,
+            "chosen_peers": counts.chosen_peers,
             "introductions_asked": counts.introductions_asked,
             "introductions_served": counts.introductions_served,
             "hole_punches_tried": counts.hole_punches_tried,
@@ -58,6 +59,7 @@ pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
             "hole_punches_failed": counts.hole_punches_failed,
             "direct_dials": counts.direct_dials,
             "circuit_dials": counts.circuit_dials,
+            "inbound_denied_per_subnet": counts.inbound_denied_per_subnet,
             "inputs_rejected": counts.inputs_rejected.iter().collect::<std::collections::BTreeMap<_, _>>(),
         },
     })
@@ -118,6 +120,10 @@ pub(crate) fn status_table(s: &pb::NodeStatus) -> String {
             ),
         ),
         (
+            "chosen peers",
+            format!("{} (dialed by us; --max-peers caps them)", c.chosen_peers),
+        ),
+        (
             "introductions",
             format!(
                 "{} asked, {} served",
@@ -143,6 +149,10 @@ pub(crate) fn status_table(s: &pb::NodeStatus) -> String {
     rejected.sort();
     let rejected: Vec<String> = rejected.iter().map(|(k, v)| format!("{k} {v}")).collect();
     rows.push(("rejected inputs", list(&rejected)));
+    rows.push((
+        "inbound refused",
+        format!("{} (subnet full)", c.inbound_denied_per_subnet),
+    ));
 
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     rows.iter().fold(String::new(), |mut out, (k, v)| {
@@ -491,6 +501,23 @@ mod tests {
         assert!(table.contains(r"(evil/1.0 \u{1b}[2J"), "{table}");
         assert!(table.contains(r"no relay\r\nfake line"), "{table}");
         assert_eq!(status_json(&s)["bootnodes"][0]["agent"], HOSTILE);
+    }
+
+    #[test]
+    fn the_status_table_shows_the_refused_inbound_connections_and_the_chosen_peers() {
+        let s = pb::NodeStatus {
+            counts: Some(pb::Counts {
+                inbound_denied_per_subnet: 12,
+                chosen_peers: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let table = status_table(&s);
+        assert!(table.contains("12 (subnet full)"), "{table}");
+        assert!(table.contains("2 (dialed by us"), "{table}");
+        assert_eq!(status_json(&s)["counts"]["inbound_denied_per_subnet"], 12);
+        assert_eq!(status_json(&s)["counts"]["chosen_peers"], 2);
     }
 
     #[test]

@@ -21,8 +21,12 @@
 //! 7. The best connection to a peer: direct over QUIC, then over TCP, then relayed.
 //! 8. Every connection is watched for liveness ([`crate::upkeep::liveness`]) from its opening to its
 //!    close; a close says whether liveness found it dead.
+//! 9. A peer we chose is one we are dialing (a dial of ours under way) or hold a connection to
+//!    that a dial of ours opened; `--max-peers` counts these ([`ConnectionBook::chosen_peers`]).
+//!    A connection a peer opened to us is its choice, and counts for none, so strangers that
+//!    connect cannot stop our dials.
 //!
-//! The state is one entry per open connection and one per fresh-port dial in flight (removed
+//! The state is one entry per open connection and one per dial of ours in flight (removed
 //! when it fails or opens): bounded by the swarm's connections and dials.
 
 use std::collections::{HashMap, HashSet};
@@ -63,6 +67,14 @@ pub(crate) enum Observation {
     Direct(Transport, Leg),
 }
 
+/// A dial of ours in flight.
+#[derive(Debug, Clone, Copy)]
+struct Dial {
+    peer: PeerId,
+    /// From a fresh port (rule 3).
+    fresh: bool,
+}
+
 /// One open connection.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -75,6 +87,8 @@ struct Entry {
     leg: Leg,
     /// Dialed from a fresh port (rule 3).
     fresh: bool,
+    /// Opened by a dial of ours (rule 9).
+    chosen: bool,
     /// Whether it answered a ping yet.
     pinged: bool,
 }
@@ -103,8 +117,8 @@ pub(crate) struct ConnectionBook {
     open: HashMap<ConnectionId, Entry>,
     /// Rule 2. Bounded by the dials we make.
     dialed: HashSet<PeerId>,
-    /// Dials in flight from a fresh port (rule 3).
-    fresh_dials: HashSet<ConnectionId>,
+    /// Our dials in flight (rules 3 and 9).
+    dials: HashMap<ConnectionId, Dial>,
     /// Rule 6.
     relay_closed: HashMap<PeerId, Instant>,
     /// Rule 8.
@@ -116,24 +130,22 @@ impl ConnectionBook {
         Self {
             open: HashMap::new(),
             dialed: HashSet::new(),
-            fresh_dials: HashSet::new(),
+            dials: HashMap::new(),
             relay_closed: HashMap::new(),
             liveness: Liveness::new(),
         }
     }
 
-    /// We started a dial to `peer` (rule 2); `fresh` when it leaves from a fresh port
+    /// We started a dial to `peer` (rules 2 and 9); `fresh` when it leaves from a fresh port
     /// (rule 3).
     pub(crate) fn dialing(&mut self, peer: PeerId, id: ConnectionId, fresh: bool) {
         self.dialed.insert(peer);
-        if fresh {
-            self.fresh_dials.insert(id);
-        }
+        self.dials.insert(id, Dial { peer, fresh });
     }
 
     /// A dial failed.
     pub(crate) fn dial_failed(&mut self, id: ConnectionId) {
-        self.fresh_dials.remove(&id);
+        self.dials.remove(&id);
     }
 
     /// A connection opened (rules 1, 3 and 8).
@@ -145,7 +157,8 @@ impl ConnectionBook {
         now: Instant,
     ) -> Opened {
         let before = self.best(&peer);
-        let fresh = self.fresh_dials.remove(&id);
+        let dial = self.dials.remove(&id);
+        let (chosen, fresh) = (dial.is_some(), dial.is_some_and(|d| d.fresh));
         self.liveness.opened(id, now);
         let link = if endpoint.is_relayed() {
             Some(Link::Relayed)
@@ -174,6 +187,7 @@ impl ConnectionBook {
                 dialed_to,
                 leg,
                 fresh,
+                chosen,
                 pinged: false,
             };
             self.open.insert(id, entry);
@@ -199,7 +213,7 @@ impl ConnectionBook {
                 .retain(|_, at| now.duration_since(*at) < PUNCH_GRACE);
             self.relay_closed.insert(peer, now);
         }
-        self.fresh_dials.remove(&id);
+        self.dials.remove(&id);
         if remaining == 0 {
             self.dialed.remove(&peer);
         }
@@ -243,6 +257,18 @@ impl ConnectionBook {
             && !endpoint.is_relayed()
             && !relayed_to
             && !self.dialed.contains(peer)
+    }
+
+    /// How many peers we chose (rule 9), leaving out those `except` names (the bootnodes):
+    /// what `--max-peers` counts.
+    pub(crate) fn chosen_peers(&self, except: impl Fn(&PeerId) -> bool) -> usize {
+        let dialing = self.dials.values().map(|d| d.peer);
+        let connected = self.open.values().filter(|e| e.chosen).map(|e| e.peer);
+        dialing
+            .chain(connected)
+            .filter(|p| !except(p))
+            .collect::<HashSet<_>>()
+            .len()
     }
 
     /// Whether we dialed `peer` and are still connected or dialing (rule 2).

@@ -89,7 +89,7 @@ async fn a_fresh_port_dial_is_not_looked_at() {
     assert_eq!(book.observation(id(9)), Observation::Unknown, "not open");
     book.dialing(peer, id(5), true);
     book.dial_failed(id(5));
-    assert!(book.fresh_dials.is_empty(), "a failed dial is forgotten");
+    assert!(book.dials.is_empty(), "a failed dial is forgotten");
 }
 
 #[tokio::test(start_paused = true)]
@@ -201,4 +201,65 @@ async fn liveness_from_open_to_close() {
         "a close it chose"
     );
     assert!(book.peers().next().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_peers_counts_the_peers_we_dial_and_hold_never_those_that_connect_to_us() {
+    let mut book = ConnectionBook::new();
+    let now = Instant::now();
+    let bootnode = PeerId::random();
+    let is_bootnode = |p: &PeerId| *p == bootnode;
+
+    // Rule 9: fifty strangers connecting to us count for nothing.
+    for n in 0..50 {
+        book.opened(
+            id(100 + n),
+            PeerId::random(),
+            &listener("/ip4/203.0.113.7/tcp/4000"),
+            now,
+        );
+    }
+    assert_eq!(book.chosen_peers(is_bootnode), 0);
+
+    // A dial of ours counts from its start, and while the connection it opened stays.
+    let (alice, bob) = (PeerId::random(), PeerId::random());
+    book.dialing(alice, id(1), true);
+    book.dialing(bob, id(2), false);
+    book.dialing(bootnode, id(3), false);
+    assert_eq!(book.chosen_peers(is_bootnode), 2, "two dials under way");
+    book.opened(id(1), alice, &dialer("/ip4/198.51.100.20/tcp/9000"), now);
+    book.dialing(alice, id(4), false);
+    assert_eq!(book.chosen_peers(is_bootnode), 2, "a peer counts once");
+    book.dial_failed(id(2));
+    book.dial_failed(id(4));
+    assert_eq!(
+        book.chosen_peers(is_bootnode),
+        1,
+        "a failed dial stops counting"
+    );
+    assert_eq!(
+        book.observation(id(1)),
+        Observation::FreshPort,
+        "rule 3 still holds"
+    );
+
+    // A peer that dialed us, then we it: counts only for our connection.
+    let carol = PeerId::random();
+    book.opened(id(5), carol, &listener("/ip4/203.0.113.8/tcp/4000"), now);
+    book.dialing(carol, id(6), false);
+    book.opened(
+        id(6),
+        carol,
+        &dialer("/ip4/203.0.113.8/udp/4000/quic-v1"),
+        now,
+    );
+    assert_eq!(book.chosen_peers(is_bootnode), 2);
+    book.closed(id(6), carol, 1, now);
+    assert_eq!(
+        book.chosen_peers(is_bootnode),
+        1,
+        "its own connection is left"
+    );
+    book.closed(id(1), alice, 0, now);
+    assert_eq!(book.chosen_peers(is_bootnode), 0);
 }
