@@ -5,4 +5,5 @@
 //! counts, the node's status API, its tables.
 
 pub mod gossip;
+pub mod limits;
 pub mod victim;
