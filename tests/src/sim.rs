@@ -142,6 +142,8 @@ async fn run_simulated_peer(
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
         .build();
     let (bootnode, bootnode_id) = world.bootnodes[index % world.bootnodes.len()].clone();
+    // As a real peer: introductions are taken from its bootnode only (intro rule 1).
+    swarm.behaviour_mut().intro.set_bootnodes([bootnode_id]);
     let mut orders = world.orders.subscribe();
     let _ = world
         .reports

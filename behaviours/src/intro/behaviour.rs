@@ -3,7 +3,8 @@
 //! Built on the shared `request_response` skeleton ([`crate::exchange`]); the three roles
 //! (requester, bootnode, target) share one protocol and one set of [`Intro`] rules.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use enr::NodeId;
@@ -12,8 +13,10 @@ use libp2p::request_response::{
     InboundFailure, OutboundFailure, OutboundRequestId, ResponseChannel,
 };
 
+use super::limiter::{IpGroup, Limit, MAX_TRACKED, RateLimiter};
 use super::protocol::{Codec, Outcome, PROTOCOL, Request, Response};
-use crate::enr_ext::{self, Enr, RecordError};
+use super::refusal::{BadRecord, Refusal, WarnGate};
+use crate::enr_ext::{self, Enr};
 use crate::exchange::{self, Exchange, Inbound, Io, Rules};
 
 /// How long the bootnode waits for a target's answer, and a requester for the bootnode's.
@@ -32,18 +35,6 @@ const MAX_PENDING_FORWARDS: usize = MAX_TRACKED;
 /// Node ids a bootnode remembers as known (for "unknown" versus "not connected").
 const MAX_KNOWN: usize = 4096;
 
-/// Peers tracked by one rate limiter; when full and nothing has expired, new peers wait.
-const MAX_TRACKED: usize = 4096;
-
-/// A limit of `count` events per `window`.
-#[derive(Debug, Clone, Copy)]
-pub struct Limit {
-    /// Events allowed per window.
-    pub count: u32,
-    /// The window.
-    pub window: Duration,
-}
-
 /// Settings of introductions.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -51,6 +42,11 @@ pub struct Config {
     pub serve: bool,
     /// Introductions one requester may ask for. Default: 10 a minute.
     pub per_requester: Limit,
+    /// Introductions the requesters of one IP group (an IPv4 /24, an IPv6 /64) may ask for
+    /// together, counted before any signature is checked (rule 3). Default: 120 a minute,
+    /// twelve requesters at their full rate: room for a subnet of honest peers, and all that
+    /// one host gets however many keys it makes.
+    pub per_ip_group: Limit,
     /// Introductions one target may receive; also what a target accepts from one
     /// introducer. Default: 30 a minute. Together these bound what anyone can make a
     /// bootnode send: it can never be used as an amplifier.
@@ -63,6 +59,10 @@ impl Default for Config {
             serve: false,
             per_requester: Limit {
                 count: 10,
+                window: Duration::from_secs(60),
+            },
+            per_ip_group: Limit {
+                count: 120,
                 window: Duration::from_secs(60),
             },
             per_target: Limit {
@@ -105,92 +105,47 @@ pub enum Event {
         /// The target's answer.
         outcome: Outcome,
     },
-    /// Bootnode or target: a request was refused without forwarding.
+    /// Bootnode or target: a request was refused without forwarding (answered with
+    /// [`Refusal::outcome`]).
     Refused {
         /// Who asked.
         peer: PeerId,
         /// Why.
-        outcome: Outcome,
-        /// Detail for logs.
-        detail: String,
+        refusal: Refusal,
     },
-}
-
-/// Counts events per peer in fixed windows.
-#[derive(Debug)]
-struct RateLimiter {
-    limit: Limit,
-    seen: HashMap<PeerId, (Instant, u32)>,
-}
-
-impl RateLimiter {
-    fn new(limit: Limit) -> Self {
-        Self {
-            limit,
-            seen: HashMap::new(),
-        }
-    }
-
-    /// Whether one more event from `peer` fits, counting it if so.
-    fn allow(&mut self, peer: PeerId, now: Instant) -> bool {
-        let window = self.limit.window;
-        if self.seen.len() >= MAX_TRACKED {
-            self.seen
-                .retain(|_, (start, _)| now.saturating_duration_since(*start) < window);
-            if self.seen.len() >= MAX_TRACKED && !self.seen.contains_key(&peer) {
-                return false;
-            }
-        }
-        let (start, n) = self.seen.entry(peer).or_insert((now, 0));
-        if now.saturating_duration_since(*start) >= window {
-            (*start, *n) = (now, 0);
-        }
-        if *n >= self.limit.count {
-            return false;
-        }
-        *n += 1;
-        true
-    }
 }
 
 /// The introduction behaviour: the shared skeleton with [`Intro`]'s rules. See the module
 /// doc.
 pub type Behaviour = Exchange<Intro>;
 
-/// Why a record in a request was refused ([`Outcome::BadRecord`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadRecord {
-    /// Not a valid record.
-    #[error(transparent)]
-    Record(#[from] RecordError),
-    /// An ask carried another node's record than the requester's.
-    #[error("the record is {record_peer}'s, not the requester's")]
-    NotTheRequesters {
-        /// Whose record it is.
-        record_peer: PeerId,
-    },
-    /// Nothing in the record can be dialed.
-    #[error("the record has no address to dial")]
-    NoAddress,
-}
-
 /// The introductions' rules and state.
 pub struct Intro {
     config: Config,
     local: Enr,
+    /// Target: the configured bootnodes, the only peers whose introductions are taken (rule
+    /// 1). Bounded by the node's configuration.
+    bootnodes: HashSet<PeerId>,
     /// Bootnode: node ids of connected peers (secp256k1 PeerIds name their node id).
     connected: HashMap<NodeId, PeerId>,
     /// Bootnode: node ids with a known record.
     known: HashSet<NodeId>,
     known_order: VecDeque<NodeId>,
-    requesters: RateLimiter,
-    targets: RateLimiter,
-    /// Target side: introductions accepted per introducer.
-    introducers: RateLimiter,
+    /// Bootnode: asks per requester IP group, then per requester (rule 3).
+    groups: RateLimiter<IpGroup>,
+    requesters: RateLimiter<PeerId>,
+    /// Bootnode: introductions per target.
+    targets: RateLimiter<PeerId>,
+    /// Target: introductions taken per bootnode (rule 3).
+    introducers: RateLimiter<PeerId>,
     /// Requester: our asks by request id.
     asks: HashMap<OutboundRequestId, (NodeId, PeerId)>,
     /// Bootnode: forwarded introductions waiting for the target's answer.
     forwards: HashMap<OutboundRequestId, (ResponseChannel<Response>, PeerId, PeerId)>,
+    /// Requests refused for breaking a rule, by [`Refusal::label`]: a fixed set of labels.
+    rejected: BTreeMap<&'static str, u64>,
+    /// Which refusals are logged at warn (rule 5).
+    warn: WarnGate,
 }
 
 impl Exchange<Intro> {
@@ -202,16 +157,20 @@ impl Exchange<Intro> {
             max_concurrent_streams: MAX_CONCURRENT_STREAMS,
         };
         let rules = Intro {
+            groups: RateLimiter::new(config.per_ip_group),
             requesters: RateLimiter::new(config.per_requester),
             targets: RateLimiter::new(config.per_target),
             introducers: RateLimiter::new(config.per_target),
             config,
             local,
+            bootnodes: HashSet::new(),
             connected: HashMap::new(),
             known: HashSet::new(),
             known_order: VecDeque::new(),
             asks: HashMap::new(),
             forwards: HashMap::new(),
+            rejected: BTreeMap::new(),
+            warn: WarnGate::default(),
         };
         Exchange::with_rules(settings, rules)
     }
@@ -219,6 +178,18 @@ impl Exchange<Intro> {
     /// Replaces the record sent with asks.
     pub fn set_local_record(&mut self, enr: Enr) {
         self.rules_mut().local = enr;
+    }
+
+    /// The node's configured bootnodes: the only peers whose introductions it takes (rule
+    /// 1). Until told, it takes none.
+    pub fn set_bootnodes(&mut self, bootnodes: impl IntoIterator<Item = PeerId>) {
+        self.rules_mut().bootnodes = bootnodes.into_iter().collect();
+    }
+
+    /// Requests refused for breaking a rule so far, by [`Refusal::label`] (an ask for a
+    /// target the bootnode does not hold is not counted: see [`Refusal::is_rejection`]).
+    pub fn rejected(&self) -> &BTreeMap<&'static str, u64> {
+        &self.rules().rejected
     }
 
     /// Asks `bootnode` to introduce us to `target`.
@@ -246,24 +217,35 @@ impl Exchange<Intro> {
 }
 
 impl Intro {
+    /// Answers a refused request with its outcome, counts it, reports it, and logs it: at
+    /// debug, and at warn at most once a minute per reason (rule 5).
     fn refuse(
+        &mut self,
         io: &mut Io<'_, Self>,
         channel: ResponseChannel<Response>,
         peer: PeerId,
-        outcome: Outcome,
-        detail: String,
+        refusal: Refusal,
     ) {
-        tracing::warn!(%peer, outcome = outcome.label(), %detail, "refused introduction request");
+        let label = refusal.label();
+        let warn = refusal.is_rejection();
+        if warn {
+            *self.rejected.entry(label).or_default() += 1;
+        }
+        match self.warn.pass(label, Instant::now()).filter(|_| warn) {
+            Some(quiet) => tracing::warn!(
+                %peer, reason = label, detail = %refusal, more_since_last_warning = quiet,
+                "refused introduction request (warned once a minute per reason)"
+            ),
+            None => {
+                tracing::debug!(%peer, reason = label, detail = %refusal, "refused introduction request")
+            }
+        }
         let response = Response {
-            outcome,
-            detail: detail.clone(),
+            outcome: refusal.outcome(),
+            detail: refusal.to_string(),
         };
         io.send_response(channel, response);
-        io.report(Event::Refused {
-            peer,
-            outcome,
-            detail,
-        });
+        io.report(Event::Refused { peer, refusal });
     }
 
     /// Bootnode: a requester's ask. Refused (with why) or forwarded to the target.
@@ -277,31 +259,34 @@ impl Intro {
     ) {
         let now = Instant::now();
         if !self.config.serve {
-            let detail = "not a bootnode".into();
-            return Self::refuse(io, channel, peer, Outcome::UnknownTarget, detail);
+            return self.refuse(io, channel, peer, Refusal::NotServing);
         }
-        if let Err(e) = check_record(&record, Some(peer)) {
-            return Self::refuse(io, channel, peer, Outcome::BadRecord, e.to_string());
+        // Rule 3: counted before anything in the ask is decoded or verified.
+        let seen: Vec<IpAddr> = io.remotes().ips(&peer).collect();
+        if !self.groups.allow(IpGroup::of(seen.first().copied()), now) {
+            return self.refuse(io, channel, peer, Refusal::IpGroupLimited);
         }
         if !self.requesters.allow(peer, now) {
-            let detail = "too many asks".into();
-            return Self::refuse(io, channel, peer, Outcome::RateLimited, detail);
+            return self.refuse(io, channel, peer, Refusal::RequesterLimited);
+        }
+        // Rules 4 and 2.
+        if let Err(e) = check_record(&record, Some(peer)).and_then(|(enr, _)| vouch(&enr, &seen)) {
+            return self.refuse(io, channel, peer, e.into());
         }
         let Some(target_peer) = self.connected.get(&target).copied() else {
-            let outcome = if self.known.contains(&target) {
-                Outcome::TargetNotConnected
+            let id = hex::encode(target.raw());
+            let refusal = if self.known.contains(&target) {
+                Refusal::TargetNotConnected(id)
             } else {
-                Outcome::UnknownTarget
+                Refusal::UnknownTarget(id)
             };
-            return Self::refuse(io, channel, peer, outcome, hex::encode(target.raw()));
+            return self.refuse(io, channel, peer, refusal);
         };
         if target_peer == peer {
-            let detail = "asked for itself".into();
-            return Self::refuse(io, channel, peer, Outcome::BadRecord, detail);
+            return self.refuse(io, channel, peer, Refusal::AskedForItself);
         }
         if self.forwards.len() >= MAX_PENDING_FORWARDS || !self.targets.allow(target_peer, now) {
-            let detail = "target busy".into();
-            return Self::refuse(io, channel, peer, Outcome::RateLimited, detail);
+            return self.refuse(io, channel, peer, Refusal::TargetBusy);
         }
         tracing::info!(requester = %peer, target_peer = %target_peer, "forwarding introduction");
         let id = io.send_request(&target_peer, Request::Introduce { record });
@@ -316,14 +301,17 @@ impl Intro {
         record: Vec<u8>,
         channel: ResponseChannel<Response>,
     ) {
+        // Rule 1, then rule 3: before anything in the request is decoded or verified.
+        if !self.bootnodes.contains(&peer) {
+            return self.refuse(io, channel, peer, Refusal::NotFromBootnode);
+        }
+        if !self.introducers.allow(peer, Instant::now()) {
+            return self.refuse(io, channel, peer, Refusal::IntroducerLimited);
+        }
         let (requester, requester_peer) = match check_record(&record, None) {
             Ok(r) => r,
-            Err(e) => return Self::refuse(io, channel, peer, Outcome::BadRecord, e.to_string()),
+            Err(e) => return self.refuse(io, channel, peer, e.into()),
         };
-        if !self.introducers.allow(peer, Instant::now()) {
-            let detail = "too many introductions".into();
-            return Self::refuse(io, channel, peer, Outcome::RateLimited, detail);
-        }
         let response = Response {
             outcome: Outcome::Dialing,
             detail: String::new(),
@@ -363,9 +351,7 @@ impl Rules for Intro {
         }: Inbound<Self>,
     ) {
         match request {
-            Request::Invalid(e) => {
-                Self::refuse(io, channel, peer, Outcome::BadRecord, e.to_string())
-            }
+            Request::Invalid(e) => self.refuse(io, channel, peer, e.into()),
             Request::Ask { target, record } => self.on_ask(io, peer, target, record, channel),
             Request::Introduce { record } => self.on_introduce(io, peer, record, channel),
         }
@@ -429,7 +415,7 @@ impl Rules for Intro {
     }
 }
 
-/// A record from a request: valid, with an address to dial, and (for an ask) the
+/// Rule 4: a record from a request is valid, has an address to dial, and (for an ask) is the
 /// requester's own. Returns it with its PeerId, or why not.
 fn check_record(bytes: &[u8], owner: Option<PeerId>) -> Result<(Enr, PeerId), BadRecord> {
     let enr = enr_ext::decode_bytes(bytes)?;
@@ -441,4 +427,76 @@ fn check_record(bytes: &[u8], owner: Option<PeerId>) -> Result<(Enr, PeerId), Ba
         return Err(BadRecord::NoAddress);
     }
     Ok((enr, peer))
+}
+
+/// Rule 2: every IP `enr` names is one of `seen`, the IPs the requester's direct connections
+/// come from. A record naming no IP passes, and rule 4 refuses it (nothing to dial).
+fn vouch(enr: &Enr, seen: &[IpAddr]) -> Result<(), BadRecord> {
+    let named = enr.ip4().map(IpAddr::V4).into_iter();
+    for ip in named.chain(enr.ip6().map(IpAddr::V6)) {
+        let ip = ip.to_canonical();
+        if !seen.iter().any(|s| s.to_canonical() == ip) {
+            return Err(BadRecord::NotObserved { named: ip });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::enr_ext::SigningKey;
+
+    fn record(ip4: Option<[u8; 4]>, ip6: Option<&str>) -> Enr {
+        let secret = libp2p::identity::secp256k1::SecretKey::generate();
+        let key = SigningKey::from_slice(&secret.to_bytes()).unwrap();
+        let mut builder = Enr::builder();
+        if let Some(ip) = ip4 {
+            builder.ip4(ip.into()).tcp4(9000);
+        }
+        if let Some(ip) = ip6 {
+            builder.ip6(ip.parse().unwrap()).tcp6(9000);
+        }
+        builder.build(&key).unwrap()
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_bootnode_vouches_only_for_ips_it_sees_the_requester_at() {
+        let at = record(Some([198, 51, 100, 7]), None);
+        assert_eq!(vouch(&at, &ips(&["198.51.100.7"])), Ok(()));
+        assert_eq!(
+            vouch(&at, &ips(&["203.0.113.9"])),
+            Err(BadRecord::NotObserved {
+                named: "198.51.100.7".parse().unwrap()
+            }),
+            "another IP"
+        );
+        assert!(vouch(&at, &[]).is_err(), "relayed only: no IP seen");
+        assert_eq!(
+            vouch(&at, &ips(&["::ffff:198.51.100.7"])),
+            Ok(()),
+            "v4-mapped"
+        );
+    }
+
+    #[test]
+    fn every_ip_of_a_dual_stack_record_must_be_seen() {
+        let both = record(Some([198, 51, 100, 7]), Some("2001:db8::7"));
+        assert!(vouch(&both, &ips(&["198.51.100.7"])).is_err());
+        assert_eq!(vouch(&both, &ips(&["198.51.100.7", "2001:db8::7"])), Ok(()));
+    }
+
+    #[test]
+    fn a_record_without_an_ip_is_vouched_for_but_refused_as_undialable() {
+        let none = record(None, None);
+        assert_eq!(vouch(&none, &[]), Ok(()));
+        let bytes = enr_ext::encode_bytes(&none);
+        assert_eq!(check_record(&bytes, None).err(), Some(BadRecord::NoAddress));
+    }
 }

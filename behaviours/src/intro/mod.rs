@@ -1,23 +1,53 @@
 //! Introductions, `/peerfind/intro/1.0.0`: the fourth diagram.
 //!
 //! Charlie sees the `nat` flag in Alice's record and asks a bootnode to introduce him
-//! ([`Behaviour::ask`]). The bootnode checks his record (valid, his own, with an address) and
-//! its rate limits, and forwards "Hello Alice, from Charlie (his record)" only to a target
-//! connected to it; Alice checks the record, answers that she is dialing, and the node dials
-//! Charlie ([`Event::Introduced`]): her outgoing connection creates the mapping in her NAT that
-//! his dial could not. Her answer travels back through the bootnode to Charlie
-//! ([`Event::Answered`]).
+//! ([`Behaviour::ask`]). The bootnode checks his record and its rate limits, and forwards
+//! "Hello Alice, from Charlie (his record)" only to a target connected to it; Alice checks the
+//! record, answers that she is dialing, and the node dials Charlie ([`Event::Introduced`]):
+//! her outgoing connection creates the mapping in her NAT that his dial could not. Her answer
+//! travels back through the bootnode to Charlie ([`Event::Answered`]).
 //!
-//! Refusals are answered with the reason ([`Outcome`]): unknown target, target not connected,
-//! rate limited, bad record. A bootnode limits asks per requester and introductions per
-//! target, and keeps at most a bounded number in flight, so it can never be used as an
-//! amplifier.
+//! An introduction makes the target dial whatever address the record names, so a record
+//! naming someone else's `ip:port` would make her a reflector (the victim gets a TCP
+//! connection and seven 1,200-byte QUIC packets per introduction). The rules close that:
+//!
+//! 1. A target takes an `Introduce` only from one of its configured bootnodes
+//!    ([`Behaviour::set_bootnodes`]; none until told). From anyone else it is refused before
+//!    its record is read ([`Refusal::NotFromBootnode`]).
+//! 2. A bootnode vouches for the requester's address with what it observes: every IP the
+//!    requester's record names must be one a direct connection of the requester comes from
+//!    ([`crate::remotes`]; a relayed connection shows none). Otherwise the ask is refused
+//!    ([`BadRecord::NotObserved`]). So a requester can make a target dial only its own IP;
+//!    the port is not checked (the record's TCP and QUIC ports cannot both be seen on one
+//!    connection, and a dial to the requester's own IP harms no one else).
+//! 3. Work is rate-limited before any signature is checked. A bootnode counts each ask
+//!    against the requester's IP group (an IPv4 /24 or IPv6 /64, [`Config::per_ip_group`];
+//!    requesters seen on no direct connection share one count) and then against its PeerId
+//!    ([`Config::per_requester`]); a target counts introductions per bootnode
+//!    ([`Config::per_target`]). Each limiter holds at most 4,096 keys and, when full, forgets
+//!    the oldest: fresh keys (free to make) lock nobody out, and share their group's count.
+//! 4. A record in a request must be valid (size, signature), have an address to dial, and,
+//!    in an ask, be the requester's own. A record naming no IP passes rule 2 and fails here
+//!    at the bootnode and again at the target, which so never dials an address the record
+//!    does not name (it can only answer, back through the bootnode).
+//! 5. Every refusal is answered with its outcome ([`Outcome`]), reported
+//!    ([`Event::Refused`]), counted by label when it broke a rule ([`Behaviour::rejected`]:
+//!    an ask for a target the bootnode does not hold is an honest miss), and logged at
+//!    debug; at warn at most once a minute per reason, with the count since.
+//!
+//! The bootnode also limits introductions per target and keeps at most a bounded number in
+//! flight, so it can never be used as an amplifier.
 //!
 //! Built on the shared `request_response` skeleton ([`crate::exchange`]) with a prost codec
-//! ([`protocol`]); [`Intro`] holds its rules.
+//! ([`protocol`]); [`Intro`] holds its rules, `limiter.rs` its rate limits and `refusal.rs` its
+//! refusals.
 
 mod behaviour;
+mod limiter;
 pub mod protocol;
+mod refusal;
 
-pub use behaviour::{BadRecord, Behaviour, Config, Event, Intro, Limit};
+pub use behaviour::{Behaviour, Config, Event, Intro};
+pub use limiter::Limit;
 pub use protocol::Outcome;
+pub use refusal::{BadRecord, Refusal};

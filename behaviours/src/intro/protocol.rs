@@ -47,10 +47,12 @@ pub enum Outcome {
     /// Too many introductions from this requester or to this target lately.
     #[error("rate limited")]
     RateLimited,
-    /// The requester's record is invalid, not its own, or has no address.
+    /// The requester's record is invalid, not its own, has no address, or names an IP the
+    /// bootnode does not see the requester at.
     #[error("bad record")]
     BadRecord,
-    /// The target did not answer the bootnode.
+    /// The target did not answer the bootnode, or takes no introductions from it (not one of
+    /// its configured bootnodes).
     #[error("target unreachable")]
     TargetUnreachable,
 }

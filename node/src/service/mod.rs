@@ -121,7 +121,12 @@ impl Node {
             content.set_socket(ip, port, transport);
         }
         let record = LocalRecord::open(data_dir.clone(), identity.signing_key.clone(), content)?;
-        let swarm = crate::swarm::build::build(&identity, &record, mode, &config)?;
+        let mut swarm = crate::swarm::build::build(&identity, &record, mode, &config)?;
+        // Introductions are taken only from the configured bootnodes (intro rule 1).
+        swarm
+            .behaviour_mut()
+            .intro
+            .set_bootnodes(config.bootnodes.iter().map(|b| b.peer_id));
         let now = tokio::time::Instant::now();
         Ok(Self {
             mode,

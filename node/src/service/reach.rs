@@ -219,6 +219,13 @@ impl Node {
                 // from the listen port, so he sees our advertised address; he asked only
                 // because he knows he is public (strategy rule 6), so it will be answered.
                 let addrs = enr_ext::multiaddrs(&requester, requester_peer);
+                // The behaviour takes no record without an address (intro rule 4); were one
+                // to come, a dial without addresses would go wherever another behaviour
+                // knows the peer at, which the bootnode vouched for nowhere.
+                if addrs.is_empty() {
+                    tracing::debug!(peer = %requester_peer, bootnode = %via, "introduced to a peer with no address; not dialing");
+                    return;
+                }
                 tracing::info!(peer = %requester_peer, bootnode = %via, addrs = ?addrs, "introduced to a peer; dialing it");
                 self.hub.publish(status::Event::Introduced {
                     peer_id: requester_peer,

@@ -35,6 +35,7 @@ impl Node {
             .gossip
             .rejected()
             .iter()
+            .chain(self.swarm.behaviour().intro.rejected())
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect();
         counters.inbound_denied_per_subnet = self.swarm.behaviour().subnets.denied();
