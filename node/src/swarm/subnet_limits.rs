@@ -15,8 +15,9 @@
 //!    and the relay server limits its own circuits.
 //! 2. It counts against its subnet from its handshake (pending) until it fails or closes.
 //! 3. A new inbound connection from a subnet that already holds the cap is denied before its
-//!    handshake, and counted ([`Behaviour::denied`]); the first denial while a subnet is full is
-//!    logged as a warning, the others at debug level.
+//!    handshake, and counted ([`Behaviour::denied`]). The first denial for a subnet is logged
+//!    as a warning, the next only once the subnet has fallen to half the cap (so a subnet
+//!    that churns at the cap warns once, not once per connection); the others at debug level.
 //! 4. A configured bootnode's connection stops counting once established (only then is its
 //!    PeerId known).
 //! 5. Outbound connections never count: we chose them.
@@ -100,7 +101,7 @@ pub struct Exceeded {
 #[derive(Debug, Default)]
 struct Held {
     connections: u32,
-    /// Whether its being full was logged since it last had room (rule 3).
+    /// Whether its being full was logged since it last held half the cap (rule 3).
     warned: bool,
 }
 
@@ -165,7 +166,9 @@ impl Behaviour {
         };
         if let Some(held) = self.held.get_mut(&subnet) {
             held.connections = held.connections.saturating_sub(1);
-            held.warned = false;
+            if held.connections <= self.max / 2 {
+                held.warned = false;
+            }
             if held.connections == 0 {
                 self.held.remove(&subnet);
             }
@@ -304,6 +307,29 @@ mod tests {
         assert!(pending(&mut b, "/ip4/203.0.113.5/tcp/1").is_ok());
         assert!(pending(&mut b, "/ip4/203.0.113.6/tcp/1").is_err());
         assert_eq!(b.denied(), 3);
+    }
+
+    #[test]
+    fn a_subnet_churning_at_the_cap_warns_again_only_after_falling_to_half() {
+        let mut b = Behaviour::new(4, []);
+        let subnet = Subnet::of_addr(&addr("/ip4/203.0.113.1/tcp/1")).unwrap();
+        let warned = |b: &Behaviour| b.held.get(&subnet).is_some_and(|h| h.warned);
+        let mut open: Vec<ConnectionId> = (0..4)
+            .map(|_| pending(&mut b, "/ip4/203.0.113.1/tcp/1").unwrap())
+            .collect();
+        assert!(!warned(&b));
+        assert!(pending(&mut b, "/ip4/203.0.113.1/tcp/1").is_err());
+        assert!(warned(&b), "the first refusal warns");
+        // One leaves, one more comes and fills it again: no second warning.
+        closed(&mut b, open.pop().unwrap());
+        assert!(warned(&b));
+        open.push(pending(&mut b, "/ip4/203.0.113.1/tcp/1").unwrap());
+        assert!(pending(&mut b, "/ip4/203.0.113.1/tcp/1").is_err());
+        // Down to half the cap: the next refusal warns again.
+        closed(&mut b, open.pop().unwrap());
+        closed(&mut b, open.pop().unwrap());
+        assert!(!warned(&b));
+        assert_eq!(b.denied(), 2);
     }
 
     #[test]
