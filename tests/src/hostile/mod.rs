@@ -5,5 +5,6 @@
 //! counts, the node's status API, its tables.
 
 pub mod gossip;
+pub mod intro;
 pub mod limits;
 pub mod victim;
