@@ -37,8 +37,6 @@ async fn cli(args: &[&str]) -> std::process::Output {
 }
 
 #[tokio::test]
-#[ignore = "waits for the strategy's count in node/src/service/reach.rs (`Situation::peers`) to be \
-            `self.connections.chosen_peers(|p| self.bootnodes.contains(p))`"]
 async fn fifty_inbound_strangers_do_not_stop_a_node_with_max_peers_2_from_dialing_a_peer_it_learns_of()
  {
     let (_boot, Bootnode { enr: boot_enr, .. }) = bootnode().await.unwrap();

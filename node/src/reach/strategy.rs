@@ -95,7 +95,8 @@ pub struct Situation {
     pub bootnode: bool,
     /// Our connection to the peer now.
     pub connection: Connection,
-    /// Peers connected now (bootnodes not counted).
+    /// Peers we chose: dials under way and connections we dialed (bootnodes and peers that
+    /// connected to us not counted), what `--max-peers` caps.
     pub peers: usize,
     /// `--max-peers`.
     pub max_peers: usize,
