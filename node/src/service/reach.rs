@@ -24,7 +24,9 @@ impl Node {
             local: *self.swarm.local_peer_id(),
             bootnode: self.mode == Mode::Bootnode,
             connection: self.connections.best(&peer),
-            peers: self.connections.chosen_peers(|p| self.bootnodes.contains(p)),
+            peers: self
+                .connections
+                .chosen_peers(|p| self.bootnodes.contains(p)),
             max_peers: self.config.max_peers,
             nat: self.nat.status().0,
             translated: self.nat.translated(),
