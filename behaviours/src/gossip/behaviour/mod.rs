@@ -25,6 +25,8 @@ use crate::enr_ext::{self, Enr};
 use crate::exchange::{self, Exchange, Inbound, Io, Rules};
 use crate::table::{self, Inserted, Refused, Source, Table};
 
+mod rules;
+
 /// Streams a single peer may have open with us at once; more waits or fails.
 const MAX_CONCURRENT_STREAMS: usize = 16;
 
@@ -407,128 +409,5 @@ impl Gossip {
             Some(p) => self.reject(io, peer, Violation::Wire(p.clone()), None),
             None => tracing::debug!(%peer, error = %e, "ENR stream failed"),
         }
-    }
-}
-
-impl Rules for Gossip {
-    type Codec = Codec;
-    type Event = Event;
-
-    fn on_request(&mut self, io: &mut Io<'_, Self>, inbound: Inbound<Self>) {
-        let Inbound {
-            peer,
-            request,
-            channel,
-        } = inbound;
-        let accepted = match request {
-            Request::Announce(bytes) => match Self::check_announced(&bytes, peer) {
-                Ok(enr) => match admission::check_announced(&enr, &peer, io.remotes()) {
-                    Ok(()) => self
-                        .accept(io, enr, peer, Source::Announced, peer)
-                        .map(|_| ()),
-                    Err(unproven) => return self.unproven(io, peer, unproven, Some(channel)),
-                },
-                Err(v) => Err(v),
-            },
-            // Rule 4 before any record is decoded: an untrusted push costs no signature check.
-            Request::Push(records) => match admission::check_passed_on(&self.config.trust, &peer) {
-                Ok(()) => self.accept_all(io, peer, records),
-                Err(unproven) => return self.unproven(io, peer, unproven, Some(channel)),
-            },
-            Request::Invalid(violation) => Err(Violation::Wire(violation)),
-            Request::Find(max) => {
-                let n = (max as usize).min(MAX_RECORDS_PER_MESSAGE);
-                let records = self
-                    .table
-                    .sample(n + 1)
-                    .into_iter()
-                    .filter(|e| e.peer_id != peer)
-                    .take(n)
-                    .map(|e| enr_ext::encode_bytes(&e.enr))
-                    .collect();
-                io.send_response(channel, Response::Records(records));
-                return;
-            }
-        };
-        match accepted {
-            Ok(()) => io.send_response(channel, Response::Ack),
-            Err(v) => self.reject(io, peer, v, Some(channel)),
-        }
-    }
-
-    fn on_response(
-        &mut self,
-        io: &mut Io<'_, Self>,
-        peer: PeerId,
-        id: OutboundRequestId,
-        response: Response,
-    ) {
-        self.announcing.remove(&id);
-        if let Some(peer) = self.outboxes.done(&id) {
-            self.flush(io, peer);
-        }
-        match response {
-            Response::Ack => {}
-            Response::Records(records) => {
-                if let Err(unproven) = admission::check_passed_on(&self.config.trust, &peer) {
-                    self.unproven(io, peer, unproven, None);
-                } else if let Err(v) = self.accept_all(io, peer, records) {
-                    self.reject(io, peer, v, None);
-                }
-            }
-            Response::Reject(reason) => {
-                tracing::debug!(%peer, %reason, "peer refused our ENR message");
-            }
-        }
-    }
-
-    fn on_outbound_failure(
-        &mut self,
-        io: &mut Io<'_, Self>,
-        peer: PeerId,
-        id: OutboundRequestId,
-        error: OutboundFailure,
-    ) {
-        self.on_announce_failed(io, id, &error);
-        if let Some(peer) = self.outboxes.done(&id) {
-            self.flush(io, peer);
-        }
-        match &error {
-            OutboundFailure::Io(e) => self.on_stream_error(io, peer, e),
-            _ => tracing::debug!(%peer, %error, "outbound ENR request failed"),
-        }
-    }
-
-    fn on_inbound_failure(&mut self, io: &mut Io<'_, Self>, peer: PeerId, error: InboundFailure) {
-        match &error {
-            InboundFailure::Io(e) => self.on_stream_error(io, peer, e),
-            _ => tracing::debug!(%peer, %error, "inbound ENR request failed"),
-        }
-    }
-
-    fn on_connected(&mut self, io: &mut Io<'_, Self>, peer: PeerId) {
-        if !self.config.await_identify {
-            self.greet(io, peer);
-        }
-    }
-
-    fn on_disconnected(&mut self, peer: PeerId) {
-        self.connected.remove(&peer);
-        self.skipped.remove(&peer);
-        self.outboxes.forget(&peer);
-    }
-
-    /// Every [`Config::announce_interval`]: expired records go, and our record is announced
-    /// again to every connected peer.
-    fn poll_timers(&mut self, io: &mut Io<'_, Self>, cx: &mut Context<'_>) -> bool {
-        if self.tick.poll_unpin(cx).is_pending() {
-            return false;
-        }
-        self.tick.reset(self.config.announce_interval);
-        for id in self.table.expire(Instant::now()) {
-            tracing::debug!(node_id = %hex::encode(id.raw()), "record expired");
-        }
-        self.announce_all(io);
-        true
     }
 }
