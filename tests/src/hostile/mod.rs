@@ -7,4 +7,5 @@
 pub mod gossip;
 pub mod intro;
 pub mod limits;
+pub mod observed;
 pub mod victim;
