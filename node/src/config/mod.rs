@@ -61,8 +61,9 @@ pub struct Config {
     )]
     pub external_addr: Vec<Multiaddr>,
 
-    /// How many distinct peers must report the same observed address before it goes into
-    /// our record. A configured bootnode's report alone is always enough.
+    /// How many observers in distinct networks (an IPv4 /24, an IPv6 /48; every peer on this
+    /// host is one) must report the same observed address before it goes into our record.
+    /// A configured bootnode's report alone is always enough.
     #[arg(long, env = "PEERFIND_CONFIRMATIONS", default_value_t = crate::reach::confirm::DEFAULT_THRESHOLD, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub confirmations: usize,
 

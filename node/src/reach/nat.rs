@@ -8,7 +8,12 @@
 //! 2. AutoNAT confirmed one of our addresses: a server dialed us back there. **Public**.
 //! 3. AutoNAT found one of our addresses unreachable, and no address has been confirmed:
 //!    **Private**. This is the fast signal (seconds); a confirmed address (rule 2) outranks it,
-//!    since a node with one reachable address is reachable.
+//!    since a node with one reachable address is reachable. Only an address on an IP a
+//!    configured bootnode saw us at counts ([`crate::reach::confirm::Confirmations::bootnode_saw`]):
+//!    AutoNAT tests every address any peer names (identify hands each observed address to the
+//!    swarm as a candidate), so a stranger naming an address nobody can reach would otherwise
+//!    make us private; and a bootnode, which has no configured bootnodes unless meshed, never
+//!    flags itself from what strangers say.
 //! 4. The design note's heuristic: [`Config::window`] (default 120 s) after the first
 //!    bootnode that tells strangers of us connected, a node still Unknown (no stranger, no
 //!    AutoNAT verdict) becomes **Private**. It needs no one's help, and so is the fallback
@@ -17,8 +22,11 @@
 //!    peerfind's record exchange); one that does not (a plain libp2p bootnode) opens no
 //!    window: no stranger would come whatever our NAT, so silence would prove nothing, and
 //!    the node stays Unknown unless another rule decides.
-//! 5. A NAT translated our address: a confirmed observation (a bootnode's, on a connection
-//!    from our listen port) puts us on an IP that none of our interfaces has. **Private**,
+//! 5. A NAT translated our address: a configured bootnode's confirmed observation (on a
+//!    connection from our listen port) puts us on an IP that none of our interfaces has. An
+//!    address confirmed by observers' groups alone ([`Witness::Groups`]) is no verdict, nor
+//!    does it say whether we are translated: strangers in a few networks could claim any IP,
+//!    and the verdict would flag a public node. **Private**,
 //!    one identify round trip after the first bootnode connection, unless an address was
 //!    confirmed reachable (rule 2) or we are Public (rule 1). Loss and delay only postpone
 //!    the observation; they cannot fake a translation. A translating NAT that still lets
@@ -39,6 +47,8 @@ use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use tokio::time::Instant;
+
+use crate::reach::confirm::Witness;
 
 /// Default [`Config::window`]: the design note's 2 minutes.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(120);
@@ -155,6 +165,15 @@ pub struct Change {
     pub reason: Reason,
 }
 
+/// How an AutoNAT test of one of our addresses ended (rules 2 and 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tested {
+    /// The server's dial-back reached us.
+    pub reachable: bool,
+    /// A configured bootnode saw us on the tested address's IP (rule 3).
+    pub vouched: bool,
+}
+
 /// The NAT-detection state machine. See the module doc for its rules.
 #[derive(Debug)]
 pub struct Detector {
@@ -192,15 +211,18 @@ impl Detector {
         self.translated
     }
 
-    /// Rule 5: `seen_by` confirmed that we come from `addr`, which is (`translated`) or is not
-    /// an IP of one of our interfaces.
+    /// Rule 5: `by` confirmed that we come from `addr`, which is (`translated`) or is not an
+    /// IP of one of our interfaces. Only a configured bootnode's word counts.
     pub fn address_confirmed(
         &mut self,
         addr: Multiaddr,
-        seen_by: PeerId,
+        by: Witness,
         translated: bool,
         now: Instant,
     ) -> Option<Change> {
+        let Witness::Bootnode(seen_by) = by else {
+            return None;
+        };
         self.translated = Some(translated);
         if !translated || self.reachable_addr || self.status == Status::Public {
             return None;
@@ -241,7 +263,7 @@ impl Detector {
         &mut self,
         addr: Multiaddr,
         server: PeerId,
-        reachable: bool,
+        Tested { reachable, vouched }: Tested,
         now: Instant,
     ) -> Option<Change> {
         if reachable {
@@ -253,7 +275,7 @@ impl Detector {
                 now,
             );
         }
-        if self.reachable_addr || self.status == Status::Public {
+        if !vouched || self.reachable_addr || self.status == Status::Public {
             return None;
         }
         self.deadline = None;
@@ -302,6 +324,18 @@ mod tests {
     fn addr() -> Multiaddr {
         "/ip4/198.51.100.101/udp/9000/quic-v1".parse().unwrap()
     }
+
+    /// A dial-back that reached us.
+    const REACHABLE: Tested = Tested {
+        reachable: true,
+        vouched: true,
+    };
+
+    /// A dial-back that failed, on an address a bootnode saw us at.
+    const UNREACHABLE: Tested = Tested {
+        reachable: false,
+        vouched: true,
+    };
 
     fn detector() -> Detector {
         Detector::new(Config::default(), Instant::now())
@@ -372,17 +406,17 @@ mod tests {
         tokio::time::advance(Duration::from_secs(10)).await;
         let server = PeerId::random();
         let change = d
-            .autonat_result(addr(), server, false, Instant::now())
+            .autonat_result(addr(), server, UNREACHABLE, Instant::now())
             .unwrap();
         assert_eq!(change.to, Status::Private);
         assert_eq!(d.deadline(), None, "the heuristic is no longer needed");
 
         let change = d
-            .autonat_result(addr(), server, true, Instant::now())
+            .autonat_result(addr(), server, REACHABLE, Instant::now())
             .unwrap();
         assert_eq!(change.to, Status::Public);
         assert_eq!(
-            d.autonat_result(addr(), server, false, Instant::now()),
+            d.autonat_result(addr(), server, UNREACHABLE, Instant::now()),
             None
         );
         assert_eq!(d.status().0, Status::Public);
@@ -392,7 +426,7 @@ mod tests {
     async fn public_by_autonat_is_never_undone_by_the_window() {
         let mut d = detector();
         d.bootnode_connected(Instant::now());
-        d.autonat_result(addr(), PeerId::random(), true, Instant::now())
+        d.autonat_result(addr(), PeerId::random(), REACHABLE, Instant::now())
             .unwrap();
         tokio::time::advance(DEFAULT_WINDOW * 2).await;
         assert_eq!(d.on_deadline(Instant::now()), None);
@@ -415,7 +449,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(80)).await;
         let boot = PeerId::random();
         let change = d
-            .address_confirmed(addr(), boot, true, Instant::now())
+            .address_confirmed(addr(), Witness::Bootnode(boot), true, Instant::now())
             .unwrap();
         assert_eq!((change.from, change.to), (Status::Unknown, Status::Private));
         assert!(
@@ -425,16 +459,16 @@ mod tests {
         );
         assert_eq!(d.translated(), Some(true));
         assert_eq!(
-            d.address_confirmed(addr(), boot, true, Instant::now()),
+            d.address_confirmed(addr(), Witness::Bootnode(boot), true, Instant::now()),
             None
         );
         // A full-cone NAT lets the dial-back in: revised to public, and it stays.
         let change = d
-            .autonat_result(addr(), boot, true, Instant::now())
+            .autonat_result(addr(), boot, REACHABLE, Instant::now())
             .unwrap();
         assert_eq!(change.to, Status::Public);
         assert_eq!(
-            d.address_confirmed(addr(), boot, true, Instant::now()),
+            d.address_confirmed(addr(), Witness::Bootnode(boot), true, Instant::now()),
             None
         );
         assert_eq!(d.status().0, Status::Public);
@@ -446,7 +480,7 @@ mod tests {
         d.bootnode_connected(Instant::now());
         let boot = PeerId::random();
         assert_eq!(
-            d.address_confirmed(addr(), boot, false, Instant::now()),
+            d.address_confirmed(addr(), Witness::Bootnode(boot), false, Instant::now()),
             None
         );
         assert_eq!(d.status().0, Status::Unknown);
@@ -455,10 +489,43 @@ mod tests {
         d.stranger_connected(PeerId::random(), Instant::now())
             .unwrap();
         assert_eq!(
-            d.address_confirmed(addr(), boot, true, Instant::now()),
+            d.address_confirmed(addr(), Witness::Bootnode(boot), true, Instant::now()),
             None,
             "a stranger reached us: a translation does not undo that"
         );
         assert_eq!(d.status().0, Status::Public);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_address_no_bootnode_saw_us_at_is_no_verdict() {
+        let mut d = detector();
+        d.bootnode_connected(Instant::now());
+        let named_by_a_stranger = Tested {
+            reachable: false,
+            vouched: false,
+        };
+        assert_eq!(
+            d.autonat_result(
+                addr(),
+                PeerId::random(),
+                named_by_a_stranger,
+                Instant::now()
+            ),
+            None
+        );
+        assert_eq!(d.status().0, Status::Unknown);
+        assert!(d.deadline().is_some(), "the window still runs");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_address_only_observers_confirmed_is_no_verdict() {
+        let mut d = detector();
+        d.bootnode_connected(Instant::now());
+        assert_eq!(
+            d.address_confirmed(addr(), Witness::Groups(4), true, Instant::now()),
+            None
+        );
+        assert_eq!(d.status().0, Status::Unknown);
+        assert_eq!(d.translated(), None, "nor does it say we are translated");
     }
 }

@@ -204,6 +204,7 @@ impl Node {
                 _ = sleep_until(self.reach.next_punch_retry()) => self.on_punch_retries_due(),
                 _ = sleep_until(self.connections.next_deadline()) => self.on_silent_connections(),
                 _ = sleep_until(self.relay_slots.next_due()) => self.on_reservation_retries_due(),
+                _ = sleep_until(self.confirmations.next_due()) => self.on_confirmations_due(),
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
                     return Ok(());

@@ -8,7 +8,7 @@ use libp2p::{Multiaddr, PeerId, multiaddr::Protocol, swarm::ConnectionId};
 use peerfind_behaviours::enr_ext::{self, Transport};
 
 use super::{Mode, Node};
-use crate::reach::confirm::{Own, Witness};
+use crate::reach::confirm::{Confirmed, Outcome, Own, Seen, Witness};
 use crate::reach::nat;
 use crate::record::data_dir::BOOTNODE_FILE;
 use crate::record::enr::Content;
@@ -32,29 +32,55 @@ impl Node {
             }
             Observation::Direct(transport, leg) => (transport, leg),
         };
-        let is_bootnode = self.bootnodes.contains(&peer);
-        tracing::debug!(%peer, %observed, is_bootnode, "peer reported our address");
+        let Some(reported) = self.connections.reported(connection, observed) else {
+            return;
+        };
+        let bootnode = self.bootnodes.contains(&peer);
+        tracing::debug!(%peer, %observed, bootnode, "peer reported our address");
         if self.fixed_external() {
             return;
         }
+        let seen = Seen {
+            peer,
+            bootnode,
+            transport,
+            leg,
+            from: reported.from,
+            changed: reported.changed,
+        };
         let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
-        let own = Own { listen: &listen };
-        let confirmed =
-            match self
-                .confirmations
-                .observe(peer, is_bootnode, (transport, leg), observed, own)
-            {
-                Ok(Some(confirmed)) => confirmed,
-                Ok(None) => return,
-                Err(reason) => {
-                    self.hub.publish(status::Event::ObservedAddressIgnored {
-                        peer_id: peer,
-                        addr: observed.clone(),
-                        reason,
-                    });
-                    return;
-                }
-            };
+        let own = Own {
+            listen: &listen,
+            bootnode: self.mode == Mode::Bootnode,
+        };
+        let now = tokio::time::Instant::now();
+        match self.confirmations.observe(seen, observed, own, now) {
+            Outcome::Confirmed(confirmed) => self.take_confirmed(confirmed),
+            Outcome::Counted | Outcome::Changed => {}
+            Outcome::Deferred(at) => tracing::info!(
+                %peer, %observed, wait = ?at.saturating_duration_since(now),
+                "observed address confirmed, but the record moved often lately: it waits"
+            ),
+            Outcome::NotTaken(reason) => {
+                self.hub.publish(status::Event::ObservedAddressIgnored {
+                    peer_id: peer,
+                    addr: observed.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Confirmations that waited for the record's move budget (confirm rule 11) are due.
+    pub(super) fn on_confirmations_due(&mut self) {
+        for confirmed in self.confirmations.due(tokio::time::Instant::now()) {
+            self.take_confirmed(confirmed);
+        }
+    }
+
+    /// A newly confirmed address goes into the record (seq + 1), after the NAT verdict it may
+    /// give (NAT rule 5).
+    fn take_confirmed(&mut self, confirmed: Confirmed) {
         let mut addr = Multiaddr::from(confirmed.socket.ip());
         match confirmed.transport {
             Transport::Tcp => addr.push(Protocol::Tcp(confirmed.socket.port())),
@@ -65,18 +91,27 @@ impl Node {
         }
         let reason = match confirmed.by {
             Witness::Bootnode(p) => format!("observed address confirmed by bootnode {p}"),
-            Witness::Peers(n) => format!("observed address confirmed by {n} peers"),
+            Witness::Groups(n) => {
+                format!("observed address confirmed by peers in {n} networks")
+            }
         };
         tracing::info!(address = %addr, %reason, "external address confirmed");
         // NAT rule 5 (a fast signal, off with AutoNAT): a translated address is the verdict,
-        // set before the address goes into the record, so peers never see it unflagged.
+        // set before the address goes into the record, so peers never see it unflagged. Only
+        // a configured bootnode's word gives it.
+        let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+        let own = Own {
+            listen: &listen,
+            bootnode: self.mode == Mode::Bootnode,
+        };
         let translated = !own.has_ip(confirmed.socket.ip());
         let fast = self.mode == Mode::Peer && self.config.autonat;
-        if fast {
+        let verdict = fast && matches!(confirmed.by, Witness::Bootnode(_));
+        if verdict {
             let now = tokio::time::Instant::now();
             let change = self
                 .nat
-                .address_confirmed(addr.clone(), peer, translated, now);
+                .address_confirmed(addr.clone(), confirmed.by, translated, now);
             self.on_nat_change(change);
         }
         // The record takes the observed address at once (the first diagram). The swarm's
@@ -90,7 +125,7 @@ impl Node {
         self.change_record(&reason, |c| {
             c.set_socket(ip, port, confirmed.transport);
         });
-        if fast && !translated {
+        if verdict && !translated {
             // Strategy rule 6 may now ask for introductions, with this address in our record.
             self.reach_all();
         }
@@ -115,10 +150,13 @@ impl Node {
             reachable,
             error: event.result.err().map(|e| e.to_string()),
         });
+        // NAT rule 3 weighs a failure only on an IP a configured bootnode saw us at.
+        let vouched = enr_ext::socket_of(&event.tested_addr)
+            .is_some_and(|(ip, ..)| self.confirmations.bootnode_saw(ip));
         let change = self.nat.autonat_result(
             event.tested_addr,
             event.server,
-            reachable,
+            nat::Tested { reachable, vouched },
             tokio::time::Instant::now(),
         );
         self.on_nat_change(change);

@@ -38,6 +38,17 @@ impl Node {
             .chain(self.swarm.behaviour().intro.rejected())
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect();
+        // Observed addresses a peer told after another on the same connection (confirm rule
+        // 10), and confirmations that waited for the record's move budget (rule 11).
+        let observed = self.confirmations.counts();
+        for (reason, n) in [
+            ("observed_addr_changed", observed.changed),
+            ("observed_addr_deferred", observed.deferred),
+        ] {
+            if n > 0 {
+                counters.inputs_rejected.insert(reason.to_owned(), n);
+            }
+        }
         counters.inbound_denied_per_subnet = self.swarm.behaviour().subnets.denied();
         let (direct_connections, relayed_connections) = self.connections.counts();
         status::Status {

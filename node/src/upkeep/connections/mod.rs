@@ -7,10 +7,10 @@
 //!    is a plain socket), or relayed (a circuit). Anything else is not kept.
 //! 2. A peer counts as dialed from our first dial to it until its last connection closes: an
 //!    inbound connection from it then proves nothing about our reachability.
-//! 3. A direct connection's [`Leg`] is which local port it left from (confirm rule 7): a
+//! 3. A direct connection's [`Leg`] is which local port it left from (confirm rule 8): a
 //!    dial from a fresh port (strategy rule 4) or a second TCP connection to the same
 //!    address (a twin: the address pair is taken) did not leave from the listen port.
-//! 4. What a peer observes on a direct connection is weighed with its leg (confirm rule 7);
+//! 4. What a peer observes on a direct connection is weighed with its leg (confirm rule 8);
 //!    on a fresh-port dial it is not even looked at ([`Observation::FreshPort`]).
 //! 5. The stranger test (NAT rule 1): an inbound, direct connection from a peer we did not
 //!    dial and are not relayed to, nor were within [`PUNCH_GRACE`] (a hole punch's direct
@@ -25,17 +25,20 @@
 //!    that a dial of ours opened; `--max-peers` counts these ([`ConnectionBook::chosen_peers`]).
 //!    A connection a peer opened to us is its choice, and counts for none, so strangers that
 //!    connect cannot stop our dials.
+//! 10. A direct connection keeps the IP it comes from (the observer's group, confirm rule 4)
+//!     and the first address its peer reported on it ([`ConnectionBook::reported`]): a later
+//!     report that names another is a changed story (confirm rule 10).
 //!
 //! The state is one entry per open connection and one per dial of ours in flight (removed
 //! when it fails or opens): bounded by the swarm's connections and dials.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use libp2p::PeerId;
 use libp2p::core::ConnectedPoint;
 use libp2p::swarm::ConnectionId;
+use libp2p::{Multiaddr, PeerId};
 use peerfind_behaviours::enr_ext::{self, Transport};
 use tokio::time::Instant;
 
@@ -123,6 +126,26 @@ pub(crate) struct ConnectionBook {
     relay_closed: HashMap<PeerId, Instant>,
     /// Rule 8.
     liveness: Liveness,
+    /// Rule 10: each direct connection's remote IP and first report. Bounded like `open`.
+    observers: HashMap<ConnectionId, Observer>,
+}
+
+/// What a direct connection shows of the peer that reports our address on it (rule 10).
+#[derive(Debug, Clone)]
+struct Observer {
+    /// The IP the connection comes from.
+    ip: IpAddr,
+    /// The first address the peer reported on it.
+    first: Option<Multiaddr>,
+}
+
+/// A report on a direct connection, as the book knows it (rule 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reported {
+    /// The IP the connection comes from.
+    pub(crate) from: IpAddr,
+    /// Whether an earlier report on it named another address.
+    pub(crate) changed: bool,
 }
 
 impl ConnectionBook {
@@ -133,6 +156,7 @@ impl ConnectionBook {
             dials: HashMap::new(),
             relay_closed: HashMap::new(),
             liveness: Liveness::new(),
+            observers: HashMap::new(),
         }
     }
 
@@ -165,6 +189,11 @@ impl ConnectionBook {
         } else {
             enr_ext::socket_of(endpoint.get_remote_address()).map(|(_, _, t)| Link::Direct(t))
         };
+        if let (Some(Link::Direct(_)), Some((ip, ..))) =
+            (link, enr_ext::socket_of(endpoint.get_remote_address()))
+        {
+            self.observers.insert(id, Observer { ip, first: None });
+        }
         if let Some(link) = link {
             let dialed_to = endpoint
                 .is_dialer()
@@ -204,6 +233,7 @@ impl ConnectionBook {
         now: Instant,
     ) -> Closed {
         let before = self.best(&peer);
+        self.observers.remove(&id);
         if let Some(Entry {
             link: Link::Relayed,
             ..
@@ -236,6 +266,18 @@ impl ConnectionBook {
             }) => Observation::Direct(*transport, *leg),
             _ => Observation::Unknown,
         }
+    }
+
+    /// The peer on direct connection `id` reported `observed` (rule 10): where the connection
+    /// comes from, and whether it reported another address before. The first report is kept.
+    /// `None` for a connection that is not direct or not open.
+    pub(crate) fn reported(&mut self, id: ConnectionId, observed: &Multiaddr) -> Option<Reported> {
+        let observer = self.observers.get_mut(&id)?;
+        let first = observer.first.get_or_insert_with(|| observed.clone());
+        Some(Reported {
+            from: observer.ip,
+            changed: first != observed,
+        })
     }
 
     /// The stranger test (rule 5) for a connection that just opened.

@@ -263,3 +263,44 @@ async fn max_peers_counts_the_peers_we_dial_and_hold_never_those_that_connect_to
     book.closed(id(1), alice, 0, now);
     assert_eq!(book.chosen_peers(is_bootnode), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_direct_connection_keeps_where_it_comes_from_and_its_first_report() {
+    let mut book = ConnectionBook::new();
+    let peer = PeerId::random();
+    let now = Instant::now();
+    book.opened(id(1), peer, &listener("/ip4/203.0.113.7/tcp/40000"), now);
+    book.opened(id(2), peer, &relayed(), now);
+    let (a, b) = (
+        addr("/ip4/198.51.100.2/tcp/9000"),
+        addr("/ip4/198.51.100.3/tcp/9000"),
+    );
+    let from = "203.0.113.7".parse().expect("test address");
+    let first = Reported {
+        from,
+        changed: false,
+    };
+    assert_eq!(book.reported(id(1), &a), Some(first));
+    assert_eq!(book.reported(id(1), &a), Some(first), "the same again");
+    assert_eq!(
+        book.reported(id(1), &b),
+        Some(Reported {
+            from,
+            changed: true
+        }),
+        "a push naming another"
+    );
+    assert_eq!(book.reported(id(1), &a), Some(first), "the first is kept");
+    assert_eq!(
+        book.reported(id(2), &a),
+        None,
+        "a circuit shows no observer"
+    );
+    book.closed(id(1), peer, 1, now);
+    assert_eq!(
+        book.reported(id(1), &a),
+        None,
+        "forgotten with the connection"
+    );
+    assert!(book.observers.is_empty());
+}
