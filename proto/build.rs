@@ -2,7 +2,11 @@
 //! peerfind needs no `protoc` on the machine.
 
 /// The wire protocols' `.proto` files: plain messages.
-const WIRE_FILES: [&str; 2] = ["peerfind/v1/enr.proto", "peerfind/v1/intro.proto"];
+const WIRE_FILES: [&str; 3] = [
+    "peerfind/v1/enr.proto",
+    "peerfind/v1/intro.proto",
+    "peerfind/v1/mesh.proto",
+];
 
 /// The status API's `.proto` file (feature `api`).
 const API_FILE: &str = "peerfind/v1/node.proto";
@@ -17,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     #[cfg(feature = "api")]
     {
-        let files = [WIRE_FILES[0], WIRE_FILES[1], API_FILE];
+        let files = [WIRE_FILES[0], WIRE_FILES[1], WIRE_FILES[2], API_FILE];
         let descriptors = protox::compile(files, ["."])?;
         // Only node.proto declares a service (the status API), so only it gets a server and a
         // client; the wire protocols stay plain messages.

@@ -1,5 +1,6 @@
-//! peerfind's protobuf messages: the ENR exchange (`/peerfind/enr/1.0.0`) and introductions
-//! (`/peerfind/intro/1.0.0`), and the status API (`peerfind.v1.Node`, gRPC).
+//! peerfind's protobuf messages: the ENR exchange (`/peerfind/enr/1.0.0`), introductions
+//! (`/peerfind/intro/1.0.0`), admission to the bootnodes' mesh (`/peerfind/mesh/1.0.0`), and
+//! the status API (`peerfind.v1.Node`, gRPC).
 //!
 //! The `.proto` files under `peerfind/v1/` are the source of truth and document every field;
 //! this crate only carries the types `prost` generates from them. The rest of peerfind converts

@@ -36,6 +36,11 @@
 //! The topic is `--mesh-topic`; bootnodes of one network must agree on it, and a different
 //! topic keeps two networks' records apart on shared bootnodes.
 
+pub mod admission;
+pub mod members;
+pub mod protocol;
+pub mod secret;
+
 use std::time::Duration;
 
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};
