@@ -31,6 +31,60 @@ pub async fn bootnode() -> anyhow::Result<(Peerfind, Bootnode)> {
     bootnode_with(Peerfind::command(["bootnode"].iter().chain(&LISTEN))).await
 }
 
+/// A mesh secret (`--mesh-secret-file`) for the bootnodes of one test's network: 32 random
+/// bytes as hex in a file of its own directory, removed when dropped.
+pub struct MeshSecret {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl MeshSecret {
+    /// A fresh secret.
+    pub fn new() -> anyhow::Result<Self> {
+        use std::io::Read as _;
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("mesh.secret");
+        std::fs::write(&path, text + "\n")?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(Self { _dir: dir, path })
+    }
+
+    /// The flag that gives a bootnode this secret.
+    pub fn args(&self) -> [String; 2] {
+        [
+            "--mesh-secret-file".to_owned(),
+            self.path.display().to_string(),
+        ]
+    }
+}
+
+/// Starts a bootnode called `name` holding `secret`, joined to the bootnodes `others` (their
+/// records), and waits until it is ready: the bootnodes of one mesh as an operator starts
+/// them, each new one told of some that run already, none told of those that come later.
+pub async fn bootnode_in_mesh(
+    name: &str,
+    secret: &MeshSecret,
+    others: &[&Bootnode],
+) -> anyhow::Result<(Peerfind, Bootnode)> {
+    let mut args: Vec<String> = ["bootnode"]
+        .iter()
+        .chain(&LISTEN)
+        .map(|s| (*s).to_owned())
+        .collect();
+    args.extend(secret.args());
+    for other in others {
+        args.extend(["--bootnode".to_owned(), other.enr.clone()]);
+    }
+    bootnode_named(name, args).await
+}
+
 /// Starts a bootnode called `name` with the command line `args` (which starts with
 /// `bootnode`) and waits until it is ready.
 pub async fn bootnode_named<I, S>(name: &str, args: I) -> anyhow::Result<(Peerfind, Bootnode)>

@@ -1,10 +1,14 @@
 //! Many bootnodes on loopback, with the real binary: bootnodes share every record over their
 //! gossipsub mesh, so peers joined to different bootnodes find and reach each other, and
 //! losing a bootnode loses no record. Everything is read through the nodes' status API.
+//!
+//! The bootnodes mesh as operators start them: each new one is told (`--bootnode`) of some
+//! that run already, none is told of those that come later, and all hold the network's mesh
+//! secret (`--mesh-secret-file`), which is what admits a bootnode the others were not told of.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use peerfind_proto::v1 as pb;
-use peerfind_tests::local::{self, Bootnode, LISTEN, WAIT};
+use peerfind_tests::local::{self, Bootnode, LISTEN, MeshSecret, WAIT};
 use peerfind_tests::process::Peerfind;
 
 /// A node and its PeerId.
@@ -38,13 +42,18 @@ impl Api {
     }
 }
 
-/// A bootnode joined to the bootnodes `others` (their records).
-async fn bootnode_joined_to(name: &str, others: &[&Bootnode]) -> (Peerfind, Bootnode) {
+/// A bootnode of the mesh of `secret`, joined to the bootnodes `others` (their records).
+async fn bootnode_joined_to(
+    name: &str,
+    secret: &MeshSecret,
+    others: &[&Bootnode],
+) -> (Peerfind, Bootnode) {
     let mut args: Vec<String> = ["bootnode"]
         .iter()
         .chain(&LISTEN)
         .map(|s| (*s).to_owned())
         .collect();
+    args.extend(secret.args());
     for other in others {
         args.push("--bootnode".into());
         args.push(other.enr.clone());
@@ -58,8 +67,9 @@ fn connected_directly(peer: &pb::Peer) -> bool {
 
 #[tokio::test]
 async fn peers_joined_to_different_bootnodes_find_and_reach_each_other() {
-    let (b1, boot1) = local::bootnode().await.unwrap();
-    let (b2, boot2) = bootnode_joined_to("bootnode-2", &[&boot1]).await;
+    let secret = MeshSecret::new().unwrap();
+    let (b1, boot1) = bootnode_joined_to("bootnode", &secret, &[]).await;
+    let (b2, boot2) = bootnode_joined_to("bootnode-2", &secret, &[&boot1]).await;
     let mut b1 = Api::of(b1).await;
     let mut b2 = Api::of(b2).await;
 
@@ -84,9 +94,10 @@ async fn peers_joined_to_different_bootnodes_find_and_reach_each_other() {
 
 #[tokio::test]
 async fn losing_a_bootnode_loses_no_record() {
-    let (b1, boot1) = local::bootnode().await.unwrap();
-    let (b2, boot2) = bootnode_joined_to("bootnode-2", &[&boot1]).await;
-    let (b3, _) = bootnode_joined_to("bootnode-3", &[&boot1, &boot2]).await;
+    let secret = MeshSecret::new().unwrap();
+    let (b1, boot1) = bootnode_joined_to("bootnode", &secret, &[]).await;
+    let (b2, boot2) = bootnode_joined_to("bootnode-2", &secret, &[&boot1]).await;
+    let (b3, _) = bootnode_joined_to("bootnode-3", &secret, &[&boot1, &boot2]).await;
     let mut b1 = Api::of(b1).await;
     let mut b2 = Api::of(b2).await;
     let mut b3 = Api::of(b3).await;
@@ -173,7 +184,8 @@ async fn a_bootnode_that_joins_late_gets_every_record_published_before() {
     // More peers than one answer to a record request carries (32): only the mesh's own sync
     // brings them all.
     const CROWD: usize = 80;
-    let (b1, boot1) = local::bootnode().await.unwrap();
+    let secret = MeshSecret::new().unwrap();
+    let (b1, boot1) = bootnode_joined_to("bootnode", &secret, &[]).await;
     let mut b1 = Api::of(b1).await;
     let tcp: libp2p::Multiaddr = boot1
         .addrs
@@ -209,7 +221,7 @@ async fn a_bootnode_that_joins_late_gets_every_record_published_before() {
     wait_for_all(&mut b1, &crowd, std::time::Duration::from_secs(120)).await;
 
     // A second bootnode joins; it gets every record, each with its address.
-    let (b2, _) = bootnode_joined_to("bootnode-2", &[&boot1]).await;
+    let (b2, _) = bootnode_joined_to("bootnode-2", &secret, &[&boot1]).await;
     let mut b2 = Api::of(b2).await;
     wait_for_all(&mut b2, &crowd, WAIT).await;
 

@@ -85,10 +85,23 @@ pub struct Config {
     pub gossip_fanout: usize,
 
     /// Bootnodes: the gossipsub topic on which the bootnodes of one network share every
-    /// record. Bootnodes that should share records must agree on it; connect them to each
-    /// other with `--bootnode`.
+    /// record. Bootnodes that should share records must agree on it, and be members of each
+    /// other's mesh (see `--mesh-secret-file`).
     #[arg(long, env = "PEERFIND_MESH_TOPIC", default_value = crate::mesh::DEFAULT_TOPIC)]
     pub mesh_topic: String,
+
+    /// Bootnodes: a file holding the network's mesh secret, 32 random bytes as 64 hex digits
+    /// (make one with `openssl rand -hex 32 > mesh.secret; chmod 600 mesh.secret`, and give
+    /// every bootnode of the network a copy). Only members share records over the mesh: the
+    /// bootnodes a bootnode is configured with (`--bootnode`), and any node that proves it
+    /// holds this secret. So bootnodes that share the secret mesh as soon as one of them
+    /// dials another (a new bootnode needs `--bootnode` with one in the mesh, and the mesh
+    /// needs to be told nothing of it); without a secret, two bootnodes mesh only if each is
+    /// configured with the other. A node without the secret, such as a peer posing as a
+    /// bootnode, gets no record from the mesh and puts none in it.
+    #[arg(long, env = "PEERFIND_MESH_SECRET_FILE", value_name = "FILE")]
+    pub mesh_secret_file: Option<PathBuf>,
+
     /// NAT detection's heuristic: a node that no stranger reached within this time after
     /// meeting its first bootnode believes it is behind a NAT and sets the `nat` flag in its
     /// record. A duration such as `90s` or `2m`.

@@ -1,6 +1,7 @@
 //! Wiring: identify's answer on a connection reaches the own record (the observed address),
-//! the ENR exchange and the mesh (which protocols the peer speaks), the NAT window and the
-//! relay slots (what a bootnode offers); [`crate::upkeep::identities`] keeps what it said.
+//! the ENR exchange, the mesh and its admission (which protocols the peer speaks), the NAT
+//! window and the relay slots (what a bootnode offers); [`crate::upkeep::identities`] keeps
+//! what it said.
 
 use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, swarm::ConnectionId};
 
@@ -26,6 +27,10 @@ impl Node {
             .on_identified(peer, protocols);
         if let Some(mesh) = self.swarm.behaviour_mut().mesh.as_mut() {
             mesh.identified(peer, info.protocols.iter());
+        }
+        if let Some(admission) = self.swarm.behaviour_mut().mesh_admission.as_mut() {
+            // Members rule 4: a bootnode that speaks the admission protocol gets our proof.
+            admission.with(|a, io| a.identified(io, peer, info.protocols.iter()));
         }
         let identified = Identified::new(info);
         let bootnode = self.bootnodes.contains(&peer);

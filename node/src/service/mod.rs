@@ -19,7 +19,8 @@
 //!
 //! The wiring is split by what it carries out, one file each: `own_record` (an observed
 //! address or a NAT verdict changes the own record), `learned` (records learned from the
-//! exchange or the bootnodes' mesh), `reach` (carrying out the strategy: dials,
+//! exchange), `mesh` (the bootnodes' record mesh: its members, its records in and out, its
+//! sync), `reach` (carrying out the strategy: dials,
 //! introductions, circuits, punches, relay slots), `identified` (identify's answer),
 //! `pings` (liveness closes dead connections), `report` (answering the API).
 //!
@@ -48,6 +49,7 @@ use crate::swarm::behaviour::{Behaviour, BehaviourEvent};
 mod error;
 mod identified;
 mod learned;
+mod mesh;
 mod own_record;
 mod pings;
 mod reach;
@@ -89,6 +91,8 @@ pub struct Node {
     metrics: Option<libp2p::metrics::Metrics>,
     /// Converts instants into the wall-clock times the API reports.
     clock: report::WallClock,
+    /// Bootnodes: the mesh messages gossipsub delivered lately (mesh rule 2).
+    mesh_delivered: crate::mesh::message::Delivered,
 }
 
 impl Node {
@@ -151,6 +155,7 @@ impl Node {
             counters: status::Counters::default(),
             metrics: registry.map(libp2p::metrics::Metrics::new),
             clock: report::WallClock::now(),
+            mesh_delivered: Default::default(),
         })
     }
 
@@ -324,6 +329,9 @@ impl Node {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Mesh(event)) => self.on_mesh(event),
+            SwarmEvent::Behaviour(BehaviourEvent::MeshAdmission(event)) => {
+                self.on_mesh_admission(event)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Intro(event)) => self.on_intro(event),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
                 self.on_relay_client(event)

@@ -49,6 +49,12 @@ impl Node {
                 counters.inputs_rejected.insert(reason.to_owned(), n);
             }
         }
+        // The record mesh's refusals (bootnodes): proofs, non-members' streams and messages.
+        for (reason, n) in self.mesh_counts() {
+            if n > 0 {
+                counters.inputs_rejected.insert(reason.to_owned(), n);
+            }
+        }
         counters.inbound_denied_per_subnet = self.swarm.behaviour().subnets.denied();
         let (direct_connections, relayed_connections) = self.connections.counts();
         status::Status {

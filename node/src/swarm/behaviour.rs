@@ -12,6 +12,7 @@ use peerfind_behaviours::{gossip, intro};
 
 use crate::config::ConnectionLimits;
 use crate::config::relay_limits::RelayLimits;
+use crate::mesh::members::Members;
 use crate::mesh::{self, MeshError};
 use crate::record::enr::LocalRecord;
 use crate::swarm::subnet_limits;
@@ -63,12 +64,15 @@ pub struct Behaviour {
     /// is an outbound connection that works from behind a NAT too.
     pub autonat_server: autonat::server::Behaviour,
     /// Bootnodes: shares every record with the other bootnodes over a gossipsub topic
-    /// (`crate::mesh`).
+    /// (`crate::mesh`), with members only.
     pub mesh: Toggle<gossipsub_gate::Gated>,
+    /// Bootnodes: who is a member of the record mesh, and the proofs of the mesh secret
+    /// (`/peerfind/mesh/1.0.0`, `crate::mesh::admission`).
+    pub mesh_admission: Toggle<mesh::admission::Behaviour>,
 }
 
 /// What the node's flags and role decide about its behaviours.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Settings<'a> {
     /// Ask AutoNAT servers to dial us back (`--autonat`).
     pub autonat_client: bool,
@@ -76,8 +80,8 @@ pub struct Settings<'a> {
     pub limits: &'a ConnectionLimits,
     /// Bootnodes: the relay server's limits.
     pub relay_limits: &'a RelayLimits,
-    /// Bootnodes: the topic of the record mesh; `None` for a peer.
-    pub mesh_topic: Option<&'a str>,
+    /// Bootnodes: the topic of the record mesh and its members; `None` for a peer.
+    pub mesh: Option<(&'a str, Members)>,
 }
 
 impl Behaviour {
@@ -93,11 +97,17 @@ impl Behaviour {
             autonat_client,
             limits,
             relay_limits,
-            mesh_topic,
+            mesh,
         } = settings;
-        let mesh = mesh_topic
-            .map(|topic| mesh::behaviour(key, topic).map(gossipsub_gate::Gated::new))
-            .transpose()?;
+        let (mesh, mesh_admission) = match mesh {
+            Some((topic, members)) => {
+                // Members rule 1: the configured bootnodes are admitted from the start.
+                let gate =
+                    gossipsub_gate::Gated::new(mesh::behaviour(topic)?, members.configured());
+                (Some(gate), Some(mesh::admission::behaviour(members)))
+            }
+            None => (None, None),
+        };
         let bootnode = gossip.pass_on;
         let peer_id = key.public().to_peer_id();
         let relay = bootnode.then(|| relay_limits.server(peer_id));
@@ -151,6 +161,7 @@ impl Behaviour {
                 .into(),
             autonat_server: autonat::server::Behaviour::default(),
             mesh: mesh.into(),
+            mesh_admission: mesh_admission.into(),
         })
     }
 }

@@ -11,6 +11,8 @@ use peerfind_behaviours::{gossip, table};
 
 use crate::config::Config;
 use crate::config::Mode;
+use crate::mesh::members::Members;
+use crate::mesh::secret::{Secret, SecretError};
 use crate::record::enr::LocalRecord;
 use crate::record::identity::Identity;
 use crate::swarm::behaviour::{Behaviour, Settings};
@@ -52,6 +54,9 @@ pub enum SwarmError {
     /// A behaviour could not be built (the record mesh's gossipsub settings).
     #[error("behaviours: {0}")]
     Behaviour(#[from] libp2p::BehaviourBuilderError),
+    /// The mesh secret could not be loaded.
+    #[error(transparent)]
+    MeshSecret(#[from] SecretError),
 }
 
 /// The swarm of a node of `mode` with `config`, presenting `record`.
@@ -76,12 +81,25 @@ pub(crate) fn build(
         ..Default::default()
     };
     let limits = config.connection_limits(bootnode);
-    let mesh_topic = bootnode.then_some(config.mesh_topic.as_str());
+    let mesh = match (&config.mesh_secret_file, bootnode) {
+        (secret, true) => {
+            let secret = secret.as_deref().map(Secret::load).transpose()?;
+            let configured = config.bootnodes.iter().map(|b| b.peer_id).collect();
+            let local = identity.keypair.public().to_peer_id();
+            let members = Members::new(local, configured, secret);
+            Some((config.mesh_topic.as_str(), members))
+        }
+        (Some(path), false) => {
+            tracing::warn!(path = %path.display(), "--mesh-secret-file is for bootnodes; a peer joins no mesh, so it is ignored");
+            None
+        }
+        (None, false) => None,
+    };
     let settings = Settings {
         autonat_client: config.autonat,
         limits: &limits,
         relay_limits: &config.relay,
-        mesh_topic,
+        mesh,
     };
     Ok(
         libp2p::SwarmBuilder::with_existing_identity(identity.keypair.clone())

@@ -7,5 +7,6 @@
 pub mod gossip;
 pub mod intro;
 pub mod limits;
+pub mod mesh;
 pub mod observed;
 pub mod victim;

@@ -1,4 +1,5 @@
-//! gossipsub, told of a connection only once its peer is known to speak gossipsub.
+//! gossipsub, told of a connection only once its peer is known to speak gossipsub, and is
+//! admitted to the record mesh.
 //!
 //! Works around: libp2p-gossipsub 0.50.1 (Cargo.lock). `Behaviour::
 //! handle_established_inbound_connection` and `handle_established_outbound_connection`
@@ -14,8 +15,9 @@
 //! Remove when: gossipsub sends nothing to a peer before the peer shows it speaks gossipsub,
 //! neither the extensions at handler creation (once that stops,
 //! `upstream_gossipsub_still_opens_a_stream_to_every_new_peer_at_handler_creation` fails and
-//! [`Held`] can go) nor the subscriptions when told of the connection (then rules 1 and 2 can
-//! go).
+//! [`Held`] could go, were it not also what keeps a non-member's stream unread) nor the
+//! subscriptions when told of the connection (then rule 2 can go; rules 1 and 3 to 5 are the
+//! mesh's).
 //!
 //! gossipsub greets every new connection with our subscriptions, on a stream it opens at
 //! once. A bootnode's connections are mostly to peers (peerfind peers run no gossipsub, nor
@@ -28,38 +30,74 @@
 //! handler opens a stream for it at once. So the gate also wraps each handler in [`Held`],
 //! which is not polled (opens no stream, sends nothing) until the gate releases it.
 //!
+//! The gate is also where the record mesh keeps non-members out (`crate::mesh` rule 1; not an
+//! upstream workaround, but this is where gossipsub hears of connections): gossipsub hears
+//! only of the connections of peers the node admitted ([`Gated::admit`], or admitted from
+//! the start), so it never sends a non-member a subscription, a message or a table push's
+//! trigger, and never reads one from it. A peer's gossipsub stream that arrives before its
+//! admission (the proof of membership runs beside identify, so an honest bootnode's stream
+//! may come first) is kept unread; one that is still not admitted [`ADMISSION_WAIT`] after
+//! its connection came up is dropped, and the peer's gossipsub streams are refused from then
+//! on, so a non-member cannot make us buffer more than one stream's window per connection.
+//!
 //! Rules:
-//! 1. A new connection waits, unless its peer already showed it speaks gossipsub: gossipsub
-//!    is not told of it and its handler is held.
-//! 2. A peer shows it by listing a gossipsub protocol in identify ([`Gated::identified`]) or
-//!    by any gossipsub event from one of its connections (it opened a gossipsub stream to us):
-//!    every connection of it that waits is then passed on, in order, with the count of its
-//!    connections gossipsub was told of before it, and its handler released. A held handler
-//!    releases itself when the peer opens a gossipsub stream, so that the stream is read.
-//! 3. A closed connection is always passed on: gossipsub registers a connection when it
+//! 1. A new connection waits, unless its peer is admitted and already showed it speaks
+//!    gossipsub: gossipsub is not told of it and its handler is held.
+//! 2. A peer shows it speaks gossipsub by listing a gossipsub protocol in identify
+//!    ([`Gated::identified`]) or by opening a gossipsub stream to us (its held handler
+//!    reports it).
+//! 3. A peer is admitted by [`Gated::admit`] until its last connection closes, or from the
+//!    start for the peers [`Gated::new`] is given (the configured bootnodes).
+//! 4. Once a peer is admitted and speaks gossipsub, every connection of it that waits is
+//!    passed on, in order, with the count of its connections gossipsub was told of before
+//!    it, and its handler released, with the stream the peer opened meanwhile, unread till
+//!    then.
+//! 5. A held handler keeps at most one stream the peer opened (the newest; gossipsub's own
+//!    handler keeps one too), unread. Still held [`ADMISSION_WAIT`] after the connection came
+//!    up, it drops that stream (counted: [`Gated::unadmitted`]) and refuses the peer's
+//!    gossipsub streams on that connection until released.
+//! 6. A closed connection is always passed on: gossipsub registers a connection when it
 //!    makes its handler, whether told of it or not, and forgets it only at its close.
 //!
 //! The state is one entry per waiting connection, one per connected peer that speaks
-//! gossipsub and one per release not yet sent, each gone at the connection's or the peer's
-//! last close or once sent: bounded by the connections.
+//! gossipsub or was admitted, and one per release not yet sent, each gone at the
+//! connection's or the peer's last close or once sent: bounded by the connections.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use either::Either;
 use libp2p::core::transport::PortUse;
+use libp2p::core::upgrade::DeniedUpgrade;
 use libp2p::core::{ConnectedPoint, Endpoint};
 use libp2p::swarm::behaviour::ConnectionEstablished;
-use libp2p::swarm::handler::{ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent};
+use libp2p::swarm::handler::{
+    ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent, FullyNegotiatedInbound,
+};
 use libp2p::swarm::{
     ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, NotifyHandler, SubstreamProtocol,
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{Multiaddr, PeerId, StreamProtocol, gossipsub};
+use tokio::time::{Instant, Sleep};
 
 /// gossipsub's own connection handler.
 type Inner = <gossipsub::Behaviour as NetworkBehaviour>::ConnectionHandler;
+
+/// A gossipsub stream the peer opened, as the connection hands it to a handler.
+type InboundStream = FullyNegotiatedInbound<
+    <Inner as ConnectionHandler>::InboundProtocol,
+    <Inner as ConnectionHandler>::InboundOpenInfo,
+>;
+
+/// Rule 5: how long after a connection came up a stream its peer opened waits, unread, for
+/// the peer's admission. An honest bootnode is admitted at once (a configured one) or one
+/// round trip after identify (a proof of the mesh secret); a peer that is neither by then is
+/// no member, and what it sent is dropped.
+pub const ADMISSION_WAIT: Duration = Duration::from_secs(10);
 
 /// The protocol ids gossipsub speaks (v1.0 to v1.2).
 fn is_gossipsub(protocol: &StreamProtocol) -> bool {
@@ -71,23 +109,32 @@ pub struct Gated {
     inner: gossipsub::Behaviour,
     /// Rule 1: connections gossipsub was not told of yet, oldest first per peer.
     waiting: HashMap<PeerId, Vec<(ConnectionId, ConnectedPoint)>>,
-    /// Rule 2: connections gossipsub was told of, per peer.
+    /// Rule 4: connections gossipsub was told of, per peer.
     told: HashMap<PeerId, HashSet<ConnectionId>>,
     /// Rule 2: connected peers that showed they speak gossipsub.
     speaking: HashSet<PeerId>,
-    /// Rule 2: handlers to release; at most one per connection passed on.
+    /// Rule 3: connected peers admitted until their last connection closes.
+    admitted: HashSet<PeerId>,
+    /// Rule 3: peers admitted from the start.
+    always: HashSet<PeerId>,
+    /// Rule 4: handlers to release; at most one per connection passed on.
     releases: VecDeque<(PeerId, ConnectionId)>,
+    /// Rule 5: streams dropped unread, their peer not admitted in time.
+    unadmitted: u64,
 }
 
 impl Gated {
-    /// `inner` behind the gate.
-    pub fn new(inner: gossipsub::Behaviour) -> Self {
+    /// `inner` behind the gate, with `always` admitted from the start.
+    pub fn new(inner: gossipsub::Behaviour, always: impl IntoIterator<Item = PeerId>) -> Self {
         Self {
             inner,
             waiting: HashMap::new(),
             told: HashMap::new(),
             speaking: HashSet::new(),
+            admitted: HashSet::new(),
+            always: always.into_iter().collect(),
             releases: VecDeque::new(),
+            unadmitted: 0,
         }
     }
 
@@ -98,13 +145,36 @@ impl Gated {
         mut protocols: impl Iterator<Item = &'a StreamProtocol>,
     ) {
         if protocols.any(is_gossipsub) {
-            self.speaks(peer);
+            self.speaking.insert(peer);
+            self.pass_on(peer);
         }
     }
 
-    /// Rule 2: `peer` speaks gossipsub; gossipsub is told of its waiting connections.
-    fn speaks(&mut self, peer: PeerId) {
-        self.speaking.insert(peer);
+    /// Rule 3: `peer`, connected, is admitted until its last connection closes. A peer with
+    /// no connection is not (there would be no close to forget it at).
+    pub fn admit(&mut self, peer: PeerId) {
+        if self.waiting.contains_key(&peer) || self.told.contains_key(&peer) {
+            self.admitted.insert(peer);
+            self.pass_on(peer);
+        }
+    }
+
+    /// Whether `peer` is admitted (rule 3).
+    pub fn is_admitted(&self, peer: &PeerId) -> bool {
+        self.always.contains(peer) || self.admitted.contains(peer)
+    }
+
+    /// Rule 5: streams dropped unread so far, their peer not admitted in time.
+    pub fn unadmitted(&self) -> u64 {
+        self.unadmitted
+    }
+
+    /// Rule 4: once `peer` is admitted and speaks gossipsub, gossipsub is told of its waiting
+    /// connections.
+    fn pass_on(&mut self, peer: PeerId) {
+        if !(self.speaking.contains(&peer) && self.is_admitted(&peer)) {
+            return;
+        }
         for (connection, endpoint) in self.waiting.remove(&peer).unwrap_or_default() {
             self.tell(peer, connection, &endpoint);
         }
@@ -129,6 +199,10 @@ impl Gated {
         self.waiting
             .get(peer)
             .is_some_and(|w| w.iter().any(|(id, _)| *id == connection))
+    }
+
+    fn is_told(&self, peer: &PeerId, connection: ConnectionId) -> bool {
+        self.told.get(peer).is_some_and(|t| t.contains(&connection))
     }
 }
 
@@ -186,7 +260,7 @@ impl NetworkBehaviour for Gated {
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
             FromSwarm::ConnectionEstablished(e) => {
-                if self.speaking.contains(&e.peer_id) {
+                if self.speaking.contains(&e.peer_id) && self.is_admitted(&e.peer_id) {
                     self.tell(e.peer_id, e.connection_id, e.endpoint);
                 } else {
                     self.waiting
@@ -210,7 +284,9 @@ impl NetworkBehaviour for Gated {
                 }
                 if e.remaining_established == 0 {
                     self.speaking.remove(&e.peer_id);
+                    self.admitted.remove(&e.peer_id);
                 }
+                // Rule 6.
                 self.inner.on_swarm_event(FromSwarm::ConnectionClosed(e));
             }
             FromSwarm::AddressChange(ref e) if self.is_waiting(&e.peer_id, e.connection_id) => {
@@ -232,13 +308,24 @@ impl NetworkBehaviour for Gated {
         connection_id: ConnectionId,
         event: THandlerOutEvent<Self>,
     ) {
-        if self.is_waiting(&peer_id, connection_id) {
-            // Rule 2: a held handler opens no stream and is polled only once the peer opened
-            // a gossipsub stream, so its event comes from that stream.
-            self.speaks(peer_id);
+        match event {
+            Either::Left(event) if self.is_told(&peer_id, connection_id) => self
+                .inner
+                .on_connection_handler_event(peer_id, connection_id, event),
+            // Only a released handler, whose connection gossipsub was told of, polls
+            // gossipsub's; nothing else may reach gossipsub.
+            Either::Left(_) => {}
+            Either::Right(HeldEvent::Opened) => {
+                // Rule 2.
+                self.speaking.insert(peer_id);
+                self.pass_on(peer_id);
+            }
+            Either::Right(HeldEvent::Dropped) => {
+                // Rule 5.
+                self.unadmitted += 1;
+                tracing::debug!(peer = %peer_id, "dropped the gossipsub stream of a peer not admitted to the record mesh");
+            }
         }
-        self.inner
-            .on_connection_handler_event(peer_id, connection_id, event);
     }
 
     fn poll(
@@ -247,11 +334,7 @@ impl NetworkBehaviour for Gated {
     ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         while let Some((peer_id, connection)) = self.releases.pop_front() {
             // A connection closed meanwhile has no handler to release.
-            if self
-                .told
-                .get(&peer_id)
-                .is_some_and(|t| t.contains(&connection))
-            {
+            if self.is_told(&peer_id, connection) {
                 return Poll::Ready(ToSwarm::NotifyHandler {
                     peer_id,
                     handler: NotifyHandler::One(connection),
@@ -263,15 +346,36 @@ impl NetworkBehaviour for Gated {
     }
 }
 
-/// The gate's word to a held handler: the peer speaks gossipsub.
+/// The gate's word to a held handler: gossipsub was told of its connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Release;
 
+/// What a held handler tells the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldEvent {
+    /// Rule 2: the peer opened a gossipsub stream.
+    Opened,
+    /// Rule 5: the stream was dropped unread; the peer's streams are refused from now on.
+    Dropped,
+}
+
 /// gossipsub's handler, not polled until released (rule 1): it opens no stream and sends
-/// nothing while held. Everything else is the inner handler's.
+/// nothing while held, and the stream the peer opens waits unread (rule 5). Everything else
+/// is the inner handler's.
 pub struct Held {
     inner: Inner,
     released: bool,
+    /// Rule 5: the newest stream the peer opened while held.
+    stream: Option<InboundStream>,
+    /// Rule 2: a stream opened, not yet reported.
+    opened: bool,
+    /// Rule 5: when a stream still held is dropped.
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Rule 5: the peer's gossipsub streams are refused.
+    refusing: bool,
+    /// Rule 5: a drop not yet reported.
+    dropped: bool,
 }
 
 impl Held {
@@ -279,19 +383,52 @@ impl Held {
         Self {
             inner,
             released: false,
+            stream: None,
+            opened: false,
+            deadline: Instant::now() + ADMISSION_WAIT,
+            timer: None,
+            refusing: false,
+            dropped: false,
         }
+    }
+
+    /// While held: what to tell the gate, and the deadline of a stream held (rule 5).
+    fn poll_held(&mut self, cx: &mut Context<'_>) -> Option<HeldEvent> {
+        if std::mem::take(&mut self.opened) {
+            return Some(HeldEvent::Opened);
+        }
+        if std::mem::take(&mut self.dropped) {
+            return Some(HeldEvent::Dropped);
+        }
+        if self.stream.is_some() {
+            let deadline = self.deadline;
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.as_mut().poll(cx).is_ready() {
+                self.stream = None;
+                self.timer = None;
+                self.refusing = true;
+                return Some(HeldEvent::Dropped);
+            }
+        }
+        None
     }
 }
 
 impl ConnectionHandler for Held {
     type FromBehaviour = Either<<Inner as ConnectionHandler>::FromBehaviour, Release>;
-    type ToBehaviour = <Inner as ConnectionHandler>::ToBehaviour;
+    type ToBehaviour = Either<<Inner as ConnectionHandler>::ToBehaviour, HeldEvent>;
     type InboundProtocol = <Inner as ConnectionHandler>::InboundProtocol;
     type OutboundProtocol = <Inner as ConnectionHandler>::OutboundProtocol;
     type InboundOpenInfo = <Inner as ConnectionHandler>::InboundOpenInfo;
     type OutboundOpenInfo = <Inner as ConnectionHandler>::OutboundOpenInfo;
 
     fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol, Self::InboundOpenInfo> {
+        if self.refusing {
+            // Rule 5: gossipsub's own handler refuses this way once disabled.
+            return SubstreamProtocol::new(Either::Right(DeniedUpgrade), ());
+        }
         self.inner.listen_protocol()
     }
 
@@ -307,19 +444,37 @@ impl ConnectionHandler for Held {
     > {
         if !self.released {
             // Released by an event, after which the connection polls its handler again.
-            return Poll::Pending;
+            return match self.poll_held(cx) {
+                Some(event) => Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(Either::Right(
+                    event,
+                ))),
+                None => Poll::Pending,
+            };
         }
-        self.inner.poll(cx)
+        if let Some(stream) = self.stream.take() {
+            // Rule 4: the stream the peer opened while held, read from now on.
+            self.inner
+                .on_connection_event(ConnectionEvent::FullyNegotiatedInbound(stream));
+        }
+        self.inner
+            .poll(cx)
+            .map(|event| event.map_custom(Either::Left))
     }
 
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Option<Self::ToBehaviour>> {
-        self.inner.poll_close(cx)
+        self.inner
+            .poll_close(cx)
+            .map(|event| event.map(Either::Left))
     }
 
     fn on_behaviour_event(&mut self, event: Self::FromBehaviour) {
         match event {
             Either::Left(event) => self.inner.on_behaviour_event(event),
-            Either::Right(Release) => self.released = true,
+            Either::Right(Release) => {
+                self.released = true;
+                self.refusing = false;
+                self.timer = None;
+            }
         }
     }
 
@@ -332,11 +487,19 @@ impl ConnectionHandler for Held {
             Self::OutboundOpenInfo,
         >,
     ) {
-        if matches!(event, ConnectionEvent::FullyNegotiatedInbound(_)) {
-            // Rule 2: the peer opened a gossipsub stream; the inner handler reads it.
-            self.released = true;
+        match event {
+            ConnectionEvent::FullyNegotiatedInbound(stream) if !self.released => {
+                if self.refusing {
+                    // Negotiated before the refusal began: dropped as well (rule 5).
+                    self.dropped = true;
+                } else {
+                    // Rules 2 and 5: kept unread, an older one dropped.
+                    self.stream = Some(stream);
+                    self.opened = true;
+                }
+            }
+            event => self.inner.on_connection_event(event),
         }
-        self.inner.on_connection_event(event);
     }
 }
 

@@ -1,14 +1,23 @@
 #![allow(clippy::unwrap_used)]
 
-use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::ConnectionClosed;
 
 use super::*;
 use crate::mesh::{self, DEFAULT_TOPIC};
 
-fn gate() -> Gated {
-    Gated::new(mesh::behaviour(&Keypair::generate_secp256k1(), DEFAULT_TOPIC).unwrap())
+/// A gate that admits `always` from the start.
+fn gate_admitting(always: &[PeerId]) -> Gated {
+    Gated::new(
+        mesh::behaviour(DEFAULT_TOPIC).unwrap(),
+        always.iter().copied(),
+    )
 }
+
+fn gate() -> Gated {
+    gate_admitting(&[])
+}
+
+const SPEAKS: [StreamProtocol; 1] = [StreamProtocol::new("/meshsub/1.1.0")];
 
 fn endpoint() -> ConnectedPoint {
     ConnectedPoint::Dialer {
@@ -23,8 +32,14 @@ fn open(gate: &mut Gated, peer: PeerId, id: usize, others: usize) -> ConnectionI
     let id = ConnectionId::new_unchecked(id);
     let endpoint = endpoint();
     let addr = endpoint.get_remote_address().clone();
-    gate.handle_established_outbound_connection(id, peer, &addr, Endpoint::Dialer, PortUse::Reuse)
-        .unwrap();
+    gate.handle_established_outbound_connection(
+        id,
+        peer,
+        &addr,
+        Endpoint::Dialer,
+        PortUse::Reuse,
+    )
+    .unwrap();
     gate.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
         peer_id: peer,
         connection_id: id,
@@ -47,8 +62,8 @@ fn close(gate: &mut Gated, peer: PeerId, id: ConnectionId, remaining: usize) {
 
 #[test]
 fn a_connection_waits_until_identify_lists_gossipsub() {
-    let mut gate = gate();
     let (peer, bootnode) = (PeerId::random(), PeerId::random());
+    let mut gate = gate_admitting(&[peer, bootnode]);
     let first = open(&mut gate, peer, 1, 0);
     let other = open(&mut gate, bootnode, 2, 0);
     assert!(gate.is_waiting(&peer, first) && gate.is_waiting(&bootnode, other));
@@ -61,9 +76,8 @@ fn a_connection_waits_until_identify_lists_gossipsub() {
         gate.is_waiting(&peer, first),
         "rule 1: no gossipsub, no greeting"
     );
-    let speaks = [StreamProtocol::new("/meshsub/1.1.0")];
-    gate.identified(bootnode, speaks.iter());
-    assert!(!gate.is_waiting(&bootnode, other), "rule 2");
+    gate.identified(bootnode, SPEAKS.iter());
+    assert!(!gate.is_waiting(&bootnode, other), "rules 2 and 4");
     assert_eq!(gate.told[&bootnode], HashSet::from([other]));
     let second = open(&mut gate, bootnode, 3, 1);
     assert_eq!(
@@ -107,12 +121,12 @@ fn a_held_handler_opens_no_stream_until_released() {
     assert_eq!(
         poll_handler(&mut held),
         Poll::Ready(true),
-        "rule 2: released, it opens its stream"
+        "rule 4: released, it opens its stream"
     );
 }
 
 #[test]
-fn the_gate_releases_a_handler_when_its_peer_speaks_gossipsub() {
+fn the_gate_releases_a_handler_once_its_peer_speaks_gossipsub_and_is_admitted() {
     let mut gate = gate();
     let peer = PeerId::random();
     let id = open(&mut gate, peer, 1, 0);
@@ -132,8 +146,45 @@ fn the_gate_releases_a_handler_when_its_peer_speaks_gossipsub() {
         seen
     };
     assert!(releases(&mut gate, &mut cx).is_empty(), "rule 1");
-    gate.identified(peer, [StreamProtocol::new("/meshsub/1.1.0")].iter());
-    assert_eq!(releases(&mut gate, &mut cx), [(peer, id)], "rule 2");
+    gate.identified(peer, SPEAKS.iter());
+    assert!(
+        releases(&mut gate, &mut cx).is_empty(),
+        "rule 3: speaking is not enough"
+    );
+    gate.admit(peer);
+    assert_eq!(releases(&mut gate, &mut cx), [(peer, id)], "rule 4");
+}
+
+#[test]
+fn a_non_member_is_never_passed_on_and_an_admission_lasts_one_connection_run() {
+    let mut gate = gate();
+    let (intruder, member) = (PeerId::random(), PeerId::random());
+    let theirs = open(&mut gate, intruder, 1, 0);
+    let first = open(&mut gate, member, 2, 0);
+    // Rule 2: both open a gossipsub stream (their held handlers report it).
+    for (peer, id) in [(intruder, theirs), (member, first)] {
+        gate.on_connection_handler_event(peer, id, Either::Right(HeldEvent::Opened));
+    }
+    gate.admit(member);
+    assert!(gate.is_waiting(&intruder, theirs), "rule 1: never admitted");
+    assert!(!gate.told.contains_key(&intruder));
+    assert_eq!(gate.told[&member], HashSet::from([first]), "rule 4");
+    gate.on_connection_handler_event(intruder, theirs, Either::Right(HeldEvent::Dropped));
+    assert_eq!(gate.unadmitted(), 1, "rule 5");
+
+    close(&mut gate, member, first, 0);
+    assert!(!gate.is_admitted(&member), "rule 3: until the last close");
+    let again = open(&mut gate, member, 3, 0);
+    gate.identified(member, SPEAKS.iter());
+    assert!(
+        gate.is_waiting(&member, again),
+        "rule 3: proves itself again"
+    );
+    gate.admit(PeerId::random());
+    assert!(
+        gate.admitted.is_empty(),
+        "rule 3: a peer with no connection is not admitted"
+    );
 }
 
 #[test]
@@ -143,10 +194,13 @@ fn every_close_reaches_gossipsub_and_leaves_nothing_behind() {
     let waiting = open(&mut gate, peer, 1, 0);
     let told = open(&mut gate, bootnode, 2, 0);
     gate.identified(bootnode, [StreamProtocol::new("/meshsub/1.2.0")].iter());
-    // Rule 3: gossipsub forgets both peers; it would panic on a close it cannot place.
+    gate.admit(bootnode);
+    assert!(gate.is_told(&bootnode, told));
+    // Rule 6: gossipsub forgets both peers; it would panic on a close it cannot place.
     close(&mut gate, peer, waiting, 0);
     close(&mut gate, bootnode, told, 0);
     assert!(gate.waiting.is_empty() && gate.told.is_empty() && gate.speaking.is_empty());
+    assert!(gate.admitted.is_empty());
     assert_eq!(gate.all_peers().count(), 0);
 }
 
@@ -154,7 +208,7 @@ fn every_close_reaches_gossipsub_and_leaves_nothing_behind() {
 /// the moment it makes the connection's handler, the held handler may no longer be needed.
 #[test]
 fn upstream_gossipsub_still_opens_a_stream_to_every_new_peer_at_handler_creation() {
-    let mut gossipsub = mesh::behaviour(&Keypair::generate_secp256k1(), DEFAULT_TOPIC).unwrap();
+    let mut gossipsub = mesh::behaviour(DEFAULT_TOPIC).unwrap();
     let addr = endpoint().get_remote_address().clone();
     // Two peers nothing is known of, one connection each; the swarm has not even told
     // gossipsub of them yet.

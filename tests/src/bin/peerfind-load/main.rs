@@ -70,12 +70,14 @@ async fn main() -> anyhow::Result<()> {
     raise_fd_limit();
     let phase_timeout = Duration::from_secs(cli.phase_timeout_secs);
 
-    // The bootnodes: the real binary on loopback, each joined to every one started before it,
-    // so they form one mesh; the simulated peers dial their TCP addresses.
+    // The bootnodes: the real binary on loopback, each joined to every one started before it
+    // and all holding one mesh secret, so they form one mesh; the simulated peers dial their
+    // TCP addresses.
     let tally = Tally::default();
+    let secret = local::MeshSecret::new()?;
     let mut bootnodes = Vec::new();
     for i in 0..cli.bootnodes.max(1) {
-        bootnodes.push(UnderTest::start(i, &bootnodes, &tally).await?);
+        bootnodes.push(UnderTest::start(i, &bootnodes, &secret, &tally).await?);
     }
     let idle_rss: Vec<u64> = bootnodes.iter().map(|b| rss_kib(b.pid)).collect();
     let idle_io: Vec<u64> = bootnodes.iter().map(|b| io_bytes(b.pid)).collect();
@@ -344,9 +346,14 @@ struct UnderTest {
 }
 
 impl UnderTest {
-    /// Starts bootnode `index`, joined to every bootnode in `before`, and feeds its events to
-    /// `tally`.
-    async fn start(index: usize, before: &[UnderTest], tally: &Tally) -> anyhow::Result<Self> {
+    /// Starts bootnode `index`, joined to every bootnode in `before`, in the mesh of
+    /// `secret`, and feeds its events to `tally`.
+    async fn start(
+        index: usize,
+        before: &[UnderTest],
+        secret: &local::MeshSecret,
+        tally: &Tally,
+    ) -> anyhow::Result<Self> {
         let metrics = free_port()?;
         let mut args: Vec<String> = ["bootnode"]
             .iter()
@@ -354,6 +361,7 @@ impl UnderTest {
             .map(|s| (*s).to_owned())
             .collect();
         args.extend(["--metrics".to_owned(), metrics.to_string()]);
+        args.extend(secret.args());
         for other in before {
             args.extend(["--bootnode".to_owned(), other.enr.clone()]);
         }
