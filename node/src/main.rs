@@ -42,7 +42,9 @@ enum Command {
     Run(Config),
     /// Run a bootnode: a meeting point that tells peers their address and gossips records.
     /// Prints its record and addresses at start, and writes them to `bootnode.txt` in its
-    /// data directory, for peers' `--bootnode`.
+    /// data directory, for peers' `--bootnode`. The bootnodes of one network share every
+    /// record: give each the same `--mesh-secret-file` and start each new one with
+    /// `--bootnode` naming one that runs (or configure each with all the others).
     Bootnode(Config),
     /// Work with node records (ENRs).
     Enr {
