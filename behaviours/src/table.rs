@@ -1,30 +1,64 @@
 //! The record table: every ENR this node knows, one per node id.
 //!
-//! Rules, in the order [`Table::insert`] applies them:
+//! Rules; [`Table::insert`] applies 2, 3–4, 8 and 5, in that order:
 //! 1. Records arrive here already decoded, so their signature is verified and they are at most
 //!    300 bytes (EIP-778); see [`crate::enr_ext::decode_bytes`].
 //! 2. The node's own record is never stored.
 //! 3. A record with a higher `seq` than the stored one replaces it (EIP-778: the newer record
-//!    wins).
-//! 4. The same `seq` with the same content only refreshes the entry; the same `seq` with other
-//!    content is refused as a conflict (a key holder signed two different records with one seq:
-//!    keep the first), and a lower `seq` is refused as stale.
+//!    wins), whoever brings it, even into a full group (rule 8): the node is already counted.
+//! 4. The same `seq` with the same content is refreshed only when its owner announces it
+//!    ([`Source::Announced`]); the same record passed on again by anyone else changes nothing
+//!    ([`Inserted::Known`]), or two bootnodes pushing their tables to each other would keep a
+//!    record alive forever after its owner left. One exception: the bootnodes' mesh, whose
+//!    members publish a record only when it is new or newer to them or its owner is
+//!    connected to them, so a held record arriving there is renewed ([`Table::renew`]). The
+//!    same `seq` with other content is refused as a conflict (a key holder signed two
+//!    different records with one seq: keep the first), and a lower `seq` is refused as stale.
 //! 5. The table holds at most [`Config::capacity`] records: inserting into a full table evicts
-//!    the least recently refreshed one.
-//! 6. A record not refreshed within [`Config::ttl`] expires ([`Table::expire`]).
-//! 7. Bytes equal to a held record's refresh it without being decoded again
-//!    ([`Table::refresh_exact`]): its signature was verified when it came in. A bootnode asks
-//!    every new peer for up to 32 records, which it mostly holds already; verifying each
-//!    again took 29% of a bootnode's CPU while 1,000 peers joined.
+//!    one, the first of these in turn: a record whose owner has no connection with us before
+//!    one whose owner has; one naming no IP before one naming an IP (which its owner's
+//!    connection proved, or a trusted bootnode that did passed on); one of the largest group
+//!    (rule 8), so that a flood evicts its own records first; the least recently refreshed.
+//! 6. A record not refreshed within [`Config::ttl`] expires ([`Table::expire`]). Only its
+//!    owner refreshes it: by announcing it (rule 4), by a newer record (rule 3), by being
+//!    connected to us (a record whose owner is connected does not expire, and the
+//!    connection's close counts as a refresh: [`Table::connected`], [`Table::disconnected`]),
+//!    or by being connected to a bootnode of the mesh that vouches for it (rule 4).
+//! 7. Bytes equal to a held record's are known without being decoded again
+//!    ([`Table::holds`]): its signature was verified when it came in. A bootnode asks every
+//!    new peer for up to 32 records, which it mostly holds already; verifying each again took
+//!    29% of a bootnode's CPU while 1,000 peers joined. Such bytes come from others than the
+//!    owner (a push, an answer), so they refresh nothing (rule 4).
+//! 8. At most [`Config::max_per_group`] records of one [`Group`] are held: the /24 of an IPv4
+//!    address, the /64 of an IPv6 one. The caller names the group: the record's IP that the
+//!    announcing connection proved, or, for a record naming no IP, the IP that connection
+//!    comes from; a record passed on by others is grouped by its own IP. Records of no known
+//!    address (passed on naming no IP, announced over a relayed circuit only) are capped
+//!    together as [`Group::NoAddress`]. A record of a node not held, beyond its group's
+//!    cap, is refused ([`Refused::GroupFull`]); a cap of at least the capacity is none.
+//!
+//! What each node holds, and for how long, follows. A bootnode holds its peers' records from
+//! their announcements, renewed every 5 minutes and while they stay connected. A peer holds
+//! what its bootnodes passed on as new or newer, for [`Config::ttl`] from then, and as long as
+//! the owner stays connected (peers dial the records they learn, and a connected owner also
+//! announces every 5 minutes); a record passed on whose owner it never reached lives one TTL,
+//! and comes back with its bootnode's next answer or push of it as new. Bootnodes push each
+//! other only the records they hold first-hand ([`Entry::owner_seen`]): a record passed on
+//! lives one TTL at each other bootnode (longer when the mesh renews it) and is pushed again,
+//! as new, while a bootnode holds it first-hand; once its owner left, nobody holds it
+//! first-hand after one TTL, and every copy expires within another.
 //!
 //! Whether a peer may announce a record at all (its key must be the connection's key) is the
 //! gossip behaviour's rule, not the table's: the table does not know where a record came from
-//! beyond the [`Source`] it is told.
+//! beyond the [`Source`] and [`Group`] it is told.
 //!
 //! Time is passed in, never read, so the rules are tested without waiting.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use enr::NodeId;
@@ -41,13 +75,23 @@ pub const DEFAULT_CAPACITY: usize = 2048;
 /// half an hour belongs to a node that is gone.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 60);
 
+/// Default [`Config::max_per_group`] (rule 8): a thirty-second of the default table. Honest
+/// peers do share a /24: behind a carrier-grade NAT many subscribers leave from a few public
+/// addresses, and one cloud provider's range holds many servers; 64 leaves them room. A flood
+/// from one /24 (or /64) then holds at most 1/32 of the table, and an attacker needs 32
+/// address blocks, each with a connection per record, to fill it.
+pub const DEFAULT_MAX_PER_GROUP: usize = 64;
+
 /// Limits of the table.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Most records held. Default: [`DEFAULT_CAPACITY`].
+    /// Most records held (rule 5). Default: [`DEFAULT_CAPACITY`].
     pub capacity: usize,
-    /// How long a record lives without a refresh. Default: [`DEFAULT_TTL`].
+    /// How long a record lives without a refresh (rule 6). Default: [`DEFAULT_TTL`].
     pub ttl: Duration,
+    /// Most records of one [`Group`] (rule 8); at least the capacity means no cap. Default:
+    /// [`DEFAULT_MAX_PER_GROUP`].
+    pub max_per_group: usize,
 }
 
 impl Default for Config {
@@ -55,6 +99,59 @@ impl Default for Config {
         Self {
             capacity: DEFAULT_CAPACITY,
             ttl: DEFAULT_TTL,
+            max_per_group: DEFAULT_MAX_PER_GROUP,
+        }
+    }
+}
+
+/// The address block a record counts against (rule 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Group {
+    /// An IPv4 /24: the first three octets.
+    V4([u8; 3]),
+    /// An IPv6 /64: the first eight octets.
+    V6([u8; 8]),
+    /// No address known: a record passed on naming no IP, or announced naming none over a
+    /// relayed circuit only.
+    NoAddress,
+}
+
+impl Group {
+    /// The group of `ip` (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                Group::V4([a, b, c])
+            }
+            IpAddr::V6(v6) => {
+                let o = v6.octets();
+                Group::V6([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]])
+            }
+        }
+    }
+
+    /// The group of the IP a record names (its IPv4 one when it names both), or
+    /// [`Group::NoAddress`]: for records passed on by others, whose connection we never saw.
+    pub fn of_record(enr: &Enr) -> Self {
+        match (enr.ip4(), enr.ip6()) {
+            (Some(ip), _) => Group::of(IpAddr::V4(ip)),
+            (None, Some(ip)) => Group::of(IpAddr::V6(ip)),
+            (None, None) => Group::NoAddress,
+        }
+    }
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Group::V4([a, b, c]) => write!(f, "{a}.{b}.{c}.0/24"),
+            Group::V6(o) => {
+                let mut full = [0u8; 16];
+                full[..8].copy_from_slice(o);
+                write!(f, "{}/64", std::net::Ipv6Addr::from(full))
+            }
+            Group::NoAddress => f.write_str("no address"),
         }
     }
 }
@@ -82,10 +179,22 @@ pub struct Entry {
     pub source: Source,
     /// When the record (any seq of it) first arrived.
     pub first_seen: Instant,
-    /// When the record was last inserted or refreshed.
+    /// When the record was last inserted or refreshed (rule 6).
     pub refreshed: Instant,
+    /// When its owner last announced it to us or was last seen connected to us; `None` while
+    /// only others passed it on. Within the TTL, we hold it first-hand ([`Table::first_hand`]).
+    pub owner_seen: Option<Instant>,
+    /// The group it counts against (rule 8).
+    pub group: Group,
     /// The record's bytes (rule 7).
     raw: Vec<u8>,
+}
+
+impl Entry {
+    /// Whether the record names an IP (rule 5).
+    fn names_ip(&self) -> bool {
+        self.enr.ip4().is_some() || self.enr.ip6().is_some()
+    }
 }
 
 /// What an accepted insert did.
@@ -98,8 +207,10 @@ pub enum Inserted {
         /// The seq of the record it replaced.
         old_seq: u64,
     },
-    /// The same record again: only the refresh time moved (rule 4).
+    /// The same record again from its owner: only the refresh time moved (rule 4).
     Refreshed,
+    /// The same record again from another than its owner: nothing changed (rule 4).
+    Known,
 }
 
 /// Why an insert was refused; the table is unchanged.
@@ -122,6 +233,12 @@ pub enum Refused {
         /// The seq both records carry.
         seq: u64,
     },
+    /// Its group holds [`Config::max_per_group`] records already (rule 8).
+    #[error("the table holds the most records it keeps from {group}")]
+    GroupFull {
+        /// The record's group.
+        group: Group,
+    },
 }
 
 /// Known records by node id. See the module doc for its rules.
@@ -135,6 +252,12 @@ pub struct Table {
     /// aim collisions; one would only cost the fast path, as the bytes are compared.
     by_raw: HashMap<u64, NodeId>,
     hasher: RandomState,
+    /// Rule 8: records held per group; a group holding none has no entry. Bounded by the
+    /// entries.
+    groups: HashMap<Group, usize>,
+    /// Rules 5 and 6: the peers connected to us now, whether we hold their record or not.
+    /// Bounded by the swarm's connections.
+    live: HashSet<PeerId>,
 }
 
 impl Table {
@@ -147,12 +270,24 @@ impl Table {
             by_peer: HashMap::new(),
             by_raw: HashMap::new(),
             hasher: RandomState::new(),
+            groups: HashMap::new(),
+            live: HashSet::new(),
         }
     }
 
-    /// Rule 7: when `raw` are exactly a held record's bytes, refreshes it and says so; the
-    /// caller then need not decode them.
-    pub fn refresh_exact(&mut self, raw: &[u8], now: Instant) -> bool {
+    /// Rule 7: whether `raw` are exactly a held record's bytes; the caller then need not
+    /// decode them. Refreshes nothing.
+    pub fn holds(&self, raw: &[u8]) -> bool {
+        self.by_raw
+            .get(&self.hasher.hash_one(raw))
+            .and_then(|id| self.entries.get(id))
+            .is_some_and(|entry| entry.raw == raw)
+    }
+
+    /// Rule 4: when `raw` are exactly a held record's bytes, arriving over the bootnodes'
+    /// mesh, renews it (its refresh time moves) and says so; the caller then need not decode
+    /// them.
+    pub fn renew(&mut self, raw: &[u8], now: Instant) -> bool {
         let Some(id) = self.by_raw.get(&self.hasher.hash_one(raw)) else {
             return false;
         };
@@ -165,18 +300,21 @@ impl Table {
         }
     }
 
-    /// Applies rules 2-5 to a decoded record whose key belongs to `peer_id`.
+    /// Applies rules 2-5 and 8 to a decoded record whose key belongs to `peer_id`, which
+    /// counts against `group` when it is new.
     pub fn insert(
         &mut self,
         enr: Enr,
         peer_id: PeerId,
         source: Source,
+        group: Group,
         now: Instant,
     ) -> Result<Inserted, Refused> {
         let id = enr.node_id();
         if id == self.local {
             return Err(Refused::Own);
         }
+        let announced = source == Source::Announced;
         if let Some(held) = self.entries.get_mut(&id) {
             let (held_seq, got) = (held.enr.seq(), enr.seq());
             return match got.cmp(&held_seq) {
@@ -185,7 +323,11 @@ impl Table {
                     got,
                 }),
                 std::cmp::Ordering::Equal if held.enr.compare_content(&enr) => {
+                    if !announced {
+                        return Ok(Inserted::Known);
+                    }
                     held.refreshed = now;
+                    held.owner_seen = Some(now);
                     Ok(Inserted::Refreshed)
                 }
                 std::cmp::Ordering::Equal => Err(Refused::Conflict { seq: got }),
@@ -198,16 +340,30 @@ impl Table {
                     self.by_raw.insert(self.hasher.hash_one(&held.raw), id);
                     held.enr = enr;
                     held.refreshed = now;
+                    if announced {
+                        held.owner_seen = Some(now);
+                    }
+                    let moved = std::mem::replace(&mut held.group, group);
+                    if moved != group {
+                        self.uncount(moved);
+                        *self.groups.entry(group).or_default() += 1;
+                    }
                     Ok(Inserted::Updated { old_seq: held_seq })
                 }
             };
         }
+        let cap = self.config.max_per_group;
+        if cap < self.config.capacity && self.in_group(&group) >= cap {
+            return Err(Refused::GroupFull { group });
+        }
         if self.entries.len() >= self.config.capacity {
-            self.evict_stalest();
+            self.evict();
         }
         self.by_peer.insert(peer_id, id);
         let raw = enr_ext::encode_bytes(&enr);
         self.by_raw.insert(self.hasher.hash_one(&raw), id);
+        *self.groups.entry(group).or_default() += 1;
+        let owner_seen = (announced || self.live.contains(&peer_id)).then_some(now);
         self.entries.insert(
             id,
             Entry {
@@ -216,15 +372,34 @@ impl Table {
                 source,
                 first_seen: now,
                 refreshed: now,
+                owner_seen,
+                group,
                 raw,
             },
         );
         Ok(Inserted::New)
     }
 
-    /// Rule 6: removes the records not refreshed within the TTL, returning their node ids.
+    /// Rules 5 and 6: `peer` is connected to us (its first connection opened).
+    pub fn connected(&mut self, peer: PeerId, now: Instant) {
+        self.live.insert(peer);
+        self.owner_seen_now(&peer, now);
+    }
+
+    /// Rules 5 and 6: `peer`'s last connection closed; it was there until `now`.
+    pub fn disconnected(&mut self, peer: &PeerId, now: Instant) {
+        self.live.remove(peer);
+        self.owner_seen_now(peer, now);
+    }
+
+    /// Rule 6: removes the records not refreshed within the TTL, returning their node ids; a
+    /// record whose owner is connected is refreshed instead.
     pub fn expire(&mut self, now: Instant) -> Vec<NodeId> {
         let ttl = self.config.ttl;
+        let live: Vec<PeerId> = self.live.iter().copied().collect();
+        for peer in &live {
+            self.owner_seen_now(peer, now);
+        }
         let expired: Vec<NodeId> = self
             .entries
             .iter()
@@ -269,6 +444,43 @@ impl Table {
         self.entries.is_empty()
     }
 
+    /// The records we hold first-hand: their owner is connected to us, or announced them or
+    /// was connected within the TTL. What a bootnode pushes to the others of the mesh.
+    pub fn first_hand(&self, now: Instant) -> impl Iterator<Item = &Entry> {
+        let ttl = self.config.ttl;
+        self.entries.values().filter(move |e| {
+            self.live.contains(&e.peer_id)
+                || e.owner_seen
+                    .is_some_and(|seen| now.saturating_duration_since(seen) < ttl)
+        })
+    }
+
+    /// How many records of `group` are held (rule 8).
+    pub fn in_group(&self, group: &Group) -> usize {
+        self.groups.get(group).copied().unwrap_or(0)
+    }
+
+    /// Rule 6: the owner `peer` is seen now, so its record is refreshed.
+    fn owner_seen_now(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(entry) = self
+            .by_peer
+            .get(peer)
+            .and_then(|id| self.entries.get_mut(id))
+        {
+            entry.refreshed = now;
+            entry.owner_seen = Some(now);
+        }
+    }
+
+    fn uncount(&mut self, group: Group) {
+        if let Some(n) = self.groups.get_mut(&group) {
+            *n -= 1;
+            if *n == 0 {
+                self.groups.remove(&group);
+            }
+        }
+    }
+
     fn remove(&mut self, id: &NodeId) {
         if let Some(entry) = self.entries.remove(id) {
             self.by_peer.remove(&entry.peer_id);
@@ -276,16 +488,26 @@ impl Table {
             if self.by_raw.get(&hash) == Some(id) {
                 self.by_raw.remove(&hash);
             }
+            self.uncount(entry.group);
         }
     }
 
-    fn evict_stalest(&mut self) {
-        let stalest = self
+    /// Rule 5: one scan of the table, as before the groups (a full table of 2,048 costs
+    /// microseconds per insert).
+    fn evict(&mut self) {
+        let victim = self
             .entries
             .iter()
-            .min_by_key(|(_, e)| e.refreshed)
+            .min_by_key(|(_, e)| {
+                (
+                    self.live.contains(&e.peer_id),
+                    e.names_ip(),
+                    Reverse(self.in_group(&e.group)),
+                    e.refreshed,
+                )
+            })
             .map(|(id, _)| *id);
-        if let Some(id) = stalest {
+        if let Some(id) = victim {
             self.remove(&id);
         }
     }
@@ -305,9 +527,13 @@ mod tests {
     }
 
     fn record(key: &SigningKey, seq: u64, port: u16) -> (Enr, PeerId) {
+        record_at(key, seq, Ipv4Addr::LOCALHOST, port)
+    }
+
+    fn record_at(key: &SigningKey, seq: u64, ip: Ipv4Addr, port: u16) -> (Enr, PeerId) {
         let enr = Enr::builder()
             .seq(seq)
-            .ip4(Ipv4Addr::LOCALHOST)
+            .ip4(ip)
             .tcp4(port)
             .build(key)
             .unwrap();
@@ -315,15 +541,44 @@ mod tests {
         (enr, peer)
     }
 
+    fn record_without_ip(key: &SigningKey) -> (Enr, PeerId) {
+        let enr = Enr::builder().build(key).unwrap();
+        let peer = peer_id(&enr).unwrap();
+        (enr, peer)
+    }
+
     fn table(capacity: usize) -> Table {
+        table_with(capacity, capacity)
+    }
+
+    fn table_with(capacity: usize, max_per_group: usize) -> Table {
         let local = Enr::builder().build(&key()).unwrap().node_id();
         Table::new(
             Config {
                 capacity,
                 ttl: Duration::from_secs(60),
+                max_per_group,
             },
             local,
         )
+    }
+
+    /// `enr` announced by its owner, grouped by its own IP.
+    fn announce(t: &mut Table, enr: &Enr, peer: PeerId, at: Instant) -> Result<Inserted, Refused> {
+        let group = Group::of_record(enr);
+        t.insert(enr.clone(), peer, Source::Announced, group, at)
+    }
+
+    /// `enr` passed on by a bootnode.
+    fn pass_on(t: &mut Table, enr: &Enr, peer: PeerId, at: Instant) -> Result<Inserted, Refused> {
+        let from = Source::Gossip {
+            from: PeerId::random(),
+        };
+        t.insert(enr.clone(), peer, from, Group::of_record(enr), at)
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
     }
 
     #[test]
@@ -331,12 +586,9 @@ mod tests {
         let (mut t, k, now) = (table(8), key(), Instant::now());
         let (old, peer) = record(&k, 1, 1000);
         let (new, _) = record(&k, 2, 2000);
+        assert_eq!(announce(&mut t, &old, peer, now), Ok(Inserted::New));
         assert_eq!(
-            t.insert(old, peer, Source::Announced, now),
-            Ok(Inserted::New)
-        );
-        assert_eq!(
-            t.insert(new, peer, Source::Announced, now),
+            announce(&mut t, &new, peer, now),
             Ok(Inserted::Updated { old_seq: 1 })
         );
         assert_eq!(t.get_by_peer(&peer).unwrap().enr.tcp4(), Some(2000));
@@ -347,9 +599,9 @@ mod tests {
         let (mut t, k, now) = (table(8), key(), Instant::now());
         let (new, peer) = record(&k, 5, 5000);
         let (old, _) = record(&k, 4, 4000);
-        t.insert(new, peer, Source::Announced, now).unwrap();
+        announce(&mut t, &new, peer, now).unwrap();
         assert_eq!(
-            t.insert(old, peer, Source::Announced, now),
+            announce(&mut t, &old, peer, now),
             Err(Refused::Stale { held: 5, got: 4 })
         );
         assert_eq!(t.get_by_peer(&peer).unwrap().enr.tcp4(), Some(5000));
@@ -360,20 +612,80 @@ mod tests {
         let (mut t, k, now) = (table(8), key(), Instant::now());
         let (first, peer) = record(&k, 3, 3000);
         let (other, _) = record(&k, 3, 3001);
-        t.insert(first.clone(), peer, Source::Announced, now)
-            .unwrap();
+        announce(&mut t, &first, peer, now).unwrap();
         assert_eq!(
-            t.insert(other, peer, Source::Announced, now),
+            announce(&mut t, &other, peer, now),
             Err(Refused::Conflict { seq: 3 })
         );
         // The same record again (re-signed, so other bytes) only refreshes.
-        let later = now + Duration::from_secs(10);
+        let later = now + secs(10);
         assert_eq!(
-            t.insert(first, peer, Source::Announced, later),
+            announce(&mut t, &first, peer, later),
             Ok(Inserted::Refreshed)
         );
         assert_eq!(t.get_by_peer(&peer).unwrap().refreshed, later);
         assert_eq!(t.get_by_peer(&peer).unwrap().enr.tcp4(), Some(3000));
+    }
+
+    #[test]
+    fn rule_4_only_the_owner_refreshes_a_record_others_pass_on_again() {
+        let (mut t, k, now) = (table(8), key(), Instant::now());
+        let (enr, peer) = record(&k, 1, 1000);
+        assert_eq!(pass_on(&mut t, &enr, peer, now), Ok(Inserted::New));
+        assert_eq!(t.get_by_peer(&peer).unwrap().owner_seen, None);
+        assert_eq!(
+            pass_on(&mut t, &enr, peer, now + secs(30)),
+            Ok(Inserted::Known)
+        );
+        assert_eq!(t.get_by_peer(&peer).unwrap().refreshed, now, "no refresh");
+        assert_eq!(
+            t.expire(now + secs(60)).len(),
+            1,
+            "passed on again and again, it still lives one TTL"
+        );
+
+        let (enr, peer) = record(&key(), 1, 1001);
+        pass_on(&mut t, &enr, peer, now).unwrap();
+        let later = now + secs(30);
+        assert_eq!(announce(&mut t, &enr, peer, later), Ok(Inserted::Refreshed));
+        let entry = t.get_by_peer(&peer).unwrap();
+        assert_eq!((entry.refreshed, entry.owner_seen), (later, Some(later)));
+    }
+
+    #[test]
+    fn rule_4_the_mesh_renews_a_held_record_without_decoding_it() {
+        let (mut t, now) = (table(8), Instant::now());
+        let (enr, peer) = record(&key(), 1, 1000);
+        let raw = enr_ext::encode_bytes(&enr);
+        assert!(!t.renew(&raw, now), "nothing held");
+        pass_on(&mut t, &enr, peer, now).unwrap();
+        assert!(t.renew(&raw, now + secs(30)));
+        let entry = t.get_by_peer(&peer).unwrap();
+        assert_eq!((entry.refreshed, entry.owner_seen), (now + secs(30), None));
+        assert!(t.expire(now + secs(60)).is_empty());
+    }
+
+    #[test]
+    fn first_hand_records_are_those_whose_owner_we_saw_within_the_ttl() {
+        let (mut t, now) = (table(8), Instant::now());
+        let (announced, pa) = record(&key(), 1, 1);
+        let (passed, pp) = record(&key(), 1, 2);
+        let (connected, pc) = record(&key(), 1, 3);
+        announce(&mut t, &announced, pa, now).unwrap();
+        pass_on(&mut t, &passed, pp, now).unwrap();
+        pass_on(&mut t, &connected, pc, now).unwrap();
+        t.connected(pc, now);
+        let first_hand = |t: &Table, at| {
+            let mut peers: Vec<PeerId> = t.first_hand(at).map(|e| e.peer_id).collect();
+            peers.sort();
+            peers
+        };
+        let mut both = vec![pa, pc];
+        both.sort();
+        assert_eq!(first_hand(&t, now + secs(10)), both);
+        // A renewal keeps a record, but does not make it first-hand again.
+        t.renew(&enr_ext::encode_bytes(&announced), now + secs(59));
+        assert_eq!(first_hand(&t, now + secs(61)), vec![pc]);
     }
 
     #[test]
@@ -383,7 +695,7 @@ mod tests {
         let mut t = Table::new(Config::default(), own.node_id());
         let peer = peer_id(&own).unwrap();
         assert_eq!(
-            t.insert(own, peer, Source::Announced, Instant::now()),
+            announce(&mut t, &own, peer, Instant::now()),
             Err(Refused::Own)
         );
         assert!(t.is_empty());
@@ -396,18 +708,137 @@ mod tests {
         let (ra, pa) = record(&a, 1, 1);
         let (rb, pb) = record(&b, 1, 2);
         let (rc, pc) = record(&c, 1, 3);
-        t.insert(ra.clone(), pa, Source::Announced, now).unwrap();
-        t.insert(rb, pb, Source::Announced, now + Duration::from_secs(1))
-            .unwrap();
+        announce(&mut t, &ra, pa, now).unwrap();
+        announce(&mut t, &rb, pb, now + secs(1)).unwrap();
         // Refresh a: now b is the stalest.
-        t.insert(ra, pa, Source::Announced, now + Duration::from_secs(2))
-            .unwrap();
-        t.insert(rc, pc, Source::Announced, now + Duration::from_secs(3))
-            .unwrap();
+        announce(&mut t, &ra, pa, now + secs(2)).unwrap();
+        announce(&mut t, &rc, pc, now + secs(3)).unwrap();
         assert_eq!(t.len(), 2);
         assert!(t.get_by_peer(&pa).is_some());
         assert!(t.get_by_peer(&pb).is_none());
         assert!(t.get_by_peer(&pc).is_some());
+    }
+
+    #[test]
+    fn rule_5_a_full_table_evicts_from_the_largest_group_first() {
+        let (mut t, now) = (table(4), Instant::now());
+        // The honest record, oldest of all, alone in its /24.
+        let (honest, ph) = record_at(&key(), 1, Ipv4Addr::new(198, 51, 100, 7), 1);
+        announce(&mut t, &honest, ph, now).unwrap();
+        let flood = Ipv4Addr::new(203, 0, 113, 1);
+        let mut flooded = Vec::new();
+        for i in 0..5 {
+            let (enr, peer) = record_at(&key(), 1, flood, 10 + i);
+            announce(&mut t, &enr, peer, now + secs(1 + u64::from(i))).unwrap();
+            flooded.push(peer);
+        }
+        assert!(t.get_by_peer(&ph).is_some(), "the flood evicted its own");
+        assert_eq!(t.in_group(&Group::of(flood.into())), 3);
+        assert!(t.get_by_peer(&flooded[0]).is_none() && t.get_by_peer(&flooded[1]).is_none());
+    }
+
+    #[test]
+    fn rule_5_a_record_whose_owner_is_connected_is_evicted_last() {
+        let (mut t, now) = (table(2), Instant::now());
+        let (ra, pa) = record(&key(), 1, 1);
+        let (rb, pb) = record(&key(), 1, 2);
+        let (rc, pc) = record(&key(), 1, 3);
+        announce(&mut t, &ra, pa, now).unwrap();
+        t.connected(pa, now);
+        announce(&mut t, &rb, pb, now + secs(1)).unwrap();
+        // a is the stalest and its group as large as b's, but a is connected.
+        announce(&mut t, &rc, pc, now + secs(2)).unwrap();
+        assert!(t.get_by_peer(&pa).is_some());
+        assert!(t.get_by_peer(&pb).is_none());
+    }
+
+    #[test]
+    fn rule_5_a_record_naming_no_ip_is_evicted_before_one_naming_an_ip() {
+        let (mut t, now) = (table(2), Instant::now());
+        let (ra, pa) = record(&key(), 1, 1);
+        let (rb, pb) = record_without_ip(&key());
+        let (rc, pc) = record(&key(), 1, 3);
+        announce(&mut t, &ra, pa, now).unwrap();
+        // Announced over a connection from 127.0.0.1: a's group, and fresher than a.
+        let group = Group::of(Ipv4Addr::LOCALHOST.into());
+        t.insert(rb, pb, Source::Announced, group, now + secs(1))
+            .unwrap();
+        announce(&mut t, &rc, pc, now + secs(2)).unwrap();
+        assert!(t.get_by_peer(&pa).is_some());
+        assert!(t.get_by_peer(&pb).is_none());
+    }
+
+    #[test]
+    fn rule_8_a_new_record_beyond_its_groups_cap_is_refused() {
+        let (mut t, now) = (table_with(16, 2), Instant::now());
+        let ip = Ipv4Addr::new(198, 51, 100, 1);
+        let group = Group::of(ip.into());
+        let (ra, pa) = record_at(&key(), 1, ip, 1);
+        let (rb, pb) = record_at(&key(), 1, Ipv4Addr::new(198, 51, 100, 200), 2);
+        let (rc, pc) = record_at(&key(), 1, Ipv4Addr::new(198, 51, 100, 99), 3);
+        announce(&mut t, &ra, pa, now).unwrap();
+        announce(&mut t, &rb, pb, now).unwrap();
+        assert_eq!(
+            announce(&mut t, &rc, pc, now),
+            Err(Refused::GroupFull { group })
+        );
+        assert_eq!((t.len(), t.in_group(&group)), (2, 2));
+        // Another /24 has room.
+        let (rd, pd) = record_at(&key(), 1, Ipv4Addr::new(198, 51, 101, 1), 4);
+        assert_eq!(announce(&mut t, &rd, pd, now), Ok(Inserted::New));
+    }
+
+    #[test]
+    fn rule_8_a_held_node_may_update_its_record_in_a_full_group() {
+        let (mut t, k, now) = (table_with(16, 1), key(), Instant::now());
+        let (old, peer) = record(&k, 1, 1000);
+        let (new, _) = record(&k, 2, 2000);
+        announce(&mut t, &old, peer, now).unwrap();
+        assert_eq!(
+            announce(&mut t, &new, peer, now),
+            Ok(Inserted::Updated { old_seq: 1 })
+        );
+        assert_eq!(announce(&mut t, &new, peer, now), Ok(Inserted::Refreshed));
+        // Moving to another group moves its count.
+        let (moved, _) = record_at(&k, 3, Ipv4Addr::new(192, 0, 2, 1), 3000);
+        announce(&mut t, &moved, peer, now).unwrap();
+        assert_eq!(t.in_group(&Group::of(Ipv4Addr::LOCALHOST.into())), 0);
+        assert_eq!(t.in_group(&Group::of_record(&moved)), 1);
+    }
+
+    #[test]
+    fn rule_8_records_without_a_known_address_are_capped_together() {
+        let (mut t, now) = (table_with(16, 2), Instant::now());
+        for _ in 0..2 {
+            let (enr, peer) = record_without_ip(&key());
+            assert_eq!(pass_on(&mut t, &enr, peer, now), Ok(Inserted::New));
+        }
+        let (enr, peer) = record_without_ip(&key());
+        assert_eq!(
+            pass_on(&mut t, &enr, peer, now),
+            Err(Refused::GroupFull {
+                group: Group::NoAddress
+            })
+        );
+        // Announced naming no IP, it counts in its connection's group instead.
+        let from = Group::of(Ipv4Addr::new(192, 0, 2, 9).into());
+        assert_eq!(
+            t.insert(enr, peer, Source::Announced, from, now),
+            Ok(Inserted::New)
+        );
+        assert_eq!(t.get_by_peer(&peer).unwrap().group, from);
+    }
+
+    #[test]
+    fn groups_are_ipv4_slash_24_and_ipv6_slash_64() {
+        let g = |ip: &str| Group::of(ip.parse().unwrap());
+        assert_eq!(g("198.51.100.1"), g("198.51.100.254"));
+        assert_ne!(g("198.51.100.1"), g("198.51.101.1"));
+        assert_eq!(g("2001:db8:1:2::1"), g("2001:db8:1:2:ffff::9"));
+        assert_ne!(g("2001:db8:1:2::1"), g("2001:db8:1:3::1"));
+        assert_eq!(g("::ffff:198.51.100.1"), g("198.51.100.9"));
+        assert_eq!(g("198.51.100.1").to_string(), "198.51.100.0/24");
+        assert_eq!(g("2001:db8:1:2::1").to_string(), "2001:db8:1:2::/64");
     }
 
     #[test]
@@ -416,38 +847,53 @@ mod tests {
         let (a, b) = (key(), key());
         let (ra, pa) = record(&a, 1, 1);
         let (rb, pb) = record(&b, 1, 2);
-        t.insert(ra.clone(), pa, Source::Announced, now).unwrap();
-        t.insert(rb, pb, Source::Announced, now).unwrap();
-        t.insert(ra, pa, Source::Announced, now + Duration::from_secs(30))
-            .unwrap();
-        let expired = t.expire(now + Duration::from_secs(60));
+        announce(&mut t, &ra, pa, now).unwrap();
+        announce(&mut t, &rb, pb, now).unwrap();
+        announce(&mut t, &ra, pa, now + secs(30)).unwrap();
+        let expired = t.expire(now + secs(60));
         assert_eq!(expired.len(), 1);
         assert!(t.get_by_peer(&pa).is_some());
         assert!(t.get_by_peer(&pb).is_none());
+        assert!(t.groups.values().all(|n| *n == 1), "counts follow removals");
     }
 
     #[test]
-    fn held_bytes_refresh_without_decoding_and_only_while_held() {
+    fn rule_6_a_connected_owner_keeps_its_record_alive_and_its_close_refreshes_it() {
+        let (mut t, now) = (table(8), Instant::now());
+        let (enr, peer) = record(&key(), 1, 1);
+        pass_on(&mut t, &enr, peer, now).unwrap();
+        t.connected(peer, now + secs(10));
+        assert_eq!(
+            t.get_by_peer(&peer).unwrap().owner_seen,
+            Some(now + secs(10))
+        );
+        assert!(t.expire(now + secs(100)).is_empty(), "connected");
+        t.disconnected(&peer, now + secs(150));
+        assert!(t.expire(now + secs(200)).is_empty(), "closed 50 s ago");
+        assert_eq!(t.expire(now + secs(210)).len(), 1);
+    }
+
+    #[test]
+    fn held_bytes_are_known_without_decoding_and_only_while_held() {
         let (mut t, k, now) = (table(8), key(), Instant::now());
         let (old, peer) = record(&k, 1, 1000);
         let (new, _) = record(&k, 2, 2000);
         let (old_raw, new_raw) = (enr_ext::encode_bytes(&old), enr_ext::encode_bytes(&new));
-        assert!(!t.refresh_exact(&old_raw, now), "nothing held");
-        t.insert(old, peer, Source::Announced, now).unwrap();
-        let later = now + Duration::from_secs(30);
-        assert!(t.refresh_exact(&old_raw, later));
-        assert_eq!(t.get_by_peer(&peer).unwrap().refreshed, later);
+        assert!(!t.holds(&old_raw), "nothing held");
+        announce(&mut t, &old, peer, now).unwrap();
+        assert!(t.holds(&old_raw));
         let mut flipped = old_raw.clone();
         if let Some(last) = flipped.last_mut() {
             *last ^= 1;
         }
-        assert!(!t.refresh_exact(&flipped, later), "other bytes");
-        assert!(!t.refresh_exact(&new_raw, later), "not held yet");
-        t.insert(new, peer, Source::Announced, later).unwrap();
-        assert!(t.refresh_exact(&new_raw, later));
-        assert!(!t.refresh_exact(&old_raw, later), "replaced");
-        t.expire(later + Duration::from_secs(60));
-        assert!(!t.refresh_exact(&new_raw, later), "expired");
-        assert!(t.by_raw.is_empty());
+        assert!(!t.holds(&flipped), "other bytes");
+        assert!(!t.holds(&new_raw), "not held yet");
+        let later = now + secs(30);
+        announce(&mut t, &new, peer, later).unwrap();
+        assert!(t.holds(&new_raw));
+        assert!(!t.holds(&old_raw), "replaced");
+        t.expire(later + secs(60));
+        assert!(!t.holds(&new_raw), "expired");
+        assert!(t.by_raw.is_empty() && t.groups.is_empty());
     }
 }

@@ -17,6 +17,13 @@ pub const LISTEN: [&str; 4] = [
     "/ip4/127.0.0.1/udp/0/quic-v1",
 ];
 
+/// Flags of a bootnode that a crowd of simulated peers joins on loopback: they all come from
+/// 127.0.0.1, one address block, of which a bootnode keeps 64 records by default
+/// (`--table-per-group`); this lifts the cap to the default table size, so it keeps them all.
+/// The node has no loopback exemption instead: behind a local proxy or port forwarder, every
+/// remote peer would reach a bootnode from loopback, and a flood with them.
+pub const CROWD: [&str; 2] = ["--table-per-group", "2048"];
+
 /// What a ready bootnode says of itself.
 #[derive(Debug, Clone)]
 pub struct Bootnode {
@@ -29,6 +36,14 @@ pub struct Bootnode {
 /// Starts a bootnode and waits until it is ready.
 pub async fn bootnode() -> anyhow::Result<(Peerfind, Bootnode)> {
     bootnode_with(Peerfind::command(["bootnode"].iter().chain(&LISTEN))).await
+}
+
+/// Starts a bootnode for a crowd of simulated peers ([`CROWD`]) and waits until it is ready.
+pub async fn crowd_bootnode() -> anyhow::Result<(Peerfind, Bootnode)> {
+    bootnode_with(Peerfind::command(
+        ["bootnode"].iter().chain(&LISTEN).chain(&CROWD),
+    ))
+    .await
 }
 
 /// A mesh secret (`--mesh-secret-file`) for the bootnodes of one test's network: 32 random

@@ -27,7 +27,7 @@ const JOIN_WAIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_peers_joining_at_once_all_get_their_address_and_no_false_private_verdict() {
-    let (mut boot, ready) = local::bootnode().await.unwrap();
+    let (mut boot, ready) = local::crowd_bootnode().await.unwrap();
     let tcp: libp2p::Multiaddr = ready
         .addrs
         .iter()

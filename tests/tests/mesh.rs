@@ -42,7 +42,8 @@ impl Api {
     }
 }
 
-/// A bootnode of the mesh of `secret`, joined to the bootnodes `others` (their records).
+/// A bootnode of the mesh of `secret`, joined to the bootnodes `others` (their records), with
+/// room for a crowd of simulated peers on loopback ([`local::CROWD`]).
 async fn bootnode_joined_to(
     name: &str,
     secret: &MeshSecret,
@@ -51,6 +52,7 @@ async fn bootnode_joined_to(
     let mut args: Vec<String> = ["bootnode"]
         .iter()
         .chain(&LISTEN)
+        .chain(&local::CROWD)
         .map(|s| (*s).to_owned())
         .collect();
     args.extend(secret.args());

@@ -13,7 +13,8 @@
 //! 3. An announced record naming an IP is taken only when one of the announcer's direct
 //!    connections comes from one of its IPs ([`crate::remotes`]): the connection proves the
 //!    address. The port is not checked: a dial to the owner's own IP reaches the owner or
-//!    nobody else we could harm more than by dialing the owner.
+//!    nobody else we could harm more than by dialing the owner. The table counts the record
+//!    against that IP's group (`table.rs` rule 8), an IP-less one against its connection's.
 //! 4. A record passed on by someone other than its owner (a push, an answer to our request,
 //!    the bootnodes' mesh) is taken only from a trusted peer ([`Trust`]): a node's
 //!    configured bootnodes, which took it under rules 1–3 themselves. Trust is the node's
@@ -78,16 +79,24 @@ impl Unproven {
     }
 }
 
-/// Rules 2 and 3: whether `enr`, announced by its owner `peer`, names only where it is.
-pub(crate) fn check_announced(enr: &Enr, peer: &PeerId, remotes: &Remotes) -> Result<(), Unproven> {
+/// Rules 2 and 3: whether `enr`, announced by its owner `peer`, names only where it is; when
+/// it names an IP, the one a connection proved (the table groups the record by it).
+pub(crate) fn check_announced(
+    enr: &Enr,
+    peer: &PeerId,
+    remotes: &Remotes,
+) -> Result<Option<IpAddr>, Unproven> {
     let ips: Vec<IpAddr> = [enr.ip4().map(IpAddr::V4), enr.ip6().map(IpAddr::V6)]
         .into_iter()
         .flatten()
         .collect();
-    if ips.is_empty() || ips.iter().any(|ip| remotes.has_ip(peer, *ip)) {
-        return Ok(());
+    if ips.is_empty() {
+        return Ok(None);
     }
-    Err(Unproven::Unverified)
+    match ips.into_iter().find(|ip| remotes.has_ip(peer, *ip)) {
+        Some(proven) => Ok(Some(proven)),
+        None => Err(Unproven::Unverified),
+    }
 }
 
 /// Rule 4: whether records passed on by `from` are taken.
@@ -142,14 +151,17 @@ mod tests {
     #[test]
     fn rule_2_a_record_without_an_ip_is_taken_from_its_owner() {
         let (enr, peer) = record(None);
-        assert_eq!(check_announced(&enr, &peer, &Remotes::default()), Ok(()));
+        assert_eq!(check_announced(&enr, &peer, &Remotes::default()), Ok(None));
     }
 
     #[test]
     fn rule_3_a_record_naming_the_ip_its_connection_comes_from_is_taken() {
         let (enr, peer) = record(Some(Ipv4Addr::new(198, 51, 100, 7)));
         let remotes = connected_from(peer, "/ip4/198.51.100.7/tcp/5555");
-        assert_eq!(check_announced(&enr, &peer, &remotes), Ok(()));
+        assert_eq!(
+            check_announced(&enr, &peer, &remotes),
+            Ok(Some(Ipv4Addr::new(198, 51, 100, 7).into()))
+        );
     }
 
     #[test]

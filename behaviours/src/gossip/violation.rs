@@ -24,7 +24,7 @@ pub enum Violation {
         /// Whose record it was.
         record_peer: PeerId,
     },
-    /// The table refused the record (stale or conflicting seq).
+    /// The table refused the record (stale or conflicting seq, or its group full).
     #[error("{0}")]
     Refused(#[from] Refused),
 }
@@ -41,6 +41,7 @@ impl Violation {
             Violation::Refused(Refused::Stale { .. }) => "stale",
             Violation::Refused(Refused::Conflict { .. }) => "conflict",
             Violation::Refused(Refused::Own) => "own",
+            Violation::Refused(Refused::GroupFull { .. }) => "group_full",
         }
     }
 }

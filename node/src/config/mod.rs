@@ -75,9 +75,23 @@ pub struct Config {
     #[arg(long, env = "PEERFIND_MAX_PEERS", default_value_t = 50)]
     pub max_peers: usize,
 
-    /// Most records kept; the least recently refreshed goes first.
+    /// Most records kept. When full, a new record evicts one: a record whose owner is not
+    /// connected goes before one whose owner is, one naming no IP before one naming an IP,
+    /// one of the largest address block (see `--table-per-group`) before others, and the
+    /// least recently refreshed first.
     #[arg(long, env = "PEERFIND_TABLE_SIZE", default_value_t = table::DEFAULT_CAPACITY)]
     pub table_size: usize,
+
+    /// Most records kept from one address block: an IPv4 /24 or IPv6 /64 of the IP a record
+    /// names, or for a record naming none, of the connection that announced it (records of
+    /// no known address share one block). A new record beyond it is refused and counted
+    /// (`group_full` among the rejected inputs in `peerfind status` and `/metrics`). The
+    /// default, 64, leaves room for the many honest peers one carrier-grade NAT or cloud
+    /// range puts behind one /24, while a flood of records from one block can hold at most
+    /// 1/32 of the default table. Simulations of hundreds of peers on one loopback address
+    /// need it raised: they all share one block.
+    #[arg(long, env = "PEERFIND_TABLE_PER_GROUP", value_name = "N", default_value_t = table::DEFAULT_MAX_PER_GROUP, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub table_per_group: usize,
 
     /// Bootnodes: how many peers each new or updated record is gossiped to (all of them
     /// when fewer are connected).
@@ -449,5 +463,15 @@ mod tests {
             "enr:xyz".parse::<Bootnode>(),
             Err(BootnodeError::Enr(_))
         ));
+    }
+
+    #[test]
+    fn the_table_per_group_defaults_to_the_tables_constant_and_is_never_zero() {
+        assert_eq!(parse(&[]).table_per_group, table::DEFAULT_MAX_PER_GROUP);
+        assert_eq!(parse(&["--table-per-group", "2048"]).table_per_group, 2048);
+        assert!(
+            Cli::try_parse_from(["peerfind", "--table-per-group", "0"]).is_err(),
+            "a cap of 0 would refuse every record"
+        );
     }
 }

@@ -75,6 +75,7 @@ pub(crate) fn build(
         fanout: config.gossip_fanout,
         table: table::Config {
             capacity: config.table_size,
+            max_per_group: config.table_per_group,
             ..Default::default()
         },
         await_identify: true,

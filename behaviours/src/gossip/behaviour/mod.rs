@@ -23,7 +23,7 @@ use super::protocol::{self, Codec, MAX_RECORDS_PER_MESSAGE, PROTOCOL, Request, R
 use super::violation::Violation;
 use crate::enr_ext::{self, Enr};
 use crate::exchange::{self, Exchange, Inbound, Io, Rules};
-use crate::table::{self, Inserted, Refused, Source, Table};
+use crate::table::{self, Group, Inserted, Refused, Source, Table};
 
 mod rules;
 
@@ -173,9 +173,14 @@ impl Exchange<Gossip> {
     /// Admission rule 4 is not applied here: who may publish on the mesh is the mesh's to
     /// decide (SECURITY.md says what it checks today).
     pub fn offer(&mut self, bytes: &[u8], from: PeerId) -> Result<Offered, Violation> {
+        // Table rule 4: a record the mesh brings again is renewed, and not verified again.
+        if self.rules_mut().table.renew(bytes, Instant::now()) {
+            return Ok(Offered::Known);
+        }
         let enr = enr_ext::decode_bytes(bytes)?;
         let owner = enr_ext::peer_id(&enr)?;
-        self.with(|g, io| g.accept(io, enr, owner, Source::Gossip { from }, from))
+        let group = Group::of_record(&enr);
+        self.with(|g, io| g.accept(io, enr, owner, Source::Gossip { from }, group, from))
     }
 
     /// Stops pushing records to `peer` while it stays connected: it gets them another way
@@ -185,12 +190,16 @@ impl Exchange<Gossip> {
         self.rules_mut().skipped.insert(peer);
     }
 
-    /// Pushes every record we hold to `peer` (not its own), batched like gossip: a bootnode
-    /// that just joined the bootnodes' record mesh gets what was published before it was
-    /// there.
+    /// Pushes every record we hold first-hand ([`Table::first_hand`]: its owner is connected
+    /// to us, or announced it or was connected within the TTL) to `peer` (not its own),
+    /// batched like gossip: a bootnode that just joined the bootnodes' record mesh gets what
+    /// was published before it was there. A record others passed on to us is left to the
+    /// bootnodes that hold it first-hand: pushed on, it would come back to them as new once
+    /// theirs expired, and live on after its owner left (table rule 6).
     pub fn push_table_to(&mut self, peer: PeerId) {
         self.with(|g, io| {
-            for e in g.table.iter().filter(|e| e.peer_id != peer) {
+            let now = Instant::now();
+            for e in g.table.first_hand(now).filter(|e| e.peer_id != peer) {
                 g.outboxes
                     .put(peer, e.enr.node_id(), enr_ext::encode_bytes(&e.enr));
             }
@@ -208,7 +217,8 @@ impl Exchange<Gossip> {
         self.rules().table.get(id)
     }
 
-    /// Messages dropped so far, by [`Violation::label`].
+    /// Messages (and records refused for their group being full: `group_full`) dropped so far,
+    /// by [`Violation::label`].
     pub fn rejected(&self) -> &BTreeMap<&'static str, u64> {
         &self.rules().rejected
     }
@@ -311,10 +321,10 @@ impl Gossip {
         records: Vec<Vec<u8>>,
     ) -> Result<(), Violation> {
         let mut decoded = Vec::with_capacity(records.len());
-        let now = Instant::now();
         for bytes in &records {
-            // Table rule 7: a record held byte for byte is only refreshed, not verified again.
-            if self.table.refresh_exact(bytes, now) {
+            // Table rule 7: a record held byte for byte is not verified again, and since it
+            // comes from another than its owner, it refreshes nothing (rule 4).
+            if self.table.holds(bytes) {
                 continue;
             }
             let enr = enr_ext::decode_bytes(bytes)?;
@@ -322,24 +332,29 @@ impl Gossip {
             decoded.push((enr, owner));
         }
         for (enr, owner) in decoded {
-            if let Err(v) = self.accept(io, enr, owner, Source::Gossip { from }, from) {
+            let group = Group::of_record(&enr);
+            if let Err(v) = self.accept(io, enr, owner, Source::Gossip { from }, group, from) {
                 tracing::debug!(peer = %from, record = %owner, reason = %v, "skipped record");
             }
         }
         Ok(())
     }
 
+    /// Puts a record into the table, counting it against `group` when new (table rule 8).
+    /// A record refused for its group being full is counted (`group_full`) and logged at
+    /// debug here, not as a violation: honest peers behind one NAT share a group.
     fn accept(
         &mut self,
         io: &mut Io<'_, Self>,
         enr: Enr,
         owner: PeerId,
         source: Source,
+        group: Group,
         from: PeerId,
     ) -> Result<Offered, Violation> {
         match self
             .table
-            .insert(enr.clone(), owner, source, Instant::now())
+            .insert(enr.clone(), owner, source, group, Instant::now())
         {
             Ok(Inserted::New) => {
                 tracing::info!(
@@ -370,7 +385,13 @@ impl Gossip {
                 });
                 Ok(Offered::Updated)
             }
-            Ok(Inserted::Refreshed) | Err(Refused::Own) => Ok(Offered::Known),
+            Ok(Inserted::Refreshed | Inserted::Known) | Err(Refused::Own) => Ok(Offered::Known),
+            Err(refused @ Refused::GroupFull { .. }) => {
+                let refused = Violation::Refused(refused);
+                tracing::debug!(peer = %owner, %from, reason = %refused, "record not taken");
+                *self.rejected.entry(refused.label()).or_default() += 1;
+                Err(refused)
+            }
             Err(refused) => Err(refused.into()),
         }
     }

@@ -17,9 +17,15 @@ impl Rules for Gossip {
         let accepted = match request {
             Request::Announce(bytes) => match Self::check_announced(&bytes, peer) {
                 Ok(enr) => match admission::check_announced(&enr, &peer, io.remotes()) {
-                    Ok(()) => self
-                        .accept(io, enr, peer, Source::Announced, peer)
-                        .map(|_| ()),
+                    Ok(proven) => {
+                        // Table rule 8: the IP its connection proved, or for a record naming
+                        // none, the IP its connection comes from.
+                        let group = proven
+                            .or_else(|| io.remotes().ips(&peer).next())
+                            .map_or(Group::NoAddress, Group::of);
+                        self.accept(io, enr, peer, Source::Announced, group, peer)
+                            .map(|_| ())
+                    }
                     Err(unproven) => return self.unproven(io, peer, unproven, Some(channel)),
                 },
                 Err(v) => Err(v),
@@ -46,6 +52,10 @@ impl Rules for Gossip {
         };
         match accepted {
             Ok(()) => io.send_response(channel, Response::Ack),
+            // Counted and logged by `accept`: not the peer's fault.
+            Err(v @ Violation::Refused(Refused::GroupFull { .. })) => {
+                io.send_response(channel, Response::Reject(v.to_string()));
+            }
             Err(v) => self.reject(io, peer, v, Some(channel)),
         }
     }
@@ -101,12 +111,14 @@ impl Rules for Gossip {
     }
 
     fn on_connected(&mut self, io: &mut Io<'_, Self>, peer: PeerId) {
+        self.table.connected(peer, Instant::now());
         if !self.config.await_identify {
             self.greet(io, peer);
         }
     }
 
     fn on_disconnected(&mut self, peer: PeerId) {
+        self.table.disconnected(&peer, Instant::now());
         self.connected.remove(&peer);
         self.skipped.remove(&peer);
         self.outboxes.forget(&peer);

@@ -358,6 +358,7 @@ impl UnderTest {
         let mut args: Vec<String> = ["bootnode"]
             .iter()
             .chain(&local::LISTEN)
+            .chain(&local::CROWD)
             .map(|s| (*s).to_owned())
             .collect();
         args.extend(["--metrics".to_owned(), metrics.to_string()]);
