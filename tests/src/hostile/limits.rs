@@ -40,6 +40,13 @@ pub struct BoundTcp {
     from: IpAddr,
 }
 
+impl BoundTcp {
+    /// A transport whose connections come from `from`.
+    pub fn new(from: IpAddr) -> Self {
+        Self { from }
+    }
+}
+
 impl Transport for BoundTcp {
     type Output = libp2p::tcp::tokio::TcpStream;
     type Error = std::io::Error;

@@ -9,4 +9,5 @@ pub mod intro;
 pub mod limits;
 pub mod mesh;
 pub mod observed;
+pub mod table;
 pub mod victim;
