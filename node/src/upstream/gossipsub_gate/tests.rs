@@ -32,14 +32,8 @@ fn open(gate: &mut Gated, peer: PeerId, id: usize, others: usize) -> ConnectionI
     let id = ConnectionId::new_unchecked(id);
     let endpoint = endpoint();
     let addr = endpoint.get_remote_address().clone();
-    gate.handle_established_outbound_connection(
-        id,
-        peer,
-        &addr,
-        Endpoint::Dialer,
-        PortUse::Reuse,
-    )
-    .unwrap();
+    gate.handle_established_outbound_connection(id, peer, &addr, Endpoint::Dialer, PortUse::Reuse)
+        .unwrap();
     gate.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
         peer_id: peer,
         connection_id: id,
