@@ -10,11 +10,15 @@
 //!    key): otherwise it is forged ([`super::Violation::Forged`]).
 //! 2. An announced record naming no IP is taken: the design note's "Hello (ENR with no IP)"
 //!    makes nobody dial anything.
-//! 3. An announced record naming an IP is taken only when one of the announcer's direct
-//!    connections comes from one of its IPs ([`crate::remotes`]): the connection proves the
-//!    address. The port is not checked: a dial to the owner's own IP reaches the owner or
-//!    nobody else we could harm more than by dialing the owner. The table counts the record
-//!    against that IP's group (`table.rs` rule 8), an IP-less one against its connection's.
+//! 3. An announced record naming an IP is taken only when every IP it names (its IPv4 and
+//!    its IPv6 address) is one the announcer's direct connections come from
+//!    ([`crate::remotes`]): the connection proves the address, and one proven IP must not
+//!    carry another nobody proved (a record with its owner's IPv4 and a victim's IPv6). A
+//!    dual-stack node is gossiped once it is connected to us over both families. The port is
+//!    not checked: a dial to the owner's own IP reaches the owner or nobody else we could
+//!    harm more than by dialing the owner. The table counts the record against its IPv4's
+//!    group (`table.rs` rule 8; its IPv6's when it names no IPv4), an IP-less one against
+//!    its connection's.
 //! 4. A record passed on by someone other than its owner (a push, an answer to our request,
 //!    the bootnodes' mesh) is taken only from a trusted peer ([`Trust`]): a node's
 //!    configured bootnodes, which took it under rules 1–3 themselves. Trust is the node's
@@ -61,7 +65,7 @@ impl Trust {
 /// necessarily, so these are counted and logged at debug, not as violations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Unproven {
-    /// Rule 3: the record names an IP none of the announcer's direct connections comes from.
+    /// Rule 3: the record names an IP that no direct connection of the announcer comes from.
     #[error("the record names an address its connection does not come from")]
     Unverified,
     /// Rule 4: passed on by a peer this node does not take records from.
@@ -93,9 +97,10 @@ pub(crate) fn check_announced(
     if ips.is_empty() {
         return Ok(None);
     }
-    match ips.into_iter().find(|ip| remotes.has_ip(peer, *ip)) {
-        Some(proven) => Ok(Some(proven)),
-        None => Err(Unproven::Unverified),
+    if ips.iter().all(|ip| remotes.has_ip(peer, *ip)) {
+        Ok(ips.first().copied())
+    } else {
+        Err(Unproven::Unverified)
     }
 }
 
@@ -171,6 +176,40 @@ mod tests {
         assert_eq!(
             check_announced(&enr, &peer, &remotes),
             Err(Unproven::Unverified)
+        );
+    }
+
+    #[test]
+    fn rule_3_every_ip_a_record_names_must_be_proven() {
+        let secret = libp2p::identity::secp256k1::SecretKey::generate();
+        let key = SigningKey::from_slice(&secret.to_bytes()).unwrap();
+        let enr = Enr::builder()
+            .ip4(Ipv4Addr::new(198, 51, 100, 7))
+            .tcp4(4001)
+            .ip6("2001:db8::9".parse().unwrap())
+            .tcp6(4001)
+            .build(&key)
+            .unwrap();
+        let peer = enr_ext::peer_id(&enr).unwrap();
+        let mut remotes = connected_from(peer, "/ip4/198.51.100.7/tcp/5555");
+        assert_eq!(
+            check_announced(&enr, &peer, &remotes),
+            Err(Unproven::Unverified),
+            "the owner's IPv4 proves nothing of the IPv6 beside it"
+        );
+        remotes.established(
+            peer,
+            ConnectionId::new_unchecked(2),
+            &ConnectedPoint::Dialer {
+                address: "/ip6/2001:db8::9/udp/5555/quic-v1".parse().unwrap(),
+                role_override: Endpoint::Dialer,
+                port_use: PortUse::Reuse,
+            },
+        );
+        assert_eq!(
+            check_announced(&enr, &peer, &remotes),
+            Ok(Some(Ipv4Addr::new(198, 51, 100, 7).into())),
+            "connected over both families, both are proven; grouped by its IPv4"
         );
     }
 
