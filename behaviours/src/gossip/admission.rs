@@ -21,8 +21,10 @@
 //!    its connection's.
 //! 4. A record passed on by someone other than its owner (a push, an answer to our request,
 //!    the bootnodes' mesh) is taken only from a trusted peer ([`Trust`]): a node's
-//!    configured bootnodes, which took it under rules 1–3 themselves. Trust is the node's
-//!    to give, from its configuration; nothing a peer says earns it.
+//!    configured bootnodes, which took it under rules 1–3 themselves, and, while connected,
+//!    a bootnode that proved it holds the mesh secret the operator gave this one (vouched
+//!    for by the node: `Exchange::<Gossip>::trust_while_connected`). Trust is the node's to
+//!    give, from its configuration; nothing a peer says earns it.
 //!
 //! A record dropped under rule 3 or 4 is counted by label (`unverified`, `untrusted`) and
 //! logged at debug: an honest peer meets rule 3 over a relayed circuit or a LAN (where the
@@ -104,9 +106,14 @@ pub(crate) fn check_announced(
     }
 }
 
-/// Rule 4: whether records passed on by `from` are taken.
-pub(crate) fn check_passed_on(trust: &Trust, from: &PeerId) -> Result<(), Unproven> {
-    if trust.trusts(from) {
+/// Rule 4: whether records passed on by `from` are taken, given the configured `trust` and
+/// the peers the node `vouched` for while they are connected.
+pub(crate) fn check_passed_on(
+    trust: &Trust,
+    vouched: &HashSet<PeerId>,
+    from: &PeerId,
+) -> Result<(), Unproven> {
+    if trust.trusts(from) || vouched.contains(from) {
         Ok(())
     } else {
         Err(Unproven::Untrusted)
@@ -232,13 +239,23 @@ mod tests {
         let bootnode = PeerId::random();
         let stranger = PeerId::random();
         let trust = Trust::Peers([bootnode].into());
-        assert_eq!(check_passed_on(&trust, &bootnode), Ok(()));
-        assert_eq!(check_passed_on(&trust, &stranger), Err(Unproven::Untrusted));
+        let none = HashSet::new();
+        assert_eq!(check_passed_on(&trust, &none, &bootnode), Ok(()));
         assert_eq!(
-            check_passed_on(&Trust::default(), &bootnode),
+            check_passed_on(&trust, &none, &stranger),
+            Err(Unproven::Untrusted)
+        );
+        assert_eq!(
+            check_passed_on(&Trust::default(), &none, &bootnode),
             Err(Unproven::Untrusted),
             "a node trusts nobody until told"
         );
-        assert_eq!(check_passed_on(&Trust::Anyone, &stranger), Ok(()));
+        assert_eq!(check_passed_on(&Trust::Anyone, &none, &stranger), Ok(()));
+        let member = PeerId::random();
+        assert_eq!(
+            check_passed_on(&trust, &[member].into(), &member),
+            Ok(()),
+            "a member the node vouched for"
+        );
     }
 }

@@ -37,9 +37,13 @@ impl Node {
         match event {
             admission::Event::Admitted { peer } => {
                 tracing::info!(%peer, "bootnode proved the mesh secret; admitted to the record mesh");
-                if let Some(mesh) = self.swarm.behaviour_mut().mesh.as_mut() {
+                let behaviour = self.swarm.behaviour_mut();
+                if let Some(mesh) = behaviour.mesh.as_mut() {
                     mesh.admit(peer);
                 }
+                // Gossip admission rule 4: its table push when it joins (mesh rule 6) is
+                // taken like a configured bootnode's.
+                behaviour.gossip.trust_while_connected(peer);
             }
             // Counted; an intruder could send these as fast as it likes, so no more than debug.
             admission::Event::Refused { peer, verdict } => {

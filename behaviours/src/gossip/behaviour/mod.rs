@@ -97,6 +97,10 @@ pub struct Gossip {
     /// Connected peers that get records another way (other bootnodes, over the bootnodes'
     /// record mesh): "Meet Alice" skips them. A subset of `connected`.
     skipped: HashSet<PeerId>,
+    /// Connected peers whose passed-on records we take beside the configured ones
+    /// (admission rule 4): mesh members admitted on proof. A subset of the connected peers,
+    /// each gone at its last connection's close.
+    vouched: HashSet<PeerId>,
     /// Our announcements in flight, with their peer and how many tries this is. Each entry
     /// ends with the answer or the failure, so the map is bounded by the streams in flight.
     announcing: HashMap<OutboundRequestId, (PeerId, u32)>,
@@ -124,6 +128,7 @@ impl Exchange<Gossip> {
             table,
             connected: HashSet::new(),
             skipped: HashSet::new(),
+            vouched: HashSet::new(),
             announcing: HashMap::new(),
             rejected: BTreeMap::new(),
         };
@@ -188,6 +193,12 @@ impl Exchange<Gossip> {
     /// and asks as before.
     pub fn skip_pushes_to(&mut self, peer: PeerId) {
         self.rules_mut().skipped.insert(peer);
+    }
+
+    /// Takes records `peer` passes on until its last connection closes (admission rule 4): a
+    /// bootnode that proved it holds our mesh secret, which the operator gave both of us.
+    pub fn trust_while_connected(&mut self, peer: PeerId) {
+        self.rules_mut().vouched.insert(peer);
     }
 
     /// Pushes every record we hold first-hand ([`Table::first_hand`]: its owner is connected

@@ -31,10 +31,12 @@ impl Rules for Gossip {
                 Err(v) => Err(v),
             },
             // Rule 4 before any record is decoded: an untrusted push costs no signature check.
-            Request::Push(records) => match admission::check_passed_on(&self.config.trust, &peer) {
-                Ok(()) => self.accept_all(io, peer, records),
-                Err(unproven) => return self.unproven(io, peer, unproven, Some(channel)),
-            },
+            Request::Push(records) => {
+                match admission::check_passed_on(&self.config.trust, &self.vouched, &peer) {
+                    Ok(()) => self.accept_all(io, peer, records),
+                    Err(unproven) => return self.unproven(io, peer, unproven, Some(channel)),
+                }
+            }
             Request::Invalid(violation) => Err(Violation::Wire(violation)),
             Request::Find(max) => {
                 let n = (max as usize).min(MAX_RECORDS_PER_MESSAGE);
@@ -74,7 +76,9 @@ impl Rules for Gossip {
         match response {
             Response::Ack => {}
             Response::Records(records) => {
-                if let Err(unproven) = admission::check_passed_on(&self.config.trust, &peer) {
+                if let Err(unproven) =
+                    admission::check_passed_on(&self.config.trust, &self.vouched, &peer)
+                {
                     self.unproven(io, peer, unproven, None);
                 } else if let Err(v) = self.accept_all(io, peer, records) {
                     self.reject(io, peer, v, None);
@@ -121,6 +125,7 @@ impl Rules for Gossip {
         self.table.disconnected(&peer, Instant::now());
         self.connected.remove(&peer);
         self.skipped.remove(&peer);
+        self.vouched.remove(&peer);
         self.outboxes.forget(&peer);
     }
 
