@@ -17,7 +17,7 @@
 //!    dual-stack node is gossiped once it is connected to us over both families. The port is
 //!    not checked: a dial to the owner's own IP reaches the owner or nobody else we could
 //!    harm more than by dialing the owner. The table counts the record against its IPv4's
-//!    group (`table.rs` rule 8; its IPv6's when it names no IPv4), an IP-less one against
+//!    group (`table/` rule 8; its IPv6's when it names no IPv4), an IP-less one against
 //!    its connection's.
 //! 4. A record passed on by someone other than its owner (a push, an answer to our request,
 //!    the bootnodes' mesh) is taken only from a trusted peer ([`Trust`]): a node's
