@@ -20,6 +20,8 @@ pub mod forward;
 pub mod frame;
 pub mod gossip;
 pub mod intro;
+pub mod ip_group;
+pub mod limiter;
 pub mod queue;
 pub mod remotes;
 pub mod table;

@@ -39,15 +39,14 @@
 //! flight, so it can never be used as an amplifier.
 //!
 //! Built on the shared `request_response` skeleton ([`crate::exchange`]) with a prost codec
-//! ([`protocol`]); [`Intro`] holds its rules, `limiter.rs` its rate limits and `refusal.rs` its
-//! refusals.
+//! ([`protocol`]); [`Intro`] holds its rules, [`crate::limiter`] its rate limits and
+//! `refusal.rs` its refusals.
 
 mod behaviour;
-mod limiter;
 pub mod protocol;
 mod refusal;
 
+pub use crate::limiter::Limit;
 pub use behaviour::{Behaviour, Config, Event, Intro};
-pub use limiter::Limit;
 pub use protocol::Outcome;
 pub use refusal::{BadRecord, Refusal};

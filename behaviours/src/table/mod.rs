@@ -64,9 +64,7 @@ use libp2p::PeerId;
 use rand::seq::IteratorRandom;
 
 use crate::enr_ext::{self, Enr};
-
-mod group;
-pub use group::Group;
+use crate::ip_group::Group;
 
 /// Default [`Config::capacity`]: far more than the peers one node talks to, small enough that a
 /// full table costs well under a megabyte (300 bytes a record).

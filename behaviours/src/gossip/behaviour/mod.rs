@@ -23,7 +23,8 @@ use super::protocol::{self, Codec, MAX_RECORDS_PER_MESSAGE, PROTOCOL, Request, R
 use super::violation::Violation;
 use crate::enr_ext::{self, Enr};
 use crate::exchange::{self, Exchange, Inbound, Io, Rules};
-use crate::table::{self, Group, Inserted, Refused, Source, Table};
+use crate::ip_group::Group;
+use crate::table::{self, Inserted, Refused, Source, Table};
 
 mod rules;
 

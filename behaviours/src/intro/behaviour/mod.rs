@@ -13,11 +13,12 @@ use libp2p::request_response::{
     InboundFailure, OutboundFailure, OutboundRequestId, ResponseChannel,
 };
 
-use super::limiter::{IpGroup, Limit, MAX_TRACKED, RateLimiter};
 use super::protocol::{Codec, Outcome, PROTOCOL, Request, Response};
 use super::refusal::{BadRecord, Refusal, WarnGate};
 use crate::enr_ext::{self, Enr};
 use crate::exchange::{self, Exchange, Inbound, Io, Rules};
+use crate::ip_group::Group;
+use crate::limiter::{Limit, MAX_TRACKED, RateLimiter};
 
 /// How long the bootnode waits for a target's answer, and a requester for the bootnode's.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -132,7 +133,7 @@ pub struct Intro {
     known: HashSet<NodeId>,
     known_order: VecDeque<NodeId>,
     /// Bootnode: asks per requester IP group, then per requester (rule 3).
-    groups: RateLimiter<IpGroup>,
+    groups: RateLimiter<Group>,
     requesters: RateLimiter<PeerId>,
     /// Bootnode: introductions per target.
     targets: RateLimiter<PeerId>,
@@ -263,7 +264,10 @@ impl Intro {
         }
         // Rule 3: counted before anything in the ask is decoded or verified.
         let seen: Vec<IpAddr> = io.remotes().ips(&peer).collect();
-        if !self.groups.allow(IpGroup::of(seen.first().copied()), now) {
+        if !self.groups.allow(
+            seen.first().map_or(Group::NoAddress, |ip| Group::of(*ip)),
+            now,
+        ) {
             return self.refuse(io, channel, peer, Refusal::IpGroupLimited);
         }
         if !self.requesters.allow(peer, now) {

@@ -1,19 +1,23 @@
-//! The address block a record counts against (table rule 8): what one network can fill.
+//! The address block an IP belongs to: what one network (one customer, one host, one NAT's
+//! public side) typically holds, an IPv4 /24 or an IPv6 /64. A PeerId costs an attacker
+//! nothing, an address block does, so whatever a stranger can repeat is counted by block:
+//! the records of one block in the table (table rule 8), the introductions asked from one
+//! (intro rule 3), the dials to one.
 
 use std::fmt;
 use std::net::IpAddr;
 
 use crate::enr_ext::Enr;
 
-/// The address block a record counts against (rule 8).
+/// The address block of an IP; see the module doc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Group {
     /// An IPv4 /24: the first three octets.
     V4([u8; 3]),
     /// An IPv6 /64: the first eight octets.
     V6([u8; 8]),
-    /// No address known: a record passed on naming no IP, or announced naming none over a
-    /// relayed circuit only.
+    /// No address known (a record passed on naming no IP, or announced naming none over a
+    /// relayed circuit only; a requester seen over no direct connection): all share one.
     NoAddress,
 }
 
@@ -54,5 +58,26 @@ impl fmt::Display for Group {
             }
             Group::NoAddress => f.write_str("no address"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn ips_are_grouped_by_slash_24_and_slash_64() {
+        let group = |s: &str| Group::of(s.parse().unwrap());
+        assert_eq!(group("198.51.100.7"), group("198.51.100.200"));
+        assert_ne!(group("198.51.100.7"), group("198.51.101.7"));
+        assert_eq!(group("2001:db8:1:2::1"), group("2001:db8:1:2:ffff::9"));
+        assert_ne!(group("2001:db8:1:2::1"), group("2001:db8:1:3::1"));
+        assert_eq!(
+            group("::ffff:198.51.100.9"),
+            group("198.51.100.7"),
+            "v4-mapped"
+        );
     }
 }
