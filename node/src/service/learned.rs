@@ -2,7 +2,10 @@
 //! which the strategy then acts on, and on bootnodes publishes to the record mesh, wired in
 //! `mesh.rs`).
 
-use peerfind_behaviours::enr_ext;
+use std::net::IpAddr;
+
+use libp2p::PeerId;
+use peerfind_behaviours::enr_ext::{self, Enr};
 use peerfind_behaviours::gossip;
 
 use super::Node;
@@ -12,6 +15,7 @@ impl Node {
     pub(super) fn on_gossip(&mut self, event: gossip::Event) {
         match event {
             gossip::Event::RecordLearned { enr, peer_id, from } => {
+                self.vouch(&enr, peer_id);
                 self.publish_to_mesh(&enr);
                 self.swarm.behaviour_mut().intro.remember(enr.node_id());
                 self.hub.publish(status::Event::RecordLearned {
@@ -25,6 +29,7 @@ impl Node {
             gossip::Event::RecordUpdated {
                 enr, peer_id, from, ..
             } => {
+                self.vouch(&enr, peer_id);
                 self.publish_to_mesh(&enr);
                 self.hub.publish(status::Event::RecordUpdated {
                     peer_id,
@@ -36,5 +41,15 @@ impl Node {
             }
             gossip::Event::InputRejected { .. } => {}
         }
+    }
+
+    /// Dial guard rule 4: the IPs of a record taken with proof (gossip admission, or an
+    /// introduction its bootnode vouched for) may be dialed for its owner.
+    pub(super) fn vouch(&mut self, enr: &Enr, peer: PeerId) {
+        let ips = [enr.ip4().map(IpAddr::V4), enr.ip6().map(IpAddr::V6)]
+            .into_iter()
+            .flatten()
+            .collect();
+        self.swarm.behaviour_mut().dial_guard.vouch(peer, ips);
     }
 }

@@ -49,6 +49,10 @@ impl Node {
                 counters.inputs_rejected.insert(reason.to_owned(), n);
             }
         }
+        // Dials the guard refused: what a peer handed us to dial that nobody proved.
+        for (reason, n) in self.swarm.behaviour().dial_guard.refused() {
+            counters.inputs_rejected.insert(reason.to_owned(), n);
+        }
         // The record mesh's refusals (bootnodes): proofs, non-members' streams and messages.
         for (reason, n) in self.mesh_counts() {
             if n > 0 {

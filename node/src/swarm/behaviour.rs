@@ -15,7 +15,7 @@ use crate::config::relay_limits::RelayLimits;
 use crate::mesh::members::Members;
 use crate::mesh::{self, MeshError};
 use crate::record::enr::LocalRecord;
-use crate::swarm::subnet_limits;
+use crate::swarm::{dial_guard, subnet_limits};
 use crate::upkeep::liveness::{PING_INTERVAL, PING_TIMEOUT};
 use crate::upstream::gossipsub_gate;
 
@@ -42,6 +42,9 @@ pub struct Behaviour {
     pub subnets: subnet_limits::Behaviour,
     /// Refuses new connections while the process uses more memory than allowed.
     pub memory: memory_connection_limits::Behaviour,
+    /// Tells the dial guard our listen addresses and connections, and takes the records we
+    /// vouch for; the transports refuse the dials it vets (`crate::swarm::dial_guard`).
+    pub dial_guard: dial_guard::Behaviour,
     /// Tells peers what address we see them at, and tells us ours (observed addresses); over a
     /// circuit, none (`crate::upstream::identify`).
     pub identify: crate::upstream::identify::Identify,
@@ -82,6 +85,8 @@ pub struct Settings<'a> {
     pub relay_limits: &'a RelayLimits,
     /// Bootnodes: the topic of the record mesh and its members; `None` for a peer.
     pub mesh: Option<(&'a str, Members)>,
+    /// The dial guard the transports check.
+    pub dial_guard: dial_guard::Shared,
 }
 
 impl Behaviour {
@@ -98,6 +103,7 @@ impl Behaviour {
             limits,
             relay_limits,
             mesh,
+            dial_guard,
         } = settings;
         let (mesh, mesh_admission) = match mesh {
             Some((topic, members)) => {
@@ -133,6 +139,7 @@ impl Behaviour {
                 limits.exempt.iter().copied(),
             ),
             memory: memory_connection_limits::Behaviour::with_max_bytes(limits.max_memory_bytes),
+            dial_guard: dial_guard::Behaviour::new(dial_guard),
             identify,
             ping: ping::Behaviour::new(
                 ping::Config::new()

@@ -16,6 +16,7 @@ use crate::mesh::secret::{Secret, SecretError};
 use crate::record::enr::LocalRecord;
 use crate::record::identity::Identity;
 use crate::swarm::behaviour::{Behaviour, Settings};
+use crate::swarm::dial_guard::{self, Guarded};
 use crate::upstream::quic_fin;
 
 /// A connection with no stream open for this long is closed. Gossip re-announces every
@@ -96,22 +97,41 @@ pub(crate) fn build(
         }
         (None, false) => None,
     };
+    let listen = config.listen_addrs();
+    let guard = dial_guard::Shared::new(dial_guard::Guard::new(
+        &listen,
+        config
+            .bootnodes
+            .iter()
+            .flat_map(|b| b.addrs.iter().map(move |a| (b.peer_id, a))),
+    ));
     let settings = Settings {
         autonat_client: config.autonat,
         limits: &limits,
         relay_limits: &config.relay,
         mesh,
+        dial_guard: guard.clone(),
     };
+    // The security upgrade of TCP connections, made here so the transport's constructor
+    // cannot fail.
+    let noise = noise::Config::new(&identity.keypair)?;
     Ok(
         libp2p::SwarmBuilder::with_existing_identity(identity.keypair.clone())
             .with_tokio()
-            .with_tcp(
-                tcp::Config::default().linger(Some(TCP_LINGER)),
-                noise::Config::new,
-                yamux::Config::default,
-            )?
+            // TCP and QUIC as `with_tcp` and `with_quic` build them, each behind the dial
+            // guard.
+            .with_other_transport(|_| {
+                let tcp =
+                    tcp::tokio::Transport::new(tcp::Config::default().linger(Some(TCP_LINGER)));
+                Guarded::new(tcp, guard.clone(), dial_guard::transport::tcp)
+                    .upgrade(upgrade::Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+            })
+            .map_err(|never| -> SwarmError { match never {} })?
             .with_other_transport(|key| {
-                quic::tokio::Transport::new(quic::Config::new(key))
+                let quic = quic::tokio::Transport::new(quic::Config::new(key));
+                Guarded::new(quic, guard.clone(), dial_guard::transport::quic)
                     .map(|(peer, connection), _| (peer, quic_fin::Muxer::new(connection)))
             })
             .map_err(|never| -> SwarmError { match never {} })?

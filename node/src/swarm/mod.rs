@@ -8,4 +8,5 @@
 
 pub mod behaviour;
 pub mod build;
+pub mod dial_guard;
 pub mod subnet_limits;

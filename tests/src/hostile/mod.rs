@@ -4,6 +4,7 @@
 //! against the real binary on loopback; the tests assert what a user can see: the victim's
 //! counts, the node's status API, its tables.
 
+pub mod dcutr;
 pub mod gossip;
 pub mod intro;
 pub mod limits;
