@@ -12,6 +12,7 @@ use libp2p::Multiaddr;
 use peerfind_proto::v1 as pb;
 use peerfind_tests::api::State;
 use peerfind_tests::hostile::limits::{HealthWatches, Strangers, one_subnet, subnets};
+use peerfind_tests::hostile::relay::Reservations;
 use peerfind_tests::local::{self, Bootnode, LISTEN, WAIT, bootnode, bootnode_with};
 use peerfind_tests::process::Peerfind;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -123,6 +124,53 @@ async fn inbound_connections_from_one_subnet_beyond_its_cap_are_refused_and_coun
     let mut other = Strangers::connect(&target, one_subnet(78, 1), "stranger/1.0").unwrap();
     assert_eq!(other.settled(WAIT).await.unwrap(), (1, 0));
     assert_eq!(crowd.connected(), 8, "the admitted ones stay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_reservations_from_one_subnet_beyond_its_cap_are_refused_while_another_subnet_gets_one()
+ {
+    // Eight slots in all, two per subnet.
+    let mut cmd = Peerfind::command(
+        ["bootnode", "--relay-max-reservations", "8"]
+            .iter()
+            .chain(&LISTEN),
+    );
+    cmd.env("PEERFIND_RELAY_MAX_RESERVATIONS_PER_SUBNET", "2");
+    let (mut boot, Bootnode { addrs, .. }) = bootnode_with(cmd).await.unwrap();
+    let relay: Multiaddr = addrs
+        .iter()
+        .find(|a| a.contains("/tcp/"))
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // Eight strangers from eight addresses of one /24, one after the other.
+    let crowd = Reservations::ask(&relay, one_subnet(81, 8), WAIT)
+        .await
+        .unwrap();
+    eprintln!(
+        "one subnet: {} reservations accepted, {} refused",
+        crowd.accepted(),
+        crowd.refused()
+    );
+    assert_eq!(
+        (crowd.accepted(), crowd.refused()),
+        (2, 6),
+        "the cap holds the subnet to 2"
+    );
+    boot.until_polled("the bootnode counted the refusals", WAIT, |s| {
+        (s.counts().inputs_rejected.get("relay_subnet_full") == Some(&6)).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // A NAT'd peer in another subnet still gets a slot.
+    let other = Reservations::ask(&relay, one_subnet(82, 1), WAIT)
+        .await
+        .unwrap();
+    assert_eq!((other.accepted(), other.refused()), (1, 0));
+    drop(crowd);
+    boot.stop().await.unwrap();
 }
 
 #[tokio::test]

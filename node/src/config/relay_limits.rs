@@ -7,12 +7,13 @@
 //! one IP fill every slot ([`DEFAULT_PER_IP_BURST`] = [`DEFAULT_MAX_RESERVATIONS`]) and refill
 //! one a second, far above the renewals (one per peer per 30-odd minutes) of that many peers;
 //! the totals bound the memory and the per-peer limits (rust-libp2p's: 30 per 2 minutes) a
-//! single misbehaving peer.
+//! single misbehaving peer. What one subnet holds at once is capped below the total
+//! (`crate::swarm::relay_per_subnet`).
 
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use libp2p::{PeerId, relay};
+use libp2p::relay;
 
 /// Default `--relay-max-reservations`: reservations held at once, each a few hundred bytes
 /// and one connection that exists anyway; enough for a bootnode's NAT'd peers.
@@ -53,6 +54,12 @@ pub struct RelayLimits {
     /// Bootnodes: relay reservations held at once (one per NAT'd peer).
     #[arg(long, env = "PEERFIND_RELAY_MAX_RESERVATIONS", default_value_t = DEFAULT_MAX_RESERVATIONS)]
     pub relay_max_reservations: usize,
+    /// Bootnodes: relay reservations held at once for one subnet (an IPv4 /24 or IPv6 /64),
+    /// so one machine or provider's block cannot take every slot. Default: a quarter of
+    /// `--relay-max-reservations`, room for the many NAT'd peers one carrier-grade NAT puts
+    /// behind one address.
+    #[arg(long, env = "PEERFIND_RELAY_MAX_RESERVATIONS_PER_SUBNET", value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub relay_max_reservations_per_subnet: Option<usize>,
     /// Bootnodes: circuits relayed at once.
     #[arg(long, env = "PEERFIND_RELAY_MAX_CIRCUITS", default_value_t = DEFAULT_MAX_CIRCUITS)]
     pub relay_max_circuits: usize,
@@ -74,6 +81,7 @@ impl Default for RelayLimits {
     fn default() -> Self {
         Self {
             relay_max_reservations: DEFAULT_MAX_RESERVATIONS,
+            relay_max_reservations_per_subnet: None,
             relay_max_circuits: DEFAULT_MAX_CIRCUITS,
             relay_max_circuits_per_peer: DEFAULT_MAX_CIRCUITS_PER_PEER,
             relay_per_ip_burst: DEFAULT_PER_IP_BURST,
@@ -103,9 +111,11 @@ impl RelayLimits {
         .circuit_src_per_ip(per_ip, self.relay_per_ip_refill)
     }
 
-    /// The relay server of a bootnode.
-    pub fn server(&self, local: PeerId) -> relay::Behaviour {
-        relay::Behaviour::new(local, self.relay_config())
+    /// Reservations one subnet may hold at once (`crate::swarm::relay_per_subnet`).
+    pub fn max_reservations_per_subnet(&self) -> usize {
+        self.relay_max_reservations_per_subnet
+            .unwrap_or(self.relay_max_reservations / 4)
+            .max(1)
     }
 }
 
@@ -122,5 +132,9 @@ mod tests {
         // Ours replace rust-libp2p's two of each kind: one per peer, one per IP.
         assert_eq!(config.reservation_rate_limiters.len(), 2);
         assert_eq!(config.circuit_src_rate_limiters.len(), 2);
+        assert_eq!(
+            limits.max_reservations_per_subnet(),
+            DEFAULT_MAX_RESERVATIONS / 4
+        );
     }
 }

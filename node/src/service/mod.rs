@@ -303,7 +303,14 @@ impl Node {
                 {
                     tracing::debug!(%bootnode, ?transport, ?wait, "bootnode dial failed; redialing later");
                 }
-                tracing::warn!(peer = ?peer_id, %error, "dial failed");
+                // A bootnode we cannot reach is the operator's to know of; a peer's dial
+                // failing (gone, behind a NAT, a hole punch's candidates, the dial guard) is
+                // everyday, and a stranger can cause it at will: not a warning.
+                if peer_id.is_some_and(|p| self.bootnodes.contains(&p)) {
+                    tracing::warn!(peer = ?peer_id, %error, "dial failed");
+                } else {
+                    tracing::info!(peer = ?peer_id, %error, "dial failed");
+                }
                 self.hub.publish(status::Event::DialFailed {
                     peer_id,
                     error: error.to_string(),

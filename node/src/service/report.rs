@@ -53,6 +53,14 @@ impl Node {
         for (reason, n) in self.swarm.behaviour().dial_guard.refused() {
             counters.inputs_rejected.insert(reason.to_owned(), n);
         }
+        // Relay reservations refused for their subnet holding the cap (bootnodes).
+        if let Some(relay) = self.swarm.behaviour().relay.as_ref()
+            && relay.refused() > 0
+        {
+            counters
+                .inputs_rejected
+                .insert("relay_subnet_full".to_owned(), relay.refused());
+        }
         // The record mesh's refusals (bootnodes): proofs, non-members' streams and messages.
         for (reason, n) in self.mesh_counts() {
             if n > 0 {

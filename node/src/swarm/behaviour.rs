@@ -15,7 +15,7 @@ use crate::config::relay_limits::RelayLimits;
 use crate::mesh::members::Members;
 use crate::mesh::{self, MeshError};
 use crate::record::enr::LocalRecord;
-use crate::swarm::{dial_guard, subnet_limits};
+use crate::swarm::{dial_guard, relay_per_subnet, subnet_limits};
 use crate::upkeep::liveness::{PING_INTERVAL, PING_TIMEOUT};
 use crate::upstream::gossipsub_gate;
 
@@ -54,8 +54,9 @@ pub struct Behaviour {
     pub gossip: gossip::Behaviour,
     /// Introductions through a bootnode (`/peerfind/intro/1.0.0`).
     pub intro: intro::Behaviour,
-    /// Bootnodes: relays circuits between NAT'd peers (circuit relay v2 server).
-    pub relay: Toggle<relay::Behaviour>,
+    /// Bootnodes: relays circuits between NAT'd peers (circuit relay v2 server), with at most
+    /// `--relay-max-reservations-per-subnet` reservations per subnet.
+    pub relay: Toggle<relay_per_subnet::Behaviour>,
     /// Reserves a slot on a relay and dials peers through one (circuit relay v2 client).
     pub relay_client: crate::upstream::relay_client::RelayClient,
     /// Upgrades a relayed connection to a direct one by a coordinated hole punch.
@@ -116,7 +117,7 @@ impl Behaviour {
         };
         let bootnode = gossip.pass_on;
         let peer_id = key.public().to_peer_id();
-        let relay = bootnode.then(|| relay_limits.server(peer_id));
+        let relay = bootnode.then(|| relay_per_subnet::Behaviour::new(peer_id, relay_limits));
         let identify = crate::upstream::identify::Identify::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
                 .with_agent_version(format!("peerfind/{}", env!("CARGO_PKG_VERSION"))),

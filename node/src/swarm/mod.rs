@@ -1,7 +1,9 @@
 //! The swarm: the libp2p behaviours composed into one (`behaviour`, one doc line per field)
 //! and how the swarm is built for a node's role and flags (`build`: transports, the
-//! `crate::upstream` wrappers in place of the originals, connection settings), with the one
-//! limit libp2p has no behaviour for (`subnet_limits`: inbound connections per subnet).
+//! `crate::upstream` wrappers in place of the originals, connection settings), with the checks
+//! libp2p has no behaviour for: inbound connections per subnet (`subnet_limits`), relay
+//! reservations per subnet (`relay_per_subnet`), and every outbound dial (`dial_guard`, in the
+//! transports).
 //!
 //! Uses `crate::config`, `crate::record` (the key and the record the behaviours start with),
 //! `crate::mesh` and `crate::upstream`; driven by `crate::service`.
@@ -9,4 +11,5 @@
 pub mod behaviour;
 pub mod build;
 pub mod dial_guard;
+pub mod relay_per_subnet;
 pub mod subnet_limits;

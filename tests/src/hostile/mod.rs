@@ -10,5 +10,6 @@ pub mod intro;
 pub mod limits;
 pub mod mesh;
 pub mod observed;
+pub mod relay;
 pub mod table;
 pub mod victim;
