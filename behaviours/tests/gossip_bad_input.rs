@@ -354,3 +354,36 @@ async fn an_announced_record_naming_an_address_its_connection_does_not_come_from
     until_counted(&mut net, "unverified").await;
     net.assert_unharmed("unverified");
 }
+
+#[tokio::test]
+async fn announcements_beyond_a_peers_rate_are_refused_before_they_are_decoded() {
+    let mut net = Net::trusting(gossip::Trust::Nobody).await;
+    let victim = *net.victim.local_peer_id();
+    let per_peer = u64::from(gossip::DEFAULT_PER_PEER.count);
+    // Each a bad signature: decoding one costs a signature check. One at a time, as the
+    // victim reads a peer's streams 16 at once and refuses more.
+    let mut bad = enr_ext::encode_bytes(&record(&net.attacker_key, 1));
+    bad[10] ^= 1;
+    let counted = |net: &Net| -> u64 { net.victim.behaviour().rejected().values().sum() };
+    for sent in 1..=per_peer + 10 {
+        net.attacker
+            .behaviour_mut()
+            .send_request(&victim, announce(bad.clone()));
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while counted(&net) < sent {
+                net.step().await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("counters: {:?}", net.victim.behaviour().rejected()));
+    }
+    let counts = net.victim.behaviour().rejected();
+    assert_eq!(counts.get("bad_signature"), Some(&per_peer), "{counts:?}");
+    assert_eq!(counts.get("rate_limited"), Some(&10), "{counts:?}");
+    assert_eq!(
+        net.victim.behaviour().table().len(),
+        1,
+        "only the honest record"
+    );
+    assert!(net.victim.is_connected(&net.honest_id));
+}

@@ -19,10 +19,16 @@ pub const LISTEN: [&str; 4] = [
 
 /// Flags of a bootnode that a crowd of simulated peers joins on loopback: they all come from
 /// 127.0.0.1, one address block, of which a bootnode keeps 64 records by default
-/// (`--table-per-group`); this lifts the cap to the default table size, so it keeps them all.
+/// (`--table-per-group`) and from which it takes 6,000 record messages a minute
+/// (`--gossip-rate-per-subnet`); this lifts both caps, so it keeps them all.
 /// The node has no loopback exemption instead: behind a local proxy or port forwarder, every
 /// remote peer would reach a bootnode from loopback, and a flood with them.
-pub const CROWD: [&str; 2] = ["--table-per-group", "2048"];
+pub const CROWD: [&str; 4] = [
+    "--table-per-group",
+    "2048",
+    "--gossip-rate-per-subnet",
+    "1000000",
+];
 
 /// What a ready bootnode says of itself.
 #[derive(Debug, Clone)]

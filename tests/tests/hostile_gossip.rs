@@ -125,7 +125,8 @@ async fn records_a_stranger_pushes_naming_a_victim_make_no_one_dial_it() {
             .status
             .listen_addrs
             .iter()
-            .find(|a| a.contains("/tcp/"))
+            // Her own listener, not the relay slot she may hold (also a TCP address).
+            .find(|a| a.contains("/tcp/") && !a.contains("p2p-circuit"))
             .unwrap()
             .clone();
         format!("{addr}/p2p/{}", net.alice_id)

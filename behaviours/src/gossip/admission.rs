@@ -73,6 +73,10 @@ pub enum Unproven {
     /// Rule 4: passed on by a peer this node does not take records from.
     #[error("records are taken only from the configured bootnodes")]
     Untrusted,
+    /// Not a matter of proof, but handled alike (counted, answered, logged at debug): the
+    /// peer, or its address block, sent more requests this minute than `rate.rs` allows.
+    #[error("too many requests from this peer or its network; try again in a minute")]
+    RateLimited,
 }
 
 impl Unproven {
@@ -81,6 +85,7 @@ impl Unproven {
         match self {
             Unproven::Unverified => "unverified",
             Unproven::Untrusted => "untrusted",
+            Unproven::RateLimited => "rate_limited",
         }
     }
 }

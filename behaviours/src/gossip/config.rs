@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::admission::Trust;
 use super::protocol::MAX_RECORDS_PER_MESSAGE;
+use super::rate::Rates;
 use crate::table;
 
 /// Default [`Config::fanout`]: every connected peer when a bootnode has few, a random 16 when
@@ -37,6 +38,9 @@ pub struct Config {
     pub announce_interval: Duration,
     /// Limits of the record table.
     pub table: table::Config,
+    /// Requests a peer, and an address block, may send per minute (`rate.rs`). Default:
+    /// [`Rates::default`].
+    pub rates: Rates,
     /// Greet a peer (announce, find) only once its identify lists [`PROTOCOL`], reported
     /// through [`Behaviour::on_identified`], and gossip only to such peers; off: greet every
     /// peer on connect. Default: off (a swarm without identify). A node turns it on: peers
@@ -58,6 +62,7 @@ impl Default for Config {
             find_max: DEFAULT_FIND_MAX,
             announce_interval: DEFAULT_ANNOUNCE_INTERVAL,
             table: table::Config::default(),
+            rates: Rates::default(),
             await_identify: false,
         }
     }

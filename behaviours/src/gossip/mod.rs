@@ -18,9 +18,11 @@ mod behaviour;
 mod config;
 mod outbox;
 pub mod protocol;
+mod rate;
 mod violation;
 
 pub use admission::{Trust, Unproven};
 pub use behaviour::{Behaviour, Event, Gossip, Offered};
 pub use config::{Config, DEFAULT_ANNOUNCE_INTERVAL, DEFAULT_FANOUT, DEFAULT_FIND_MAX};
+pub use rate::{DEFAULT_PER_GROUP, DEFAULT_PER_PEER, Rates};
 pub use violation::Violation;

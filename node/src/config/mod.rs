@@ -93,6 +93,14 @@ pub struct Config {
     #[arg(long, env = "PEERFIND_TABLE_PER_GROUP", value_name = "N", default_value_t = table::DEFAULT_MAX_PER_GROUP, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub table_per_group: usize,
 
+    /// Record announcements and requests one address block (an IPv4 /24 or IPv6 /64) may send
+    /// us a minute, counted before any record is decoded or signature checked; beyond, they
+    /// are refused and counted (`rate_limited`). One peer may send 60. The default leaves
+    /// room for thousands of peers behind one carrier-grade NAT joining at once; simulations
+    /// of thousands of peers on one loopback address need it raised.
+    #[arg(long, env = "PEERFIND_GOSSIP_RATE_PER_SUBNET", value_name = "N", default_value_t = peerfind_behaviours::gossip::DEFAULT_PER_GROUP.count, value_parser = clap::value_parser!(u32).range(1..))]
+    pub gossip_rate_per_subnet: u32,
+
     /// Bootnodes: how many peers each new or updated record is gossiped to (all of them
     /// when fewer are connected).
     #[arg(long, env = "PEERFIND_GOSSIP_FANOUT", default_value_t = peerfind_behaviours::gossip::DEFAULT_FANOUT)]

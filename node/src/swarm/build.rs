@@ -7,6 +7,7 @@ use std::time::Duration;
 use libp2p::core::Transport as _;
 use libp2p::core::upgrade;
 use libp2p::{Swarm, noise, quic, tcp, yamux};
+use peerfind_behaviours::limiter::Limit;
 use peerfind_behaviours::{gossip, table};
 
 use crate::config::Config;
@@ -77,6 +78,13 @@ pub(crate) fn build(
         table: table::Config {
             capacity: config.table_size,
             max_per_group: config.table_per_group,
+            ..Default::default()
+        },
+        rates: gossip::Rates {
+            per_group: Limit {
+                count: config.gossip_rate_per_subnet,
+                ..gossip::DEFAULT_PER_GROUP
+            },
             ..Default::default()
         },
         await_identify: true,

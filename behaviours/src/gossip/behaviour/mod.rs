@@ -24,6 +24,7 @@ use super::violation::Violation;
 use crate::enr_ext::{self, Enr};
 use crate::exchange::{self, Exchange, Inbound, Io, Rules};
 use crate::ip_group::Group;
+use crate::limiter::{Limit, RateLimiter};
 use crate::table::{self, Inserted, Refused, Source, Table};
 
 mod rules;
@@ -109,6 +110,11 @@ pub struct Gossip {
     outboxes: Outboxes,
     /// Messages dropped, by [`Violation::label`]: a fixed set of labels.
     rejected: BTreeMap<&'static str, u64>,
+    /// Requests counted per peer and address block before any work (`rate.rs`).
+    rates: super::rate::Counts,
+    /// When each kind of violation was last logged at warn: once a minute each, the rest at
+    /// debug, so a flood of bad messages writes a line a minute, not a line a message.
+    logged: RateLimiter<&'static str>,
     tick: futures_timer::Delay,
 }
 
@@ -121,6 +127,7 @@ impl Exchange<Gossip> {
             max_concurrent_streams: MAX_CONCURRENT_STREAMS,
         };
         let table = Table::new(config.table.clone(), local.node_id());
+        let rates = super::rate::Counts::new(config.rates);
         let rules = Gossip {
             outboxes: Outboxes::new(config.table.capacity),
             tick: futures_timer::Delay::new(config.announce_interval),
@@ -132,6 +139,11 @@ impl Exchange<Gossip> {
             vouched: HashSet::new(),
             announcing: HashMap::new(),
             rejected: BTreeMap::new(),
+            rates,
+            logged: RateLimiter::new(Limit {
+                count: 1,
+                window: Duration::from_secs(60),
+            }),
         };
         Exchange::with_rules(settings, rules)
     }
@@ -289,7 +301,11 @@ impl Gossip {
         violation: Violation,
         channel: Option<ResponseChannel<Response>>,
     ) {
-        tracing::warn!(%peer, reason = %violation, kind = violation.label(), "dropped ENR message");
+        if self.logged.allow(violation.label(), Instant::now()) {
+            tracing::warn!(%peer, reason = %violation, kind = violation.label(), "dropped ENR message (the next of this kind within a minute are logged at debug, all counted)");
+        } else {
+            tracing::debug!(%peer, reason = %violation, kind = violation.label(), "dropped ENR message");
+        }
         if let Some(channel) = channel {
             io.send_response(channel, Response::Reject(violation.to_string()));
         }

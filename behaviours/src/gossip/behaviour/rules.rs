@@ -14,6 +14,17 @@ impl Rules for Gossip {
             request,
             channel,
         } = inbound;
+        // Rate limits (`rate.rs`), before anything is decoded or sampled; peers whose
+        // passed-on records we take are not counted.
+        if matches!(request, Request::Announce(_) | Request::Find(_))
+            && !self.config.trust.trusts(&peer)
+            && !self.vouched.contains(&peer)
+            && !self
+                .rates
+                .allow(peer, io.remotes().ips(&peer).next(), Instant::now())
+        {
+            return self.unproven(io, peer, Unproven::RateLimited, Some(channel));
+        }
         let accepted = match request {
             Request::Announce(bytes) => match Self::check_announced(&bytes, peer) {
                 Ok(enr) => match admission::check_announced(&enr, &peer, io.remotes()) {
