@@ -2,6 +2,8 @@
 //! events still has to hand every connection to it: [`forward_connection_handling!`] writes
 //! those methods once, [`forward_pending_connections!`] the two for connections not yet
 //! established; [`forward_handler_events!`] and [`forward_poll!`] pass on the rest unchanged.
+//! A behaviour with no handler of its own (it only watches the swarm) writes its handler
+//! methods with [`no_handler!`].
 
 /// Inside `impl NetworkBehaviour for Wrapper`, whose `ConnectionHandler` is the one of the
 /// inner behaviour in field `$inner`: the five connection-handling methods, each passed on
@@ -112,6 +114,47 @@ macro_rules! forward_poll {
             ::libp2p::swarm::ToSwarm<Self::ToSwarm, ::libp2p::swarm::THandlerInEvent<Self>>,
         > {
             self.$inner.poll(cx)
+        }
+    };
+}
+
+/// Inside `impl NetworkBehaviour for Watcher`, whose `ConnectionHandler` is libp2p's
+/// `dummy::ConnectionHandler` (a behaviour that only watches the swarm, or only says no
+/// before a handshake): a dummy handler for every established connection, and
+/// `on_connection_handler_event`, which a dummy handler never calls.
+#[macro_export]
+macro_rules! no_handler {
+    () => {
+        fn handle_established_inbound_connection(
+            &mut self,
+            _: ::libp2p::swarm::ConnectionId,
+            _: ::libp2p::PeerId,
+            _: &::libp2p::Multiaddr,
+            _: &::libp2p::Multiaddr,
+        ) -> ::std::result::Result<::libp2p::swarm::THandler<Self>, ::libp2p::swarm::ConnectionDenied>
+        {
+            Ok(::libp2p::swarm::dummy::ConnectionHandler)
+        }
+
+        fn handle_established_outbound_connection(
+            &mut self,
+            _: ::libp2p::swarm::ConnectionId,
+            _: ::libp2p::PeerId,
+            _: &::libp2p::Multiaddr,
+            _: ::libp2p::core::Endpoint,
+            _: ::libp2p::core::transport::PortUse,
+        ) -> ::std::result::Result<::libp2p::swarm::THandler<Self>, ::libp2p::swarm::ConnectionDenied>
+        {
+            Ok(::libp2p::swarm::dummy::ConnectionHandler)
+        }
+
+        fn on_connection_handler_event(
+            &mut self,
+            _: ::libp2p::PeerId,
+            _: ::libp2p::swarm::ConnectionId,
+            event: ::libp2p::swarm::THandlerOutEvent<Self>,
+        ) {
+            ::libp2p::core::util::unreachable(event)
         }
     };
 }

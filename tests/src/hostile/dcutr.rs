@@ -16,11 +16,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::StreamExt;
 use libp2p::core::Endpoint;
-use libp2p::core::transport::PortUse;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{
-    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, SwarmEvent, THandler,
-    THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, SwarmEvent, THandlerInEvent,
+    ToSwarm, dummy,
 };
 use libp2p::{Multiaddr, PeerId, dcutr, noise, ping, relay, tcp, yamux};
 use tokio::task::JoinHandle;
@@ -65,37 +64,9 @@ impl NetworkBehaviour for Claims {
         Ok(Vec::new())
     }
 
-    fn handle_established_inbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: Endpoint,
-        _: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
+    peerfind_behaviours::no_handler!();
 
     fn on_swarm_event(&mut self, _: FromSwarm) {}
-
-    fn on_connection_handler_event(
-        &mut self,
-        _: PeerId,
-        _: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        libp2p::core::util::unreachable(event)
-    }
 
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         match self.unsaid.pop_front() {

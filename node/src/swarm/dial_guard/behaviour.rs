@@ -8,14 +8,11 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::task::{Context, Poll};
 
-use libp2p::core::Endpoint;
-use libp2p::core::transport::PortUse;
+use libp2p::PeerId;
 use libp2p::swarm::behaviour::ConnectionEstablished;
 use libp2p::swarm::{
-    ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, NewListenAddr,
-    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+    ConnectionClosed, FromSwarm, NetworkBehaviour, NewListenAddr, THandlerInEvent, ToSwarm, dummy,
 };
-use libp2p::{Multiaddr, PeerId};
 
 use super::{Shared, ip_of};
 
@@ -45,26 +42,7 @@ impl NetworkBehaviour for Behaviour {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Infallible;
 
-    fn handle_established_inbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: Endpoint,
-        _: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
+    peerfind_behaviours::no_handler!();
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
@@ -83,15 +61,6 @@ impl NetworkBehaviour for Behaviour {
             }
             _ => {}
         }
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        _: PeerId,
-        _: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        libp2p::core::util::unreachable(event)
     }
 
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
