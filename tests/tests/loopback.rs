@@ -184,3 +184,41 @@ async fn sigterm_stops_the_node_cleanly() {
         .await
         .unwrap();
 }
+
+/// A peerfind bootnode offers all a peer uses of it (record gossip, relay, AutoNAT): its
+/// status lists nothing lacking (it once said "no DCUtR", which a bootnode never needs: hole
+/// punches run between peers).
+#[tokio::test]
+async fn a_peerfind_bootnode_lacks_nothing_a_peer_uses() {
+    let (mut boot, Bootnode { addrs, .. }) = bootnode().await.unwrap();
+    let boot_tcp = addrs.iter().find(|a| a.contains("/tcp/")).unwrap();
+    let mut peer = peer("peer", boot_tcp).unwrap();
+    let bootnode = peer
+        .until_polled("the bootnode identified", WAIT, |s| {
+            s.bootnode(None).filter(|b| !b.agent.is_empty()).cloned()
+        })
+        .await
+        .unwrap();
+    assert!(bootnode.lacks.is_empty(), "{:?}", bootnode.lacks);
+    peer.stop().await.unwrap();
+    boot.stop().await.unwrap();
+}
+
+/// A peer takes a relay slot before its NAT verdict and gives it back once AutoNAT finds it
+/// public: normal operation, so the slot's closing listener is logged at info, not as the
+/// warning it was.
+#[tokio::test]
+async fn a_relay_slot_given_back_closes_its_listener_without_a_warning() {
+    let (mut boot, Bootnode { addrs, .. }) = bootnode().await.unwrap();
+    let boot_tcp = addrs.iter().find(|a| a.contains("/tcp/")).unwrap();
+    let mut peer = peer("peer", boot_tcp).unwrap();
+    let closed = peer
+        .wait_for("listener closed", WAIT, |line| {
+            field(line, "addresses").contains("p2p-circuit")
+        })
+        .await
+        .unwrap();
+    assert_eq!(field(&closed, "level"), "INFO", "{closed}");
+    peer.stop().await.unwrap();
+    boot.stop().await.unwrap();
+}

@@ -47,7 +47,7 @@ impl Node {
             if !lacks.is_empty() {
                 tracing::info!(
                     %peer, agent = %identified.0.agent, lacks = %lacks.join("; "),
-                    "bootnode is not a full peerfind bootnode; using it for what it offers (observed address, relay, DCUtR)"
+                    "bootnode is not a full peerfind bootnode; using it for what it offers"
                 );
             }
         }

@@ -244,7 +244,12 @@ impl Node {
                 reason,
                 addresses,
             } => {
-                tracing::warn!(?addresses, ?reason, "listener closed");
+                // Closed on purpose (a relay slot given back once we are public) is normal
+                // operation; closed by an error (a relay lost, a socket failed) is worth a look.
+                match &reason {
+                    Ok(()) => tracing::info!(?addresses, "listener closed"),
+                    Err(error) => tracing::warn!(?addresses, %error, "listener closed"),
+                }
                 self.listeners.closed(listener_id);
                 self.on_reservation_closed(listener_id, &reason);
                 if self.swarm.listeners().next().is_none() {

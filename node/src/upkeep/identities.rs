@@ -21,7 +21,9 @@ const MAX_TEXT: usize = 256;
 /// Relay v2's reservation protocol: a node offering it can relay for us.
 const RELAY_HOP: &str = "/libp2p/circuit/relay/0.2.0/hop";
 
-/// DCUtR: a node offering it can coordinate a hole punch with us.
+/// DCUtR: a node offering it can coordinate a hole punch with us (over a circuit only; a
+/// bootnode needs none, since punches run between peers).
+#[cfg(test)]
 const DCUTR: &str = "/libp2p/dcutr";
 
 /// AutoNAT v2's request protocol: a node offering it can dial us back.
@@ -30,8 +32,11 @@ const AUTONAT_V2: &str = "/libp2p/autonat/2/dial-request";
 /// peerfind's record exchange (`gossip::protocol::PROTOCOL`).
 const ENR: &str = "/peerfind/enr/1.0.0";
 
-/// What a bootnode is used for, the protocol that provides it, and how its lack is said.
-const BOOTNODE_USES: [(&str, &str); 4] = [
+/// What a peer uses a bootnode for, the protocol that provides it, and how its lack is said:
+/// only what the user loses. DCUtR is not among them: a hole punch runs between two peers
+/// over a circuit, never with the bootnode, and libp2p lists DCUtR only on relayed
+/// connections, so every bootnode seemed to lack it.
+const BOOTNODE_USES: [(&str, &str); 3] = [
     (
         ENR,
         "no record gossip or introductions (not a peerfind node)",
@@ -44,7 +49,6 @@ const BOOTNODE_USES: [(&str, &str); 4] = [
         AUTONAT_V2,
         "no AutoNAT v2: NAT status comes from the window alone",
     ),
-    (DCUTR, "no DCUtR"),
 ];
 
 /// What one connected peer's last identify said.
@@ -165,7 +169,7 @@ mod tests {
     fn a_bootnode_that_is_not_peerfind_lacks_gossip_and_what_it_does_not_list() {
         let plain = Identified::new(&info(&["/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", RELAY_HOP]));
         let lacks = plain.lacks();
-        assert_eq!(lacks.len(), 3, "{lacks:?}");
+        assert_eq!(lacks.len(), 2, "{lacks:?}");
         assert!(lacks[0].contains("not a peerfind node"));
         assert!(lacks.iter().all(|l| !l.contains("relay")), "{lacks:?}");
         assert_eq!(plain.0.observed_addr, None);
@@ -189,12 +193,8 @@ mod tests {
 
     #[test]
     fn a_full_peerfind_bootnode_lacks_nothing() {
-        let full = Identified::new(&info(&[
-            "/peerfind/enr/1.0.0",
-            RELAY_HOP,
-            AUTONAT_V2,
-            DCUTR,
-        ]));
+        // As a peerfind bootnode lists them on a direct connection: no DCUtR.
+        let full = Identified::new(&info(&["/peerfind/enr/1.0.0", RELAY_HOP, AUTONAT_V2]));
         assert!(full.lacks().is_empty());
     }
 
