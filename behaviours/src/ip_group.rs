@@ -7,7 +7,24 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+
 use crate::enr_ext::Enr;
+
+/// The IP a direct connection's or a dial's address starts with, canonical (an IPv4-mapped
+/// IPv6 address as its IPv4 one); none for a relayed circuit, whose address names the
+/// relay, not the peer, or for a name not resolved yet.
+pub fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    if addr.iter().any(|p| p == Protocol::P2pCircuit) {
+        return None;
+    }
+    match addr.iter().next()? {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip).to_canonical()),
+        _ => None,
+    }
+}
 
 /// The address block of an IP; see the module doc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,6 +51,11 @@ impl Group {
                 Group::V6([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]])
             }
         }
+    }
+
+    /// The group of the IP `addr` starts with ([`ip_of`]), if any.
+    pub fn of_addr(addr: &Multiaddr) -> Option<Self> {
+        ip_of(addr).map(Self::of)
     }
 
     /// The group of the IP a record names (its IPv4 one when it names both), or
@@ -78,6 +100,25 @@ mod tests {
             group("::ffff:198.51.100.9"),
             group("198.51.100.7"),
             "v4-mapped"
+        );
+        assert_eq!(group("198.51.100.7").to_string(), "198.51.100.0/24");
+        assert_eq!(group("2001:db8:1:2::1").to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn a_circuit_or_a_name_has_no_ip() {
+        let addr = |s: &str| s.parse::<Multiaddr>().unwrap();
+        let relay = libp2p::PeerId::random();
+        assert_eq!(
+            ip_of(&addr(&format!(
+                "/ip4/198.51.100.1/tcp/1/p2p/{relay}/p2p-circuit"
+            ))),
+            None
+        );
+        assert_eq!(ip_of(&addr("/dns4/example.com/tcp/1")), None);
+        assert_eq!(
+            Group::of_addr(&addr("/ip4/198.51.100.1/udp/1/quic-v1")),
+            Some(Group::of("198.51.100.9".parse().unwrap()))
         );
     }
 }

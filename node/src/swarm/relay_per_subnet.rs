@@ -25,7 +25,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{FromSwarm, NetworkBehaviour, THandlerInEvent, ToSwarm};
 use libp2p::{Multiaddr, PeerId, relay};
 use peerfind_behaviours::ip_group::Group;
@@ -47,11 +46,7 @@ impl Count {
         if self.holders.contains_key(&peer) {
             return true;
         }
-        let group = match addr.iter().next() {
-            Some(Protocol::Ip4(ip)) => Group::of(ip.into()),
-            Some(Protocol::Ip6(ip)) => Group::of(ip.into()),
-            _ => Group::NoAddress,
-        };
+        let group = Group::of_addr(addr).unwrap_or(Group::NoAddress);
         let held = self.per_subnet.entry(group).or_default();
         if *held >= self.cap {
             self.refused += 1;

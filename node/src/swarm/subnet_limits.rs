@@ -27,72 +27,23 @@
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::task::{Context, Poll};
 
 use libp2p::PeerId;
 use libp2p::core::transport::PortUse;
-use libp2p::core::{Endpoint, Multiaddr, multiaddr::Protocol};
+use libp2p::core::{Endpoint, Multiaddr};
 use libp2p::swarm::{
     ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, ListenFailure, NetworkBehaviour,
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
 };
-
-/// An IPv4 /24 or an IPv6 /64: the addresses one subscriber or one small network usually
-/// holds (rule 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Subnet(IpAddr);
-
-impl Subnet {
-    /// The subnet of `ip`.
-    pub fn of_ip(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(v4) => Self::v4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self::v4(v4),
-                None => {
-                    let mut octets = v6.octets();
-                    octets[8..].fill(0);
-                    Self(IpAddr::V6(Ipv6Addr::from(octets)))
-                }
-            },
-        }
-    }
-
-    fn v4(ip: Ipv4Addr) -> Self {
-        let [a, b, c, _] = ip.octets();
-        Self(IpAddr::V4(Ipv4Addr::new(a, b, c, 0)))
-    }
-
-    /// The subnet a connection from `remote` counts against, if any (rule 1).
-    pub fn of_addr(remote: &Multiaddr) -> Option<Self> {
-        if remote.iter().any(|p| p == Protocol::P2pCircuit) {
-            return None;
-        }
-        remote.iter().find_map(|p| match p {
-            Protocol::Ip4(ip) => Some(Self::of_ip(ip.into())),
-            Protocol::Ip6(ip) => Some(Self::of_ip(ip.into())),
-            _ => None,
-        })
-    }
-}
-
-impl fmt::Display for Subnet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            IpAddr::V4(ip) => write!(f, "{ip}/24"),
-            IpAddr::V6(ip) => write!(f, "{ip}/64"),
-        }
-    }
-}
+use peerfind_behaviours::ip_group::Group;
 
 /// Why a connection was denied (rule 3): what a `ListenError::Denied` carries.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("inbound connection limit per subnet reached: {subnet} already holds {max}")]
 pub struct Exceeded {
     /// The full subnet.
-    pub subnet: Subnet,
+    pub subnet: Group,
     /// The cap.
     pub max: u32,
 }
@@ -112,8 +63,8 @@ pub struct Behaviour {
     /// Peers whose connections do not count once established (rule 4).
     exempt: HashSet<PeerId>,
     /// The subnet of each counted connection.
-    counted: HashMap<ConnectionId, Subnet>,
-    held: HashMap<Subnet, Held>,
+    counted: HashMap<ConnectionId, Group>,
+    held: HashMap<Group, Held>,
     denied: u64,
 }
 
@@ -136,7 +87,7 @@ impl Behaviour {
     }
 
     /// Rules 2 and 3 for a new inbound connection from `subnet`.
-    fn admit(&mut self, id: ConnectionId, subnet: Subnet) -> Result<(), Exceeded> {
+    fn admit(&mut self, id: ConnectionId, subnet: Group) -> Result<(), Exceeded> {
         let held = self.held.entry(subnet).or_default();
         if held.connections >= self.max {
             self.denied += 1;
@@ -177,7 +128,7 @@ impl Behaviour {
 
     /// Connections counted against `subnet` now.
     #[cfg(test)]
-    fn holds(&self, subnet: Subnet) -> u32 {
+    fn holds(&self, subnet: Group) -> u32 {
         self.held.get(&subnet).map_or(0, |h| h.connections)
     }
 }
@@ -192,7 +143,7 @@ impl NetworkBehaviour for Behaviour {
         _local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
-        match Subnet::of_addr(remote_addr) {
+        match Group::of_addr(remote_addr) {
             Some(subnet) => self
                 .admit(connection_id, subnet)
                 .map_err(ConnectionDenied::new),
@@ -269,7 +220,7 @@ mod tests {
 
     #[test]
     fn ipv4_groups_by_24_ipv6_by_64_and_a_mapped_ipv4_as_itself() {
-        let s = |a: &str| Subnet::of_addr(&addr(a)).unwrap().to_string();
+        let s = |a: &str| Group::of_addr(&addr(a)).unwrap().to_string();
         assert_eq!(s("/ip4/198.51.100.7/tcp/1"), "198.51.100.0/24");
         assert_eq!(s("/ip4/198.51.100.250/udp/1/quic-v1"), "198.51.100.0/24");
         assert_eq!(s("/ip6/2001:db8:1:2:3:4:5:6/tcp/1"), "2001:db8:1:2::/64");
@@ -280,8 +231,8 @@ mod tests {
     #[test]
     fn a_circuit_or_an_address_without_ip_is_in_no_subnet() {
         let circuit = "/ip4/198.51.100.7/tcp/9000/p2p/12D3KooWAw8BiXiGiGALGkqB8CdhKg4pEqsoBhStdf7GxyJFo9Tw/p2p-circuit";
-        assert_eq!(Subnet::of_addr(&addr(circuit)), None);
-        assert_eq!(Subnet::of_addr(&addr("/dns4/example.com/tcp/1")), None);
+        assert_eq!(Group::of_addr(&addr(circuit)), None);
+        assert_eq!(Group::of_addr(&addr("/dns4/example.com/tcp/1")), None);
         let mut b = Behaviour::new(1, []);
         for _ in 0..3 {
             assert!(pending(&mut b, circuit).is_ok(), "rule 1: never capped");
@@ -312,7 +263,7 @@ mod tests {
     #[test]
     fn a_subnet_churning_at_the_cap_warns_again_only_after_falling_to_half() {
         let mut b = Behaviour::new(4, []);
-        let subnet = Subnet::of_addr(&addr("/ip4/203.0.113.1/tcp/1")).unwrap();
+        let subnet = Group::of_addr(&addr("/ip4/203.0.113.1/tcp/1")).unwrap();
         let warned = |b: &Behaviour| b.held.get(&subnet).is_some_and(|h| h.warned);
         let mut open: Vec<ConnectionId> = (0..4)
             .map(|_| pending(&mut b, "/ip4/203.0.113.1/tcp/1").unwrap())
@@ -339,7 +290,7 @@ mod tests {
         let local = addr("/ip4/0.0.0.0/tcp/9000");
         let remote = addr("/ip4/192.0.2.1/tcp/1");
         let id = pending(&mut b, "/ip4/192.0.2.1/tcp/1").unwrap();
-        let subnet = Subnet::of_addr(&remote).unwrap();
+        let subnet = Group::of_addr(&remote).unwrap();
         assert_eq!(b.holds(subnet), 1);
         b.handle_established_inbound_connection(id, bootnode, &local, &remote)
             .unwrap();

@@ -14,7 +14,9 @@ use libp2p::swarm::{
     ConnectionClosed, FromSwarm, NetworkBehaviour, NewListenAddr, THandlerInEvent, ToSwarm, dummy,
 };
 
-use super::{Shared, ip_of};
+use peerfind_behaviours::ip_group::ip_of;
+
+use super::Shared;
 
 /// See the module doc.
 pub struct Behaviour {

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use hashlink::LruCache;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
-use peerfind_behaviours::ip_group::Group;
+use peerfind_behaviours::ip_group::{Group, ip_of};
 use peerfind_behaviours::limiter::{Limit, RateLimiter};
 
 pub use behaviour::Behaviour;
@@ -253,18 +253,6 @@ impl Shared {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// The IP an address dials, if it starts with one and is not relayed (rule 1), canonical.
-fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
-    if addr.iter().any(|p| p == Protocol::P2pCircuit) {
-        return None;
-    }
-    match addr.iter().next()? {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip).to_canonical()),
-        _ => None,
     }
 }
 
