@@ -222,3 +222,34 @@ async fn a_relay_slot_given_back_closes_its_listener_without_a_warning() {
     peer.stop().await.unwrap();
     boot.stop().await.unwrap();
 }
+
+/// Bootnodes named by DNS, as compose, Kubernetes and load balancers name them: a peer given
+/// only `/dns4/localhost/tcp/…` and `/dns/localhost/udp/…/quic-v1` (the hosts file resolves
+/// them, nothing leaves the machine) connects to its bootnode over both.
+#[tokio::test]
+async fn a_peer_joins_through_a_bootnode_named_by_dns() {
+    let (mut boot, Bootnode { addrs, .. }) = bootnode().await.unwrap();
+    let by_name = |transport: &str, scheme: &str| {
+        addrs
+            .iter()
+            .find(|a| a.contains(transport))
+            .unwrap()
+            .replace("/ip4/127.0.0.1/", &format!("/{scheme}/localhost/"))
+    };
+    let (tcp, quic) = (by_name("/tcp/", "dns4"), by_name("/quic-v1", "dns"));
+    let args = ["run", "--bootnode", &tcp, "--bootnode", &quic]
+        .into_iter()
+        .chain(peerfind_tests::local::LISTEN);
+    let mut peer = Peerfind::start("peer", Peerfind::command(args)).unwrap();
+    let transports = peer
+        .until("connected to the bootnode over TCP and QUIC", WAIT, |s| {
+            s.bootnode(None)
+                .filter(|b| b.transports.len() == 2)
+                .map(|b| b.transports.clone())
+        })
+        .await
+        .unwrap();
+    assert_eq!(transports, ["quic", "tcp"]);
+    peer.stop().await.unwrap();
+    boot.stop().await.unwrap();
+}

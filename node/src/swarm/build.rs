@@ -53,6 +53,9 @@ pub enum SwarmError {
     /// The noise handshake could not be set up with our key.
     #[error("noise: {0}")]
     Noise(#[from] noise::Error),
+    /// The system's resolver configuration could not be read.
+    #[error("DNS: cannot read the system's resolver configuration (/etc/resolv.conf): {0}")]
+    Dns(std::io::Error),
     /// A behaviour could not be built (the record mesh's gossipsub settings).
     #[error("behaviours: {0}")]
     Behaviour(#[from] libp2p::BehaviourBuilderError),
@@ -143,6 +146,11 @@ pub(crate) fn build(
                     .map(|(peer, connection), _| (peer, quic_fin::Muxer::new(connection)))
             })
             .map_err(|never| -> SwarmError { match never {} })?
+            // Names (`/dns4`, `/dns6`, `/dns`, `/dnsaddr`) resolved with the system's resolver
+            // (`/etc/resolv.conf`, `/etc/hosts`), above the guarded transports: the guard
+            // vets the IP a name resolves to.
+            .with_dns()
+            .map_err(SwarmError::Dns)?
             .with_relay_client(noise::Config::new, yamux::Config::default)?
             .with_behaviour(|key, relay_client| {
                 Behaviour::new(key, relay_client, record, gossip, settings).map_err(Box::from)

@@ -6,25 +6,28 @@
 //! each), and any address that slips past the record and introduction rules would do the
 //! same. So the dial itself is vetted, below every behaviour, in the transports
 //! ([`Guarded`]): whatever a behaviour asks, nothing leaves unvetted. The swarm names the peer
-//! it dials in the address (`/p2p/<peer>`), which is how rule 4 knows whose address it is.
+//! it dials in the address (`/p2p/<peer>`), which is how rules 3 and 5 know whose address it
+//! is.
 //!
 //! Rules, for each address the swarm dials, first match wins:
 //! 1. An address with no IP (a DNS name, which resolves to an IP vetted in turn; a relayed
 //!    circuit, whose relay is dialed on its own) is not vetted here.
 //! 2. An unroutable destination (unspecified, multicast, broadcast, reserved, port 0) is
 //!    refused ([`Refusal::Unroutable`]).
-//! 3. A destination in a special-purpose range (loopback, private, shared, link-local,
+//! 3. A dial to a configured bootnode passes, at whatever IP its address or name gives: the
+//!    operator named it.
+//! 4. A destination in a special-purpose range (loopback, private, shared, link-local,
 //!    documentation, benchmarking, unique-local: [`ranges`]) is refused unless the node is on
 //!    that range: an address it was told to listen on, an address an interface got when it
 //!    listens on all (never loopback: every host has one), or a configured bootnode's is in it
 //!    ([`Refusal::NotOurNetwork`]). So compose, Kubernetes and the lab work with no flag,
 //!    and a node on the internet dials nothing on a LAN it is not on, its own host included.
-//! 4. A destination proven for the peer the dial names passes: an IP of a configured
-//!    bootnode, or of a record the node took with proof (gossip admission, an introduction
-//!    its bootnode vouched for; [`Guard::vouch`]).
-//! 5. A destination one of the node's direct connections comes from passes: the peer there
+//! 5. A destination proven for the peer the dial names passes: an IP of a record the node
+//!    took with proof (gossip admission, an introduction its bootnode vouched for;
+//!    [`Guard::vouch`]).
+//! 6. A destination one of the node's direct connections comes from passes: the peer there
 //!    proved it by connecting (an AutoNAT dial-back goes to the asker's own IP).
-//! 6. Any other destination was proven by nobody (DCUtR's candidates beside a peer's record,
+//! 7. Any other destination was proven by nobody (DCUtR's candidates beside a peer's record,
 //!    a dial that names no peer): it counts against its block's budget, [`BUDGET_PER_BLOCK`]
 //!    dials per [`BUDGET_WINDOW`] to one IPv4 /24 or IPv6 /64 ([`Group`]), and all such dials
 //!    against [`BUDGET_TOTAL`]; beyond either, refused ([`Refusal::OverBudget`]).
@@ -55,19 +58,19 @@ pub use behaviour::Behaviour;
 use ranges::Range;
 pub use transport::Guarded;
 
-/// Rule 6: unproven dials to one address block per window. A hole punch to a peer whose
+/// Rule 7: unproven dials to one address block per window. A hole punch to a peer whose
 /// record we do not hold tries each candidate up to 3 times, TCP and QUIC: 8 lets one through
 /// and keeps a victim's block at 8 connection attempts a minute from each node.
 pub const BUDGET_PER_BLOCK: u32 = 8;
 
-/// Rule 6: unproven dials in all per window, whatever their block: a stranger's list of
+/// Rule 7: unproven dials in all per window, whatever their block: a stranger's list of
 /// a thousand victims gets 64 of them dialed a minute, at most.
 pub const BUDGET_TOTAL: u32 = 64;
 
-/// Rule 6: the budgets' window.
+/// Rule 7: the budgets' window.
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(60);
 
-/// Rule 4: most peers whose proven IPs are kept, twice the default table: a peer the table
+/// Rule 5: most peers whose proven IPs are kept, twice the default table: a peer the table
 /// forgot is dialed from its record no more.
 pub const MAX_VOUCHED: usize = 4096;
 
@@ -77,10 +80,10 @@ pub enum Refusal {
     /// Rule 2.
     #[error("no one can be reached at {0}")]
     Unroutable(IpAddr),
-    /// Rule 3.
+    /// Rule 4.
     #[error("{0} is in a special-purpose range ({1:?}) this node is not on")]
     NotOurNetwork(IpAddr, Range),
-    /// Rule 6.
+    /// Rule 7.
     #[error("{0} was proven by no one, and this node's dials to such addresses are over budget")]
     OverBudget(IpAddr),
 }
@@ -99,15 +102,15 @@ impl Refusal {
 /// The guard's state and rules; see the module doc. Time is passed in.
 #[derive(Debug)]
 pub struct Guard {
-    /// Rule 3: the special ranges this node is on.
+    /// Rule 4: the special ranges this node is on.
     ours: HashSet<Range>,
-    /// Rule 4: the configured bootnodes' IPs; for as long as the node runs.
-    bootnodes: HashMap<PeerId, Vec<IpAddr>>,
-    /// Rule 4: IPs of records taken with proof, per peer; the least recently vouched go first.
+    /// Rule 3: the configured bootnodes; for as long as the node runs.
+    bootnodes: HashSet<PeerId>,
+    /// Rule 5: IPs of records taken with proof, per peer; the least recently vouched go first.
     vouched: LruCache<PeerId, Vec<IpAddr>>,
-    /// Rule 5: how many direct connections come from each IP.
+    /// Rule 6: how many direct connections come from each IP.
     connected: HashMap<IpAddr, usize>,
-    /// Rule 6.
+    /// Rule 7.
     per_block: RateLimiter<Group>,
     total: RateLimiter<()>,
     /// Refusals by [`Refusal::label`].
@@ -123,7 +126,7 @@ impl Guard {
     ) -> Self {
         let mut guard = Guard {
             ours: HashSet::new(),
-            bootnodes: HashMap::new(),
+            bootnodes: HashSet::new(),
             vouched: LruCache::new(MAX_VOUCHED),
             connected: HashMap::new(),
             per_block: RateLimiter::new(Limit {
@@ -140,15 +143,15 @@ impl Guard {
             guard.ours.extend(ranges::range_of(ip));
         }
         for (peer, addr) in bootnodes {
+            guard.bootnodes.insert(peer);
             if let Some(ip) = ip_of(addr) {
                 guard.ours.extend(ranges::range_of(ip));
-                guard.bootnodes.entry(peer).or_default().push(ip);
             }
         }
         guard
     }
 
-    /// Rule 3: an interface's address the swarm listens on (listening on all interfaces). A
+    /// Rule 4: an interface's address the swarm listens on (listening on all interfaces). A
     /// loopback one makes no range ours: every host has one.
     pub fn listening_on(&mut self, addr: &Multiaddr) {
         if let Some(range) = ip_of(addr).and_then(ranges::range_of)
@@ -158,19 +161,19 @@ impl Guard {
         }
     }
 
-    /// Rule 4: `ips` are proven for `peer` (its record was taken with proof); replaces what
+    /// Rule 5: `ips` are proven for `peer` (its record was taken with proof); replaces what
     /// was vouched for it before.
     pub fn vouch(&mut self, peer: PeerId, ips: Vec<IpAddr>) {
         let ips = ips.into_iter().map(|ip| ip.to_canonical()).collect();
         self.vouched.insert(peer, ips);
     }
 
-    /// Rule 5: a direct connection from `ip` came up.
+    /// Rule 6: a direct connection from `ip` came up.
     pub fn connected(&mut self, ip: IpAddr) {
         *self.connected.entry(ip.to_canonical()).or_default() += 1;
     }
 
-    /// Rule 5: a direct connection from `ip` closed.
+    /// Rule 6: a direct connection from `ip` closed.
     pub fn disconnected(&mut self, ip: IpAddr) {
         let ip = ip.to_canonical();
         if let Some(n) = self.connected.get_mut(&ip) {
@@ -186,7 +189,7 @@ impl Guard {
         &self.refused
     }
 
-    /// Whether `addr` may be dialed now (rules 1 to 6), counting a refusal.
+    /// Whether `addr` may be dialed now (rules 1 to 7), counting a refusal.
     pub fn check(&mut self, addr: &Multiaddr, now: Instant) -> Result<(), Refusal> {
         let result = self.rules(addr, now);
         if let Err(refusal) = &result {
@@ -210,25 +213,28 @@ impl Guard {
         if ranges::unroutable(ip) || port_of(addr) == Some(0) {
             return Err(Refusal::Unroutable(ip));
         }
+        let peer = peer_of(addr);
         // Rule 3.
+        if peer.is_some_and(|p| self.bootnodes.contains(&p)) {
+            return Ok(());
+        }
+        // Rule 4.
         if let Some(range) = ranges::range_of(ip)
             && !self.ours.contains(&range)
         {
             return Err(Refusal::NotOurNetwork(ip, range));
         }
-        // Rule 4.
-        if let Some(peer) = peer_of(addr) {
-            let proven = self.bootnodes.get(&peer).into_iter().flatten();
-            let vouched = self.vouched.get(&peer).into_iter().flatten();
-            if proven.chain(vouched).any(|p| *p == ip) {
-                return Ok(());
-            }
-        }
         // Rule 5.
+        if let Some(peer) = peer
+            && self.vouched.get(&peer).is_some_and(|ips| ips.contains(&ip))
+        {
+            return Ok(());
+        }
+        // Rule 6.
         if self.connected.contains_key(&ip) {
             return Ok(());
         }
-        // Rule 6: the block first, so a flood at one victim spends none of the total.
+        // Rule 7: the block first, so a flood at one victim spends none of the total.
         if self.per_block.allow(Group::of(ip), now) && self.total.allow((), now) {
             Ok(())
         } else {

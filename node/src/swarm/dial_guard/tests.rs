@@ -62,7 +62,7 @@ fn rule_2_unroutable_destinations_are_refused() {
 }
 
 #[test]
-fn rule_3_a_public_node_dials_no_special_range_not_even_its_own_loopback() {
+fn rule_4_a_public_node_dials_no_special_range_not_even_its_own_loopback() {
     let mut guard = public_node(PeerId::random());
     let now = Instant::now();
     let peer = PeerId::random();
@@ -84,7 +84,7 @@ fn rule_3_a_public_node_dials_no_special_range_not_even_its_own_loopback() {
 }
 
 #[test]
-fn rule_3_a_node_on_a_range_dials_into_it() {
+fn rule_4_a_node_on_a_range_dials_into_it() {
     let now = Instant::now();
     // Compose: the bootnode on the bridge network.
     let boot = PeerId::random();
@@ -102,7 +102,7 @@ fn rule_3_a_node_on_a_range_dials_into_it() {
 }
 
 #[test]
-fn rule_4_vouched_and_bootnode_ips_pass_without_budget() {
+fn rules_3_and_5_bootnodes_and_vouched_ips_pass_without_budget() {
     let boot = PeerId::random();
     let mut guard = public_node(boot);
     let now = Instant::now();
@@ -134,7 +134,7 @@ fn rule_4_vouched_and_bootnode_ips_pass_without_budget() {
 }
 
 #[test]
-fn rule_4_a_new_vouch_replaces_the_old_ips() {
+fn rule_5_a_new_vouch_replaces_the_old_ips() {
     let mut guard = public_node(PeerId::random());
     let now = Instant::now();
     let peer = PeerId::random();
@@ -152,7 +152,7 @@ fn rule_4_a_new_vouch_replaces_the_old_ips() {
 }
 
 #[test]
-fn rule_5_an_ip_a_connection_comes_from_passes_while_connected() {
+fn rule_6_an_ip_a_connection_comes_from_passes_while_connected() {
     let mut guard = public_node(PeerId::random());
     let now = Instant::now();
     let ip: IpAddr = "1.2.3.4".parse().unwrap();
@@ -171,7 +171,7 @@ fn rule_5_an_ip_a_connection_comes_from_passes_while_connected() {
 }
 
 #[test]
-fn rule_6_unproven_dials_to_one_block_stop_at_its_budget_until_the_window_passes() {
+fn rule_7_unproven_dials_to_one_block_stop_at_its_budget_until_the_window_passes() {
     let mut guard = public_node(PeerId::random());
     let t0 = Instant::now();
     let stranger = PeerId::random();
@@ -198,7 +198,7 @@ fn rule_6_unproven_dials_to_one_block_stop_at_its_budget_until_the_window_passes
 }
 
 #[test]
-fn rule_6_unproven_dials_in_all_stop_at_the_total() {
+fn rule_7_unproven_dials_in_all_stop_at_the_total() {
     let mut guard = public_node(PeerId::random());
     let now = Instant::now();
     // A thousand victims, one per block.
@@ -218,4 +218,35 @@ fn vouched_peers_are_bounded() {
         guard.vouch(PeerId::random(), vec!["1.2.3.4".parse().unwrap()]);
     }
     assert_eq!(guard.vouched.len(), MAX_VOUCHED);
+}
+
+#[test]
+fn rule_3_a_bootnode_named_by_dns_passes_at_whatever_ip_it_resolves_to() {
+    let boot = PeerId::random();
+    let mut guard = Guard::new(
+        [&addr("/ip4/0.0.0.0/tcp/9000")],
+        [(
+            boot,
+            &addr(&format!("/dns4/boot.example/tcp/9000/p2p/{boot}")),
+        )],
+    );
+    let now = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(
+            guard.check(&dial(boot, "/ip4/10.96.0.7/tcp/9000"), now),
+            Ok(())
+        );
+    }
+    assert!(
+        guard
+            .check(&dial(boot, "/ip4/0.0.0.0/tcp/9000"), now)
+            .is_err(),
+        "never an unroutable one"
+    );
+    assert!(
+        guard
+            .check(&dial(PeerId::random(), "/ip4/10.96.0.7/tcp/9000"), now)
+            .is_err(),
+        "another peer there is on a range this node is not on"
+    );
 }
