@@ -154,7 +154,7 @@ fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
         )?;
         let metrics = metrics_addr.map(|addr| (addr, registry));
         let mut services =
-            api::Services::start(api_addr, api_limits, metrics, node.handle()).await?;
+            api::Services::start(api_addr, api_limits, metrics, node.handle(), mode).await?;
         let outcome = tokio::select! {
             result = node.run() => result.map_err(anyhow::Error::from),
             error = services.failed() => Err(error.into()),

@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod container;
 pub mod hostile;
+pub mod http;
 pub mod interop;
 pub mod lab;
 pub mod local;

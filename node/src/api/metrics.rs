@@ -7,7 +7,8 @@
 //! Prometheus counter; a size now is a gauge). The output is OpenMetrics text, which Prometheus
 //! reads.
 //!
-//! A plain axum router on hyper's HTTP/1: one route, at most [`MAX_SCRAPES`] answered at once.
+//! A plain axum router on hyper's HTTP/1: `/metrics` and the probes (`super::probes`:
+//! `/healthz`, `/readyz`, `/enr`), at most [`MAX_SCRAPES`] answered at once.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,6 +26,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::probes;
+use crate::config::Mode;
 use crate::reach::nat;
 use crate::status;
 
@@ -79,7 +82,7 @@ impl Listener {
             .await
             .map_err(|source| MetricsError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(MetricsError::LocalAddr)?;
-        tracing::info!(address = %addr, path = PATH, "metrics listening");
+        tracing::info!(address = %addr, path = PATH, probes = "/healthz /readyz /enr", "metrics listening");
         Ok(Self { listener, addr })
     }
 
@@ -88,21 +91,27 @@ impl Listener {
         self.addr
     }
 
-    /// Serves `/metrics` until `shutdown` resolves: `libp2p` is the registry the node records
-    /// into, `handle` asks the node for peerfind's numbers.
+    /// Serves `/metrics` and the probes until `shutdown` resolves: `libp2p` is the registry
+    /// the node records into, `handle` asks the node for peerfind's numbers, `mode` says what
+    /// readiness means.
     pub async fn serve(
         self,
         libp2p: Arc<Registry>,
         handle: status::Handle,
+        mode: Mode,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), MetricsError> {
         let scrape = Arc::new(Scrape {
             libp2p,
             handle,
             running: Semaphore::new(MAX_SCRAPES),
+            mode,
         });
         let app = axum::Router::new()
             .route(PATH, axum::routing::get(answer))
+            .route(probes::HEALTHZ, axum::routing::get(probes::healthz))
+            .route(probes::READYZ, axum::routing::get(probes::readyz))
+            .route(probes::ENR, axum::routing::get(probes::enr))
             .with_state(scrape);
         let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
@@ -123,12 +132,14 @@ impl Listener {
     }
 }
 
-/// What a scrape reads.
-struct Scrape {
+/// What a scrape (and a probe, `super::probes`) reads.
+pub(super) struct Scrape {
     libp2p: Arc<Registry>,
-    handle: status::Handle,
-    /// One permit per scrape being answered.
-    running: Semaphore,
+    pub(super) handle: status::Handle,
+    /// One permit per scrape or probe being answered.
+    pub(super) running: Semaphore,
+    /// What readiness means for this node (`/readyz`).
+    pub(super) mode: Mode,
 }
 
 async fn answer(State(scrape): State<Arc<Scrape>>) -> Response {

@@ -20,6 +20,7 @@ mod convert;
 mod filter;
 mod health;
 pub mod metrics;
+pub mod probes;
 mod render;
 pub mod server;
 pub mod services;

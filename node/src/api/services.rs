@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 
 use super::metrics::{self, MetricsError};
 use super::server::{self, ServeError, stopped};
+use crate::config::Mode;
 use crate::status;
 
 /// Why the API or the metrics endpoint stopped the node.
@@ -34,13 +35,14 @@ pub struct Services {
 
 impl Services {
     /// Binds the API on `api` (keeping its connections within `limits`) and, when given, the
-    /// metrics endpoint with the registry the node records into, then serves both over
-    /// `handle` on the current runtime.
+    /// metrics endpoint (with its probes, ready as a node of `mode` is) with the registry the
+    /// node records into, then serves both over `handle` on the current runtime.
     pub async fn start(
         api: SocketAddr,
         limits: server::Limits,
         metrics: Option<(SocketAddr, libp2p::metrics::Registry)>,
         handle: status::Handle,
+        mode: Mode,
     ) -> Result<Self, Error> {
         let mut api = server::Listener::bind(api).await?.with_limits(limits);
         let metrics = match metrics {
@@ -55,7 +57,7 @@ impl Services {
         let api = api.serve(handle.clone(), stopped(stopping.clone()));
         tasks.spawn(async move { api.await.map_err(Error::from) });
         if let Some((listener, registry)) = metrics {
-            let metrics = listener.serve(Arc::new(registry), handle, stopped(stopping));
+            let metrics = listener.serve(Arc::new(registry), handle, mode, stopped(stopping));
             tasks.spawn(async move { metrics.await.map_err(Error::from) });
         }
         Ok(Self { stop, tasks })
