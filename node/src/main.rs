@@ -46,6 +46,11 @@ enum Command {
     /// record: give each the same `--mesh-secret-file` and start each new one with
     /// `--bootnode` naming one that runs (or configure each with all the others).
     Bootnode(Config),
+    /// Work with node keys: make one ahead, to know a node's PeerId before it starts.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Work with node records (ENRs).
     Enr {
         #[command(subcommand)]
@@ -93,6 +98,17 @@ impl ApiArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make a new secp256k1 key, store it in `--out` (mode 0600, never overwriting a file),
+    /// and print the PeerId and node id it gives; run a node with it by `--key-file`.
+    Generate {
+        /// Where to store the key.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum EnrCommand {
     /// Print every field of a record (node id, PeerId, seq, addresses, flags, public key) and
     /// say what is wrong with an invalid one.
@@ -111,6 +127,17 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(config) => run(Mode::Peer, config),
         Command::Bootnode(config) => run(Mode::Bootnode, config),
+        Command::Key {
+            command: KeyCommand::Generate { out },
+        } => {
+            let identity = peerfind::record::identity::Identity::generate(&out)?;
+            println!("peer_id: {}", identity.peer_id());
+            println!(
+                "node_id: {}",
+                identity.node_id().context("cannot derive the node id")?
+            );
+            Ok(())
+        }
         Command::Enr {
             command: EnrCommand::Decode { enr, json },
         } => {

@@ -253,3 +253,33 @@ async fn a_peer_joins_through_a_bootnode_named_by_dns() {
     peer.stop().await.unwrap();
     boot.stop().await.unwrap();
 }
+
+/// A key made ahead (`peerfind key generate`) gives the PeerId it printed to the node that
+/// runs with it (`--key-file`), so a bootnode's PeerId is known before it starts; the file is
+/// only read.
+#[tokio::test]
+async fn a_key_made_ahead_is_the_identity_of_the_node_run_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("node.key");
+    let out = Peerfind::command(["key", "generate", "--out", key.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let printed_id = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("peer_id: "))
+        .unwrap()
+        .to_owned();
+    let mut read_only = std::fs::metadata(&key).unwrap().permissions();
+    read_only.set_readonly(true);
+    std::fs::set_permissions(&key, read_only).unwrap();
+
+    let args = ["bootnode", "--key-file", key.to_str().unwrap()]
+        .into_iter()
+        .chain(peerfind_tests::local::LISTEN);
+    let mut node = Peerfind::start("bootnode", Peerfind::command(args)).unwrap();
+    assert_eq!(peer_id(&mut node).await, printed_id);
+    node.stop().await.unwrap();
+}

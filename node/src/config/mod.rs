@@ -23,6 +23,12 @@ pub struct Config {
     #[arg(long, env = "PEERFIND_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Read the node's key from this file instead of the data directory (made with `peerfind
+    /// key generate`; 64 hex digits). It is only read, so it may be a read-only secret; the
+    /// record still lives in the data directory.
+    #[arg(long, env = "PEERFIND_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
     /// Address to listen on, as a multiaddr (repeatable, or comma-separated in the
     /// environment). Default: TCP and QUIC on `--port` on all IPv4 interfaces.
     #[arg(

@@ -2,7 +2,9 @@
 //! signer of its ENR (EIP-778 "v4"), so a record names its PeerId and a PeerId its node id.
 //!
 //! Created on first start in the data directory (mode 0600) and reused after, so a restart
-//! keeps the identity.
+//! keeps the identity; or made ahead with `peerfind key generate` (to know a bootnode's
+//! PeerId before it starts) and read from `--key-file` (a read-only secret, say), never
+//! written there.
 
 use libp2p::identity::{self, Keypair};
 use peerfind_behaviours::enr_ext::SigningKey;
@@ -29,6 +31,22 @@ pub enum IdentityError {
         path: String,
         /// What failed.
         source: std::io::Error,
+    },
+    /// `--key-file` names no file.
+    #[error(
+        "the key file {path} does not exist (make one with `peerfind key generate --out {path}`)"
+    )]
+    Missing {
+        /// The key file.
+        path: String,
+    },
+    /// `peerfind key generate` would overwrite a key: an identity is never replaced.
+    #[error(
+        "{path} exists: a key is a node's identity, so it is never overwritten (choose another file)"
+    )]
+    Exists {
+        /// The file asked for.
+        path: String,
     },
     /// The key file does not hold a 32-byte secp256k1 secret in hex.
     #[error(
@@ -68,11 +86,7 @@ impl Identity {
             source,
         })?;
         let secret = match read {
-            Some(bytes) => {
-                let invalid = || IdentityError::Invalid { path: path.clone() };
-                let hex = hex::decode(bytes.trim_ascii()).map_err(|_| invalid())?;
-                identity::secp256k1::SecretKey::try_from_bytes(hex).map_err(|_| invalid())?
-            }
+            Some(bytes) => return Self::parse(&bytes).ok_or(IdentityError::Invalid { path }),
             None => {
                 let secret = identity::secp256k1::SecretKey::generate();
                 let text = hex::encode(secret.to_bytes());
@@ -86,6 +100,67 @@ impl Identity {
             }
         };
         Self::from_secret(secret).ok_or(IdentityError::Invalid { path })
+    }
+
+    /// Loads the key from `path` (`--key-file`), which must exist; nothing is written.
+    pub fn load(path: &std::path::Path) -> Result<Self, IdentityError> {
+        let shown = path.display().to_string();
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(IdentityError::Missing { path: shown });
+            }
+            Err(source) => {
+                return Err(IdentityError::Read {
+                    path: shown,
+                    source,
+                });
+            }
+        };
+        Self::parse(&bytes).ok_or(IdentityError::Invalid { path: shown })
+    }
+
+    /// Makes a new key and stores it at `path` (mode 0600), which must not exist.
+    pub fn generate(path: &std::path::Path) -> Result<Self, IdentityError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let shown = path.display().to_string();
+        let secret = identity::secp256k1::SecretKey::generate();
+        let text = hex::encode(secret.to_bytes());
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::AlreadyExists => IdentityError::Exists {
+                    path: shown.clone(),
+                },
+                _ => IdentityError::Write {
+                    path: shown.clone(),
+                    source,
+                },
+            })?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|source| IdentityError::Write {
+                path: shown.clone(),
+                source,
+            })?;
+        Self::from_secret(secret).ok_or(IdentityError::Invalid { path: shown })
+    }
+
+    /// A key from a file's bytes: 64 hex digits, whitespace around them ignored.
+    fn parse(bytes: &[u8]) -> Option<Self> {
+        let hex = hex::decode(bytes.trim_ascii()).ok()?;
+        let secret = identity::secp256k1::SecretKey::try_from_bytes(hex).ok()?;
+        Self::from_secret(secret)
+    }
+
+    /// The node id its record will have (keccak-256 of the public key, EIP-778 "v4").
+    pub fn node_id(&self) -> Option<String> {
+        let enr = enr::Enr::builder().build(&self.signing_key).ok()?;
+        Some(hex::encode(enr.node_id().raw()))
     }
 
     fn from_secret(secret: identity::secp256k1::SecretKey) -> Option<Self> {
@@ -122,6 +197,28 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_generated_key_is_loaded_as_the_same_identity_and_never_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("key.hex");
+        let made = Identity::generate(&path).unwrap();
+        let loaded = Identity::load(&path).unwrap();
+        assert_eq!(made.peer_id(), loaded.peer_id());
+        assert_eq!(made.node_id().unwrap().len(), 64);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = Identity::generate(&path).unwrap_err();
+        assert!(again.to_string().contains("never overwritten"), "{again}");
+        assert_eq!(Identity::load(&path).unwrap().peer_id(), made.peer_id());
+    }
+
+    #[test]
+    fn a_missing_key_file_says_how_to_make_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = Identity::load(&tmp.path().join("nope")).unwrap_err();
+        assert!(err.to_string().contains("peerfind key generate"), "{err}");
     }
 
     #[test]

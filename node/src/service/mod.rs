@@ -116,7 +116,10 @@ impl Node {
             path: path.display().to_string(),
             source,
         })?;
-        let identity = Identity::load_or_create(&data_dir)?;
+        let identity = match &config.key_file {
+            Some(path) => Identity::load(path)?,
+            None => Identity::load_or_create(&data_dir)?,
+        };
 
         let mut content = Content::default();
         for addr in &config.external_addr {
