@@ -26,7 +26,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::probes;
+use super::{probes, process_metrics};
 use crate::config::Mode;
 use crate::reach::nat;
 use crate::status;
@@ -172,6 +172,7 @@ fn render(libp2p: &Registry, status: &status::Status) -> Result<String, std::fmt
     let mut text = String::new();
     encode_registry(&mut text, libp2p)?;
     encode_registry(&mut text, &peerfind_registry(status))?;
+    encode_registry(&mut text, &process_metrics::registry())?;
     encode_eof(&mut text)?;
     Ok(text)
 }

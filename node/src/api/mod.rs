@@ -21,6 +21,7 @@ mod filter;
 mod health;
 pub mod metrics;
 pub mod probes;
+mod process_metrics;
 mod render;
 pub mod server;
 pub mod services;

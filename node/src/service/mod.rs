@@ -128,7 +128,9 @@ impl Node {
             content.set_socket(ip, port, transport);
         }
         let record = LocalRecord::open(data_dir.clone(), identity.signing_key.clone(), content)?;
-        let mut swarm = crate::swarm::build::build(&identity, &record, mode, &config)?;
+        let mut registry = registry;
+        let mut swarm =
+            crate::swarm::build::build(&identity, &record, mode, &config, registry.as_deref_mut())?;
         // Introductions are taken only from the configured bootnodes (intro rule 1).
         swarm
             .behaviour_mut()

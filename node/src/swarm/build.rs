@@ -64,12 +64,14 @@ pub enum SwarmError {
     MeshSecret(#[from] SecretError),
 }
 
-/// The swarm of a node of `mode` with `config`, presenting `record`.
+/// The swarm of a node of `mode` with `config`, presenting `record`; with a `registry`, the
+/// bytes each connection carries are counted into it (libp2p's bandwidth metrics).
 pub(crate) fn build(
     identity: &Identity,
     record: &LocalRecord,
     mode: Mode,
     config: &Config,
+    registry: Option<&mut libp2p::metrics::Registry>,
 ) -> Result<Swarm<Behaviour>, SwarmError> {
     let bootnode = mode == Mode::Bootnode;
     let gossip = gossip::Config {
@@ -123,6 +125,10 @@ pub(crate) fn build(
         mesh,
         dial_guard: guard.clone(),
     };
+    // Without a registry the counts go to one nobody reads: the builder counts or it does not
+    // by its type, and one swarm type serves both.
+    let mut unread = libp2p::metrics::Registry::default();
+    let registry = registry.unwrap_or(&mut unread);
     // The security upgrade of TCP connections, made here so the transport's constructor
     // cannot fail.
     let noise = noise::Config::new(&identity.keypair)?;
@@ -152,6 +158,7 @@ pub(crate) fn build(
             .with_dns()
             .map_err(SwarmError::Dns)?
             .with_relay_client(noise::Config::new, yamux::Config::default)?
+            .with_bandwidth_metrics(registry)
             .with_behaviour(|key, relay_client| {
                 Behaviour::new(key, relay_client, record, gossip, settings).map_err(Box::from)
             })?
