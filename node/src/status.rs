@@ -131,6 +131,8 @@ pub struct Peer {
     pub connection: Connection,
     /// Transports of the open direct connections to it ("quic" before "tcp").
     pub transports: Vec<&'static str>,
+    /// The round trip of the last ping answered on the fastest open connection to it.
+    pub rtt: Option<std::time::Duration>,
     /// Whether we hold its record. A peer without one (a libp2p node that is not peerfind)
     /// is listed while connected, with what its identify said; its record fields are empty.
     pub has_record: bool,

@@ -200,6 +200,15 @@ async fn a_peerfind_bootnode_lacks_nothing_a_peer_uses() {
         .await
         .unwrap();
     assert!(bootnode.lacks.is_empty(), "{:?}", bootnode.lacks);
+    // `peers` gives its round trip once a ping was answered.
+    let boot_id = bootnode.peer_id.clone();
+    let rtt = peer
+        .until_polled("the bootnode's round trip", WAIT, |s| {
+            s.peer(&boot_id).and_then(|p| p.rtt_ms)
+        })
+        .await
+        .unwrap();
+    assert!((0.0..1000.0).contains(&rtt), "{rtt} ms on loopback");
     peer.stop().await.unwrap();
     boot.stop().await.unwrap();
 }

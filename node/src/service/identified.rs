@@ -73,6 +73,7 @@ impl Node {
                 has_record: false,
                 identify: self.identified.get(&peer),
                 transports: self.connections.transports_of(&peer),
+                rtt: self.connections.rtt_of(&peer),
             })
             .collect()
     }

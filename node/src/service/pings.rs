@@ -25,7 +25,7 @@ impl Node {
             Ok(rtt) => {
                 if self
                     .connections
-                    .ping_answered(connection, tokio::time::Instant::now())
+                    .ping_answered(connection, tokio::time::Instant::now(), rtt)
                 {
                     let relayed = self
                         .connections

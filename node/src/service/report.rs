@@ -134,6 +134,7 @@ impl Node {
                 },
                 connection: self.connections.best(&e.peer_id),
                 transports: self.connections.transports_of(&e.peer_id),
+                rtt: self.connections.rtt_of(&e.peer_id),
                 has_record: true,
                 identify: self.identified.get(&e.peer_id),
             })

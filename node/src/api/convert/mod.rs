@@ -79,6 +79,7 @@ pub(crate) fn peer(p: &status::Peer) -> pb::Peer {
         connection: connection.into(),
         transport,
         transports: p.transports.iter().map(|t| (*t).to_owned()).collect(),
+        rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
         has_record: p.has_record,
         identify: p.identify.as_ref().map(|i| pb::PeerIdentify {
             agent: i.agent.clone(),
@@ -242,11 +243,13 @@ mod tests {
             met: status::Met::Inbound,
             connection: status::Connection::Direct { transport: "quic" },
             transports: vec!["quic", "tcp"],
+            rtt: Some(Duration::from_micros(12_500)),
             has_record: true,
             identify: None,
         };
         let w = peer(&p);
         assert_eq!(w.transports, vec!["quic", "tcp"]);
+        assert_eq!(w.rtt_ms, Some(12.5));
         assert_eq!(w.peer_id, id.to_string());
         assert_eq!((w.seq, w.nat), (2, true));
         assert_eq!(w.met(), pb::Met::Inbound);

@@ -179,6 +179,7 @@ pub(crate) fn peers_json(peers: &[pb::Peer]) -> Value {
                     "connection": connection(p.connection),
                     "transport": (!p.transport.is_empty()).then_some(&p.transport),
                     "transports": p.transports,
+                    "rtt_ms": p.rtt_ms,
                     "has_record": p.has_record,
                     "identify": p.identify.as_ref().map(|i| json!({
                         "agent": i.agent,
@@ -205,11 +206,12 @@ pub(crate) fn peers_table(peers: &[pb::Peer], now: SystemTime) -> String {
         "NAT",
         "MET",
         "CONNECTION",
+        "RTT",
         "LAST SEEN",
         "AGENT",
         "ADDRESSES",
     ];
-    let rows: Vec<[String; 9]> = peers
+    let rows: Vec<[String; 10]> = peers
         .iter()
         .map(|p| {
             let conn = match connection(p.connection) {
@@ -217,6 +219,9 @@ pub(crate) fn peers_table(peers: &[pb::Peer], now: SystemTime) -> String {
                 c => format!("{c} ({})", p.transport),
             };
             let agent = p.identify.as_ref().map(|i| i.agent.as_str());
+            let rtt = p
+                .rtt_ms
+                .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms"));
             if !p.has_record {
                 // A peer without a record: what its identify says is all there is.
                 let listen = p.identify.as_ref().map(|i| i.listen_addrs.clone());
@@ -227,6 +232,7 @@ pub(crate) fn peers_table(peers: &[pb::Peer], now: SystemTime) -> String {
                     "-".into(),
                     "connected".into(),
                     conn,
+                    rtt,
                     "-".into(),
                     agent.unwrap_or("-").into(),
                     list(&listen.unwrap_or_default()),
@@ -244,6 +250,7 @@ pub(crate) fn peers_table(peers: &[pb::Peer], now: SystemTime) -> String {
                     p.met,
                 ),
                 conn,
+                rtt,
                 ago(p.last_seen.as_ref(), now),
                 agent.unwrap_or("-").into(),
                 list(&p.addrs),

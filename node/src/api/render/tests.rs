@@ -21,6 +21,7 @@ fn sample_peer() -> pb::Peer {
         connection: pb::ConnectionState::Direct.into(),
         transport: "tcp".into(),
         transports: vec!["tcp".into()],
+        rtt_ms: Some(12.5),
         has_record: true,
         identify: None,
     }
@@ -82,11 +83,19 @@ fn peers_json_names_the_connection_state_and_transport() {
     assert_eq!(v[0]["met"], "gossip");
     assert_eq!(v[0]["enr"], "enr:-alice");
     assert_eq!(v[0]["last_seen"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(v[0]["rtt_ms"], 12.5);
+    let table = peers_table(std::slice::from_ref(&p), SystemTime::UNIX_EPOCH);
+    assert!(
+        table.contains("RTT") && table.contains("12.5 ms"),
+        "{table}"
+    );
     p.connection = pb::ConnectionState::None.into();
+    p.rtt_ms = None;
     p.transport.clear();
     let v = peers_json(&[p]);
     assert_eq!(v[0]["connection"], "none");
     assert_eq!(v[0]["transport"], Value::Null);
+    assert_eq!(v[0]["rtt_ms"], Value::Null);
 }
 
 #[test]

@@ -94,6 +94,8 @@ struct Entry {
     chosen: bool,
     /// Whether it answered a ping yet.
     pinged: bool,
+    /// The round trip of its last answered ping.
+    rtt: Option<Duration>,
 }
 
 /// What the node learns when a connection opens.
@@ -218,6 +220,7 @@ impl ConnectionBook {
                 fresh,
                 chosen,
                 pinged: false,
+                rtt: None,
             };
             self.open.insert(id, entry);
         }
@@ -385,13 +388,23 @@ impl ConnectionBook {
             .filter(move |p| seen.insert(*p))
     }
 
-    /// A ping on `id` was answered (rule 8). Says whether it is the connection's first: data
-    /// flows both ways on it.
-    pub(crate) fn ping_answered(&mut self, id: ConnectionId, now: Instant) -> bool {
+    /// A ping on `id` was answered after `rtt` (rule 8). Says whether it is the connection's
+    /// first: data flows both ways on it.
+    pub(crate) fn ping_answered(&mut self, id: ConnectionId, now: Instant, rtt: Duration) -> bool {
         self.liveness.answered(id, now);
+        self.open.get_mut(&id).is_some_and(|e| {
+            e.rtt = Some(rtt);
+            !std::mem::replace(&mut e.pinged, true)
+        })
+    }
+
+    /// The round trip of the last answered ping on the fastest open connection to `peer`.
+    pub(crate) fn rtt_of(&self, peer: &PeerId) -> Option<Duration> {
         self.open
-            .get_mut(&id)
-            .is_some_and(|e| !std::mem::replace(&mut e.pinged, true))
+            .values()
+            .filter(|e| e.peer == *peer)
+            .filter_map(|e| e.rtt)
+            .min()
     }
 
     /// libp2p reported a failed ping on `id`: whether to close it now.

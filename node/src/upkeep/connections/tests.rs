@@ -190,10 +190,19 @@ async fn liveness_from_open_to_close() {
         &dialer("/ip4/198.51.100.20/udp/9000/quic-v1"),
         Instant::now(),
     );
-    assert!(book.ping_answered(id(1), Instant::now()), "first answer");
-    assert!(!book.ping_answered(id(1), Instant::now()), "not the first");
+    let ms = Duration::from_millis;
+    assert_eq!(book.rtt_of(&peer), None, "no ping answered yet");
+    assert!(
+        book.ping_answered(id(1), Instant::now(), ms(30)),
+        "first answer"
+    );
+    assert!(
+        !book.ping_answered(id(1), Instant::now(), ms(20)),
+        "not the first"
+    );
+    assert_eq!(book.rtt_of(&peer), Some(ms(20)), "the last answer's");
     tokio::time::advance(crate::upkeep::liveness::budget()).await;
-    book.ping_answered(id(1), Instant::now());
+    book.ping_answered(id(1), Instant::now(), ms(25));
     assert_eq!(book.expired(Instant::now()), [(id(2), Some(peer))]);
     assert!(book.closed(id(2), peer, 1, Instant::now()).lost);
     assert!(
