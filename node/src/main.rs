@@ -3,9 +3,13 @@
 use std::io::stdout;
 use std::net::SocketAddr;
 
+use std::ffi::OsString;
+use std::path::Path;
+
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use peerfind::api::{self, client};
+use peerfind::config::file;
 use peerfind::record::inspect;
 use peerfind::{Config, Mode, Node};
 
@@ -14,8 +18,19 @@ use peerfind::{Config, Mode, Node};
 /// A peer joins through bootnodes: they tell it its public address, which goes into its
 /// node record (ENR), and they gossip records so peers can dial each other directly.
 #[derive(Debug, Parser)]
-#[command(name = "peerfind", version, propagate_version = true)]
+#[command(
+    name = "peerfind",
+    version,
+    propagate_version = true,
+    args_override_self = true
+)]
 struct Cli {
+    /// A TOML file of settings for `run` and `bootnode`: one key per flag, named as the flag
+    /// without its dashes (`max_peers = 50`, `bootnode = ["enr:…"]`). Flags override the
+    /// environment, which overrides the file; `peerfind config run` shows the result.
+    #[arg(long, global = true, env = "PEERFIND_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+
     /// Log format: `text` for people, `json` (one object per line) for machines. The level
     /// comes from RUST_LOG (default: info).
     #[arg(
@@ -46,6 +61,12 @@ enum Command {
     /// record: give each the same `--mesh-secret-file` and start each new one with
     /// `--bootnode` naming one that runs (or configure each with all the others).
     Bootnode(Config),
+    /// Print the configuration `run` or `bootnode` would start with (flags, environment,
+    /// `--config` file and defaults, each value with where it came from), and exit.
+    Config {
+        #[command(subcommand)]
+        of: ConfigOf,
+    },
     /// Work with node keys: make one ahead, to know a node's PeerId before it starts.
     Key {
         #[command(subcommand)]
@@ -98,6 +119,14 @@ impl ApiArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConfigOf {
+    /// A peer's configuration.
+    Run(Box<Config>),
+    /// A bootnode's configuration.
+    Bootnode(Box<Config>),
+}
+
+#[derive(Debug, Subcommand)]
 enum KeyCommand {
     /// Make a new secp256k1 key, store it in `--out` (mode 0600, never overwriting a file),
     /// and print the PeerId and node id it gives; run a node with it by `--key-file`.
@@ -122,9 +151,26 @@ enum EnrCommand {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let (args, from_file) = with_config_file(std::env::args_os().collect())?;
+    let cli = Cli::parse_from(&args);
     init_logging(cli.log_format);
     match cli.command {
+        Command::Config { .. } => {
+            let command = Cli::command();
+            let matches = command.clone().get_matches_from(&args);
+            let Some(("config", of)) = matches.subcommand() else {
+                anyhow::bail!("no configuration to show");
+            };
+            let Some((name, values)) = of.subcommand() else {
+                anyhow::bail!("say which: `peerfind config run` or `peerfind config bootnode`");
+            };
+            let defined = command
+                .find_subcommand("config")
+                .and_then(|c| c.find_subcommand(name))
+                .context("no such command")?;
+            print!("{}", file::effective(defined, values, &from_file));
+            Ok(())
+        }
         Command::Run(config) => run(Mode::Peer, config),
         Command::Bootnode(config) => run(Mode::Bootnode, config),
         Command::Key {
@@ -163,6 +209,47 @@ fn main() -> anyhow::Result<()> {
         )),
         Command::Watch(args) => ask(client::watch(args.api, args.format(), stdout())),
     }
+}
+
+/// The command line with the config file's flags put in front of the user's own, right after
+/// `run` or `bootnode` (so the user's override them), and the flags the file gave. A file is
+/// named by `--config` or `PEERFIND_CONFIG`; other commands take none.
+fn with_config_file(mut args: Vec<OsString>) -> anyhow::Result<(Vec<OsString>, Vec<String>)> {
+    let named = args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        match a.strip_prefix("--config") {
+            Some("") => args.get(i + 1).cloned(),
+            Some(v) => v.strip_prefix('=').map(OsString::from),
+            None => None,
+        }
+    });
+    let Some(path) = named.or_else(|| std::env::var_os("PEERFIND_CONFIG")) else {
+        return Ok((args, Vec::new()));
+    };
+    let Some(at) = args.iter().position(|a| a == "run" || a == "bootnode") else {
+        return Ok((args, Vec::new()));
+    };
+    let name = args[at].to_string_lossy().into_owned();
+    let command = Cli::command();
+    let of = command
+        .find_subcommand(&name)
+        .context("the command the config file is for")?;
+    let extra = file::args(Path::new(&path), of, &name, |env| {
+        std::env::var_os(env).is_some()
+    })?;
+    // Flags the file gave and the user did not (a user's flag overrides the file's).
+    let flag_of = |a: &OsString| {
+        let a = a.to_str()?.strip_prefix("--")?;
+        Some(a.split('=').next().unwrap_or(a).to_owned())
+    };
+    let given: Vec<String> = args.iter().filter_map(flag_of).collect();
+    let from_file = extra
+        .iter()
+        .filter_map(flag_of)
+        .filter(|f| !given.contains(f))
+        .collect();
+    args.splice(at + 1..at + 1, extra);
+    Ok((args, from_file))
 }
 
 fn run(mode: Mode, config: Config) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 //! relay limits as flags (`relay_limits`). Uses the defaults other modules own
 //! (`crate::api`, `crate::mesh`, `crate::reach`), nothing else.
 
+pub mod file;
 pub mod relay_limits;
 
 use std::path::PathBuf;
