@@ -232,6 +232,17 @@ impl Peerfind {
             .with_context(|| format!("{}: API address in {line}", self.name))
     }
 
+    /// The address the node's metrics endpoint (`--metrics`, with its probes) is bound to,
+    /// from its "metrics listening" line: a node bound to port 0 tells it nowhere else.
+    pub async fn metrics_addr(&mut self) -> anyhow::Result<SocketAddr> {
+        let line = self
+            .wait_for("metrics listening", API_WAIT, |_| true)
+            .await?;
+        field(&line, "address")
+            .parse()
+            .with_context(|| format!("{}: metrics address in {line}", self.name))
+    }
+
     /// Every log line so far with `message`.
     pub fn lines_with(&self, message: &str) -> Vec<Value> {
         let all = self.lines.lock().unwrap_or_else(|e| e.into_inner());

@@ -10,7 +10,7 @@ use std::time::Duration;
 use peerfind_tests::hostile::gossip::{Stranger, record_naming};
 use peerfind_tests::http::get;
 use peerfind_tests::local::{Bootnode, LISTEN, WAIT, bootnode_with};
-use peerfind_tests::process::{Peerfind, field};
+use peerfind_tests::process::Peerfind;
 
 /// The metric names a PromQL query uses: words starting as peerfind's, libp2p's and the
 /// process metrics do (label names, functions and numbers never do).
@@ -53,14 +53,6 @@ async fn served(addr: SocketAddr) -> BTreeSet<String> {
     names
 }
 
-async fn metrics_addr(node: &mut Peerfind) -> SocketAddr {
-    let line = node
-        .wait_for("metrics listening", WAIT, |_| true)
-        .await
-        .unwrap();
-    field(&line, "address").parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_the_dashboard_queries_is_served_by_a_bootnode_or_a_peer() {
     let text = std::fs::read_to_string(concat!(
@@ -83,13 +75,13 @@ async fn every_metric_the_dashboard_queries_is_served_by_a_bootnode_or_a_peer() 
         .into_iter()
         .chain(LISTEN);
     let (mut boot, Bootnode { addrs, .. }) = bootnode_with(Peerfind::command(args)).await.unwrap();
-    let boot_metrics = metrics_addr(&mut boot).await;
+    let boot_metrics = boot.metrics_addr().await.unwrap();
     let boot_tcp = addrs.iter().find(|a| a.contains("/tcp/")).unwrap();
     let args = ["run", "--bootnode", boot_tcp, "--metrics", "127.0.0.1:0"]
         .into_iter()
         .chain(LISTEN);
     let mut peer = Peerfind::start("peer", Peerfind::command(args)).unwrap();
-    let peer_metrics = metrics_addr(&mut peer).await;
+    let peer_metrics = peer.metrics_addr().await.unwrap();
     // A stranger pushes the peer a record, which it refuses: the rejected-inputs series
     // exists only once something was rejected.
     let peer_tcp = peer

@@ -8,19 +8,10 @@ use std::time::Duration;
 
 use peerfind_tests::http::get;
 use peerfind_tests::local::{Bootnode, LISTEN, WAIT, bootnode};
-use peerfind_tests::process::{Peerfind, field};
+use peerfind_tests::process::Peerfind;
 
 /// A probe's answer on loopback comes in milliseconds; a stopped node gives none.
 const ANSWER: Duration = Duration::from_secs(3);
-
-/// The node's metrics endpoint, from its "metrics listening" line.
-async fn metrics_addr(node: &mut Peerfind) -> SocketAddr {
-    let line = node
-        .wait_for("metrics listening", WAIT, |_| true)
-        .await
-        .unwrap();
-    field(&line, "address").parse().unwrap()
-}
 
 /// Asks `path` until it answers `code`, within `WAIT`; returns the body.
 async fn until_code(addr: SocketAddr, path: &str, code: u16) -> String {
@@ -48,7 +39,7 @@ async fn readyz_waits_for_the_bootnode_healthz_fails_while_stopped_and_enr_is_th
         .into_iter()
         .chain(LISTEN);
     let mut peer = Peerfind::start("peer", Peerfind::command(args)).unwrap();
-    let metrics = metrics_addr(&mut peer).await;
+    let metrics = peer.metrics_addr().await.unwrap();
     let (code, body) = get(metrics, "/readyz", ANSWER).await.unwrap();
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("no bootnode connected"), "{body}");
