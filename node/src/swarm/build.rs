@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use libp2p::core::Transport as _;
+use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::upgrade;
 use libp2p::{Swarm, noise, quic, tcp, yamux};
 use peerfind_behaviours::limiter::Limit;
@@ -129,34 +130,12 @@ pub(crate) fn build(
     // by its type, and one swarm type serves both.
     let mut unread = libp2p::metrics::Registry::default();
     let registry = registry.unwrap_or(&mut unread);
-    // The security upgrade of TCP connections, made here so the transport's constructor
-    // cannot fail.
-    let noise = noise::Config::new(&identity.keypair)?;
+    let transports = transports(&identity.keypair, &guard)?;
     Ok(
         libp2p::SwarmBuilder::with_existing_identity(identity.keypair.clone())
             .with_tokio()
-            // TCP and QUIC as `with_tcp` and `with_quic` build them, each behind the dial
-            // guard.
-            .with_other_transport(|_| {
-                let tcp =
-                    tcp::tokio::Transport::new(tcp::Config::default().linger(Some(TCP_LINGER)));
-                Guarded::new(tcp, guard.clone(), dial_guard::transport::tcp)
-                    .upgrade(upgrade::Version::V1Lazy)
-                    .authenticate(noise)
-                    .multiplex(yamux::Config::default())
-            })
+            .with_other_transport(|_| transports)
             .map_err(|never| -> SwarmError { match never {} })?
-            .with_other_transport(|key| {
-                let quic = quic::tokio::Transport::new(quic::Config::new(key));
-                Guarded::new(quic, guard.clone(), dial_guard::transport::quic)
-                    .map(|(peer, connection), _| (peer, quic_fin::Muxer::new(connection)))
-            })
-            .map_err(|never| -> SwarmError { match never {} })?
-            // Names (`/dns4`, `/dns6`, `/dns`, `/dnsaddr`) resolved with the system's resolver
-            // (`/etc/resolv.conf`, `/etc/hosts`), above the guarded transports: the guard
-            // vets the IP a name resolves to.
-            .with_dns()
-            .map_err(SwarmError::Dns)?
             .with_relay_client(noise::Config::new, yamux::Config::default)?
             .with_bandwidth_metrics(registry)
             .with_behaviour(|key, relay_client| {
@@ -169,4 +148,50 @@ pub(crate) fn build(
             .with_connection_timeout(CONNECTION_TIMEOUT)
             .build(),
     )
+}
+
+/// TCP and QUIC as `with_tcp` and `with_quic` build them, each behind the dial guard, under
+/// libp2p's DNS transport (`/dns4`, `/dns6`, `/dns`, `/dnsaddr`, resolved with the system's
+/// resolver and hosts file), itself behind the guard: a name is resolved only for a
+/// configured bootnode, and the IP it resolves to is vetted by the guard below. Built here
+/// rather than with the builder's `with_dns`, which leaves no way to put the guard above it.
+fn transports(
+    key: &libp2p::identity::Keypair,
+    guard: &dial_guard::Shared,
+) -> Result<
+    impl libp2p::core::Transport<
+        Output = (libp2p::PeerId, StreamMuxerBox),
+        Error = impl std::error::Error + Send + Sync + 'static,
+        Dial = impl Send,
+        ListenerUpgrade = impl Send,
+    > + Send
+    + Unpin
+    + 'static,
+    SwarmError,
+> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().linger(Some(TCP_LINGER)));
+    let tcp = Guarded::new(tcp, guard.clone(), dial_guard::transport::tcp, |e| e)
+        .upgrade(upgrade::Version::V1Lazy)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+    let quic = quic::tokio::Transport::new(quic::Config::new(key));
+    let quic = Guarded::new(
+        quic,
+        guard.clone(),
+        dial_guard::transport::quic,
+        quic::Error::Io,
+    )
+    .map(|(peer, c), _| (peer, StreamMuxerBox::new(quic_fin::Muxer::new(c))));
+    let ip = tcp
+        .or_transport(quic)
+        .map(|either, _| either.into_inner())
+        .map_err(std::io::Error::other);
+    let dns = libp2p::dns::tokio::Transport::system(ip).map_err(SwarmError::Dns)?;
+    Ok(Guarded::new(
+        dns,
+        guard.clone(),
+        dial_guard::transport::name,
+        libp2p::dns::Error::Transport,
+    ))
 }

@@ -10,8 +10,10 @@
 //! is.
 //!
 //! Rules, for each address the swarm dials, first match wins:
-//! 1. An address with no IP (a DNS name, which resolves to an IP vetted in turn; a relayed
-//!    circuit, whose relay is dialed on its own) is not vetted here.
+//! 1. A relayed circuit is not vetted here (its relay is dialed on its own). A DNS name is
+//!    resolved only for a configured bootnode ([`Refusal::Name`] otherwise): a name in a
+//!    stranger's DCUtR candidates would have us query a resolver, and dial whatever it
+//!    answers, for anyone. The IP a bootnode's name resolves to is vetted in turn.
 //! 2. An unroutable destination (unspecified, multicast, broadcast, reserved, port 0) is
 //!    refused ([`Refusal::Unroutable`]).
 //! 3. A dial to a configured bootnode passes, at whatever IP its address or name gives: the
@@ -77,6 +79,9 @@ pub const MAX_VOUCHED: usize = 4096;
 /// Why a dial was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// Rule 1.
+    #[error("a name is resolved only for a configured bootnode")]
+    Name,
     /// Rule 2.
     #[error("no one can be reached at {0}")]
     Unroutable(IpAddr),
@@ -92,6 +97,7 @@ impl Refusal {
     /// A short stable label, for counters and metrics.
     pub fn label(&self) -> &'static str {
         match self {
+            Refusal::Name => "dial_name",
             Refusal::Unroutable(_) => "dial_unroutable",
             Refusal::NotOurNetwork(..) => "dial_not_our_network",
             Refusal::OverBudget(_) => "dial_over_budget",
@@ -206,6 +212,12 @@ impl Guard {
 
     fn rules(&mut self, addr: &Multiaddr, now: Instant) -> Result<(), Refusal> {
         // Rule 1.
+        if transport::name(addr) {
+            return match peer_of(addr) {
+                Some(p) if self.bootnodes.contains(&p) => Ok(()),
+                _ => Err(Refusal::Name),
+            };
+        }
         let Some(ip) = ip_of(addr) else {
             return Ok(());
         };

@@ -27,8 +27,9 @@ fn dial(peer: PeerId, s: &str) -> Multiaddr {
 }
 
 #[test]
-fn rule_1_an_address_with_no_ip_or_a_circuit_is_not_vetted() {
-    let mut guard = public_node(PeerId::random());
+fn rule_1_a_circuit_is_not_vetted_and_a_name_is_resolved_only_for_a_bootnode() {
+    let boot = PeerId::random();
+    let mut guard = public_node(boot);
     let now = Instant::now();
     let relay = PeerId::random();
     let circuit = format!(
@@ -37,9 +38,18 @@ fn rule_1_an_address_with_no_ip_or_a_circuit_is_not_vetted() {
     );
     assert_eq!(guard.check(&addr(&circuit), now), Ok(()));
     assert_eq!(
-        guard.check(&addr("/dns4/boot.example/tcp/9000"), now),
+        guard.check(&dial(boot, "/dns4/boot.example/tcp/9000"), now),
         Ok(())
     );
+    // A stranger's candidate naming a host, or a dial naming no peer: no lookup.
+    for a in [
+        dial(PeerId::random(), "/dns4/victim.example/tcp/9000"),
+        dial(PeerId::random(), "/dnsaddr/victim.example"),
+        addr("/dns/victim.example/udp/9000/quic-v1"),
+    ] {
+        assert_eq!(guard.check(&a, now), Err(Refusal::Name), "{a}");
+    }
+    assert_eq!(guard.refused()["dial_name"], 3);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The guard in a transport: [`Guarded`] wraps TCP's or QUIC's raw transport and asks the
-//! guard before each dial it would make. Below every behaviour and above the socket, it is
+//! guard before each dial it would make, and the DNS transport above them before it resolves
+//! a name. Below every behaviour and above the socket, it is
 //! the one place every outbound connection passes. A `NetworkBehaviour` could only refuse a
 //! dial whole (`handle_pending_outbound_connection`), not one of its addresses, and never sees
 //! the addresses DCUtR asks for.
@@ -15,21 +16,30 @@ use libp2p::core::transport::{DialOpts, ListenerId, Transport, TransportError, T
 use super::Shared;
 
 /// A transport whose dials the guard vets. `handles` says which addresses the inner transport
-/// dials (TCP's or QUIC's): the others go to it unvetted, for it to decline, so that the
-/// transport after it in the swarm's chain gets them and the guard counts each dial once.
-pub struct Guarded<T> {
+/// dials (TCP's, QUIC's, or names for DNS): the others go to it unvetted, for it to decline or
+/// pass down, so that the guard counts each dial once.
+pub struct Guarded<T: Transport> {
     inner: T,
     guard: Shared,
     handles: fn(&Multiaddr) -> bool,
+    /// A refusal as the inner transport's error.
+    refused: fn(io::Error) -> T::Error,
 }
 
-impl<T> Guarded<T> {
-    /// `inner`, vetted by `guard` for the addresses `handles` accepts.
-    pub fn new(inner: T, guard: Shared, handles: fn(&Multiaddr) -> bool) -> Self {
+impl<T: Transport> Guarded<T> {
+    /// `inner`, vetted by `guard` for the addresses `handles` accepts; a refusal is reported
+    /// as `refused` makes it.
+    pub fn new(
+        inner: T,
+        guard: Shared,
+        handles: fn(&Multiaddr) -> bool,
+        refused: fn(io::Error) -> T::Error,
+    ) -> Self {
         Self {
             inner,
             guard,
             handles,
+            refused,
         }
     }
 }
@@ -37,7 +47,6 @@ impl<T> Guarded<T> {
 impl<T> Transport for Guarded<T>
 where
     T: Transport + Unpin,
-    T::Error: From<io::Error>,
 {
     type Output = T::Output;
     type Error = T::Error;
@@ -65,7 +74,7 @@ where
             && let Err(refusal) = self.guard.lock().check(&addr, Instant::now())
         {
             let error = io::Error::new(io::ErrorKind::PermissionDenied, refusal);
-            return Err(TransportError::Other(error.into()));
+            return Err(TransportError::Other((self.refused)(error)));
         }
         self.inner.dial(addr, opts)
     }
@@ -76,6 +85,16 @@ where
     ) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
         Pin::new(&mut self.inner).poll(cx)
     }
+}
+
+/// Whether `addr` starts with a DNS name (`/dns`, `/dns4`, `/dns6`, `/dnsaddr`) and is not
+/// relayed: what the DNS transport resolves.
+pub fn name(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    matches!(
+        addr.iter().next(),
+        Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_) | Protocol::Dnsaddr(_))
+    ) && !addr.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
 /// Whether `addr` is a TCP address (`/ip4|ip6/…/tcp/…`, nothing but `/p2p` after).
