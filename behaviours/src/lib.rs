@@ -12,6 +12,7 @@
 //! - [`gossip`]: the `/peerfind/enr/1.0.0` behaviour that exchanges and gossips records.
 //! - [`intro`]: the `/peerfind/intro/1.0.0` behaviour: introductions through a bootnode.
 //! - [`queue`]: the capped event queue both behaviours keep.
+//! - [`rtt`]: `/peerfind/ping/1.0.0`, round trips on demand over a connection of our choice.
 //! - [`forward_connection_handling!`]: the connection methods a wrapper behaviour passes on.
 
 pub mod enr_ext;
@@ -24,4 +25,5 @@ pub mod ip_group;
 pub mod limiter;
 pub mod queue;
 pub mod remotes;
+pub mod rtt;
 pub mod table;

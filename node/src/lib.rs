@@ -15,6 +15,7 @@
 //! - [`api`]: the status API (gRPC, `/metrics`) and the CLI's `status`, `peers`, `watch`.
 //! - [`config`]: every setting and its default.
 //! - [`status`]: what the node reports about itself, and the handle the API asks it with.
+//! - [`diag`]: `peerfind ping` and `peerfind netcheck`, the active diagnostics.
 //! - [`mesh`]: the bootnodes' record mesh over gossipsub.
 //! - [`upstream`]: libp2p parts wrapped for one upstream bug or behaviour each.
 //! - [`record`]: the own record, its key and its files.
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod config;
+pub mod diag;
 pub mod mesh;
 pub mod reach;
 pub mod record;

@@ -95,6 +95,31 @@ enum Command {
     /// Print a running node's events as they happen, one line each (records learned, NAT
     /// status, connections, introductions, hole punches), until it stops or Ctrl-C.
     Watch(ApiArgs),
+    /// Measure round trips to a peer over the connection the node would use, and say whether
+    /// it is direct or relayed and over what (`--until-direct`: stop at the first direct
+    /// answer, fail if none). Waits for a connection when none is open.
+    Ping {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The peer's PeerId (`peerfind peers` lists them).
+        peer_id: String,
+        /// Rounds to send (at most 1000).
+        #[arg(short = 'c', long, default_value_t = 10)]
+        count: u32,
+        /// Stop at the first round answered over a direct connection; exit 1 if none is.
+        #[arg(long)]
+        until_direct: bool,
+        /// Time between rounds (at least 100ms).
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// How long to wait for a connection when none is open (at most 2m).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+    },
+    /// Tell from what the configured bootnodes see of this node whether its NAT maps a new
+    /// port per destination ("varies by destination") or not ("endpoint independent"), which
+    /// transports get out (UDP, TCP) and which get in, and the NAT verdict.
+    Netcheck(ApiArgs),
 }
 
 /// Where the running node's API is, and how to print its answers.
@@ -208,6 +233,26 @@ fn main() -> anyhow::Result<()> {
             stdout(),
         )),
         Command::Watch(args) => ask(client::watch(args.api, args.format(), stdout())),
+        Command::Ping {
+            api,
+            peer_id,
+            count,
+            until_direct,
+            interval,
+            wait,
+        } => ask(client::ping(
+            api.api,
+            client::PingArgs {
+                peer_id,
+                count,
+                until_direct,
+                interval,
+                wait,
+            },
+            api.format(),
+            stdout(),
+        )),
+        Command::Netcheck(args) => ask(client::netcheck(args.api, args.format(), stdout())),
     }
 }
 

@@ -357,6 +357,10 @@ pub enum Query {
     Status(oneshot::Sender<Status>),
     /// Every known peer.
     Peers(oneshot::Sender<Vec<Peer>>),
+    /// One round trip to a peer (`peerfind ping`).
+    Ping(PeerId, oneshot::Sender<crate::diag::ping::PingAnswer>),
+    /// What the configured bootnodes see of us (`peerfind netcheck`).
+    Netcheck(oneshot::Sender<crate::diag::netcheck::Netcheck>),
 }
 
 /// The node stopped; nobody answers any more.
@@ -374,21 +378,27 @@ pub struct Handle {
 impl Handle {
     /// The node's own state.
     pub async fn status(&self) -> Result<Status, Stopped> {
-        let (tx, rx) = oneshot::channel();
-        self.queries
-            .send(Query::Status(tx))
-            .await
-            .map_err(|_| Stopped)?;
-        rx.await.map_err(|_| Stopped)
+        self.ask(Query::Status).await
     }
 
     /// Every known peer.
     pub async fn peers(&self) -> Result<Vec<Peer>, Stopped> {
+        self.ask(Query::Peers).await
+    }
+
+    /// One round trip to `peer` over its best connection, ended (answered or failed).
+    pub async fn ping(&self, peer: PeerId) -> Result<crate::diag::ping::PingAnswer, Stopped> {
+        self.ask(|tx| Query::Ping(peer, tx)).await
+    }
+
+    /// What the configured bootnodes see of us.
+    pub async fn netcheck(&self) -> Result<crate::diag::netcheck::Netcheck, Stopped> {
+        self.ask(Query::Netcheck).await
+    }
+
+    async fn ask<T>(&self, query: impl FnOnce(oneshot::Sender<T>) -> Query) -> Result<T, Stopped> {
         let (tx, rx) = oneshot::channel();
-        self.queries
-            .send(Query::Peers(tx))
-            .await
-            .map_err(|_| Stopped)?;
+        self.queries.send(query(tx)).await.map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 

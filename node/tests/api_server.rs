@@ -1,162 +1,20 @@
 //! The API server over a stand-in for the node's event loop: a stopped node, a watcher that
 //! falls behind, too many watchers (event and health watches together), shutdown, and a taken
-//! address.
+//! address. The stand-in is in `fake/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
 
-use libp2p::PeerId;
 use peerfind::api::server::{Limits, Listener, MAX_WATCHERS, ServeError};
-use peerfind::reach::nat;
-use peerfind::status::{self, Hub, Query};
+use peerfind::status;
 use peerfind_proto::v1 as pb;
-use peerfind_proto::v1::node_client::NodeClient;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-/// Bound on every wait; everything here is in-process and takes milliseconds.
-const WAIT: Duration = Duration::from_secs(20);
+mod fake;
 
-/// What the test asks of the stand-in node: publish `n` events, then acknowledge.
-type Publish = (u64, oneshot::Sender<()>);
-
-/// The stand-in node: answers queries from fixed state and publishes on request. It stops,
-/// as the node does, when the test drops its sender: the hub goes with it.
-struct FakeNode {
-    publish: mpsc::Sender<Publish>,
-    task: JoinHandle<()>,
-    peer: PeerId,
-}
-
-impl FakeNode {
-    fn start() -> (Self, status::Handle) {
-        let mut hub = Hub::new();
-        let handle = hub.handle();
-        let peer = some_peer_id();
-        let (publish, mut requests) = mpsc::channel::<Publish>(4);
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Some(query) = hub.next_query() => match query {
-                        Query::Status(reply) => { let _ = reply.send(sample_status()); }
-                        Query::Peers(reply) => { let _ = reply.send(Vec::new()); }
-                    },
-                    request = requests.recv() => {
-                        let Some((n, done)) = request else { return };
-                        for seq in 0..n {
-                            hub.publish(status::Event::RecordLearned { peer_id: peer, seq, nat: false, from: peer });
-                        }
-                        let _ = done.send(());
-                    }
-                }
-            }
-        });
-        (
-            Self {
-                publish,
-                task,
-                peer,
-            },
-            handle,
-        )
-    }
-
-    async fn publish(&self, n: u64) {
-        let (done, published) = oneshot::channel();
-        self.publish.send((n, done)).await.unwrap();
-        published.await.unwrap();
-    }
-
-    /// Stops the stand-in node and waits until it is gone.
-    async fn stop(self) {
-        drop(self.publish);
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .unwrap()
-            .unwrap();
-    }
-}
-
-fn some_peer_id() -> PeerId {
-    libp2p::identity::Keypair::generate_secp256k1()
-        .public()
-        .to_peer_id()
-}
-
-fn sample_status() -> status::Status {
-    status::Status {
-        peer_id: some_peer_id(),
-        node_id: "ab".repeat(32),
-        enr: "enr:-stand-in".into(),
-        seq: 1,
-        listen_addrs: vec![],
-        observed_addrs: vec![],
-        external_addrs: vec![],
-        nat: status::NatState {
-            status: nat::Status::Unknown,
-            reason: "no evidence yet".into(),
-            since: SystemTime::now(),
-        },
-        bootnodes: vec![],
-        records: 0,
-        direct_connections: 0,
-        relayed_connections: 0,
-        chosen_peers: 0,
-        counters: status::Counters::default(),
-    }
-}
-
-/// A server on a free loopback port over `handle`; sending on the returned sender stops it.
-async fn serve(
-    handle: status::Handle,
-) -> (
-    SocketAddr,
-    oneshot::Sender<()>,
-    JoinHandle<Result<(), ServeError>>,
-) {
-    serve_with(handle, Limits::default()).await
-}
-
-/// [`serve`] keeping its connections within `limits`.
-async fn serve_with(
-    handle: status::Handle,
-    limits: Limits,
-) -> (
-    SocketAddr,
-    oneshot::Sender<()>,
-    JoinHandle<Result<(), ServeError>>,
-) {
-    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-        .with_limits(limits);
-    let addr = listener.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(listener.serve(handle, async {
-        let _ = stopped.await;
-    }));
-    (addr, stop, server)
-}
-
-async fn client(addr: SocketAddr) -> NodeClient<Channel> {
-    tokio::time::timeout(WAIT, NodeClient::connect(format!("http://{addr}")))
-        .await
-        .unwrap()
-        .unwrap()
-}
-
-async fn watch(
-    api: &mut NodeClient<Channel>,
-) -> Result<tonic::Streaming<pb::Event>, tonic::Status> {
-    tokio::time::timeout(WAIT, api.watch_events(pb::WatchEventsRequest {}))
-        .await
-        .unwrap()
-        .map(tonic::Response::into_inner)
-}
+use fake::*;
 
 #[tokio::test]
 async fn a_stopped_node_answers_unavailable_to_every_call() {
@@ -266,18 +124,6 @@ async fn health_watch(
     .into_inner();
     stream.message().await?;
     Ok(stream)
-}
-
-async fn channel(addr: SocketAddr) -> Channel {
-    tokio::time::timeout(
-        WAIT,
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect(),
-    )
-    .await
-    .unwrap()
-    .unwrap()
 }
 
 #[tokio::test]

@@ -1,14 +1,16 @@
-//! The command-line side of the API: `peerfind status`, `peerfind peers` and `peerfind watch`
-//! connect to a running node's `--api`, ask, and print what it says (see [`super::render`]).
+//! The command-line side of the API: `peerfind status`, `peers`, `watch`, `ping` and
+//! `netcheck` connect to a running node's `--api`, ask, and print what it says (see
+//! [`super::render`]).
 //!
 //! Every wait is bounded: connecting by [`CONNECT_TIMEOUT`], each answer by [`CALL_TIMEOUT`];
-//! only `watch` waits for events as long as the node runs.
+//! only `watch` waits for events as long as the node runs, and `ping` as long as its rounds.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use peerfind_proto::v1 as pb;
+use peerfind_proto::v1::diagnostics_client::DiagnosticsClient;
 use peerfind_proto::v1::node_client::NodeClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -85,6 +87,11 @@ pub enum ClientError {
 
 /// Connects to the API at `addr`.
 async fn connect(addr: SocketAddr) -> Result<NodeClient<Channel>, ClientError> {
+    channel(addr).await.map(NodeClient::new)
+}
+
+/// A channel to the API at `addr`.
+async fn channel(addr: SocketAddr) -> Result<Channel, ClientError> {
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|_| ClientError::Unreachable { addr })?
         .connect_timeout(CONNECT_TIMEOUT)
@@ -93,7 +100,7 @@ async fn connect(addr: SocketAddr) -> Result<NodeClient<Channel>, ClientError> {
         .connect()
         .await
         .map_err(|_| ClientError::Unreachable { addr })?;
-    Ok(NodeClient::new(channel))
+    Ok(channel)
 }
 
 /// Waits for `call` to the node at `addr` within [`CALL_TIMEOUT`] and unwraps its answer.
@@ -194,4 +201,84 @@ pub async fn watch(
             Err(status) => return Err(refused(addr, status)),
         }
     }
+}
+
+/// What `peerfind ping` asks for.
+#[derive(Debug, Clone)]
+pub struct PingArgs {
+    /// The peer's PeerId.
+    pub peer_id: String,
+    /// Rounds (0: the node's default, 10).
+    pub count: u32,
+    /// Stop at the first direct answer.
+    pub until_direct: bool,
+    /// Between rounds.
+    pub interval: Duration,
+    /// How long to wait for a connection.
+    pub wait: Duration,
+}
+
+/// `peerfind ping`: one line per round as it ends. Fails (exit 1) when no round was answered,
+/// or with `until_direct` when none was answered directly.
+pub async fn ping(
+    addr: SocketAddr,
+    args: PingArgs,
+    format: Format,
+    mut out: impl Write,
+) -> Result<(), ClientError> {
+    let mut client = DiagnosticsClient::new(channel(addr).await?);
+    let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    let request = pb::PingRequest {
+        peer_id: args.peer_id.clone(),
+        count: args.count,
+        until_direct: args.until_direct,
+        interval_ms: ms(args.interval),
+        wait_ms: ms(args.wait),
+    };
+    let mut rounds = call(addr, client.ping(request)).await?;
+    let peer = render::escape(&args.peer_id).into_owned();
+    let (mut answered, mut direct) = (0, false);
+    loop {
+        match rounds.message().await {
+            Ok(Some(round)) => {
+                if round.rtt_ms.is_some() {
+                    answered += 1;
+                    direct |= round.path == pb::PingPath::Direct as i32;
+                }
+                match format {
+                    Format::Table => writeln!(out, "{}", render::round_line(&peer, &round))?,
+                    Format::Json => writeln!(out, "{}", render::round_json(&round))?,
+                }
+                out.flush()?;
+            }
+            Ok(None) => break,
+            Err(status) => return Err(refused(addr, status)),
+        }
+    }
+    match (answered, args.until_direct && !direct) {
+        (0, _) => Err(ClientError::Refused {
+            code: tonic::Code::Unavailable,
+            message: format!("no answer from {peer}"),
+        }),
+        (_, true) => Err(ClientError::Refused {
+            code: tonic::Code::DeadlineExceeded,
+            message: format!("{peer} answered only through a relay"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `peerfind netcheck`: what the configured bootnodes see of the node.
+pub async fn netcheck(
+    addr: SocketAddr,
+    format: Format,
+    mut out: impl Write,
+) -> Result<(), ClientError> {
+    let mut client = DiagnosticsClient::new(channel(addr).await?);
+    let answer = call(addr, client.netcheck(pb::NetcheckRequest {})).await?;
+    match format {
+        Format::Table => write!(out, "{}", render::netcheck_text(&answer))?,
+        Format::Json => writeln!(out, "{:#}", render::netcheck_json(&answer))?,
+    }
+    Ok(())
 }

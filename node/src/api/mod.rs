@@ -4,19 +4,23 @@
 //!   field) over a [`crate::status::Handle`], with gRPC health and reflection beside it;
 //! - [`metrics`] serves `/metrics`: libp2p's registry and the node's own counts;
 //! - [`services`] runs both beside the node, bound before it starts and stopped with it;
-//! - [`client`] is the command line's side: `peerfind status`, `peers` and `watch`.
+//! - [`diag`] serves `peerfind.v1.Diagnostics`: `Ping` and `Netcheck`;
+//! - [`client`] is the command line's side: `peerfind status`, `peers`, `watch`, `ping` and
+//!   `netcheck`.
 //!
 //! The generated protobuf types stay in here: `convert` turns the node's own types into them
 //! (the one place that knows both), `filter` checks `ListPeers`' filters, and `render` prints
 //! answers for people and scripts.
 //!
-//! The API only reads, and has no authentication: it listens on loopback unless `--api` says
+//! The API only reads (`Ping` sends round trips, and changes nothing either), and has no
+//! authentication: it listens on loopback unless `--api` says
 //! otherwise, and binding another address is the operator's explicit choice.
 
 mod calls;
 pub mod client;
 mod conn;
 mod convert;
+mod diag;
 mod filter;
 mod health;
 pub mod metrics;

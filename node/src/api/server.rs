@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::Stream;
 use peerfind_proto::v1 as pb;
+use peerfind_proto::v1::diagnostics_server::DiagnosticsServer;
 use peerfind_proto::v1::node_server::{Node, NodeServer};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
@@ -252,6 +253,11 @@ impl Listener {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
         let (stop, stopping) = watch::channel(false);
+        let diagnostics = super::diag::DiagService {
+            handle: handle.clone(),
+            watchers: watchers.clone(),
+            stopping: stopping.clone(),
+        };
         let service = NodeService {
             handle,
             metrics: self.metrics,
@@ -268,6 +274,7 @@ impl Listener {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(NodeServer::new(service))
+            .add_service(DiagnosticsServer::new(diagnostics))
             .serve_with_incoming_shutdown(connections.incoming(self.listener), stopped(stopping));
         tokio::pin!(server);
         tokio::pin!(shutdown);
@@ -401,7 +408,9 @@ fn watch_stream(
 }
 
 /// Asks the node, within [`QUERY_TIMEOUT`].
-async fn ask<T>(query: impl Future<Output = Result<T, status::Stopped>>) -> Result<T, Status> {
+pub(crate) async fn ask<T>(
+    query: impl Future<Output = Result<T, status::Stopped>>,
+) -> Result<T, Status> {
     match tokio::time::timeout(QUERY_TIMEOUT, query).await {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(status::Stopped)) => Err(Status::unavailable("the node has stopped")),

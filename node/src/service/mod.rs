@@ -46,6 +46,7 @@ use crate::record::identity::Identity;
 use crate::status::{self, Hub};
 use crate::swarm::behaviour::{Behaviour, BehaviourEvent};
 
+mod diag;
 mod error;
 mod identified;
 mod learned;
@@ -93,6 +94,8 @@ pub struct Node {
     clock: report::WallClock,
     /// Bootnodes: the mesh messages gossipsub delivered lately (mesh rule 2).
     mesh_delivered: crate::mesh::message::Delivered,
+    /// `peerfind ping`'s rounds in flight.
+    rounds: crate::diag::ping::Rounds,
 }
 
 impl Node {
@@ -161,6 +164,7 @@ impl Node {
             metrics: registry.map(libp2p::metrics::Metrics::new),
             clock: report::WallClock::now(),
             mesh_delivered: Default::default(),
+            rounds: Default::default(),
         })
     }
 
@@ -360,6 +364,7 @@ impl Node {
                 result,
             })) => self.on_ping(peer, connection, result),
             SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Rtt(event)) => self.on_rtt(event),
             _ => {}
         }
         Ok(())

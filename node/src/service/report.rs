@@ -13,7 +13,7 @@ use crate::status::{self, Query};
 use crate::swarm::behaviour::BehaviourEvent;
 
 impl Node {
-    pub(super) fn answer(&self, query: Query) {
+    pub(super) fn answer(&mut self, query: Query) {
         // A caller that gave up is no error.
         match query {
             Query::Status(reply) => {
@@ -21,6 +21,10 @@ impl Node {
             }
             Query::Peers(reply) => {
                 let _ = reply.send(self.peers());
+            }
+            Query::Ping(peer, reply) => self.start_ping(peer, reply),
+            Query::Netcheck(reply) => {
+                let _ = reply.send(self.netcheck());
             }
         }
     }

@@ -50,6 +50,9 @@ pub struct Behaviour {
     pub identify: crate::upstream::identify::Identify,
     /// Keeps connections and the NAT mappings under them alive.
     pub ping: ping::Behaviour,
+    /// Round trips on demand over a connection of our choice, for `peerfind ping`
+    /// (`/peerfind/ping/1.0.0`).
+    pub rtt: peerfind_behaviours::rtt::Behaviour,
     /// Exchanges and gossips ENRs (`/peerfind/enr/1.0.0`).
     pub gossip: gossip::Behaviour,
     /// Introductions through a bootnode (`/peerfind/intro/1.0.0`).
@@ -147,6 +150,7 @@ impl Behaviour {
                     .with_interval(PING_INTERVAL)
                     .with_timeout(PING_TIMEOUT),
             ),
+            rtt: peerfind_behaviours::rtt::Behaviour::new(),
             gossip: gossip::Behaviour::new(record.enr().clone(), gossip),
             intro: intro::Behaviour::new(
                 record.enr().clone(),

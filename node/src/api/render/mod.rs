@@ -14,9 +14,11 @@ use std::time::SystemTime;
 use peerfind_proto::v1 as pb;
 use serde_json::{Value, json};
 
+mod diag;
 mod events;
 mod terminal;
 
+pub(crate) use diag::{netcheck_json, netcheck_text, round_json, round_line};
 pub(crate) use events::{event_json, event_line};
 pub(crate) use terminal::escape;
 

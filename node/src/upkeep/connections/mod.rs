@@ -369,6 +369,24 @@ impl ConnectionBook {
             .collect()
     }
 
+    /// `peer`'s direct connections: each one's transport, and for those that left from our
+    /// listen port the first address `peer` reported on it (netcheck rule 1).
+    pub(crate) fn reports_of(&self, peer: &PeerId) -> Vec<(Transport, Option<Multiaddr>)> {
+        self.open
+            .iter()
+            .filter(|(_, e)| e.peer == *peer)
+            .filter_map(|(id, e)| match e.link {
+                Link::Direct(t) => Some((
+                    t,
+                    (e.leg == Leg::ListenPort && !e.fresh)
+                        .then(|| self.observers.get(id).and_then(|o| o.first.clone()))
+                        .flatten(),
+                )),
+                Link::Relayed => None,
+            })
+            .collect()
+    }
+
     /// Open connections: (direct, relayed).
     pub(crate) fn counts(&self) -> (u64, u64) {
         let relayed = self
