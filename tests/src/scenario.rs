@@ -36,15 +36,29 @@ pub async fn bootnode_with(
     transports: &[&str],
     extra: &[String],
 ) -> anyhow::Result<(Peerfind, String)> {
+    bootnode_in(lab, Host::Bootnode, transports, extra).await
+}
+
+/// [`bootnode_with`] in a public `host` of choice: a second bootnode in Charlie's.
+pub async fn bootnode_in(
+    lab: &Lab,
+    host: Host,
+    transports: &[&str],
+    extra: &[String],
+) -> anyhow::Result<(Peerfind, String)> {
     let mut args = vec!["bootnode".to_owned()];
     for t in transports {
         args.extend(listen(t));
     }
     args.extend(extra.iter().cloned());
-    let mut cmd = lab.tokio_command(Host::Bootnode, binary());
+    let mut cmd = lab.tokio_command(host, binary());
     cmd.args(&args);
-    let mut boot = Peerfind::start("bootnode", cmd)?.in_host(lab.dialer(Host::Bootnode));
-    let public = lab.ip(Host::Bootnode);
+    let name = match host {
+        Host::Bootnode => "bootnode".to_owned(),
+        other => format!("bootnode in {other}"),
+    };
+    let mut boot = Peerfind::start(&name, cmd)?.in_host(lab.dialer(host));
+    let public = lab.ip(host);
     // Each change of its record is an event (`own_record_changed`).
     let enr = boot
         .until("the bootnode's record with its public address", WAIT, |s| {

@@ -62,7 +62,7 @@ pub struct RoundId(u64);
 pub struct Path {
     /// The connection.
     pub connection: ConnectionId,
-    /// Its remote address: for a relayed one, the relay's address with `/p2p-circuit`.
+    /// Its remote address; for a relayed one, the relay's address with `/p2p-circuit`.
     pub remote: Multiaddr,
     /// Through a relay's circuit.
     pub relayed: bool,
@@ -164,9 +164,13 @@ impl Behaviour {
         self.in_flight.len()
     }
 
-    fn opened(&mut self, peer: PeerId, connection: ConnectionId, remote: &Multiaddr) {
+    /// A connection opened; `via` is the address that tells how: the remote address of one
+    /// we dialed, the local (listen) address of one we accepted, since an accepted circuit's
+    /// remote address is only the peer's `/p2p/…`.
+    fn opened(&mut self, peer: PeerId, connection: ConnectionId, via: &Multiaddr) {
         self.opened += 1;
-        let relayed = remote.iter().any(|p| p == Protocol::P2pCircuit);
+        let relayed = via.iter().any(|p| p == Protocol::P2pCircuit);
+        let remote = via;
         let plain: Multiaddr = remote
             .iter()
             .take_while(|p| !matches!(p, Protocol::P2p(_) | Protocol::P2pCircuit))
@@ -217,10 +221,11 @@ impl NetworkBehaviour for Behaviour {
         &mut self,
         connection: ConnectionId,
         peer: PeerId,
-        _: &Multiaddr,
+        local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.opened(peer, connection, remote);
+        let relayed = local.iter().any(|p| p == Protocol::P2pCircuit);
+        self.opened(peer, connection, if relayed { local } else { remote });
         Ok(Handler::new())
     }
 

@@ -67,6 +67,27 @@ fn rule_1_direct_before_relayed_quic_before_tcp_newest_first() {
 }
 
 #[test]
+fn an_accepted_circuit_is_relayed_though_its_remote_address_is_only_the_peer() {
+    let mut b = Behaviour::new();
+    let p = peer();
+    let relay = PeerId::random();
+    let local = addr(&format!(
+        "/ip4/198.51.100.10/udp/9000/quic-v1/p2p/{relay}/p2p-circuit"
+    ));
+    b.handle_established_inbound_connection(
+        ConnectionId::new_unchecked(1),
+        p,
+        &local,
+        &addr(&format!("/p2p/{p}")),
+    )
+    .unwrap();
+    let (_, path) = b.ping(p).unwrap();
+    assert!(path.relayed);
+    assert_eq!(path.remote, local);
+    assert_eq!(path.transport, Some(Transport::Quic));
+}
+
+#[test]
 fn rule_3_a_closing_connection_ends_its_rounds_once() {
     let mut b = Behaviour::new();
     let p = peer();

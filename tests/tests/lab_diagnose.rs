@@ -1,0 +1,172 @@
+//! The diagnostics across real NATs, as an operator runs them: `peerfind netcheck` behind the
+//! endpoint-independent and the symmetric router, with two bootnodes to compare; `peerfind
+//! ping --until-direct` from Bob to Alice, both NAT'd, started before Alice is: it waits,
+//! measures over the relay, then direct after the hole punch.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use peerfind_tests::cli::{self, API, api_args};
+use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
+use peerfind_tests::process::{Peerfind, binary};
+use peerfind_tests::scenario::{self, WAIT, bootnode, bootnode_in, listen, peer, peer_id};
+
+fn nat(mode: NatMode) -> Placement {
+    Placement::BehindNat(mode)
+}
+
+/// Waits until the node's own record carries the `nat` flag.
+async fn flagged(node: &mut Peerfind) {
+    node.until("the nat flag in the record", WAIT, |s| {
+        s.record().nat.then_some(())
+    })
+    .await
+    .expect("nat flag");
+}
+
+/// Alice behind a router of `mode`, with two bootnodes (the bootnode's host and Charlie's)
+/// over TCP and QUIC: `peerfind netcheck --json` once both report over both transports.
+async fn netcheck_behind(mode: NatMode) -> Value {
+    let lab = Lab::up(Topology::new(nat(mode), Placement::Public)).expect("lab");
+    let (mut one, enr_one) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
+    let (mut two, enr_two) = bootnode_in(&lab, Host::Charlie, &["tcp", "quic"], &[])
+        .await
+        .unwrap();
+    let mut args = listen("tcp");
+    args.extend(listen("quic"));
+    args.extend(api_args());
+    args.extend(["--bootnode".to_owned(), enr_two]);
+    let mut alice = peer(&lab, Host::Alice, &enr_one, &args).unwrap();
+    let reported = |n: &Value| {
+        n["transports"]
+            .as_array()
+            .is_some_and(|ts| ts.iter().all(|t| t["reports"] == 2))
+    };
+    let check = cli::json_until(&lab, Host::Alice, &["netcheck"], WAIT, reported)
+        .await
+        .unwrap();
+    println!("netcheck behind {mode:?}: {check:#}");
+    // The addresses seen are the router's.
+    let public = lab.public_ip(Host::Alice).to_string();
+    for t in check["transports"].as_array().unwrap() {
+        assert_eq!(t["bootnodes_reached"], 2, "{t}");
+        for seen in t["mapped"].as_array().unwrap() {
+            assert!(seen.as_str().unwrap().starts_with(&public), "{t}");
+        }
+        assert_eq!(
+            t["reachable_addrs"],
+            serde_json::json!([]),
+            "behind a NAT: {t}"
+        );
+    }
+    scenario::stop_all(&mut [&mut alice, &mut one, &mut two]).await;
+    check
+}
+
+fn mappings(check: &Value) -> Vec<(String, String)> {
+    check["transports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["transport"].as_str().unwrap().to_owned(),
+                t["mapping"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn lab_netcheck_behind_the_eim_router_says_endpoint_independent() {
+    let check = netcheck_behind(NatMode::EndpointIndependent).await;
+    for (transport, mapping) in mappings(&check) {
+        assert_eq!(mapping, "endpoint_independent", "{transport}: {check:#}");
+    }
+}
+
+#[tokio::test]
+async fn lab_netcheck_behind_the_symmetric_router_says_varies_by_destination() {
+    let check = netcheck_behind(NatMode::Symmetric).await;
+    for (transport, mapping) in mappings(&check) {
+        assert_eq!(mapping, "varies_by_destination", "{transport}: {check:#}");
+    }
+    assert_eq!(check["nat"]["status"], "private", "{check:#}");
+}
+
+/// Bob (NAT'd, flagged) pings Alice by the PeerId of a key made ahead, before she starts:
+/// the ping says it waits; Alice joins behind her own NAT, the two meet over the bootnode's
+/// relay and punch a hole. The rounds show the relay, then a direct answer, and the command
+/// ends there with success.
+#[tokio::test]
+async fn lab_ping_until_direct_shows_relayed_rounds_then_direct_between_two_natd_peers() {
+    let eim = nat(NatMode::EndpointIndependent);
+    let lab = Lab::up(Topology::new(eim, eim)).expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &["quic"]).await.unwrap();
+    let mut args = listen("quic");
+    args.extend(api_args());
+    let mut bob = peer(&lab, Host::Bob, &enr, &args).unwrap();
+    flagged(&mut bob).await;
+
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("alice.key");
+    let made = Peerfind::command(["key", "generate", "--out"])
+        .arg(&key)
+        .output()
+        .await
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let alice_id = String::from_utf8_lossy(&made.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("peer_id: ").map(str::to_owned))
+        .expect("the key's PeerId");
+
+    let mut cmd = lab.tokio_command(Host::Bob, binary());
+    cmd.args(["ping", &alice_id, "--until-direct", "--json", "--api", API])
+        .args(["--count", "60", "--interval", "500ms", "--wait", "60s"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    let mut ping = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(ping.stdout.take().unwrap()).lines();
+    let mut next_round = async || -> Option<Value> {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .ok()?
+            .ok()??;
+        Some(serde_json::from_str(&line).unwrap())
+    };
+    let waiting = next_round().await.expect("the ping's first line");
+    assert_eq!(waiting["path"], "none", "{waiting}");
+
+    args.extend(["--key-file".to_owned(), key.display().to_string()]);
+    let mut alice = peer(&lab, Host::Alice, &enr, &args).unwrap();
+    assert_eq!(peer_id(&mut alice).await.unwrap(), alice_id);
+    let mut rounds = vec![waiting];
+    while let Some(round) = next_round().await {
+        rounds.push(round);
+    }
+    let exit = ping.wait().await.unwrap();
+    let shown: Vec<String> = rounds.iter().map(Value::to_string).collect();
+    println!("ping rounds:\n{}", shown.join("\n"));
+    assert!(exit.success(), "--until-direct ends with success: {exit:?}");
+    let last = rounds.last().unwrap();
+    assert_eq!(last["path"], "direct", "the last round is direct: {last}");
+    assert!(last["rtt_ms"].is_f64(), "and answered: {last}");
+    let nat_a = lab.public_ip(Host::Alice).to_string();
+    assert!(
+        last["remote_addr"].as_str().unwrap().contains(&nat_a),
+        "at Alice's router: {last}"
+    );
+    let relayed: Vec<&Value> = rounds.iter().filter(|r| r["path"] == "relayed").collect();
+    assert!(!relayed.is_empty(), "a relayed round before: {shown:#?}");
+    assert!(
+        relayed
+            .iter()
+            .all(|r| r["remote_addr"].as_str().unwrap().contains("p2p-circuit")),
+        "{relayed:?}"
+    );
+    scenario::stop_all(&mut [&mut alice, &mut bob, &mut boot]).await;
+}
