@@ -52,6 +52,12 @@ impl Implementation {
         &["tcp", "quic"]
     }
 
+    /// Whether its probe can send several pings on one stream (`--pings N`): py-libp2p's,
+    /// whose own ping service does so.
+    pub fn pings_on_one_stream(self) -> bool {
+        self == Self::Py
+    }
+
     /// A command that runs its probe with `args`.
     pub fn command<I, S>(self, args: I) -> Command
     where
@@ -250,13 +256,37 @@ pub struct Dialed {
     pub identify: Value,
     /// Its ping line: `rtt_us`.
     pub ping: Value,
+    /// Its pong lines (`i`, `rtt_us`), one per ping answered, when it printed them (the py
+    /// probe does).
+    pub pongs: Vec<Value>,
 }
 
 /// Runs `implementation`'s probe once: dial `addr`, identify, ping, exit. An error says
 /// what the probe printed.
 pub async fn dial_once(implementation: Implementation, addr: &str) -> anyhow::Result<Dialed> {
+    dial_pinging(implementation, addr, 1).await
+}
+
+/// [`dial_once`] with `pings` pings on one stream, each answered: the probe must print a pong
+/// for every one. More than one needs a probe that can
+/// ([`Implementation::pings_on_one_stream`]).
+pub async fn dial_pinging(
+    implementation: Implementation,
+    addr: &str,
+    pings: usize,
+) -> anyhow::Result<Dialed> {
     let target = addr.rsplit("/p2p/").next().unwrap_or_default().to_owned();
-    let mut probe = Probe::start(implementation.name(), implementation, ["dial", addr])?;
+    let mut args = vec!["dial".to_owned(), addr.to_owned()];
+    if pings != 1 {
+        if !implementation.pings_on_one_stream() {
+            bail!(
+                "the {} probe sends one ping a stream",
+                implementation.name()
+            );
+        }
+        args.extend(["--pings".to_owned(), pings.to_string()]);
+    }
+    let mut probe = Probe::start(implementation.name(), implementation, args)?;
     let ok = probe.wait(PROBE_WAIT).await?;
     let done = probe.events("done");
     if !ok || done.first().and_then(|d| d["ok"].as_bool()) != Some(true) {
@@ -279,7 +309,24 @@ pub async fn dial_once(implementation: Implementation, addr: &str) -> anyhow::Re
             probe.output()
         );
     };
-    Ok(Dialed { identify, ping })
+    let pongs: Vec<Value> = probe
+        .events("pong")
+        .into_iter()
+        .filter(|v| v["peer"].as_str() == Some(target.as_str()))
+        .collect();
+    if pings != 1 && pongs.len() != pings {
+        bail!(
+            "{} got {} pongs of {target} for {pings} pings on one stream:\n{}",
+            implementation.name(),
+            pongs.len(),
+            probe.output()
+        );
+    }
+    Ok(Dialed {
+        identify,
+        ping,
+        pongs,
+    })
 }
 
 /// The probe's arguments to dial through `relay` (a `/p2p/` multiaddr) to `peer`.

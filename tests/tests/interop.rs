@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use peerfind_tests::interop::{Implementation, PROBE_WAIT, Probe, circuit, dial_once};
+use peerfind_tests::interop::{self, Implementation, PROBE_WAIT, Probe, circuit, dial_once};
 use peerfind_tests::local::{self, LISTEN, WAIT};
 use peerfind_tests::process::{Peerfind, field};
 use serde_json::Value;
@@ -165,6 +165,20 @@ async fn interop_py_libp2p_identifies_and_pings_a_bootnode_over_tcp_and_quic() {
 #[tokio::test]
 async fn interop_rust_libp2p_identifies_and_pings_a_bootnode_over_tcp_and_quic() {
     identifies_and_pings_a_bootnode(Implementation::Rust).await;
+}
+
+/// py-libp2p's ping service pings several times on one stream: over QUIC, each gets its pong.
+#[tokio::test]
+async fn interop_py_libp2p_gets_three_pongs_on_one_quic_stream_from_a_bootnode() {
+    let (mut boot, node) = local::bootnode().await.unwrap();
+    let quic = node.addrs.iter().find(|a| a.contains("/quic-v1"));
+    for _ in 0..TRIES {
+        let dialed = interop::dial_pinging(Implementation::Py, quic.unwrap(), 3).await;
+        let pongs = dialed.unwrap().pongs;
+        let i: Vec<_> = pongs.iter().map(|p| p["i"].as_u64()).collect();
+        assert_eq!(i, [Some(0), Some(1), Some(2)], "{pongs:?}");
+    }
+    boot.stop().await.unwrap();
 }
 
 /// `GET /metrics` from `addr`.

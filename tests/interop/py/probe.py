@@ -1,11 +1,15 @@
 """A py-libp2p peer for peerfind's interop tests: dials a peer over TCP or QUIC, runs identify
 and ping on the connection, and prints one JSON object per line for each thing it observed,
 the same events as the Rust probe (tests/src/bin/interop-rust.rs): started (its own PeerId),
-identify, ping, error, done. Exits 1 when identify or ping did not succeed within 30 s.
+identify, ping, error, done; and one pong per ping. Exits 1 when identify or ping did not
+succeed within 30 s.
 
     python probe.py dial /ip4/127.0.0.1/tcp/9000/p2p/16Uiu2...
     python probe.py dial /ip4/127.0.0.1/udp/9000/quic-v1/p2p/16Uiu2...
     python probe.py dial ADDR --hold     stay connected after success, until killed
+    python probe.py dial ADDR --pings 3  three pings on one stream, as py-libp2p's
+                                         PingService does (go- and rust-libp2p reuse
+                                         their ping streams too)
 """
 
 import json
@@ -71,16 +75,20 @@ async def identify(host, peer):
     )
 
 
-async def ping(host, peer):
+async def ping(host, peer, pings):
+    """`pings` pings on one stream, each waiting for its pong: a pong line each, then the ping
+    line with the last round trip."""
     stream = await host.new_stream(peer, [PING])
     try:
-        rtt_ms = await perform_ping_roundtrip(stream)
+        for i in range(pings):
+            rtt_ms = await perform_ping_roundtrip(stream)
+            emit({"event": "pong", "peer": str(peer), "i": i, "rtt_us": rtt_ms * 1000})
     finally:
         await stream.close()
-    emit({"event": "ping", "peer": str(peer), "rtt_us": rtt_ms * 1000})
+    emit({"event": "ping", "peer": str(peer), "rtt_us": rtt_ms * 1000, "pings": pings})
 
 
-async def dial(addr, hold):
+async def dial(addr, hold, pings):
     target = multiaddr.Multiaddr(addr)
     info = info_from_p2p_addr(target)
     quic = "quic-v1" in addr
@@ -96,7 +104,7 @@ async def dial(addr, hold):
                 await host.connect(info)
                 await identify(host, info.peer_id)
                 seen.append("identify")
-                await ping(host, info.peer_id)
+                await ping(host, info.peer_id, pings)
                 seen.append("ping")
             except Exception as e:  # report what failed, as the other probes do
                 emit({"event": "error", "what": "dial", "peer": str(info.peer_id),
@@ -115,10 +123,18 @@ def main():
     args = sys.argv[1:]
     hold = "--hold" in args
     args = [a for a in args if a != "--hold"]
-    if len(args) != 2 or args[0] != "dial":
-        sys.stderr.write("usage: probe.py dial ADDR [--hold]\n")
+    pings = 1
+    if "--pings" in args:
+        at = args.index("--pings")
+        try:
+            pings = int(args[at + 1])
+        except (IndexError, ValueError):
+            pings = 0
+        del args[at : at + 2]
+    if len(args) != 2 or args[0] != "dial" or pings < 1:
+        sys.stderr.write("usage: probe.py dial ADDR [--hold] [--pings N]\n")
         sys.exit(2)
-    ok = trio.run(dial, args[1], hold)
+    ok = trio.run(dial, args[1], hold, pings)
     sys.exit(0 if ok else 1)
 
 
