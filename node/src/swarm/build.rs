@@ -1,6 +1,6 @@
-//! Building the swarm: transports (TCP; QUIC, whose answers finish after them, see
-//! `crate::upstream::quic_fin`; relayed circuits), the behaviours for this node's role and flags, and
-//! the connection settings.
+//! Building the swarm: transports (TCP; QUIC, whose answers finish after them and poll their
+//! connection once more, see `crate::upstream::quic_fin` and `quic_wake`; relayed circuits), the
+//! behaviours for this node's role and flags, and the connection settings.
 
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use crate::record::enr::LocalRecord;
 use crate::record::identity::Identity;
 use crate::swarm::behaviour::{Behaviour, Settings};
 use crate::swarm::dial_guard::{self, Guarded};
-use crate::upstream::quic_fin;
+use crate::upstream::{quic_fin, quic_wake};
 
 /// A connection with no stream open for this long is closed. Gossip re-announces every
 /// 5 minutes and ping runs every 15 s, so connections to live peers never get there.
@@ -182,7 +182,10 @@ fn transports(
         dial_guard::transport::quic,
         quic::Error::Io,
     )
-    .map(|(peer, c), _| (peer, StreamMuxerBox::new(quic_fin::Muxer::new(c))));
+    .map(|(peer, c), _| {
+        let c = quic_fin::Muxer::new(quic_wake::Muxer::new(c));
+        (peer, StreamMuxerBox::new(c))
+    });
     let ip = tcp
         .or_transport(quic)
         .map(|either, _| either.into_inner())

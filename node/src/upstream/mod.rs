@@ -13,10 +13,13 @@
 //!   (libp2p-relay's client panics on a late answer).
 //! - `quic_fin`: a QUIC answer's finish leaves after the answer (py-libp2p loses an answer
 //!   that arrives with its finish).
+//! - `quic_wake`: a QUIC answer polls its connection once more (libp2p-ping leaves the read of
+//!   the next ping on a stream unpolled, and over QUIC nothing else wakes it).
 //! - `gossipsub_gate`: gossipsub hears of a connection only once the peer shows it speaks
 //!   gossipsub (gossipsub opens a stream to every peer).
 
 pub mod gossipsub_gate;
 pub mod identify;
 pub mod quic_fin;
+pub mod quic_wake;
 pub mod relay_client;
