@@ -10,10 +10,11 @@
 //! stream's registered reader, so the next ping waits until something else on the connection
 //! polls its handlers: a timer, another stream, or never. Peers that send several pings on one
 //! stream (py-libp2p's ping service; go- and rust-libp2p reuse their ping streams too) then
-//! miss pongs: py-libp2p 0.8.1 got two of three pongs on one stream from a bootnode, the second
-//! only because `quic_fin`'s timer happened to poll the connection; plain rust-libp2p answers
-//! when its own ping timer or another stream does (once 4.8 s late). Older libp2p-ping
-//! returned an event there, which made the connection poll again. No upstream issue found.
+//! miss pongs: py-libp2p 0.8.1 got one or two of three pongs on one stream from a bootnode (0
+//! of 20 tries got all three), the second only when `quic_fin`'s timer happened to poll the
+//! connection; a plain rust-libp2p node answers late, when something else polls the connection
+//! (once 4.8 s). Older libp2p-ping returned an event there, which made the connection poll
+//! again. No upstream issue found.
 //! Remove when: libp2p-ping polls (or wakes for) the future it installs; the canary
 //! `upstream_ping_still_leaves_a_ping_on_a_quic_stream_unanswered` fails then.
 //!
