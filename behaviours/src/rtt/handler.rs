@@ -126,14 +126,17 @@ impl ConnectionHandler for Handler {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, (), Self::ToBehaviour>> {
-        if let Some(answering) = self.inbound.as_mut()
-            && let Poll::Ready(done) = answering.poll_unpin(cx)
-        {
-            self.inbound = match done {
-                Ok((stream, at)) => Some(answer(stream, Some(at)).boxed()),
+        // The next answer's read is polled as soon as it is set up, so that it waits on the
+        // stream (a future never polled is never woken by the stream's data).
+        while let Some(answering) = self.inbound.as_mut() {
+            match answering.poll_unpin(cx) {
+                Poll::Ready(Ok((stream, at))) => {
+                    self.inbound = Some(answer(stream, Some(at)).boxed())
+                }
                 // The peer closed it, or broke it: it may open another.
-                Err(_) => None,
-            };
+                Poll::Ready(Err(_)) => self.inbound = None,
+                Poll::Pending => break,
+            }
         }
         loop {
             if let Some(ended) = self.ended.pop_front() {
