@@ -15,6 +15,7 @@
 //!   that arrives with its finish).
 //! - `quic_wake`: a QUIC answer polls its connection once more (libp2p-ping leaves the read of
 //!   the next ping on a stream unpolled, and over QUIC nothing else wakes it).
+//! - `stream_muxer`: the muxer both QUIC wrappers are, each writing only its stream.
 //! - `gossipsub_gate`: gossipsub hears of a connection only once the peer shows it speaks
 //!   gossipsub (gossipsub opens a stream to every peer).
 
@@ -23,3 +24,4 @@ pub mod identify;
 pub mod quic_fin;
 pub mod quic_wake;
 pub mod relay_client;
+pub mod stream_muxer;

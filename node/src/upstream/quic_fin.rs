@@ -42,62 +42,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncWrite};
-use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
+use libp2p::core::muxing::StreamMuxer;
 
 /// How long an answer's finish waits after the answer (rule 1): long enough for the
 /// connection to send what was written, a scheduling round, so the finish goes in a later
 /// packet; short enough to hold nothing.
 pub const FIN_DELAY: Duration = Duration::from_millis(5);
 
-/// A stream muxer whose answers finish after them (see the module doc).
-pub struct Muxer<M> {
-    inner: M,
-}
-
-impl<M> Muxer<M> {
-    /// `inner`, with its streams wrapped.
-    pub fn new(inner: M) -> Self {
-        Self { inner }
-    }
-}
-
-impl<M> StreamMuxer for Muxer<M>
-where
-    M: StreamMuxer + Unpin,
-    M::Substream: Unpin,
-{
-    type Substream = Stream<M::Substream>;
-    type Error = M::Error;
-
-    fn poll_inbound(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Self::Substream, Self::Error>> {
-        Pin::new(&mut self.get_mut().inner)
-            .poll_inbound(cx)
-            .map_ok(|stream| Stream::new(stream, true))
-    }
-
-    fn poll_outbound(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Self::Substream, Self::Error>> {
-        Pin::new(&mut self.get_mut().inner)
-            .poll_outbound(cx)
-            .map_ok(|stream| Stream::new(stream, false))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.get_mut().inner).poll_close(cx)
-    }
-
-    fn poll(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
-        Pin::new(&mut self.get_mut().inner).poll(cx)
-    }
-}
+/// A stream muxer with its streams wrapped in [`Stream`] (see the module doc).
+pub type Muxer<M> = super::stream_muxer::Muxer<M, Stream<<M as StreamMuxer>::Substream>>;
 
 /// A stream whose finish, on an answer, leaves after the answer (see the module doc).
 pub struct Stream<S> {
@@ -108,6 +61,12 @@ pub struct Stream<S> {
     ended: bool,
     /// The wait of rule 1, once closing began.
     delay: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> super::stream_muxer::Wrap<S> for Stream<S> {
+    fn wrap(inner: S, inbound: bool) -> Self {
+        Self::new(inner, inbound)
+    }
 }
 
 impl<S> Stream<S> {
@@ -176,6 +135,8 @@ mod tests {
     use libp2p::core::multiaddr::Protocol;
     use libp2p::swarm::{Swarm, SwarmEvent};
     use libp2p::{identify, quic};
+
+    use libp2p::core::muxing::StreamMuxerEvent;
 
     use super::*;
 

@@ -33,57 +33,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::{AsyncRead, AsyncWrite};
-use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
+use libp2p::core::muxing::StreamMuxer;
 
-/// A stream muxer whose answers poll their connection once more (see the module doc).
-pub struct Muxer<M> {
-    inner: M,
-}
-
-impl<M> Muxer<M> {
-    /// `inner`, with its streams wrapped.
-    pub fn new(inner: M) -> Self {
-        Self { inner }
-    }
-}
-
-impl<M> StreamMuxer for Muxer<M>
-where
-    M: StreamMuxer + Unpin,
-    M::Substream: Unpin,
-{
-    type Substream = Stream<M::Substream>;
-    type Error = M::Error;
-
-    fn poll_inbound(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Self::Substream, Self::Error>> {
-        Pin::new(&mut self.get_mut().inner)
-            .poll_inbound(cx)
-            .map_ok(|stream| Stream::new(stream, true))
-    }
-
-    fn poll_outbound(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Self::Substream, Self::Error>> {
-        Pin::new(&mut self.get_mut().inner)
-            .poll_outbound(cx)
-            .map_ok(|stream| Stream::new(stream, false))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.get_mut().inner).poll_close(cx)
-    }
-
-    fn poll(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
-        Pin::new(&mut self.get_mut().inner).poll(cx)
-    }
-}
+/// A stream muxer with its streams wrapped in [`Stream`] (see the module doc).
+pub type Muxer<M> = super::stream_muxer::Muxer<M, Stream<<M as StreamMuxer>::Substream>>;
 
 /// A stream whose answers poll its connection once more (see the module doc).
 pub struct Stream<S> {
@@ -92,6 +45,12 @@ pub struct Stream<S> {
     inbound: bool,
     /// Written since the last flush (rule 2).
     wrote: bool,
+}
+
+impl<S> super::stream_muxer::Wrap<S> for Stream<S> {
+    fn wrap(inner: S, inbound: bool) -> Self {
+        Self::new(inner, inbound)
+    }
 }
 
 impl<S> Stream<S> {
