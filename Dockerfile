@@ -3,6 +3,7 @@
 #   docker run --rm peerfind --help
 #   docker run -d -p 9000:9000/tcp -p 9000:9000/udp -v boot:/data peerfind bootnode
 #   docker run -d -p 9000:9000/tcp -p 9000:9000/udp -v peer:/data -e PEERFIND_BOOTNODES=enr:… peerfind run
+#   docker run -d -v peer:/data -e PEERFIND_BOOTNODES=http://boot.example:9100/enr peerfind run
 #
 # Stages: `builder` compiles the release binary, `router` is the NAT router of compose.yaml,
 # and the last, default one is the runtime image.
@@ -33,13 +34,17 @@ COPY --from=builder /usr/local/bin/peerfind /usr/local/bin/peerfind
 # The identity and the last record live in /data: keep it on a volume to keep the node's
 # PeerId and to let its record's seq grow across restarts.
 ENV PEERFIND_DATA_DIR=/data
+# The metrics server (`/metrics`) and the probes beside it (`/healthz`, `/readyz`, and `/enr`:
+# the record a peer's `--bootnode http://HOST:9100/enr` fetches) are on in the image, on
+# 9100; `-e PEERFIND_METRICS=127.0.0.1:9100` keeps them inside the container.
+ENV PEERFIND_METRICS=0.0.0.0:9100
 VOLUME ["/data"]
 USER peerfind:peerfind
 WORKDIR /data
-EXPOSE 9000/tcp 9000/udp
-# Asks the node itself over its status API, which listens on the container's own loopback
-# (127.0.0.1:5052, the default): `peerfind status` exits 1 when the node does not answer.
+EXPOSE 9000/tcp 9000/udp 9100/tcp
+# Asks the node itself over HTTP, on the address PEERFIND_METRICS names (loopback for
+# 0.0.0.0): `peerfind probe` exits 1, with the reason, when `/healthz` does not answer 200.
 HEALTHCHECK --interval=15s --timeout=15s --start-period=10s --retries=3 \
-    CMD ["peerfind", "status"]
+    CMD ["peerfind", "probe"]
 ENTRYPOINT ["peerfind"]
 CMD ["--help"]

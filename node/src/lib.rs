@@ -13,7 +13,8 @@
 //! - [`reach`]: reachability decisions: [`reach::confirm`] (when an observed address is ours),
 //!   [`reach::nat`] (the `nat` flag), [`reach::strategy`] (how a learned peer is reached).
 //! - [`api`]: the status API (gRPC, `/metrics`) and the CLI's `status`, `peers`, `watch`.
-//! - [`config`]: every setting and its default.
+//! - [`config`]: every setting and its default; a bootnode named by the URL of its record.
+//! - [`probe`]: the probes' client side (`peerfind probe`, fetching a bootnode's `/enr`).
 //! - [`status`]: what the node reports about itself, and the handle the API asks it with.
 //! - [`diag`]: `peerfind ping` and `peerfind netcheck`, the active diagnostics.
 //! - [`mesh`]: the bootnodes' record mesh over gossipsub.
@@ -27,6 +28,7 @@ pub mod api;
 pub mod config;
 pub mod diag;
 pub mod mesh;
+pub mod probe;
 pub mod reach;
 pub mod record;
 pub mod service;

@@ -120,6 +120,17 @@ enum Command {
     /// port per destination ("varies by destination") or not ("endpoint independent"), which
     /// transports get out (UDP, TCP) and which get in, and the NAT verdict.
     Netcheck(ApiArgs),
+    /// Ask a running node's probe over HTTP (on its `--metrics` address): exit 0 when it
+    /// answers 200, 1 with the reason otherwise. The container image's HEALTHCHECK.
+    Probe {
+        /// The node's metrics address (its `--metrics`; 0.0.0.0 asks this host's loopback).
+        #[arg(long, env = "PEERFIND_METRICS", default_value = peerfind::probe::DEFAULT_ADDR)]
+        addr: SocketAddr,
+        /// Ask `/readyz` (a bootnode connected and an address in the record) instead of
+        /// `/healthz` (the node answers).
+        #[arg(long)]
+        ready: bool,
+    },
 }
 
 /// Where the running node's API is, and how to print its answers.
@@ -253,6 +264,7 @@ fn main() -> anyhow::Result<()> {
             stdout(),
         )),
         Command::Netcheck(args) => ask(client::netcheck(args.api, args.format(), stdout())),
+        Command::Probe { addr, ready } => probe(addr, ready),
     }
 }
 
@@ -297,9 +309,19 @@ fn with_config_file(mut args: Vec<OsString>) -> anyhow::Result<(Vec<OsString>, V
     Ok((args, from_file))
 }
 
-fn run(mode: Mode, config: Config) -> anyhow::Result<()> {
+fn run(mode: Mode, mut config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Bootnodes named by URL are fetched first; a stop while waiting for them is a
+        // normal end (the node may be PID 1 in a container, where SIGTERM has no default).
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch SIGTERM")?;
+        tokio::select! {
+            () = config.resolve_bootnodes() => {}
+            _ = term.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        drop(term);
         let (api_addr, metrics_addr) = (config.api, config.metrics);
         let api_limits = api::server::Limits {
             max_connections: config.api_max_connections,
@@ -336,6 +358,24 @@ fn ask(command: impl Future<Output = Result<(), client::ClientError>>) -> anyhow
         Err(client::ClientError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => {
             eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `peerfind probe`: one line, and exit code 0 when the probe passed, 1 when not.
+fn probe(addr: SocketAddr, ready: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match runtime.block_on(peerfind::probe::check(addr, ready)) {
+        Ok(answer) => {
+            println!("{answer}");
+            Ok(())
+        }
+        Err(e) => {
+            println!("{e}");
             std::process::exit(1);
         }
     }

@@ -3,14 +3,16 @@
 //! relay limits as flags (`relay_limits`). Uses the defaults other modules own
 //! (`crate::api`, `crate::mesh`, `crate::reach`), nothing else.
 
+pub mod bootnode;
 pub mod file;
 pub mod relay_limits;
 
+pub use bootnode::{Bootnode, BootnodeError, BootnodeSource};
+
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
-use peerfind_behaviours::{enr_ext, table};
+use peerfind_behaviours::table;
 
 /// Default port for TCP and QUIC when no `--listen` is given.
 pub const DEFAULT_PORT: u16 = 9000;
@@ -45,15 +47,22 @@ pub struct Config {
     pub port: u16,
 
     /// A bootnode to join through (repeatable, or comma-separated in the environment): its
-    /// `enr:…` text, or a multiaddr ending in `/p2p/<PeerId>` such as
-    /// `/ip4/198.51.100.10/tcp/9000/p2p/16Uiu2…` or `/ip4/…/udp/9000/quic-v1/p2p/…`.
+    /// `enr:…` text, a multiaddr ending in `/p2p/<PeerId>` such as
+    /// `/ip4/198.51.100.10/tcp/9000/p2p/16Uiu2…` or `/ip4/…/udp/9000/quic-v1/p2p/…`, or the
+    /// URL of its record, `http://HOST:PORT/enr` (its `--metrics` server; a service name in
+    /// compose or Kubernetes), fetched at start and retried until it answers.
     /// Bootnodes tell us our public address and introduce us to other peers.
     #[arg(
         long = "bootnode",
         env = "PEERFIND_BOOTNODES",
-        value_name = "ENR|MULTIADDR",
+        value_name = "ENR|MULTIADDR|URL",
         value_delimiter = ','
     )]
+    pub bootnode: Vec<BootnodeSource>,
+
+    /// The bootnodes to dial: `--bootnode`'s, with those named by URL once fetched
+    /// ([`Config::resolve_bootnodes`], which the node's start calls).
+    #[arg(skip)]
     pub bootnodes: Vec<Bootnode>,
 
     /// Our public address, set by hand (repeatable): `/ip4/IP/tcp/PORT` or
@@ -310,68 +319,6 @@ impl Config {
     }
 }
 
-/// A bootnode as configured: who it is and where to dial it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bootnode {
-    /// Its PeerId.
-    pub peer_id: PeerId,
-    /// Where to dial it, each ending in `/p2p/<peer_id>`.
-    pub addrs: Vec<Multiaddr>,
-    /// Named by its record: a node with a record speaks peerfind's record exchange, so it is
-    /// greeted the moment it is connected rather than a round trip later, once its identify
-    /// says so. A multiaddr may name any libp2p node, which identify is waited for.
-    pub from_record: bool,
-}
-
-/// Why a `--bootnode` value was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum BootnodeError {
-    /// The `enr:` text is not a valid record.
-    #[error("invalid bootnode ENR: {0}")]
-    Enr(#[from] enr_ext::RecordError),
-    /// The record has no TCP or QUIC address to dial.
-    #[error("the bootnode ENR has no ip with a tcp or quic port to dial")]
-    NoAddress,
-    /// Not a multiaddr.
-    #[error("invalid bootnode multiaddr: {0}")]
-    Multiaddr(#[from] libp2p::multiaddr::Error),
-    /// The multiaddr does not say whose it is.
-    #[error(
-        "a bootnode multiaddr must end in /p2p/<PeerId>, so the connection can be authenticated"
-    )]
-    NoPeerId,
-}
-
-impl FromStr for Bootnode {
-    type Err = BootnodeError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if s.starts_with("enr:") {
-            let enr = enr_ext::decode_text(s)?;
-            let peer_id = enr_ext::peer_id(&enr)?;
-            let addrs = enr_ext::multiaddrs(&enr, peer_id);
-            if addrs.is_empty() {
-                return Err(BootnodeError::NoAddress);
-            }
-            return Ok(Self {
-                peer_id,
-                addrs,
-                from_record: true,
-            });
-        }
-        let addr: Multiaddr = s.parse()?;
-        match addr.iter().last() {
-            Some(Protocol::P2p(peer_id)) => Ok(Self {
-                peer_id,
-                addrs: vec![addr],
-                from_record: false,
-            }),
-            _ => Err(BootnodeError::NoPeerId),
-        }
-    }
-}
-
 /// What kind of node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -460,24 +407,6 @@ mod tests {
             parse(&["--api-idle-timeout", "5s"]).api_idle_timeout
                 == std::time::Duration::from_secs(5)
         );
-    }
-
-    #[test]
-    fn a_bootnode_is_an_enr_or_a_multiaddr_with_its_peer_id() {
-        let key = libp2p::identity::Keypair::generate_secp256k1();
-        let peer = key.public().to_peer_id();
-        let m: Bootnode = format!("/ip4/198.51.100.10/udp/9000/quic-v1/p2p/{peer}")
-            .parse()
-            .unwrap();
-        assert_eq!(m.peer_id, peer);
-        assert!(matches!(
-            "/ip4/198.51.100.10/tcp/9000".parse::<Bootnode>(),
-            Err(BootnodeError::NoPeerId)
-        ));
-        assert!(matches!(
-            "enr:xyz".parse::<Bootnode>(),
-            Err(BootnodeError::Enr(_))
-        ));
     }
 
     #[test]
