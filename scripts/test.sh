@@ -46,6 +46,10 @@ fi
 [ -x tests/interop/py/.venv/bin/python ] || python3 -m venv tests/interop/py/.venv
 tests/interop/py/.venv/bin/pip install --quiet --disable-pip-version-check \
   -r tests/interop/py/requirements.txt
+# podman-compose, pinned, for the compose test (tests/tests/lab_compose.rs).
+[ -x tests/compose/.venv/bin/python ] || python3 -m venv tests/compose/.venv
+tests/compose/.venv/bin/pip install --quiet --disable-pip-version-check \
+  -r tests/compose/requirements.txt
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -15,7 +15,8 @@ use peerfind_tests::container;
 const EIP778_EXAMPLE: &str = "enr:-IS4QHCYrYZbAKWCBRlAy5zzaDZXJBGkcnh4MHcBFZntXNFrdvJjX04jRzjzCBOonrkTfj499SZuOh8R33Ls8RRcy5wBgmlkgnY0gmlwhH8AAAGJc2VjcDI1NmsxoQPKY0yuDUmstAHYpMa2_oxVtw0RW_QAdpzBQA8yWM0xOIN1ZHCCdl8";
 /// The image builds from the root Dockerfile (time and size printed); `--help` and
 /// `enr decode` of EIP-778's example work through the entrypoint; the node runs as a user that
-/// is not root; the ports, the volume and the health check are in the image's config.
+/// is not root; the ports, the volume and the health check (`peerfind probe`, on the metrics
+/// port the image turns on) are in the image's config.
 #[tokio::test]
 async fn lab_container_image_builds_and_runs_the_cli_as_a_non_root_user() {
     let built = container::image().expect("the image builds from the root Dockerfile");
@@ -89,10 +90,40 @@ async fn lab_container_image_builds_and_runs_the_cli_as_a_non_root_user() {
     ])
     .await
     .unwrap();
-    for part in ["9000/tcp", "9000/udp", "/data", "peerfind", "status"] {
+    for part in ["9000/tcp", "9000/udp", "9100/tcp", "/data", "peerfind"] {
         assert!(
             config.contains(part),
             "the image's config has {part}: {config}"
         );
     }
+    // The health check is the node's own probe, run in the container: `peerfind probe`.
+    let check = container::run(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Healthcheck.Test}}",
+        image,
+    ])
+    .await
+    .unwrap();
+    let check: Vec<String> = serde_json::from_str(check.trim()).unwrap();
+    assert_eq!(
+        check,
+        ["CMD", "peerfind", "probe"],
+        "the image's HEALTHCHECK"
+    );
+    // The probe it runs answers from the image's metrics address, on by default.
+    let env = container::run(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Env}}",
+        image,
+    ])
+    .await
+    .unwrap();
+    assert!(
+        env.contains("PEERFIND_METRICS=0.0.0.0:9100"),
+        "the image serves its probes on 9100: {env}"
+    );
 }

@@ -11,6 +11,7 @@
 //! Needs root, podman, buildah and debootstrap (the test command installs them); the tests
 //! that use this module have names starting with `lab_`.
 
+pub mod compose;
 mod images;
 
 pub use images::{Built, IMAGE, IMAGE_ENV, ROUTER_IMAGE, image, router_image};
@@ -125,11 +126,13 @@ impl Drop for Volume {
 }
 
 /// A container of the tested image ([`image`]), removed (with force, and with its anonymous
-/// volumes) on drop; its log is printed then when the
-/// test is failing, or always with `PEERFIND_TEST_SHOW_LOGS=1`.
+/// volumes) on drop unless another owns it ([`Container::attach`]); its log is printed then
+/// when the test is failing, or always with `PEERFIND_TEST_SHOW_LOGS=1`.
 pub struct Container {
     name: String,
     role: String,
+    /// Whether dropping it removes it: not for a compose service, which its project removes.
+    owned: bool,
 }
 
 impl Container {
@@ -185,9 +188,41 @@ impl Container {
         let container = Self {
             name,
             role: role.to_owned(),
+            owned: true,
         };
         run(&refs).await?;
         Ok(container)
+    }
+
+    /// The running container `name`, which something else made and removes (a compose
+    /// project): asked as any other, its log printed on drop when the test fails.
+    pub fn attach(name: &str, role: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            role: role.to_owned(),
+            owned: false,
+        }
+    }
+
+    /// Runs `peerfind probe` (`--ready` when `ready`) inside the container: the node's answer
+    /// when the probe passed, its reason when not.
+    pub async fn probe(&self, ready: bool) -> anyhow::Result<Result<String, String>> {
+        let mut cmd = vec!["exec", &self.name, "peerfind", "probe"];
+        if ready {
+            cmd.push("--ready");
+        }
+        let out = output(&cmd).await?;
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok(match out.status.code() {
+            Some(0) => Ok(said),
+            Some(1) => Err(said),
+            _ => bail!(
+                "{}: peerfind probe failed ({}): {}",
+                self.role,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        })
     }
 
     /// The container's name.
@@ -339,6 +374,9 @@ impl Drop for Container {
                 self.log(),
                 self.role
             );
+        }
+        if !self.owned {
+            return;
         }
         let _ = std_podman()
             .args(["rm", "--force", "--volumes", "--time", "0", &self.name])
