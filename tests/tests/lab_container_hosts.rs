@@ -25,8 +25,8 @@ const PUNCH_WAIT: Duration = Duration::from_secs(120);
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Bound on the wait for "unhealthy": the image's 3 failed checks in a row (and one more that
-/// may fall in its start period), each ending when `peerfind status` gives up (3 s to connect,
-/// 10 s for the answer) plus podman's own work, which takes seconds more on a loaded machine.
+/// may fall in its start period), each ending when `peerfind probe` gives up (5 s for the
+/// answer) plus podman's own work, which takes seconds more on a loaded machine.
 const UNHEALTHY_WAIT: Duration = Duration::from_secs(180);
 
 /// The exit code a container has when SIGKILL ended it (128 + 9).
@@ -271,7 +271,7 @@ async fn lab_container_topology_with_bob_symmetric_stays_relayed() {
     drop((bob, alice, boot));
 }
 
-/// A node in a container: healthy while it runs, unhealthy while its API does not answer
+/// A node in a container: healthy while it runs, unhealthy while its probe does not answer
 /// (the process frozen), stopped by SIGTERM within the grace with exit code 0, and restarted
 /// in a new container on the same volume with the same PeerId and a higher seq.
 #[tokio::test]
