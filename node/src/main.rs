@@ -8,8 +8,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use futures::FutureExt as _;
 use peerfind::api::{self, client};
-use peerfind::config::file;
+use peerfind::config::{BootnodeSource, file};
 use peerfind::record::inspect;
 use peerfind::{Config, Mode, Node};
 
@@ -312,16 +313,28 @@ fn with_config_file(mut args: Vec<OsString>) -> anyhow::Result<(Vec<OsString>, V
 fn run(mode: Mode, mut config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        // Bootnodes named by URL are fetched first; a stop while waiting for them is a
+        // Bootnodes named by URL are fetched first, which may take long: a stop meanwhile is a
         // normal end (the node may be PID 1 in a container, where SIGTERM has no default).
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot watch SIGTERM")?;
-        tokio::select! {
-            () = config.resolve_bootnodes() => {}
-            _ = term.recv() => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+        // Once watched, a signal is no longer fatal by default, so one that comes before the
+        // node's own watch starts is looked for again then. Without a URL nothing is watched.
+        let mut stop = None;
+        if config
+            .bootnode
+            .iter()
+            .any(|b| matches!(b, BootnodeSource::Url(_)))
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+            let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+            tokio::select! {
+                () = config.resolve_bootnodes() => {}
+                _ = term.recv() => return Ok(()),
+                _ = int.recv() => return Ok(()),
+            }
+            stop = Some((term, int));
+        } else {
+            config.resolve_bootnodes().await;
         }
-        drop(term);
         let (api_addr, metrics_addr) = (config.api, config.metrics);
         let api_limits = api::server::Limits {
             max_connections: config.api_max_connections,
@@ -336,6 +349,13 @@ fn run(mode: Mode, mut config: Config) -> anyhow::Result<()> {
         let metrics = metrics_addr.map(|addr| (addr, registry));
         let mut services =
             api::Services::start(api_addr, api_limits, metrics, node.handle(), mode).await?;
+        if let Some((mut term, mut int)) = stop {
+            let signalled = |s: &mut tokio::signal::unix::Signal| s.recv().now_or_never().is_some();
+            if signalled(&mut term) || signalled(&mut int) {
+                services.stop().await;
+                return Ok(());
+            }
+        }
         let outcome = tokio::select! {
             result = node.run() => result.map_err(anyhow::Error::from),
             error = services.failed() => Err(error.into()),
