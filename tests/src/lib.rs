@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod container;
+pub mod dns;
 pub mod hostile;
 pub mod http;
 pub mod interop;

@@ -13,6 +13,9 @@
 //! 3. anything else is asked again after a backoff, [`FIRST_RETRY`] doubling to
 //!    [`MAX_RETRY`], for as long as it takes: a bootnode may start after its peers. What the
 //!    node waits for is logged at info once each time it changes.
+//!
+//! A `/dnsaddr/NAME/p2p/ID` address is expanded at start too, into the addresses its TXT
+//! records list (`super::dnsaddr`), and asked again like a URL while the lookup fails.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,7 +23,7 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use peerfind_behaviours::enr_ext;
 
-use super::Config;
+use super::{Config, dnsaddr};
 use crate::probe;
 
 /// Wait before asking a URL again the first time: a bootnode starting beside us (compose)
@@ -197,33 +200,78 @@ impl BootnodeUrl {
 
     /// Asks until the bootnode's record comes (rule 3).
     pub async fn resolve(&self) -> Bootnode {
-        let mut wait = FIRST_RETRY;
-        let mut last = String::new();
-        loop {
-            match self.fetch().await {
-                Ok(bootnode) => {
-                    tracing::info!(url = %self, peer_id = %bootnode.peer_id, "bootnode record fetched");
-                    return bootnode;
-                }
-                Err(reason) if reason != last => {
-                    tracing::info!(url = %self, %reason, "waiting for the bootnode's record");
-                    last = reason;
-                }
-                Err(_) => {}
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(MAX_RETRY);
-        }
+        let url = self.to_string();
+        until_answered(&url, "waiting for the bootnode's record", || self.fetch()).await
     }
 }
 
+/// Tries `attempt` until it gives the bootnode, waiting between tries as rule 3 says, and
+/// logs `waiting` at info each time the reason changes.
+async fn until_answered<F, Fut>(what: &str, waiting: &str, mut attempt: F) -> Bootnode
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Bootnode, String>>,
+{
+    let mut wait = FIRST_RETRY;
+    let mut last = String::new();
+    loop {
+        match attempt().await {
+            Ok(bootnode) => {
+                tracing::info!(source = %what, peer_id = %bootnode.peer_id, addrs = ?bootnode.addrs, "bootnode found");
+                return bootnode;
+            }
+            Err(reason) if reason != last => {
+                tracing::info!(source = %what, %reason, "{waiting}");
+                last = reason;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(MAX_RETRY);
+    }
+}
+
+/// `bootnode` with each `/dnsaddr` address replaced by the addresses its list names, asked
+/// again while a lookup fails (rule 3); as given when it has none.
+async fn expand_dnsaddrs(bootnode: Bootnode) -> Bootnode {
+    if !bootnode.addrs.iter().any(dnsaddr::is_dnsaddr) {
+        return bootnode;
+    }
+    let names: Vec<String> = bootnode.addrs.iter().map(|a| a.to_string()).collect();
+    let attempt = || async {
+        let system = dnsaddr::System::new().map_err(|e| e.to_string())?;
+        let mut addrs = Vec::new();
+        for addr in &bootnode.addrs {
+            for a in dnsaddr::expand(&system, addr, bootnode.peer_id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
+        }
+        Ok(Bootnode {
+            addrs,
+            ..bootnode.clone()
+        })
+    };
+    until_answered(
+        &names.join(" "),
+        "waiting for the bootnode's dnsaddr list",
+        attempt,
+    )
+    .await
+}
+
 impl Config {
-    /// Fills [`Config::bootnodes`] from `--bootnode`: the given ones, and each URL's record
-    /// once it is fetched (all URLs at once; waits as long as one does not answer).
+    /// Fills [`Config::bootnodes`] from `--bootnode`: the given ones (their `/dnsaddr` lists
+    /// read), and each URL's record once it is fetched (all at once; waits as long as one
+    /// does not answer).
     pub async fn resolve_bootnodes(&mut self) {
         let fetched = self.bootnode.iter().map(|source| async move {
             match source {
-                BootnodeSource::Given(bootnode) => bootnode.clone(),
+                BootnodeSource::Given(bootnode) => expand_dnsaddrs(bootnode.clone()).await,
                 BootnodeSource::Url(url) => url.resolve().await,
             }
         });

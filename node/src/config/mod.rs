@@ -4,6 +4,7 @@
 //! (`crate::api`, `crate::mesh`, `crate::reach`), nothing else.
 
 pub mod bootnode;
+pub mod dnsaddr;
 pub mod file;
 pub mod relay_limits;
 
