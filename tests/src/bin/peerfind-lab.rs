@@ -74,6 +74,10 @@ enum Place {
     Symmetric,
     /// Behind a full-cone NAT.
     Fullcone,
+    /// Behind an address-restricted cone NAT.
+    AddressRestricted,
+    /// Behind an endpoint-independent NAT that lets no UDP out.
+    UdpBlocked,
 }
 
 impl From<Place> for Placement {
@@ -83,6 +87,8 @@ impl From<Place> for Placement {
             Place::Eim => Placement::BehindNat(NatMode::EndpointIndependent),
             Place::Symmetric => Placement::BehindNat(NatMode::Symmetric),
             Place::Fullcone => Placement::BehindNat(NatMode::FullCone),
+            Place::AddressRestricted => Placement::BehindNat(NatMode::AddressRestricted),
+            Place::UdpBlocked => Placement::BehindNat(NatMode::UdpBlocked),
         }
     }
 }

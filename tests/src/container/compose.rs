@@ -107,9 +107,14 @@ impl Project {
 
     /// `up -d --no-build` with `env` (e.g. `BOB_NAT=symmetric`): the images are built already.
     pub async fn up(&self, env: &[(&str, &str)]) -> anyhow::Result<()> {
-        self.compose(&["up", "--detach", "--no-build"], env)
-            .await
-            .map(drop)
+        self.up_only(env, &[]).await
+    }
+
+    /// [`Project::up`] of `services` only, and what they depend on (all when empty).
+    pub async fn up_only(&self, env: &[(&str, &str)], services: &[&str]) -> anyhow::Result<()> {
+        let mut args = vec!["up", "--detach", "--no-build"];
+        args.extend_from_slice(services);
+        self.compose(&args, env).await.map(drop)
     }
 
     /// `down -v`, then checks that no container, network or volume of the project is left.

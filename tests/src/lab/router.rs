@@ -27,6 +27,8 @@ pub(super) fn mode_name(mode: NatMode) -> &'static str {
         NatMode::EndpointIndependent => "eim",
         NatMode::Symmetric => "symmetric",
         NatMode::FullCone => "full-cone",
+        NatMode::AddressRestricted => "address-restricted",
+        NatMode::UdpBlocked => "udp-blocked",
     }
 }
 
@@ -36,7 +38,10 @@ pub(super) fn mode_name(mode: NatMode) -> &'static str {
 /// destination: symmetric mapping.
 fn masquerade(mode: NatMode) -> &'static str {
     match mode {
-        NatMode::EndpointIndependent | NatMode::FullCone => "masquerade",
+        NatMode::EndpointIndependent
+        | NatMode::FullCone
+        | NatMode::AddressRestricted
+        | NatMode::UdpBlocked => "masquerade",
         NatMode::Symmetric => "masquerade fully-random",
     }
 }
@@ -126,7 +131,25 @@ mod tests {
             "iifname $wan meta l4proto { tcp, udp } dnat to $lan_host"
         ));
         assert!(has(&cone, "iifname $wan ct status dnat accept"));
-        for lines in [&eim, &symmetric, &cone] {
+        let restricted = rule_lines(NatMode::AddressRestricted);
+        assert!(has(
+            &restricted,
+            "oifname $wan update @contacted { ip daddr } masquerade"
+        ));
+        assert!(has(
+            &restricted,
+            "iifname $wan ip saddr @contacted meta l4proto { tcp, udp } dnat to $lan_host"
+        ));
+        assert!(!has(&restricted, "oifname $wan masquerade"));
+        assert!(!eim.iter().any(|l| l.contains("@contacted")));
+        let blocked = rule_lines(NatMode::UdpBlocked);
+        assert!(has(
+            &blocked,
+            "iifname $lan oifname $wan meta l4proto udp drop"
+        ));
+        assert!(has(&blocked, "oifname $wan masquerade"));
+        assert!(!eim.iter().any(|l| l.contains("udp drop")));
+        for lines in [&eim, &symmetric, &cone, &restricted, &blocked] {
             assert!(has(lines, "define wan = \"wan0\""));
             assert!(has(lines, "define lan_host = 192.168.1.2"));
             assert!(has(

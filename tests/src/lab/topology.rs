@@ -27,6 +27,12 @@ pub enum NatMode {
     /// Full cone: endpoint-independent mapping and everything arriving on the router's public
     /// address goes to the one LAN host. The control where every host is reachable.
     FullCone,
+    /// Address-restricted cone: endpoint-independent mapping, and what arrives from an address
+    /// the LAN host sent to, from any port, goes to it (address-dependent filtering).
+    AddressRestricted,
+    /// Endpoint-independent mapping as [`NatMode::EndpointIndependent`] for TCP, and no UDP
+    /// out at all: a network that blocks QUIC.
+    UdpBlocked,
 }
 
 /// Where Alice or Bob sits.

@@ -13,6 +13,9 @@
 //!   dialer's start to its direct connection, the relay's address and the listener's PeerId
 //!   given in advance.
 //!
+//! - **matrix** (`--matrix`, alone): every pair of `--kinds` of router, Alice behind one and
+//!   Bob behind the other; see `matrix.rs`.
+//!
 //! Every scenario runs over TCP and QUIC (each node listens on that one transport) at each
 //! `--delays` one-way delay on every access link (bootnode, Charlie, Alice, Bob), so a round
 //! trip between two hosts is 4 × the delay. Each try gets a fresh lab. Needs root.
@@ -23,6 +26,8 @@
 //! ```
 //!
 //! It prints what it measured and asserts nothing: speed is read here, not in the tests.
+
+mod matrix;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -65,6 +70,13 @@ struct Cli {
     /// After a verdict, how long to keep watching for it to change (a change counts as wrong).
     #[arg(long, default_value_t = 1000)]
     hold_ms: u64,
+    /// Run the NAT matrix instead: every pair of `--kinds`, `--tries` each, no delay.
+    #[arg(long)]
+    matrix: bool,
+    /// The matrix's router kinds: none, eim, address-restricted, full-cone, symmetric,
+    /// udp-blocked.
+    #[arg(long, value_delimiter = ',', default_values_t = ["none", "eim", "address-restricted", "full-cone", "symmetric", "udp-blocked"].map(String::from))]
+    kinds: Vec<String>,
 }
 
 /// One try's outcome: how long it took (ms), and whether it ended as it should.
@@ -80,6 +92,9 @@ type Results = BTreeMap<(String, String, u64), Vec<Sample>>;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.matrix {
+        return run_matrix(&cli).await;
+    }
     let mut results = Results::new();
     let wants = |s: &str| cli.only.iter().any(|o| o == s);
     for &delay in &cli.delays {
@@ -136,6 +151,35 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     print(&results);
+    Ok(())
+}
+
+/// Every ordered pair of kinds with Alice's not after Bob's in `--kinds` (the other order
+/// differs only by who starts first), over each transport.
+async fn run_matrix(cli: &Cli) -> anyhow::Result<()> {
+    let mut cells = matrix::Cells::new();
+    for (i, a) in cli.kinds.iter().enumerate() {
+        for b in &cli.kinds[i..] {
+            let (pa, pb) = (matrix::kind(a)?, matrix::kind(b)?);
+            for t in &cli.transports {
+                for _ in 0..cli.tries {
+                    let outcome = matrix::try_cell(t, pa, pb).await.unwrap_or_else(|e| {
+                        eprintln!("try failed: {e:#}");
+                        matrix::Outcome {
+                            path: matrix::Path::None,
+                            ms: None,
+                        }
+                    });
+                    eprintln!("{a} × {b} {t}: {outcome:?}");
+                    cells
+                        .entry((a.clone(), b.clone(), t.clone()))
+                        .or_default()
+                        .push(outcome);
+                }
+            }
+        }
+    }
+    matrix::print(&cells);
     Ok(())
 }
 
