@@ -52,7 +52,11 @@ pub(crate) struct Outcome {
 }
 
 /// One try of the cell (`a`, `b`) over `transport`.
-pub(crate) async fn try_cell(transport: &str, a: Placement, b: Placement) -> anyhow::Result<Outcome> {
+pub(crate) async fn try_cell(
+    transport: &str,
+    a: Placement,
+    b: Placement,
+) -> anyhow::Result<Outcome> {
     let lab = Lab::up(Topology::new(a, b))?;
     let (mut boot, enr) = bootnode(&lab, &[transport]).await?;
     let mut alice = peer(&lab, Host::Alice, &enr, &listen(transport))?;
