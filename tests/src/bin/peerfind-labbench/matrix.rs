@@ -81,6 +81,9 @@ pub(crate) async fn try_cell(
         l = alice.wait_for("connected", CELL_WAIT, direct(bob_id.clone())) => l,
         l = bob.wait_for("connected", CELL_WAIT, direct(alice_id.clone())) => l,
     };
+    // Decided once both have stopped, so a punch's log line that follows its connection by
+    // a moment is read too.
+    scenario::stop_all(&mut [&mut bob, &mut alice, &mut boot]).await;
     let outcome = match first {
         Ok(first) => {
             let mut at = logged_ms(&first)?;
@@ -91,9 +94,13 @@ pub(crate) async fn try_cell(
                     }
                 }
             }
-            let punched = [&alice, &bob]
+            let punched = [(&alice, &bob_id), (&bob, &alice_id)]
                 .iter()
-                .any(|n| !n.lines_with("hole punch succeeded").is_empty());
+                .any(|(n, id)| {
+                    n.lines_with("hole punch succeeded")
+                        .iter()
+                        .any(|l| field(l, "peer") == id.as_str())
+                });
             Outcome {
                 path: if punched { Path::Punched } else { Path::Dialed },
                 ms: Some(at - begun),
@@ -115,7 +122,6 @@ pub(crate) async fn try_cell(
             }
         }
     };
-    scenario::stop_all(&mut [&mut bob, &mut alice, &mut boot]).await;
     Ok(outcome)
 }
 
