@@ -5,7 +5,14 @@
 //!    configured bootnode, that we had not dialed, and that we are not (or were not a moment
 //!    ago) relayed to, since a hole punch's connection may arrive inbound. Nobody can do that
 //!    to a node behind a NAT, so the node is **Public**, whatever was believed before.
-//! 2. AutoNAT confirmed one of our addresses: a server dialed us back there. **Public**.
+//! 2. AutoNAT confirmed one of our addresses: a server dialed us back there, and no NAT
+//!    translates our address (rule 5 saw it untranslated, or has not spoken yet). **Public**.
+//!    Behind a translating NAT a dial-back proves nothing about strangers: it comes from a
+//!    server we are connected to, so from an IP we sent to, and an address-restricted NAT
+//!    lets anything from such an IP in, from any port. It cannot tell a full cone from that,
+//!    and a node judged public behind one is dialed straight by peers whose packets its NAT
+//!    drops. So under translation only rule 1 (a stranger reached us) makes us Public, and a
+//!    Public verdict rule 2 gave before the translation was seen is taken back by rule 5.
 //! 3. AutoNAT found one of our addresses unreachable, and no address has been confirmed:
 //!    **Private**. This is the fast signal (seconds); a confirmed address (rule 2) outranks it,
 //!    since a node with one reachable address is reachable. Only an address on an IP a
@@ -30,10 +37,10 @@
 //!    one identify round trip after the first bootnode connection, unless an address was
 //!    confirmed reachable (rule 2) or we are Public (rule 1). Loss and delay only postpone
 //!    the observation; they cannot fake a translation. A translating NAT that still lets
-//!    strangers in (full cone, a forwarded port, a 1:1 NAT) is revised to Public by rule 2
-//!    as soon as a dial-back arrives. An untranslated observation is no verdict (a firewall
-//!    may still drop strangers): only AutoNAT's dial-back makes that node Public, but the
-//!    strategy may act on it ([`Detector::translated`]).
+//!    strangers in (full cone, a forwarded port, a 1:1 NAT) is revised to Public by rule 1,
+//!    when a stranger reaches us; not by rule 2 (see there). An untranslated observation
+//!    is no verdict (a firewall may still drop strangers): only AutoNAT's dial-back makes
+//!    that node Public, but the strategy may act on it ([`Detector::translated`]).
 //! 6. Otherwise the status stays as it is; it starts **Unknown**.
 //!
 //! Each change is reported once, with the signal that caused it and when. The `nat` flag in
@@ -224,7 +231,12 @@ impl Detector {
             return None;
         };
         self.translated = Some(translated);
-        if !translated || self.reachable_addr || self.status == Status::Public {
+        if translated && self.reachable_addr {
+            // Rule 2 spoke before we knew of the NAT: its dial-back is no proof behind one.
+            self.reachable_addr = false;
+        }
+        let public_by_stranger = matches!(self.reason, Reason::StrangerReachedUs { .. });
+        if !translated || public_by_stranger {
             return None;
         }
         self.set(
@@ -267,6 +279,10 @@ impl Detector {
         now: Instant,
     ) -> Option<Change> {
         if reachable {
+            if self.translated == Some(true) {
+                // Rule 2: behind a translating NAT a dial-back is no proof.
+                return None;
+            }
             self.reachable_addr = true;
             self.deadline = None;
             return self.set(
