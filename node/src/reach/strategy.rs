@@ -22,9 +22,25 @@
 //!    more). Otherwise we wait: if we are behind a NAT too, the peer's dial back would die at
 //!    our NAT and leave the entry rule 4 avoids in its NAT.
 //! 7. A NAT'd record while we are behind a NAT too: the one of the two with the smaller
-//!    PeerId dials the other through the bootnode's relay, the other waits for it (two
-//!    circuits at once would start two hole punches racing for the same ports). The relayed
-//!    connection is then upgraded by a hole punch, or kept as the fallback.
+//!    PeerId acts, the other waits for it (two at once would start two hole punches racing
+//!    for the same ports).
+//! 8. Rule 7's actor punches through the introduction when both records give an address on
+//!    a transport both speak ([`punch_addrs`]: QUIC first, since UDP punches more reliably
+//!    and both sides must pick the same one): it asks a bootnode for an introduction and at
+//!    once sends towards the peer's address (a dial in the listener's role, which opens our
+//!    NAT for the peer and waits for its connection); the peer, introduced, dials our
+//!    address from its listen port and finds our NAT open. One round trip through the
+//!    bootnode and one direct, where a relayed connection first needs a circuit, its
+//!    security handshake and DCUtR's exchange. QUIC's roles are settled by the
+//!    introduction: the introduced peer is the QUIC client. While the punch is in flight
+//!    nothing more is done; while our record has no address yet though a bootnode saw us
+//!    translated (NAT rule 5 gives the verdict just before the address goes in), we wait
+//!    for it.
+//! 9. Otherwise rule 7's actor dials the peer through the bootnode's relay: no common
+//!    transport, or a punch through the introduction asked within the last
+//!    [`crate::reach::attempts::INTRO_INTERVAL`] (it failed: its fallback, attempts rule 5,
+//!    brought us here). The relayed connection is then upgraded by DCUtR's hole punch, or
+//!    kept as the fallback.
 
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use peerfind_behaviours::enr_ext::{self, Enr};
@@ -47,7 +63,14 @@ pub enum Action {
         /// The bootnode.
         via: PeerId,
     },
-    /// Dial through this bootnode's relay (rule 7).
+    /// Ask this bootnode for an introduction and punch towards these addresses (rule 8).
+    Punch {
+        /// The bootnode.
+        via: PeerId,
+        /// The peer's addresses on the one transport the punch uses.
+        addrs: Vec<Multiaddr>,
+    },
+    /// Dial through this bootnode's relay (rule 9).
     Relay {
         /// The bootnode.
         via: PeerId,
@@ -82,13 +105,22 @@ pub enum Reason {
     NoBootnode,
     /// Rule 6: our own NAT status is not known yet, nor whether our address is translated.
     Undecided,
-    /// Rule 7: the peer dials the circuit.
+    /// Rule 7: the peer acts.
     PeerDials,
+    /// Rule 8: a punch to the peer is in flight.
+    Punching,
 }
 
 /// What the strategy needs to know about the node and the peer.
 #[derive(Debug, Clone, Copy)]
-pub struct Situation {
+pub struct Situation<'a> {
+    /// Our own record, whose addresses a punch needs (rule 8).
+    pub own: Option<&'a Enr>,
+    /// Whether we asked for an introduction to the peer within the last
+    /// [`crate::reach::attempts::INTRO_INTERVAL`] (rule 9).
+    pub asked_recently: bool,
+    /// Whether a punch to the peer is in flight (rule 8).
+    pub punching: bool,
     /// Our own PeerId.
     pub local: PeerId,
     /// Whether this node is a bootnode.
@@ -110,7 +142,7 @@ pub struct Situation {
 }
 
 /// Applies the rules (see the module doc) to `enr`, whose key is `peer`'s.
-pub fn decide(enr: &Enr, peer: PeerId, now: Situation) -> Action {
+pub fn decide(enr: &Enr, peer: PeerId, now: Situation<'_>) -> Action {
     if now.bootnode {
         return Action::Keep(Reason::Bootnode);
     }
@@ -140,9 +172,54 @@ pub fn decide(enr: &Enr, peer: PeerId, now: Situation) -> Action {
         nat::Status::Public => Action::Introduce { via },
         nat::Status::Unknown if now.translated == Some(false) => Action::Introduce { via },
         nat::Status::Unknown => Action::Keep(Reason::Undecided),
-        nat::Status::Private if now.local < peer => Action::Relay { via },
-        nat::Status::Private => Action::Keep(Reason::PeerDials),
+        nat::Status::Private if now.local > peer => Action::Keep(Reason::PeerDials),
+        nat::Status::Private if now.punching => Action::Keep(Reason::Punching),
+        nat::Status::Private => {
+            let addrs = match now.own {
+                Some(own)
+                    if now.translated == Some(true)
+                        && enr_ext::multiaddrs(own, now.local).is_empty() =>
+                {
+                    return Action::Keep(Reason::Undecided);
+                }
+                Some(own) if !now.asked_recently => punch_addrs(own, enr, peer),
+                _ => Vec::new(),
+            };
+            if addrs.is_empty() {
+                Action::Relay { via }
+            } else {
+                Action::Punch { via, addrs }
+            }
+        }
     }
+}
+
+/// The addresses of `theirs` (whose key is `peer`'s) a punch between two NAT'd nodes goes to
+/// (rule 8): those of QUIC when both records give a QUIC address, else of TCP when both give
+/// a TCP one, else none. Both sides compute it from the same two records, so they punch on
+/// the same transport; one connection, not one per transport.
+pub fn punch_addrs(ours: &Enr, theirs: &Enr, peer: PeerId) -> Vec<Multiaddr> {
+    let transports = |enr: &Enr| -> Vec<(enr_ext::Transport, Multiaddr)> {
+        enr_ext::multiaddrs(enr, peer)
+            .into_iter()
+            .filter_map(|a| enr_ext::socket_of(&a).map(|(_, _, t)| (t, a)))
+            .collect()
+    };
+    let (ours, theirs) = (transports(ours), transports(theirs));
+    for transport in [enr_ext::Transport::Quic, enr_ext::Transport::Tcp] {
+        if !ours.iter().any(|(t, _)| *t == transport) {
+            continue;
+        }
+        let addrs: Vec<Multiaddr> = theirs
+            .iter()
+            .filter(|(t, _)| *t == transport)
+            .map(|(_, a)| a.clone())
+            .collect();
+        if !addrs.is_empty() {
+            return addrs;
+        }
+    }
+    Vec::new()
 }
 
 /// The addresses of `target` through the relay at each of `relay_addrs` (which end in the
@@ -163,7 +240,7 @@ pub fn circuit_addrs(relay_addrs: &[Multiaddr], target: PeerId) -> Vec<Multiaddr
 mod tests {
     use std::net::Ipv4Addr;
 
-    use peerfind_behaviours::enr_ext::{NAT_KEY, NAT_VALUE, SigningKey};
+    use peerfind_behaviours::enr_ext::{NAT_KEY, NAT_VALUE, QUIC_KEY, SigningKey};
 
     use super::*;
 
@@ -183,8 +260,11 @@ mod tests {
         (enr, peer)
     }
 
-    fn node(nat: nat::Status) -> Situation {
+    fn node(nat: nat::Status) -> Situation<'static> {
         Situation {
+            own: None,
+            asked_recently: false,
+            punching: false,
             local: PeerId::random(),
             bootnode: false,
             connection: Connection::None,
@@ -272,13 +352,131 @@ mod tests {
             local: max_peer(peer),
             ..private
         };
-        assert_eq!(decide(&enr, peer, smaller), Action::Relay { via });
+        assert_eq!(
+            decide(&enr, peer, smaller),
+            Action::Relay { via },
+            "rule 9: without our own record there is nothing to punch from"
+        );
         assert_eq!(decide(&enr, peer, larger), Action::Keep(Reason::PeerDials));
         let alone = Situation {
             bootnode_via: None,
             ..public
         };
         assert_eq!(decide(&enr, peer, alone), Action::Keep(Reason::NoBootnode));
+    }
+
+    /// A record with a TCP and a QUIC port as given.
+    fn record_on(nat: bool, tcp: Option<u16>, quic: Option<u16>) -> (Enr, PeerId) {
+        let key =
+            SigningKey::from_slice(&libp2p::identity::secp256k1::SecretKey::generate().to_bytes())
+                .unwrap();
+        let mut b = Enr::builder();
+        b.ip4(Ipv4Addr::new(203, 0, 113, 7));
+        if let Some(port) = tcp {
+            b.tcp4(port);
+        }
+        if let Some(port) = quic {
+            b.add_value(QUIC_KEY, &port);
+        }
+        if nat {
+            b.add_value(NAT_KEY, &NAT_VALUE);
+        }
+        let enr = b.build(&key).unwrap();
+        let peer = enr_ext::peer_id(&enr).unwrap();
+        (enr, peer)
+    }
+
+    #[test]
+    fn two_natted_nodes_punch_through_the_introduction_and_fall_back_to_the_relay() {
+        let (theirs, peer) = record_on(true, Some(9000), Some(9001));
+        let (ours, _) = record_on(true, Some(4000), Some(4001));
+        let private = node(nat::Status::Private);
+        let via = private.bootnode_via.unwrap();
+        let smaller = Situation {
+            local: min_peer(peer),
+            own: Some(&ours),
+            ..private
+        };
+        let quic: Multiaddr = format!("/ip4/203.0.113.7/udp/9001/quic-v1/p2p/{peer}")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            decide(&theirs, peer, smaller),
+            Action::Punch {
+                via,
+                addrs: vec![quic]
+            },
+            "rule 8, on QUIC"
+        );
+        let larger = Situation {
+            local: max_peer(peer),
+            ..smaller
+        };
+        assert_eq!(
+            decide(&theirs, peer, larger),
+            Action::Keep(Reason::PeerDials),
+            "rule 7: the other one acts"
+        );
+        assert_eq!(
+            decide(
+                &theirs,
+                peer,
+                Situation {
+                    punching: true,
+                    ..smaller
+                }
+            ),
+            Action::Keep(Reason::Punching)
+        );
+        let (no_addr_yet, _) = record_on(true, None, None);
+        let translated_without_address = Situation {
+            own: Some(&no_addr_yet),
+            translated: Some(true),
+            ..smaller
+        };
+        assert_eq!(
+            decide(&theirs, peer, translated_without_address),
+            Action::Keep(Reason::Undecided),
+            "our address is on its way"
+        );
+        let failed = Situation {
+            asked_recently: true,
+            ..smaller
+        };
+        assert_eq!(
+            decide(&theirs, peer, failed),
+            Action::Relay { via },
+            "rule 9: the punch was tried"
+        );
+        let (no_addr, peer) = record_on(true, None, None);
+        let smaller = Situation {
+            local: min_peer(peer),
+            ..smaller
+        };
+        assert_eq!(decide(&no_addr, peer, smaller), Action::Relay { via });
+    }
+
+    #[test]
+    fn a_punch_uses_quic_when_both_records_give_it_and_tcp_otherwise() {
+        let (both, peer) = record_on(true, Some(9000), Some(9001));
+        let (tcp_only, tcp_peer) = record_on(true, Some(9000), None);
+        let (quic_only, _) = record_on(true, None, Some(9001));
+        let addr = |s: &str, p: PeerId| -> Multiaddr { format!("{s}/p2p/{p}").parse().unwrap() };
+        assert_eq!(
+            punch_addrs(&both, &both, peer),
+            [addr("/ip4/203.0.113.7/udp/9001/quic-v1", peer)]
+        );
+        assert_eq!(
+            punch_addrs(&tcp_only, &both, peer),
+            [addr("/ip4/203.0.113.7/tcp/9000", peer)],
+            "we speak only TCP"
+        );
+        assert_eq!(
+            punch_addrs(&both, &tcp_only, tcp_peer),
+            [addr("/ip4/203.0.113.7/tcp/9000", tcp_peer)],
+            "they speak only TCP"
+        );
+        assert!(punch_addrs(&quic_only, &tcp_only, tcp_peer).is_empty());
     }
 
     /// A peerfind PeerId (secp256k1, like every node's). `PeerId::random` would not do: it is

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Mode, Node};
+use crate::reach::attempts::PunchEnd;
 use crate::reach::nat;
 use crate::reach::reservation::Decision;
 use crate::reach::strategy::{self, Action, Port, Situation};
@@ -20,7 +21,12 @@ use libp2p::core::transport::ListenerId;
 impl Node {
     /// Applies the connection strategy to a peer we learned of.
     pub(super) fn reach(&mut self, enr: &Enr, peer: PeerId) {
+        let now = Instant::now();
         let situation = Situation {
+            // Without our record the strategy does not punch (rule 9).
+            own: self.config.intro_punch.then(|| self.record.enr()),
+            asked_recently: self.reach.asked_recently(&peer, now),
+            punching: self.reach.punching(&peer),
             local: *self.swarm.local_peer_id(),
             bootnode: self.mode == Mode::Bootnode,
             connection: self.connections.best(&peer),
@@ -32,7 +38,8 @@ impl Node {
             translated: self.nat.translated(),
             bootnode_via: self.bootnode_via(&peer),
         };
-        match strategy::decide(enr, peer, situation) {
+        let action = strategy::decide(enr, peer, situation);
+        match action {
             Action::Dial { addrs, port } => {
                 tracing::info!(%peer, addrs = ?addrs, ?port, "dialing peer at its record's addresses");
                 let opts = DialOpts::peer_id(peer).addresses(addrs);
@@ -46,6 +53,7 @@ impl Node {
                 }
             }
             Action::Introduce { via } => self.ask_introduction(peer, via),
+            Action::Punch { via, addrs } => self.punch_introduced(peer, via, addrs),
             Action::Relay { via } => self.dial_relayed(peer, via),
             Action::Keep(reason) => tracing::debug!(%peer, ?reason, "not dialing peer"),
         }
@@ -112,7 +120,86 @@ impl Node {
         self.swarm.behaviour_mut().intro.ask(via, target);
     }
 
-    /// Rule 7 of the strategy: a relayed connection through `via`, which DCUtR then tries to
+    /// Rule 8 of the strategy: asks `via` to introduce us to `peer` and at once punches
+    /// towards its `addrs`: a dial in the listener's role opens our NAT for the peer and
+    /// waits for its connection, which the introduction makes it dial (see `on_intro`).
+    fn punch_introduced(&mut self, peer: PeerId, via: PeerId, addrs: Vec<libp2p::Multiaddr>) {
+        let Some(target) = enr_ext::node_id(&peer) else {
+            return;
+        };
+        let now = Instant::now();
+        if !self.reach.may_ask(peer, now) {
+            return self.dial_relayed(peer, via);
+        }
+        tracing::info!(%peer, bootnode = %via, addrs = ?addrs, "punching through an introduction");
+        self.counters.introductions_asked += 1;
+        self.hub
+            .publish(status::Event::IntroductionAsked { target: peer, via });
+        self.swarm.behaviour_mut().intro.ask(via, target);
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .override_role()
+            .condition(PeerCondition::Always)
+            .build();
+        let id = opts.connection_id();
+        if self.dial(opts, peer, false) {
+            self.counters.punches_tried += 1;
+            self.reach.punch_dialing(id, peer, Some(via), now);
+        } else {
+            self.dial_relayed(peer, via);
+        }
+    }
+
+    /// Strategy rule 8's punch (attempts rule 5) ended: reported like DCUtR's, and on the
+    /// asking side a failed one falls back to the relay at once (strategy rule 9).
+    fn on_punch_end(&mut self, end: PunchEnd, error: Option<String>) {
+        let peer = end.peer;
+        let error = (!end.succeeded).then(|| {
+            error.unwrap_or_else(|| "no direct connection within the punch's wait".to_owned())
+        });
+        if end.succeeded {
+            self.counters.punches_succeeded += 1;
+            tracing::info!(%peer, "hole punch through the introduction succeeded");
+        } else {
+            self.counters.punches_failed += 1;
+            // Info, as DCUtR's: punches fail often in the wild, and the relay takes over.
+            tracing::info!(
+                %peer, error = error.as_deref().unwrap_or_default(),
+                fallback = end.fall_back_via.is_some(),
+                "hole punch through the introduction failed"
+            );
+        }
+        self.hub.publish(status::Event::HolePunch {
+            peer_id: peer,
+            succeeded: end.succeeded,
+            error,
+        });
+        if let Some(via) = end.fall_back_via
+            && matches!(self.connections.best(&peer), status::Connection::None)
+        {
+            self.dial_relayed(peer, via);
+        }
+    }
+
+    /// Connection `id` opened: when it is a punch dial, its punch succeeded.
+    pub(super) fn on_punch_opened(&mut self, id: libp2p::swarm::ConnectionId) {
+        if let Some(end) = self.reach.punch_opened(id) {
+            self.on_punch_end(end, None);
+        }
+    }
+
+    /// Punch dials whose wait ended (attempts rule 5).
+    pub(super) fn on_punch_deadlines(&mut self) {
+        let connections = &self.connections;
+        let ends = self
+            .reach
+            .take_expired_punches(Instant::now(), |p| is_direct(connections.best(p)));
+        for end in ends {
+            self.on_punch_end(end, None);
+        }
+    }
+
+    /// Rule 9 of the strategy: a relayed connection through `via`, which DCUtR then tries to
     /// upgrade to a direct one.
     fn dial_relayed(&mut self, peer: PeerId, via: PeerId) {
         let Some(bootnode) = self.bootnodes.get(&via) else {
@@ -132,7 +219,18 @@ impl Node {
     }
 
     /// A dial failed: when it was a circuit, it is dialed again later (reach-state rule 4).
-    pub(super) fn on_dial_failed(&mut self, id: libp2p::swarm::ConnectionId) {
+    pub(super) fn on_dial_failed(
+        &mut self,
+        id: libp2p::swarm::ConnectionId,
+        error: &libp2p::swarm::DialError,
+    ) {
+        let connections = &self.connections;
+        if let Some(end) = self
+            .reach
+            .punch_dial_failed(id, |p| is_direct(connections.best(p)))
+        {
+            return self.on_punch_end(end, Some(error.to_string()));
+        }
         if let Some((peer, wait)) = self.reach.circuit_failed(id, Instant::now()) {
             tracing::info!(%peer, retry_in = ?wait, "circuit dial failed; dialing a new one later");
         }
@@ -214,9 +312,16 @@ impl Node {
                 via,
             } => {
                 // "Hello Charlie": our outgoing connection opens our NAT for him. It leaves
-                // from the listen port, so he sees our advertised address; he asked only
-                // because he knows he is public (strategy rule 6), so it will be answered.
-                let addrs = enr_ext::multiaddrs(&requester, requester_peer);
+                // from the listen port, so he sees our advertised address. He asked because
+                // he knows he is public (strategy rule 6), or, NAT'd too, he punches towards
+                // us at this moment (rule 8): then we dial the one transport he punches on,
+                // and our packets find his NAT open.
+                let punch = enr_ext::is_natted(&requester);
+                let addrs = if punch {
+                    strategy::punch_addrs(self.record.enr(), &requester, requester_peer)
+                } else {
+                    enr_ext::multiaddrs(&requester, requester_peer)
+                };
                 // The behaviour takes no record without an address (intro rule 4); were one
                 // to come, a dial without addresses would go wherever another behaviour
                 // knows the peer at, which the bootnode vouched for nowhere.
@@ -231,7 +336,12 @@ impl Node {
                     via,
                 });
                 let opts = DialOpts::peer_id(requester_peer).addresses(addrs).build();
-                self.dial(opts, requester_peer, false);
+                let id = opts.connection_id();
+                if self.dial(opts, requester_peer, false) && punch {
+                    self.counters.punches_tried += 1;
+                    self.reach
+                        .punch_dialing(id, requester_peer, None, Instant::now());
+                }
             }
             intro::Event::Served {
                 requester,
@@ -352,6 +462,11 @@ impl Node {
             .get_by_peer(peer)
             .map(|e| e.enr.clone())
     }
+}
+
+/// Whether `connection` is a direct one.
+fn is_direct(connection: status::Connection) -> bool {
+    matches!(connection, status::Connection::Direct { .. })
 }
 
 impl Node {
