@@ -37,6 +37,7 @@
 mod error;
 mod fault;
 mod impair;
+mod neighbours;
 mod netns;
 mod router;
 mod topology;
@@ -134,6 +135,7 @@ impl Lab {
         })?;
         lab.wire()?;
         lab.start_routers()?;
+        neighbours::pin(&lab.namespaces)?;
         Ok(lab)
     }
 
