@@ -5,7 +5,7 @@
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{PeerId, dcutr, multiaddr::Protocol, relay};
 use peerfind_behaviours::enr_ext::{self, Enr};
-use peerfind_behaviours::{intro, table};
+use peerfind_behaviours::{intro, ip_group, table};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -53,7 +53,10 @@ impl Node {
                 }
             }
             Action::Introduce { via } => self.ask_introduction(peer, via),
-            Action::Punch { via, addrs } => self.punch_introduced(peer, via, addrs),
+            Action::Punch { via, addrs } => {
+                let lan = self.lan_addrs_for(enr);
+                self.punch_introduced(peer, via, addrs, lan)
+            }
             Action::Relay { via } => self.dial_relayed(peer, via),
             Action::Keep(reason) => tracing::debug!(%peer, ?reason, "not dialing peer"),
         }
@@ -117,13 +120,36 @@ impl Node {
         self.counters.introductions_asked += 1;
         self.hub
             .publish(status::Event::IntroductionAsked { target: peer, via });
-        self.swarm.behaviour_mut().intro.ask(via, target);
+        self.swarm.behaviour_mut().intro.ask(via, target, Vec::new());
+    }
+
+    /// Our LAN addresses, for a peer whose record names our public IP (behind our NAT): the
+    /// introduction carries them, and the bootnode passes them on only when it sees us both
+    /// at that IP (intro rule 6). Nobody else ever gets them.
+    fn lan_addrs_for(&self, enr: &Enr) -> Vec<libp2p::Multiaddr> {
+        let own = self.record.enr();
+        let same_ip = (enr.ip4().is_some() && enr.ip4() == own.ip4())
+            || (enr.ip6().is_some() && enr.ip6() == own.ip6());
+        if !same_ip {
+            return Vec::new();
+        }
+        self.swarm
+            .listeners()
+            .filter(|a| intro::protocol::lan_addr(a))
+            .cloned()
+            .collect()
     }
 
     /// Rule 8 of the strategy: asks `via` to introduce us to `peer` and at once punches
     /// towards its `addrs`: a dial in the listener's role opens our NAT for the peer and
     /// waits for its connection, which the introduction makes it dial (see `on_intro`).
-    fn punch_introduced(&mut self, peer: PeerId, via: PeerId, addrs: Vec<libp2p::Multiaddr>) {
+    fn punch_introduced(
+        &mut self,
+        peer: PeerId,
+        via: PeerId,
+        addrs: Vec<libp2p::Multiaddr>,
+        lan: Vec<libp2p::Multiaddr>,
+    ) {
         let Some(target) = enr_ext::node_id(&peer) else {
             return;
         };
@@ -131,11 +157,11 @@ impl Node {
         if !self.reach.may_ask(peer, now) {
             return self.dial_relayed(peer, via);
         }
-        tracing::info!(%peer, bootnode = %via, addrs = ?addrs, "punching through an introduction");
+        tracing::info!(%peer, bootnode = %via, addrs = ?addrs, lan_addrs = lan.len(), "punching through an introduction");
         self.counters.introductions_asked += 1;
         self.hub
             .publish(status::Event::IntroductionAsked { target: peer, via });
-        self.swarm.behaviour_mut().intro.ask(via, target);
+        self.swarm.behaviour_mut().intro.ask(via, target, lan);
         let opts = DialOpts::peer_id(peer)
             .addresses(addrs)
             .override_role()
@@ -310,6 +336,7 @@ impl Node {
                 requester,
                 requester_peer,
                 via,
+                lan,
             } => {
                 // "Hello Charlie": our outgoing connection opens our NAT for him. It leaves
                 // from the listen port, so he sees our advertised address. He asked because
@@ -317,11 +344,24 @@ impl Node {
                 // us at this moment (rule 8): then we dial the one transport he punches on,
                 // and our packets find his NAT open.
                 let punch = enr_ext::is_natted(&requester);
-                let addrs = if punch {
+                let mut addrs = if punch {
                     strategy::punch_addrs(self.record.enr(), &requester, requester_peer)
                 } else {
                     enr_ext::multiaddrs(&requester, requester_peer)
                 };
+                // Behind one NAT (intro rule 6), its LAN addresses too, where they are on
+                // one of our own networks: a NAT that does not hairpin drops what we send
+                // to its public side.
+                let ours: Vec<ip_group::Group> = self
+                    .swarm
+                    .listeners()
+                    .filter_map(ip_group::Group::of_addr)
+                    .collect();
+                let on_link = lan
+                    .into_iter()
+                    .filter(|a| ip_group::Group::of_addr(a).is_some_and(|g| ours.contains(&g)))
+                    .map(|a| a.with(Protocol::P2p(requester_peer)));
+                addrs.extend(on_link);
                 // The behaviour takes no record without an address (intro rule 4); were one
                 // to come, a dial without addresses would go wherever another behaviour
                 // knows the peer at, which the bootnode vouched for nowhere.
