@@ -379,9 +379,13 @@ async fn introduce(
     record: Vec<u8>,
 ) -> (Response, bool) {
     let alice_id = *alice.local_peer_id();
-    let id = from
-        .behaviour_mut()
-        .send_request(&alice_id, Request::Introduce { record, lan: vec![] });
+    let id = from.behaviour_mut().send_request(
+        &alice_id,
+        Request::Introduce {
+            record,
+            lan: vec![],
+        },
+    );
     let mut introduced = false;
     let answer = tokio::time::timeout(WAIT, async {
         loop {

@@ -339,6 +339,49 @@ async fn lab_alice_and_bob_behind_nats_punch_through_the_introduction_over_quic(
     alice_and_bob_punch_a_hole("quic", Path::Introduction).await;
 }
 
+/// Alice and Bob on one LAN behind one router that does not hairpin: their records name the
+/// same public IP, which neither can reach the other at. The introduction carries the
+/// asker's LAN address (the bootnode sees both at one IP), and they connect over the LAN, no
+/// circuit dialed.
+async fn peers_behind_one_nat_meet_over_their_lan(transport: &str) {
+    let lab = Lab::up(Topology::shared_lan(NatMode::EndpointIndependent).with_hairpin(false))
+        .expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &[transport]).await.unwrap();
+    let mut pair = alice_then_bob(&lab, &boot, &enr, transport, &[]).await;
+    let (alice_lan, bob_lan) = (
+        lab.ip(Host::Alice).to_string(),
+        lab.ip(Host::Bob).to_string(),
+    );
+    let a = direct_connection_opened(&mut pair.alice, &pair.bob_id).await;
+    let b = direct_connection_opened(&mut pair.bob, &pair.alice_id).await;
+    assert!(
+        a.remote_addr.contains(&format!("/{bob_lan}/")),
+        "alice reaches bob on the LAN: {a:?}"
+    );
+    assert!(
+        b.remote_addr.contains(&format!("/{alice_lan}/")),
+        "bob reaches alice on the LAN: {b:?}"
+    );
+    let mut circuits = 0;
+    for host in [Host::Alice, Host::Bob] {
+        let status = cli::json(&lab, host, &["status"]).await.unwrap();
+        assert_eq!(status["nat"]["status"], "private", "{host}: {status}");
+        circuits += status["counts"]["circuit_dials"].as_u64().unwrap();
+    }
+    assert_eq!(circuits, 0, "no circuit: they met over the LAN");
+    pair.stop(&mut boot).await;
+}
+
+#[tokio::test]
+async fn lab_peers_behind_one_nat_without_hairpinning_meet_over_their_lan_over_tcp() {
+    peers_behind_one_nat_meet_over_their_lan("tcp").await;
+}
+
+#[tokio::test]
+async fn lab_peers_behind_one_nat_without_hairpinning_meet_over_their_lan_over_quic() {
+    peers_behind_one_nat_meet_over_their_lan("quic").await;
+}
+
 /// Alice behind a symmetric NAT, Bob behind an endpoint-independent one: no punch can work
 /// (Alice's NAT picks a new port per destination), so the relayed connection stays, is
 /// reported as relayed (logs, watchers, `peerfind peers`), and carries traffic both ways

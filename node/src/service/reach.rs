@@ -120,7 +120,10 @@ impl Node {
         self.counters.introductions_asked += 1;
         self.hub
             .publish(status::Event::IntroductionAsked { target: peer, via });
-        self.swarm.behaviour_mut().intro.ask(via, target, Vec::new());
+        self.swarm
+            .behaviour_mut()
+            .intro
+            .ask(via, target, Vec::new());
     }
 
     /// Our LAN addresses, for a peer whose record names our public IP (behind our NAT): the

@@ -61,8 +61,14 @@ fn lan_addresses_go_only_to_a_target_behind_the_requesters_nat() {
     let mapped: IpAddr = Ipv4Addr::new(198, 51, 100, 101).to_ipv6_mapped().into();
     let other: IpAddr = Ipv4Addr::new(198, 51, 100, 102).into();
     assert!(super::behind_one_nat(&[nat], &[other, nat]));
-    assert!(super::behind_one_nat(&[mapped], &[nat]), "one IP, two spellings");
+    assert!(
+        super::behind_one_nat(&[mapped], &[nat]),
+        "one IP, two spellings"
+    );
     assert!(!super::behind_one_nat(&[nat], &[other]));
-    assert!(!super::behind_one_nat(&[], &[nat]), "a requester seen nowhere");
+    assert!(
+        !super::behind_one_nat(&[], &[nat]),
+        "a requester seen nowhere"
+    );
     assert!(!super::behind_one_nat(&[Ipv6Addr::LOCALHOST.into()], &[]));
 }
