@@ -230,6 +230,7 @@ fn lan_addrs(raw: Vec<Vec<u8>>) -> Result<Vec<Multiaddr>, ProtocolError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -288,7 +289,7 @@ mod tests {
             "/dns4/lan.example/tcp/9000",
         ] {
             let bad: Multiaddr = bad.parse().unwrap();
-            assert_eq!(lan_addrs(raw(&[bad.clone()])), invalid, "{bad}");
+            assert_eq!(lan_addrs(raw(std::slice::from_ref(&bad))), invalid, "{bad}");
         }
         assert_eq!(
             lan_addrs(vec![vec![0xff, 0x01]]),
