@@ -53,6 +53,7 @@ mod learned;
 mod mesh;
 mod own_record;
 mod pings;
+mod punch;
 mod reach;
 mod report;
 
