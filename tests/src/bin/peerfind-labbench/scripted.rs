@@ -12,11 +12,13 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
-use super::{TRY_WAIT, now_ms};
+use super::now_ms;
 
 /// A listener on Alice reserves on the bootnode's relay; a dialer on Bob, told the relay and
 /// the listener's PeerId, dials the circuit and DCUtR punches. The time (ms) from the dialer's
-/// start to its direct connection, or an error when there was none within `wait`.
+/// start to its direct connection, or an error when there was none within `wait` (each step
+/// before, the listener's start and reservation, gets as long: behind a router that blocks
+/// the transport there is none).
 pub(crate) async fn punch(
     topology: Topology,
     transport: &str,
@@ -53,9 +55,9 @@ pub(crate) async fn punch(
             &timeout,
         ],
     )?;
-    let started = listener.wait("started", TRY_WAIT).await?;
+    let started = listener.wait("started", wait).await?;
     let target = started["peer_id"].as_str().unwrap_or_default().to_owned();
-    listener.wait("reserved", TRY_WAIT).await?;
+    listener.wait("reserved", wait).await?;
     let begun = now_ms();
     let mut dialer = Probe::start(
         &lab,
