@@ -7,9 +7,11 @@
 
 mod lab_probe;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 
-use lab_probe::{SILENCE, address, arrives_soon, behind, observed_by_two, receive, socket, up};
+use lab_probe::{
+    ARRIVAL, SILENCE, address, arrives_soon, behind, observed_by_two, receive, socket, up,
+};
 use peerfind_tests::lab::{Host, Lab, LabError, NatMode, Placement, Topology};
 
 #[test]
@@ -120,16 +122,11 @@ fn lab_refuses_bob_on_the_lan_of_a_public_alice() {
     }
 }
 
-/// A shared LAN behind an eim nat-a: Alice and Bob each map a port towards the bootnode,
-/// which returns the lab and what it saw of each, their sockets and its own.
-fn shared_lan(
-    hairpin: bool,
-) -> (
-    Lab,
-    [std::net::UdpSocket; 2],
-    [SocketAddr; 2],
-    std::net::UdpSocket,
-) {
+/// A shared LAN behind an eim nat-a: Alice and Bob each map the same local port (as two
+/// peers listening on one configured port do) towards the bootnode; returns the lab, their
+/// sockets, what the bootnode saw of each, and its socket. Bob's mapping cannot take the
+/// port Alice's took for the same destination, so their public ports differ.
+fn shared_lan(hairpin: bool) -> (Lab, [UdpSocket; 2], [SocketAddr; 2], UdpSocket) {
     let topology = Topology::shared_lan(NatMode::EndpointIndependent).with_hairpin(hairpin);
     let lab = Lab::up(topology).expect("the lab comes up");
     assert!(!lab.has(Host::NatB));
@@ -137,7 +134,14 @@ fn shared_lan(
     assert_eq!(lab.public_ip(Host::Bob), lab.public_ip(Host::Alice));
     let bootnode = socket(&lab, Host::Bootnode);
     let target = address(&lab, Host::Bootnode, &bootnode);
-    let sockets = [socket(&lab, Host::Alice), socket(&lab, Host::Bob)];
+    let alice = socket(&lab, Host::Alice);
+    let port = alice.local_addr().unwrap().port();
+    let bob = lab
+        .in_host(Host::Bob, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)))
+        .unwrap()
+        .unwrap();
+    bob.set_read_timeout(Some(ARRIVAL)).unwrap();
+    let sockets = [alice, bob];
     let mut seen = Vec::new();
     for (socket, payload) in sockets.iter().zip([b"from alice", b"from bob  "]) {
         socket.send_to(payload, target).unwrap();
@@ -147,6 +151,11 @@ fn shared_lan(
         seen.push(from);
     }
     let seen = [seen[0], seen[1]];
+    assert_ne!(
+        seen[0].port(),
+        seen[1].port(),
+        "one public port for two hosts"
+    );
     (lab, sockets, seen, bootnode)
 }
 
@@ -168,6 +177,25 @@ fn lab_hairpinning_router_takes_a_lan_host_s_packet_to_the_other_s_public_addres
     assert_eq!(from, SocketAddr::V4(address(&lab, Host::Alice, &alice)));
 }
 
+/// Two TCP sockets on one fresh port inside `host` (`SO_REUSEPORT`), as a peer that punches
+/// holds them: one listening, one to connect out from that port.
+fn tcp_pair(lab: &Lab, host: Host) -> (tokio::net::TcpListener, tokio::net::TcpSocket) {
+    let runtime = tokio::runtime::Handle::current();
+    lab.in_host(host, move || {
+        // The listener registers with the test's runtime.
+        let _entered = runtime.enter();
+        let listening = tokio::net::TcpSocket::new_v4()?;
+        listening.set_reuseport(true)?;
+        listening.bind((Ipv4Addr::UNSPECIFIED, 0).into())?;
+        let outgoing = tokio::net::TcpSocket::new_v4()?;
+        outgoing.set_reuseport(true)?;
+        outgoing.bind(listening.local_addr()?)?;
+        std::io::Result::Ok((listening.listen(8)?, outgoing))
+    })
+    .unwrap()
+    .unwrap()
+}
+
 #[tokio::test]
 async fn lab_hairpinning_router_takes_a_tcp_connection_to_the_other_lan_host() {
     let lab = Lab::up(Topology::shared_lan(NatMode::EndpointIndependent).with_hairpin(true))
@@ -179,35 +207,30 @@ async fn lab_hairpinning_router_takes_a_tcp_connection_to_the_other_lan_host() {
         .unwrap()
         .unwrap();
     let charlie_at = SocketAddrV4::new(lab.ip(Host::Charlie), charlie.local_addr().unwrap().port());
-    // Bob listens on the port he maps towards Charlie, as a peer that punches does.
-    let runtime = tokio::runtime::Handle::current();
-    let (listener, outgoing) = lab
-        .in_host(Host::Bob, move || {
-            let _entered = runtime.enter();
-            let listening = tokio::net::TcpSocket::new_v4()?;
-            listening.set_reuseport(true)?;
-            listening.bind((Ipv4Addr::UNSPECIFIED, 0).into())?;
-            let port = listening.local_addr()?.port();
-            let outgoing = tokio::net::TcpSocket::new_v4()?;
-            outgoing.set_reuseport(true)?;
-            outgoing.bind((Ipv4Addr::UNSPECIFIED, port).into())?;
-            std::io::Result::Ok((listening.listen(8)?, outgoing))
+    // Each maps its port with a connection to Charlie, who sees their public addresses.
+    let (bob_listener, bob_out) = tcp_pair(&lab, Host::Bob);
+    let _bob_to_charlie = bob_out.connect(charlie_at.into()).await.unwrap();
+    let (_, bob_public) = charlie.accept().unwrap();
+    let (_alice_listener, alice_out) = tcp_pair(&lab, Host::Alice);
+    let alice_port = alice_out.local_addr().unwrap();
+    let _alice_to_charlie = alice_out.connect(charlie_at.into()).await.unwrap();
+    let (_, alice_public) = charlie.accept().unwrap();
+    assert_eq!(bob_public.ip(), lab.public_ip(Host::Bob));
+
+    // From the same port, Alice connects to Bob's public address and reaches his listener,
+    // which sees her public address.
+    let alice_again = lab
+        .in_host(Host::Alice, move || {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_reuseport(true)?;
+            socket.bind(alice_port)?;
+            std::io::Result::Ok(socket)
         })
         .unwrap()
         .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let _to_charlie = outgoing.connect(charlie_at.into()).await.unwrap();
-    let (_, seen_by_charlie) = charlie.accept().unwrap();
-    let bob_public = SocketAddr::from((lab.public_ip(Host::Bob), port));
-    assert_eq!(seen_by_charlie, bob_public);
-
-    let alice = lab
-        .in_host(Host::Alice, tokio::net::TcpSocket::new_v4)
-        .unwrap()
-        .unwrap();
-    let _to_bob = alice.connect(bob_public).await.unwrap();
-    let (_, from) = listener.accept().await.unwrap();
-    assert_eq!(from.ip(), lab.public_ip(Host::Alice));
+    let _alice_to_bob = alice_again.connect(bob_public).await.unwrap();
+    let (_, from) = bob_listener.accept().await.unwrap();
+    assert_eq!(from, alice_public);
 }
 
 #[test]

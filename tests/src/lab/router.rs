@@ -243,8 +243,11 @@ mod tests {
             let lines = without_comments(&ruleset(&setup(mode, true)));
             assert!(has(
                 &lines,
-                "iifname $lan ip daddr $wan_addr dnat to meta l4proto . th dport map @hairpin"
+                "iifname $lan ip daddr $wan_addr meta l4proto { tcp, udp } dnat ip addr . port to meta l4proto . th dport map @hairpin"
             ));
+            assert!(lines.iter().any(|l| l.contains(
+                "snat to $wan_addr : ip saddr . meta l4proto . th sport map @hairpin_from"
+            )));
             assert!(has(
                 &lines,
                 "iifname $lan oifname $lan ct status dnat snat to $wan_addr"
