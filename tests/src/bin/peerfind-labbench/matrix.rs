@@ -5,9 +5,10 @@
 //!
 //! A try: a fresh lab; Alice starts and settles (a NAT verdict, and a relay slot when she
 //! is private); then Bob starts, and the time from his start to the first direct connection
-//! between them is measured, for at most [`CELL_WAIT`]. The path: **punched** (a hole punch
-//! succeeded on either side), **dialed** (direct without a punch), **relayed** (only a
-//! circuit), or **none**. The scripted punch gets a fresh lab of the same cell and the same
+//! between them is measured, for at most [`CELL_WAIT`]. The path: **lan** (the first direct
+//! connection is between LAN addresses: two hosts behind one router), **introduced** (the
+//! punch through the introduction succeeded on either side), **punched** (relay + DCUtR's
+//! punch), **dialed** (direct without a punch), **relayed** (only a circuit), or **none**. The scripted punch gets a fresh lab of the same cell and the same
 //! wait.
 
 use std::collections::BTreeMap;
@@ -155,6 +156,8 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
 /// How a try ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Path {
+    Lan,
+    Introduced,
     Punched,
     Dialed,
     Relayed,
@@ -207,15 +210,29 @@ async fn try_cell(transport: &str, topology: Topology) -> anyhow::Result<Outcome
                     }
                 }
             }
-            let punched = [(&alice, &bob_id), (&bob, &alice_id)]
-                .iter()
-                .any(|(n, id)| {
-                    n.lines_with("hole punch succeeded")
+            let logged = |message: &str| {
+                [(&alice, &bob_id), (&bob, &alice_id)].iter().any(|(n, id)| {
+                    n.lines_with(message)
                         .iter()
                         .any(|l| field(l, "peer") == id.as_str())
-                });
+                })
+            };
+            let lan = field(&first, "remote_addr")
+                .split('/')
+                .nth(2)
+                .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+                .is_some_and(|ip| ip.is_private());
+            let path = if lan {
+                Path::Lan
+            } else if logged("hole punch succeeded") {
+                Path::Punched
+            } else if logged("hole punch through the introduction succeeded") {
+                Path::Introduced
+            } else {
+                Path::Dialed
+            };
             Outcome {
-                path: if punched { Path::Punched } else { Path::Dialed },
+                path,
                 ms: Some(at - begun),
             }
         }
