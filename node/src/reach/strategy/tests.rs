@@ -6,13 +6,20 @@ use peerfind_behaviours::enr_ext::{NAT_KEY, NAT_VALUE, QUIC_KEY, SigningKey};
 
 use super::*;
 
-fn record(nat: bool, ip: bool) -> (Enr, PeerId) {
+/// A record at `at` (an IP, a TCP and a QUIC port), flagged when `nat`.
+fn build(nat: bool, at: Option<(Ipv4Addr, Option<u16>, Option<u16>)>) -> (Enr, PeerId) {
     let key =
         SigningKey::from_slice(&libp2p::identity::secp256k1::SecretKey::generate().to_bytes())
             .unwrap();
     let mut b = Enr::builder();
-    if ip {
-        b.ip4(Ipv4Addr::new(198, 51, 100, 9)).tcp4(9000);
+    if let Some((ip, tcp, quic)) = at {
+        b.ip4(ip);
+        if let Some(port) = tcp {
+            b.tcp4(port);
+        }
+        if let Some(port) = quic {
+            b.add_value(QUIC_KEY, &port);
+        }
     }
     if nat {
         b.add_value(NAT_KEY, &NAT_VALUE);
@@ -20,6 +27,13 @@ fn record(nat: bool, ip: bool) -> (Enr, PeerId) {
     let enr = b.build(&key).unwrap();
     let peer = enr_ext::peer_id(&enr).unwrap();
     (enr, peer)
+}
+
+fn record(nat: bool, ip: bool) -> (Enr, PeerId) {
+    build(
+        nat,
+        ip.then_some((Ipv4Addr::new(198, 51, 100, 9), Some(9000), None)),
+    )
 }
 
 fn node(nat: nat::Status) -> Situation<'static> {
@@ -127,25 +141,9 @@ fn a_natted_peer_is_introduced_to_a_public_node_and_relayed_to_a_natted_one() {
     assert_eq!(decide(&enr, peer, alone), Action::Keep(Reason::NoBootnode));
 }
 
-/// A record with a TCP and a QUIC port as given.
+/// A record on 203.0.113.7 with a TCP and a QUIC port as given.
 fn record_on(nat: bool, tcp: Option<u16>, quic: Option<u16>) -> (Enr, PeerId) {
-    let key =
-        SigningKey::from_slice(&libp2p::identity::secp256k1::SecretKey::generate().to_bytes())
-            .unwrap();
-    let mut b = Enr::builder();
-    b.ip4(Ipv4Addr::new(203, 0, 113, 7));
-    if let Some(port) = tcp {
-        b.tcp4(port);
-    }
-    if let Some(port) = quic {
-        b.add_value(QUIC_KEY, &port);
-    }
-    if nat {
-        b.add_value(NAT_KEY, &NAT_VALUE);
-    }
-    let enr = b.build(&key).unwrap();
-    let peer = enr_ext::peer_id(&enr).unwrap();
-    (enr, peer)
+    build(nat, Some((Ipv4Addr::new(203, 0, 113, 7), tcp, quic)))
 }
 
 #[test]

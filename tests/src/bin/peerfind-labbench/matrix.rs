@@ -211,11 +211,13 @@ async fn try_cell(transport: &str, topology: Topology) -> anyhow::Result<Outcome
                 }
             }
             let logged = |message: &str| {
-                [(&alice, &bob_id), (&bob, &alice_id)].iter().any(|(n, id)| {
-                    n.lines_with(message)
-                        .iter()
-                        .any(|l| field(l, "peer") == id.as_str())
-                })
+                [(&alice, &bob_id), (&bob, &alice_id)]
+                    .iter()
+                    .any(|(n, id)| {
+                        n.lines_with(message)
+                            .iter()
+                            .any(|l| field(l, "peer") == id.as_str())
+                    })
             };
             let lan = field(&first, "remote_addr")
                 .split('/')
