@@ -11,7 +11,9 @@
 //!    `dnsaddr=` is an entry, any other is skipped.
 //! 2. An entry naming another peer (`/p2p/OTHER`) is skipped; one naming none gets ID.
 //! 3. An entry that is itself a `/dnsaddr` is expanded the same way, at most [`MAX_DEPTH`]
-//!    deep (lists that name each other end there).
+//!    deep (lists that name each other end there), and with at most [`MAX_LOOKUPS`] lookups
+//!    in all: a list of many nested lists that each yield nothing would otherwise fan out
+//!    (libp2p's DNS transport stops at the same number).
 //! 4. At most [`MAX_ADDRS`] addresses per bootnode; the rest are dropped and said so.
 //! 5. No entry left is an error naming the name, as is a failed lookup.
 
@@ -23,6 +25,9 @@ use libp2p::{Multiaddr, PeerId};
 
 /// How deep lists may name lists (rule 3): libp2p's own bootstrap list is two deep.
 pub const MAX_DEPTH: usize = 4;
+
+/// Lookups per bootnode (rule 3), libp2p's DNS transport's own bound.
+pub const MAX_LOOKUPS: usize = 32;
 
 /// Addresses kept per bootnode (rule 4): a bootnode listens on a few, per transport and
 /// family; a list longer than this is a mistake or a flood.
@@ -112,7 +117,11 @@ pub async fn expand(
         return Ok(vec![addr.clone()]);
     };
     let name = format!("_dnsaddr.{name}");
-    walk(lookup, name.clone(), peer, 0, &mut found).await?;
+    let mut lookups = 0;
+    walk(lookup, name.clone(), peer, 0, (&mut found, &mut lookups)).await?;
+    if lookups >= MAX_LOOKUPS {
+        tracing::info!(%name, lookups, "a dnsaddr list that names more lists than a bootnode needs; stopped looking");
+    }
     if found.len() > MAX_ADDRS {
         tracing::info!(%name, listed = found.len(), kept = MAX_ADDRS, "a dnsaddr list longer than a bootnode needs; the rest dropped");
         found.truncate(MAX_ADDRS);
@@ -128,9 +137,10 @@ fn walk<'a, L: Lookup>(
     name: String,
     peer: PeerId,
     depth: usize,
-    found: &'a mut Vec<Multiaddr>,
+    (found, lookups): (&'a mut Vec<Multiaddr>, &'a mut usize),
 ) -> Pin<Box<dyn Future<Output = Result<(), DnsaddrError>> + Send + 'a>> {
     Box::pin(async move {
+        *lookups += 1;
         let texts = lookup
             .txt(name.clone())
             .await
@@ -155,8 +165,9 @@ fn walk<'a, L: Lookup>(
             }
             // Rule 3.
             if let Some(Protocol::Dnsaddr(inner)) = entry.iter().next() {
-                if depth + 1 < MAX_DEPTH && found.len() < MAX_ADDRS {
-                    walk(lookup, format!("_dnsaddr.{inner}"), peer, depth + 1, found).await?;
+                if depth + 1 < MAX_DEPTH && found.len() < MAX_ADDRS && *lookups < MAX_LOOKUPS {
+                    let inner = format!("_dnsaddr.{inner}");
+                    walk(lookup, inner, peer, depth + 1, (&mut *found, &mut *lookups)).await?;
                 }
                 continue;
             }
@@ -176,10 +187,11 @@ mod tests {
 
     use super::*;
 
-    struct Zone(HashMap<String, Vec<String>>);
+    struct Zone(HashMap<String, Vec<String>>, std::sync::atomic::AtomicUsize);
 
     impl Lookup for Zone {
         async fn txt(&self, name: String) -> Result<Vec<String>, String> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.0
                 .get(&name)
                 .cloned()
@@ -193,6 +205,7 @@ mod tests {
                 .iter()
                 .map(|(n, t)| ((*n).to_owned(), t.to_vec()))
                 .collect(),
+            Default::default(),
         )
     }
 
@@ -263,5 +276,27 @@ mod tests {
             missing.to_string().contains("_dnsaddr.none.example"),
             "{missing}"
         );
+    }
+
+    #[tokio::test]
+    async fn rule_3_lists_naming_many_empty_lists_stop_at_the_lookup_bound() {
+        let me = PeerId::random();
+        let wide: Vec<String> = (0..20)
+            .map(|i| format!("dnsaddr=/dnsaddr/n{i}.example"))
+            .collect();
+        // Every name lists the same twenty names: 20^3 lookups at depth 4 without the bound.
+        let mut entries: Vec<(String, &[String])> =
+            vec![("_dnsaddr.root.example".to_owned(), &wide)];
+        for i in 0..20 {
+            entries.push((format!("_dnsaddr.n{i}.example"), &wide));
+        }
+        let entries: Vec<(&str, &[String])> =
+            entries.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        let z = zone(&entries);
+        let err = expand(&z, &ma("/dnsaddr/root.example"), me)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DnsaddrError::Empty { .. }), "{err}");
+        assert_eq!(z.1.load(std::sync::atomic::Ordering::Relaxed), MAX_LOOKUPS);
     }
 }
