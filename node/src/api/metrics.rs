@@ -272,6 +272,18 @@ fn peerfind_registry(s: &status::Status) -> Registry {
          --max-inbound-per-subnet",
         counter(c.inbound_denied_per_subnet),
     );
+    let port_mapping = Family::<Labels, Counter>::default();
+    for (state, n) in &c.port_mapping {
+        port_mapping
+            .get_or_create(&vec![("state", state.clone())])
+            .inc_by(*n);
+    }
+    r.register(
+        "port_mapping_changes",
+        "Port-mapping (UPnP-IGD) changes, by the state each led to: no_gateway, \
+         gateway_not_routable, mapped, verified, failed",
+        port_mapping,
+    );
     let rejected = Family::<Labels, Counter>::default();
     for (reason, n) in &c.inputs_rejected {
         rejected

@@ -50,6 +50,7 @@ mod diag;
 mod error;
 mod identified;
 mod learned;
+mod mapping;
 mod mesh;
 mod own_record;
 mod pings;
@@ -76,6 +77,8 @@ pub struct Node {
     confirmations: Confirmations,
     /// NAT detection.
     nat: Detector,
+    /// The ports our router forwards to us.
+    port_mapping: crate::reach::mapping::PortMappings,
     connections: ConnectionBook,
     bootnodes: Bootnodes,
     listeners: Listeners,
@@ -149,6 +152,9 @@ impl Node {
                 },
                 now,
             ),
+            port_mapping: crate::reach::mapping::PortMappings::new(
+                config.port_mapping(mode == Mode::Bootnode),
+            ),
             bootnodes: Bootnodes::new(&config.bootnodes, now),
             config,
             swarm,
@@ -221,6 +227,7 @@ impl Node {
                 _ = sleep_until(self.confirmations.next_due()) => self.on_confirmations_due(),
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
+                    self.unmap_ports().await;
                     return Ok(());
                 }
             }
@@ -364,6 +371,7 @@ impl Node {
                 result,
             })) => self.on_ping(peer, connection, result),
             SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(BehaviourEvent::PortMapping(e)) => self.on_port_mapping(e),
             SwarmEvent::Behaviour(BehaviourEvent::Rtt(event)) => self.on_rtt(event),
             _ => {}
         }

@@ -122,9 +122,12 @@ impl Node {
             self.swarm.add_external_address(addr);
         }
         let (ip, port) = (confirmed.socket.ip(), confirmed.socket.port());
-        self.change_record(&reason, |c| {
-            c.set_socket(ip, port, confirmed.transport);
-        });
+        // Mapping rule 4: a verified port mapping keeps its transport's record address.
+        if !self.port_mapping.holds(confirmed.transport) {
+            self.change_record(&reason, |c| {
+                c.set_socket(ip, port, confirmed.transport);
+            });
+        }
         if verdict && !translated {
             // Strategy rule 6 may now ask for introductions, with this address in our record.
             self.reach_all();
@@ -150,6 +153,9 @@ impl Node {
             reachable,
             error: event.result.err().map(|e| e.to_string()),
         });
+        if self.on_mapping_tested(&event.tested_addr, event.server, reachable) {
+            return;
+        }
         // NAT rule 3 weighs a failure only on an IP a configured bootnode saw us at.
         let vouched = enr_ext::socket_of(&event.tested_addr)
             .is_some_and(|(ip, ..)| self.confirmations.bootnode_saw(ip));

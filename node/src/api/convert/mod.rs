@@ -4,7 +4,7 @@
 use libp2p::Multiaddr;
 use peerfind_proto::v1 as pb;
 
-use crate::reach::nat;
+use crate::reach::{mapping, nat};
 use crate::status;
 
 mod events;
@@ -28,6 +28,12 @@ pub(crate) fn status(s: &status::Status) -> pb::NodeStatus {
             status: nat_status(s.nat.status).into(),
             reason: s.nat.reason.clone(),
             since: Some(s.nat.since.into()),
+        }),
+        port_mapping: Some(pb::PortMapping {
+            state: mapping_state(s.port_mapping.state).into(),
+            detail: s.port_mapping.detail.clone(),
+            mapped_addrs: addrs(&s.port_mapping.mapped),
+            verified_addrs: addrs(&s.port_mapping.verified),
         }),
         bootnodes: s
             .bootnodes
@@ -97,6 +103,19 @@ pub(crate) fn peer(p: &status::Peer) -> pb::Peer {
 
 pub(super) fn addrs(list: &[Multiaddr]) -> Vec<String> {
     list.iter().map(ToString::to_string).collect()
+}
+
+pub(super) fn mapping_state(s: mapping::State) -> pb::PortMappingState {
+    use pb::PortMappingState as P;
+    match s {
+        mapping::State::Off => P::Off,
+        mapping::State::Searching => P::Searching,
+        mapping::State::NoGateway => P::NoGateway,
+        mapping::State::GatewayNotRoutable => P::GatewayNotRoutable,
+        mapping::State::Mapped => P::Mapped,
+        mapping::State::Verified => P::Verified,
+        mapping::State::Failed => P::Failed,
+    }
 }
 
 pub(super) fn nat_status(s: nat::Status) -> pb::NatStatus {

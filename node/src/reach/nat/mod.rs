@@ -34,7 +34,14 @@
 //!    as soon as a dial-back arrives. An untranslated observation is no verdict (a firewall
 //!    may still drop strangers): only AutoNAT's dial-back makes that node Public, but the
 //!    strategy may act on it ([`Detector::translated`]).
-//! 6. Otherwise the status stays as it is; it starts **Unknown**.
+//! 6. A port mapping the router granted, and that a dial-back reached, makes the node
+//!    **Public** at the mapped address ([`Detector::mapping_verified`]), whatever was believed
+//!    before. A forwarded port is not a filter state: unlike a dial-back to the NAT's own
+//!    mapping of our listen port, which an address-restricted NAT lets through from any IP we
+//!    sent to, it lets in whoever comes, so the dial-back proves strangers reach us. The
+//!    caller decides that the tested address is the mapped one (the port-mapping wiring tests
+//!    it as an address of its own, `crate::upstream::upnp`); rule 2 is not asked.
+//! 7. Otherwise the status stays as it is; it starts **Unknown**.
 //!
 //! Each change is reported once, with the signal that caused it and when. The `nat` flag in
 //! the record follows the status: set when Private, removed when Public.
@@ -119,6 +126,13 @@ pub enum Reason {
         /// The window that passed.
         window: Duration,
     },
+    /// Rule 6.
+    PortMappingVerified {
+        /// The mapped address the server dialed us back at.
+        addr: Multiaddr,
+        /// The server.
+        server: PeerId,
+    },
     /// Rule 5.
     AddressTranslated {
         /// Our address as the peer saw it.
@@ -141,6 +155,10 @@ impl fmt::Display for Reason {
             Reason::AutonatUnreachable { addr, server } => {
                 write!(f, "AutoNAT server {server} could not reach us at {addr}")
             }
+            Reason::PortMappingVerified { addr, server } => write!(
+                f,
+                "our router forwards {addr} to us, and AutoNAT server {server} reached us there"
+            ),
             Reason::AddressTranslated { addr, seen_by } => write!(
                 f,
                 "a NAT translated our address: {seen_by} sees us at {addr}, an IP none of our interfaces has"
@@ -282,6 +300,23 @@ impl Detector {
         self.set(
             Status::Private,
             Reason::AutonatUnreachable { addr, server },
+            now,
+        )
+    }
+
+    /// Rule 6: `server`'s dial-back reached us at `addr`, a port our router mapped for us.
+    /// Counts as a reachable address for rules 3 and 5, like rule 2's.
+    pub fn mapping_verified(
+        &mut self,
+        addr: Multiaddr,
+        server: PeerId,
+        now: Instant,
+    ) -> Option<Change> {
+        self.reachable_addr = true;
+        self.deadline = None;
+        self.set(
+            Status::Public,
+            Reason::PortMappingVerified { addr, server },
             now,
         )
     }
