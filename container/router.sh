@@ -2,7 +2,8 @@
 # Entry point of the router image (the Dockerfile's `router` stage), two uses:
 #
 #   router.sh                    a NAT router: loads router.nft in mode $NAT_MODE (eim,
-#                                symmetric, full-cone, address-restricted or udp-blocked;
+#                                symmetric, full-cone, address-restricted, udp-blocked or
+#                                upnp (the chains only: run miniupnpd beside it);
 #                                default eim) for the LAN that holds
 #                                $LAN_HOST, the one host behind it. Needs NET_ADMIN and
 #                                net.ipv4.ip_forward=1 (compose sets both).
@@ -18,8 +19,8 @@ if [ "${1:-}" = "gateway" ]; then
 else
   mode=${NAT_MODE:-eim}
   case "$mode" in
-    eim | symmetric | full-cone | address-restricted | udp-blocked) ;;
-    *) echo "NAT_MODE must be eim, symmetric, full-cone, address-restricted or udp-blocked, not $mode" >&2; exit 1 ;;
+    eim | symmetric | full-cone | address-restricted | udp-blocked | upnp) ;;
+    *) echo "NAT_MODE must be eim, symmetric, full-cone, address-restricted, udp-blocked or upnp, not $mode" >&2; exit 1 ;;
   esac
   lan_host=${LAN_HOST:?set LAN_HOST to the address of the host behind this router}
   # The LAN interface is the one that reaches the LAN host; the WAN is the other one with an

@@ -40,6 +40,7 @@ mod impair;
 mod netns;
 mod router;
 mod topology;
+mod upnp;
 mod wiring;
 
 pub use error::LabError;
@@ -73,6 +74,8 @@ pub struct Lab {
     wires: Vec<impair::Wire>,
     /// Set by [`Lab::keep`] and after teardown: `Drop` then leaves the namespaces alone.
     disarmed: bool,
+    /// The UPnP gateways of `upnp` routers; dropped after the teardown (`upnp`).
+    gateways: Vec<upnp::Gateway>,
 }
 
 impl fmt::Debug for Lab {
@@ -125,6 +128,7 @@ impl Lab {
             namespaces,
             wires: Vec::new(),
             disarmed: false,
+            gateways: Vec::new(),
         };
         netns::create(&lab.namespaces).map_err(|error| match error {
             LabError::Failed { stderr, .. } => LabError::Unavailable {
@@ -134,6 +138,7 @@ impl Lab {
         })?;
         lab.wire()?;
         lab.start_routers()?;
+        lab.start_gateways()?;
         Ok(lab)
     }
 
@@ -157,7 +162,15 @@ impl Lab {
         if host.router().is_some() && self.topology.nat(host).is_some() {
             host.lan_address()
         } else {
-            host.public_address()
+            self.wan_ip(host)
+        }
+    }
+
+    /// A host's address on the public segment; a `upnp` router's is routable (`upnp`).
+    fn wan_ip(&self, host: Host) -> Ipv4Addr {
+        match self.topology.nat(host) {
+            Some(NatMode::Upnp) if host.lan_host().is_some() => upnp::wan_address(host),
+            _ => host.public_address(),
         }
     }
 
@@ -165,7 +178,7 @@ impl Lab {
     /// for a NAT'd host, its own address otherwise.
     pub fn public_ip(&self, host: Host) -> Ipv4Addr {
         match host.router() {
-            Some(router) if self.topology.nat(host).is_some() => router.public_address(),
+            Some(router) if self.topology.nat(host).is_some() => self.wan_ip(router),
             _ => host.public_address(),
         }
     }

@@ -29,6 +29,7 @@ pub(super) fn mode_name(mode: NatMode) -> &'static str {
         NatMode::FullCone => "full-cone",
         NatMode::AddressRestricted => "address-restricted",
         NatMode::UdpBlocked => "udp-blocked",
+        NatMode::Upnp => "upnp",
     }
 }
 
@@ -41,7 +42,8 @@ fn masquerade(mode: NatMode) -> &'static str {
         NatMode::EndpointIndependent
         | NatMode::FullCone
         | NatMode::AddressRestricted
-        | NatMode::UdpBlocked => "masquerade",
+        | NatMode::UdpBlocked
+        | NatMode::Upnp => "masquerade",
         NatMode::Symmetric => "masquerade fully-random",
     }
 }
@@ -149,7 +151,11 @@ mod tests {
         ));
         assert!(has(&blocked, "oifname $wan masquerade"));
         assert!(!eim.iter().any(|l| l.contains("udp drop")));
-        for lines in [&eim, &symmetric, &cone, &restricted, &blocked] {
+        let upnp = rule_lines(NatMode::Upnp);
+        assert!(has(&upnp, "oifname $wan masquerade"));
+        assert!(has(&upnp, "jump miniupnpd"));
+        assert!(!eim.iter().any(|l| l.contains("miniupnpd")));
+        for lines in [&eim, &symmetric, &cone, &restricted, &blocked, &upnp] {
             assert!(has(lines, "define wan = \"wan0\""));
             assert!(has(lines, "define lan_host = 192.168.1.2"));
             assert!(has(

@@ -33,6 +33,11 @@ pub enum NatMode {
     /// Endpoint-independent mapping as [`NatMode::EndpointIndependent`] for TCP, and no UDP
     /// out at all: a network that blocks QUIC.
     UdpBlocked,
+    /// [`NatMode::EndpointIndependent`] with a UPnP-IGD gateway (miniupnpd, NAT-PMP too) on
+    /// its LAN that maps ports for the LAN host only: a home router. Its WAN address is a
+    /// routable one, not the public segment's documentation range, which UPnP gateways and
+    /// clients refuse (see the lab's `upnp` module).
+    Upnp,
 }
 
 /// Where Alice or Bob sits.

@@ -170,6 +170,12 @@ mod tests {
                 reason: "AutoNAT server x could not reach us at y".into(),
                 since: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             },
+            port_mapping: status::PortMappingState {
+                state: mapping::State::Verified,
+                detail: "a dial-back reached us at /ip4/11.51.100.101/tcp/9000".into(),
+                mapped: vec!["/ip4/11.51.100.101/tcp/9000".parse().unwrap()],
+                verified: vec!["/ip4/11.51.100.101/tcp/9000".parse().unwrap()],
+            },
             bootnodes: vec![status::BootnodeState {
                 peer_id: boot,
                 addrs: vec![
@@ -197,6 +203,7 @@ mod tests {
                 punches_failed: 4,
                 inputs_rejected: BTreeMap::from([("bad_signature".to_owned(), 9)]),
                 inbound_denied_per_subnet: 10,
+                port_mapping: BTreeMap::from([("verified".to_owned(), 1)]),
             },
         }
     }
@@ -218,6 +225,9 @@ mod tests {
         assert!(nat.reason.contains("AutoNAT"));
         let since = nat.since.unwrap();
         assert_eq!((since.seconds, since.nanos), (1_700_000_000, 123_000_000));
+        let mapping = w.port_mapping.unwrap();
+        assert_eq!(mapping.state(), pb::PortMappingState::Verified);
+        assert_eq!(mapping.verified_addrs, ["/ip4/11.51.100.101/tcp/9000"]);
         assert_eq!(w.bootnodes.len(), 1);
         assert!(w.bootnodes[0].connected);
         assert_eq!(w.bootnodes[0].agent, "js-libp2p/3.3.11");
