@@ -86,16 +86,27 @@ async fn lab_alice_behind_a_upnp_router_is_public_at_its_mapped_ports_and_a_publ
         events.port_mapping_changes()
     );
     // Each mapping was tested as an address of its own, after the router mapped it.
-    let tested: Vec<_> = events.autonat_tests().into_iter().filter(|t| t.reachable).collect();
+    let tested: Vec<_> = events
+        .autonat_tests()
+        .into_iter()
+        .filter(|t| t.reachable)
+        .collect();
     for addr in [&tcp, &quic] {
         assert!(
-            tested.iter().any(|t| t.addr.starts_with(&format!("{addr}/p2p/"))),
+            tested
+                .iter()
+                .any(|t| t.addr.starts_with(&format!("{addr}/p2p/"))),
             "{addr}: {tested:?}"
         );
     }
     let on_router = mappings(&lab);
     assert_eq!(on_router.len(), 2, "TCP and UDP: {on_router:?}");
-    assert!(on_router.iter().all(|m| m.contains(&format!("dport {PORT}"))), "{on_router:?}");
+    assert!(
+        on_router
+            .iter()
+            .all(|m| m.contains(&format!("dport {PORT}"))),
+        "{on_router:?}"
+    );
 
     // Charlie learns her record from the bootnode and dials it: no introduction, no relay.
     let mut charlie = peer(&lab, Host::Charlie, &enr, &[]).unwrap();
@@ -111,13 +122,17 @@ async fn lab_alice_behind_a_upnp_router_is_public_at_its_mapped_ports_and_a_publ
     assert_eq!(counts.circuit_dials, 0, "{counts:?}");
     let charlie_id = peer_id(&mut charlie).await.unwrap();
     alice
-        .until("charlie's connection arrives inbound at alice, directly", WAIT, |s| {
-            s.events
-                .connections_opened_with(&charlie_id)
-                .iter()
-                .any(|c| c.direction() == pb::Direction::Inbound && !c.relayed)
-                .then_some(())
-        })
+        .until(
+            "charlie's connection arrives inbound at alice, directly",
+            WAIT,
+            |s| {
+                s.events
+                    .connections_opened_with(&charlie_id)
+                    .iter()
+                    .any(|c| c.direction() == pb::Direction::Inbound && !c.relayed)
+                    .then_some(())
+            },
+        )
         .await
         .unwrap();
 

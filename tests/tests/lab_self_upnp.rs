@@ -52,12 +52,20 @@ fn lab_a_upnp_client_on_alice_maps_a_port_and_a_stranger_reaches_her_through_it(
     assert!(lab.port_mappings(Host::NatA).unwrap().is_empty());
 
     let added = upnpc(&lab, &["-a", &lan, &port, &port, "UDP"]);
-    assert!(added.contains(&format!("ExternalIPAddress = {public}")), "{added}");
+    assert!(
+        added.contains(&format!("ExternalIPAddress = {public}")),
+        "{added}"
+    );
     // Secure mode: a client maps only to its own address.
     let (ok, text) = try_upnpc(&lab, &["-a", "192.168.1.9", "40000", "40000", "UDP"]);
     assert!(!ok && text.contains("failed"), "{text}");
     let mappings = lab.port_mappings(Host::NatA).unwrap();
-    assert_eq!(mappings.len(), 1, "{mappings:?}\n{}", lab.gateway_log(Host::NatA));
+    assert_eq!(
+        mappings.len(),
+        1,
+        "{mappings:?}\n{}",
+        lab.gateway_log(Host::NatA)
+    );
     assert!(
         mappings[0].contains(&format!("dport {port}")) && mappings[0].contains(&lan),
         "{mappings:?}"
@@ -71,9 +79,12 @@ fn lab_a_upnp_client_on_alice_maps_a_port_and_a_stranger_reaches_her_through_it(
     let to = SocketAddr::from((public, alice.local_addr().unwrap().port()));
     charlie.send_to(b"hello alice", to).unwrap();
     let mut buf = [0u8; 64];
-    let (n, from) = alice
-        .recv_from(&mut buf)
-        .unwrap_or_else(|e| panic!("nothing came through the mapping: {e}\n{}", lab.gateway_log(Host::NatA)));
+    let (n, from) = alice.recv_from(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "nothing came through the mapping: {e}\n{}",
+            lab.gateway_log(Host::NatA)
+        )
+    });
     assert_eq!(&buf[..n], b"hello alice");
     assert_eq!(from.ip(), lab.ip(Host::Charlie));
 

@@ -109,7 +109,10 @@ impl PortMappings {
 
     /// Rule 2: no gateway.
     pub fn no_gateway(&mut self) -> Option<State> {
-        self.set(State::NoGateway, "no UPnP gateway answered on the LAN".into())
+        self.set(
+            State::NoGateway,
+            "no UPnP gateway answered on the LAN".into(),
+        )
     }
 
     /// Rule 2: the gateway is itself behind a NAT.

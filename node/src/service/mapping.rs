@@ -28,7 +28,10 @@ impl Node {
                 external_addr,
             } => {
                 tracing::info!(local = %local_addr, external = %external_addr, "the router maps a port to us; AutoNAT tests it");
-                (self.port_mapping.mapped(external_addr.clone()), external_addr)
+                (
+                    self.port_mapping.mapped(external_addr.clone()),
+                    external_addr,
+                )
             }
             upnp::Event::ExpiredExternalAddr { external_addr, .. } => {
                 tracing::info!(external = %external_addr, "port mapping lost: the router refused its renewal");

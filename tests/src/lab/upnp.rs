@@ -108,7 +108,10 @@ impl Lab {
             .prefix("peerfind-lab-upnp-")
             .tempdir()
             .map_err(|source| LabError::io("making miniupnpd's directory", source))?;
-        let lan_host = router.lan_host().map(Host::lan_address).unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let lan_host = router
+            .lan_host()
+            .map(Host::lan_address)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
         let config = format!(
             "ext_ifname={wan}\nlistening_ip={lan}\nhttp_port=0\nenable_upnp=yes\nenable_natpmp=yes\n\
              secure_mode=yes\nsystem_uptime=yes\nlease_file={leases}\n\

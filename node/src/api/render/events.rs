@@ -177,11 +177,9 @@ pub(crate) fn event_line(e: &pb::Event) -> String {
             flag(k.nat),
             k.reason
         ),
-        Some(Kind::PortMappingChanged(k)) => format!(
-            "port mapping      {}: {}",
-            mapping_state(k.state),
-            k.detail
-        ),
+        Some(Kind::PortMappingChanged(k)) => {
+            format!("port mapping      {}: {}", mapping_state(k.state), k.detail)
+        }
         Some(Kind::AutonatTested(k)) if k.reachable => {
             format!(
                 "AutoNAT test      {} reachable (server {})",

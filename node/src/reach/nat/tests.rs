@@ -216,8 +216,7 @@ fn mapped() -> Multiaddr {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_port_mapping_a_dial_back_reached_makes_a_translated_node_public_at_the_mapped_address()
-{
+async fn a_port_mapping_a_dial_back_reached_makes_a_translated_node_public_at_the_mapped_address() {
     let mut d = detector();
     d.bootnode_connected(Instant::now());
     let bootnode = PeerId::random();
