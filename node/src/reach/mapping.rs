@@ -17,7 +17,9 @@
 //!    be verified, and then the state stays Verified.
 //!
 //! libp2p-upnp renews each lease itself (one hour, renewed every half hour) and asks the
-//! gateway to delete a mapping when its listener closes: the node's shutdown closes them.
+//! gateway to delete a mapping when its listener closes: the node's shutdown closes them
+//! whenever the router granted one ([`PortMappings::granted`]), a failed one included, since
+//! libp2p-upnp keeps renewing a mapping no dial-back reached.
 //! It says nothing when the gateway refuses a mapping at first (it retries with backoff and
 //! logs at debug): the state then stays Searching.
 
@@ -68,6 +70,9 @@ pub struct PortMappings {
     /// Granted mappings per transport, with whether a dial-back reached them. At most one
     /// per transport (the listen port's), so bounded by the two transports.
     mapped: Vec<(Transport, Multiaddr, bool)>,
+    /// Whether the router ever granted a mapping: libp2p-upnp then holds it (and renews it)
+    /// until its listener closes, even one no dial-back reached.
+    granted: bool,
 }
 
 impl PortMappings {
@@ -77,6 +82,7 @@ impl PortMappings {
             state: if on { State::Searching } else { State::Off },
             detail: String::new(),
             mapped: Vec::new(),
+            granted: false,
         }
     }
 
@@ -95,6 +101,12 @@ impl PortMappings {
             .map(|(_, a, _)| a.clone())
             .collect();
         (all, verified)
+    }
+
+    /// Whether the router granted a mapping since the start, which the node's shutdown then
+    /// removes (the module doc).
+    pub fn granted(&self) -> bool {
+        self.granted
     }
 
     /// Whether the record's address for `transport` is a verified mapping (rule 4).
@@ -126,6 +138,7 @@ impl PortMappings {
     /// Rule 3: the router mapped `external` for us.
     pub fn mapped(&mut self, external: Multiaddr) -> Option<State> {
         let transport = enr_ext::socket_of(&external)?.2;
+        self.granted = true;
         self.mapped.retain(|(t, ..)| *t != transport);
         self.mapped.push((transport, external.clone(), false));
         if self.state == State::Verified {
@@ -187,6 +200,7 @@ mod tests {
     fn a_mapping_is_held_for_its_transport_only_once_a_dial_back_reached_it() {
         let mut m = PortMappings::new(true);
         assert_eq!(m.state().0, State::Searching);
+        assert!(!m.granted());
         assert_eq!(m.mapped(tcp()), Some(State::Mapped));
         assert_eq!(m.mapped(quic()), None, "still Mapped");
         assert!(!m.holds(Transport::Tcp), "not before the dial-back");
@@ -206,6 +220,10 @@ mod tests {
         );
         assert!(!m.holds(Transport::Tcp));
         assert!(m.state().1.contains("renewal failed"));
+        assert!(
+            m.granted(),
+            "the shutdown still removes what the router may hold"
+        );
     }
 
     #[test]

@@ -127,15 +127,15 @@ impl Node {
 
     /// On shutdown: closes the listeners the router maps, which makes libp2p-upnp ask the
     /// gateway to delete their mappings, and runs the swarm for at most [`UNMAP_GRACE`] so
-    /// the requests go out. Nothing to do, and no wait, without a mapping.
+    /// the requests go out. Nothing to do, and no wait, when the router granted none.
     pub(super) async fn unmap_ports(&mut self) {
-        let (mapped, _) = self.port_mapping.addrs();
         let Some(upnp) = self.swarm.behaviour().port_mapping.as_ref() else {
             return;
         };
-        if mapped.is_empty() {
+        if !self.port_mapping.granted() {
             return;
         }
+        let (mapped, _) = self.port_mapping.addrs();
         tracing::info!(?mapped, "removing port mappings");
         for id in upnp.listeners() {
             self.swarm.remove_listener(id);

@@ -53,6 +53,14 @@ pub fn mapped(tested: &Multiaddr, local: PeerId) -> Option<Multiaddr> {
     }
 }
 
+/// Whether libp2p-upnp maps `addr`: a private IPv4 address (RFC 1918) with a TCP or UDP port,
+/// as its `multiaddr_to_socketaddr_protocol` takes them.
+fn mappable(addr: &Multiaddr) -> bool {
+    let mut parts = addr.iter();
+    matches!(parts.next(), Some(Protocol::Ip4(ip)) if ip.is_private())
+        && matches!(parts.next(), Some(Protocol::Tcp(_) | Protocol::Udp(_)))
+}
+
 /// libp2p-upnp's behaviour that proposes its mappings instead of confirming them. See the
 /// module doc; everything else is libp2p-upnp's own.
 pub struct PortMapping {
@@ -87,7 +95,9 @@ impl NetworkBehaviour for PortMapping {
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match &event {
-            FromSwarm::NewListenAddr(e) if self.listeners.len() < MAX_LISTENERS => {
+            FromSwarm::NewListenAddr(e)
+                if self.listeners.len() < MAX_LISTENERS && mappable(e.addr) =>
+            {
                 self.listeners.insert(e.listener_id);
             }
             FromSwarm::ListenerClosed(e) => {
@@ -117,6 +127,26 @@ impl NetworkBehaviour for PortMapping {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_private_ipv4_listen_addresses_are_kept_for_removal() {
+        let yes = [
+            "/ip4/192.168.1.2/tcp/9000",
+            "/ip4/10.0.0.2/udp/9000/quic-v1",
+        ];
+        let no = [
+            "/ip4/127.0.0.1/tcp/9000",
+            "/ip4/198.51.100.30/tcp/9000",
+            "/ip6/fd00::2/tcp/9000",
+            "/ip4/198.51.100.10/tcp/9000/p2p/16Uiu2HAmQNmemJeVgD5TsgxLYjhrFAKDuS5w4qMwvs4BMPXxVXFy/p2p-circuit",
+        ];
+        for a in yes {
+            assert!(mappable(&a.parse().unwrap()), "{a}");
+        }
+        for a in no {
+            assert!(!mappable(&a.parse().unwrap()), "{a}");
+        }
+    }
 
     #[test]
     fn a_mapped_address_is_tested_as_a_candidate_of_its_own_and_read_back() {
