@@ -137,7 +137,9 @@ async fn lab_alice_behind_a_upnp_router_is_public_at_its_mapped_ports_and_a_publ
         .unwrap();
 
     // A graceful stop removes both mappings from the router.
+    let stopping = Instant::now();
     alice.stop().await.unwrap();
+    eprintln!("port mapping: the stop took {:?}", stopping.elapsed());
     let left = mappings(&lab);
     assert!(left.is_empty(), "{left:?}\n{}", lab.gateway_log(Host::NatA));
     scenario::stop_all(&mut [&mut charlie, &mut boot]).await;
