@@ -20,9 +20,9 @@
 //! The wiring is split by what it carries out, one file each: `own_record` (an observed
 //! address or a NAT verdict changes the own record), `learned` (records learned from the
 //! exchange), `mesh` (the bootnodes' record mesh: its members, its records in and out, its
-//! sync), `reach` (carrying out the strategy: dials,
-//! introductions, circuits, punches, relay slots), `identified` (identify's answer),
-//! `pings` (liveness closes dead connections), `report` (answering the API).
+//! sync), `reach` (carrying out the strategy: dials, introductions, circuits, punches, relay
+//! slots), `identified` (identify's answer), `pings` (liveness closes dead connections),
+//! `mapping` (port mapping and its proof), `report` (answering the API).
 //!
 //! One event's path, wire to record: identify's `Received` carries the address a peer sees us
 //! at → [`crate::reach::confirm`] decides whether that is our address →
