@@ -141,6 +141,45 @@ async fn lab_alice_behind_a_nat_is_flagged_from_her_translated_address_and_charl
     scenario::stop_all(&mut [&mut alice, &mut charlie, &mut boot]).await;
 }
 
+/// Behind an address-restricted NAT the bootnode's AutoNAT dial-back gets in (it comes from an
+/// IP Alice sent to), yet strangers' packets do not: the dial-back must not make her public,
+/// or peers would dial her straight and never through the bootnode.
+#[tokio::test]
+async fn lab_alice_behind_an_address_restricted_nat_stays_private_though_a_dial_back_gets_in() {
+    let lab = Lab::up(Topology::new(
+        Placement::BehindNat(NatMode::AddressRestricted),
+        Placement::Public,
+    ))
+    .expect("lab");
+    let (boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
+    let mut alice = peer_watched(&lab, Host::Alice, &boot, &enr, &args(&["--max-peers", "0"]))
+        .await
+        .unwrap();
+    let reason = status_becomes(&mut alice, pb::NatStatus::Private).await;
+    assert!(reason.contains("a NAT translated our address"), "{reason}");
+    alice
+        .until("an AutoNAT dial-back reaching her", WAIT, |s| {
+            s.events
+                .autonat_tests()
+                .iter()
+                .any(|t| t.reachable)
+                .then_some(())
+        })
+        .await
+        .expect("the bootnode's dial-back passes her address-restricted NAT");
+    flagged(&mut alice).await;
+    let state = alice.state().await.unwrap();
+    assert_eq!(state.nat(), pb::NatStatus::Private);
+    let events = alice.api().await.unwrap().events();
+    assert_eq!(events.missed(), 0);
+    assert_eq!(
+        events.nat_changes().len(),
+        1,
+        "no flip to public: {:?}",
+        events.nat_changes()
+    );
+}
+
 #[tokio::test]
 async fn lab_alice_behind_a_nat_is_flagged_by_the_window_alone() {
     let lab = Lab::up(behind_nat()).expect("lab");

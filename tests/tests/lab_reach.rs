@@ -161,9 +161,16 @@ struct Pair {
 /// could open both NATs by chance). Each gets a watcher on its API as soon as the API
 /// listens; Bob's is subscribed while the bootnode is held still, since his verdict and his
 /// punch follow within round trips of meeting it.
-async fn alice_then_bob(lab: &Lab, boot: &Peerfind, enr: &str, transport: &str) -> Pair {
+async fn alice_then_bob(
+    lab: &Lab,
+    boot: &Peerfind,
+    enr: &str,
+    transport: &str,
+    extra: &[&str],
+) -> Pair {
     let mut node_args = listen(transport);
     node_args.extend(api_args());
+    node_args.extend(args(extra));
     let mut alice = peer(lab, Host::Alice, enr, &node_args).unwrap();
     let alice_id = peer_id(&mut alice).await.unwrap();
     alice.api_addr().await.unwrap();
@@ -226,13 +233,27 @@ async fn punch_event(pair: &mut Pair) -> serde_json::Value {
     }
 }
 
-/// Alice and Bob each behind an endpoint-independent NAT: a relayed connection through the
-/// bootnode, upgraded to a direct one by a hole punch, which their watchers report and
-/// their `peerfind peers` shows.
-async fn alice_and_bob_punch_a_hole(transport: &str) {
+/// How two NAT'd nodes came to be direct.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// A circuit through the bootnode's relay, then DCUtR: the way with the introduction's
+    /// punch off (`--intro-punch false`), its fallback, and the way to foreign peers.
+    RelayThenDcutr,
+    /// The punch through the introduction (strategy rule 8): no circuit at all.
+    Introduction,
+}
+
+/// Alice and Bob each behind an endpoint-independent NAT: a direct connection by a hole
+/// punch (through the relay and DCUtR, or through the introduction), which their watchers
+/// report and their `peerfind peers` shows.
+async fn alice_and_bob_punch_a_hole(transport: &str, path: Path) {
     let lab = Lab::up(Topology::new(EIM, EIM)).expect("lab");
     let (mut boot, enr) = bootnode(&lab, &[transport]).await.unwrap();
-    let mut pair = alice_then_bob(&lab, &boot, &enr, transport).await;
+    let extra: &[&str] = match path {
+        Path::RelayThenDcutr => &["--intro-punch", "false"],
+        Path::Introduction => &[],
+    };
+    let mut pair = alice_then_bob(&lab, &boot, &enr, transport, extra).await;
 
     let punch = punch_event(&mut pair).await;
     assert_eq!(punch["succeeded"], true, "{punch}");
@@ -269,7 +290,7 @@ async fn alice_and_bob_punch_a_hole(transport: &str) {
         b.remote_addr.contains(&nat_a),
         "bob reaches alice at nat-a: {b:?}"
     );
-    let (mut circuits, mut punched) = (0, 0);
+    let (mut circuits, mut punched, mut asked) = (0, 0, 0);
     for (host, other) in [(Host::Alice, &pair.bob_id), (Host::Bob, &pair.alice_id)] {
         let listed = cli::peer_entry(&lab, host, other).await.unwrap();
         assert_eq!(listed["connection"], "direct", "{host}: {listed}");
@@ -281,8 +302,18 @@ async fn alice_and_bob_punch_a_hole(transport: &str) {
         let counts = &status["counts"];
         circuits += counts["circuit_dials"].as_u64().unwrap();
         punched += counts["hole_punches_succeeded"].as_u64().unwrap();
+        asked += counts["introductions_asked"].as_u64().unwrap();
     }
-    assert!(circuits >= 1, "one of them dialed the circuit");
+    match path {
+        Path::RelayThenDcutr => assert!(circuits >= 1, "one of them dialed the circuit"),
+        Path::Introduction => {
+            assert_eq!(
+                circuits, 0,
+                "no circuit: the introduction carried the punch"
+            );
+            assert_eq!(asked, 1, "one of them asked for the introduction");
+        }
+    }
     assert!(punched >= 1, "and a punch succeeded");
 
     pair.stop(&mut boot).await;
@@ -290,12 +321,65 @@ async fn alice_and_bob_punch_a_hole(transport: &str) {
 
 #[tokio::test]
 async fn lab_alice_and_bob_behind_nats_punch_a_hole_over_tcp() {
-    alice_and_bob_punch_a_hole("tcp").await;
+    alice_and_bob_punch_a_hole("tcp", Path::RelayThenDcutr).await;
 }
 
 #[tokio::test]
 async fn lab_alice_and_bob_behind_nats_punch_a_hole_over_quic() {
-    alice_and_bob_punch_a_hole("quic").await;
+    alice_and_bob_punch_a_hole("quic", Path::RelayThenDcutr).await;
+}
+
+#[tokio::test]
+async fn lab_alice_and_bob_behind_nats_punch_through_the_introduction_over_tcp() {
+    alice_and_bob_punch_a_hole("tcp", Path::Introduction).await;
+}
+
+#[tokio::test]
+async fn lab_alice_and_bob_behind_nats_punch_through_the_introduction_over_quic() {
+    alice_and_bob_punch_a_hole("quic", Path::Introduction).await;
+}
+
+/// Alice and Bob on one LAN behind one router that does not hairpin: their records name the
+/// same public IP, which neither can reach the other at. The introduction carries the
+/// asker's LAN address (the bootnode sees both at one IP), and they connect over the LAN, no
+/// circuit dialed.
+async fn peers_behind_one_nat_meet_over_their_lan(transport: &str) {
+    let lab = Lab::up(Topology::shared_lan(NatMode::EndpointIndependent).with_hairpin(false))
+        .expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &[transport]).await.unwrap();
+    let mut pair = alice_then_bob(&lab, &boot, &enr, transport, &[]).await;
+    let (alice_lan, bob_lan) = (
+        lab.ip(Host::Alice).to_string(),
+        lab.ip(Host::Bob).to_string(),
+    );
+    let a = direct_connection_opened(&mut pair.alice, &pair.bob_id).await;
+    let b = direct_connection_opened(&mut pair.bob, &pair.alice_id).await;
+    assert!(
+        a.remote_addr.contains(&format!("/{bob_lan}/")),
+        "alice reaches bob on the LAN: {a:?}"
+    );
+    assert!(
+        b.remote_addr.contains(&format!("/{alice_lan}/")),
+        "bob reaches alice on the LAN: {b:?}"
+    );
+    let mut circuits = 0;
+    for host in [Host::Alice, Host::Bob] {
+        let status = cli::json(&lab, host, &["status"]).await.unwrap();
+        assert_eq!(status["nat"]["status"], "private", "{host}: {status}");
+        circuits += status["counts"]["circuit_dials"].as_u64().unwrap();
+    }
+    assert_eq!(circuits, 0, "no circuit: they met over the LAN");
+    pair.stop(&mut boot).await;
+}
+
+#[tokio::test]
+async fn lab_peers_behind_one_nat_without_hairpinning_meet_over_their_lan_over_tcp() {
+    peers_behind_one_nat_meet_over_their_lan("tcp").await;
+}
+
+#[tokio::test]
+async fn lab_peers_behind_one_nat_without_hairpinning_meet_over_their_lan_over_quic() {
+    peers_behind_one_nat_meet_over_their_lan("quic").await;
 }
 
 /// Alice behind a symmetric NAT, Bob behind an endpoint-independent one: no punch can work
@@ -306,7 +390,7 @@ async fn lab_alice_and_bob_behind_nats_punch_a_hole_over_quic() {
 async fn lab_behind_a_symmetric_nat_the_relayed_connection_holds() {
     let lab = Lab::up(Topology::new(Placement::BehindNat(NatMode::Symmetric), EIM)).expect("lab");
     let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
-    let mut pair = alice_then_bob(&lab, &boot, &enr, "tcp").await;
+    let mut pair = alice_then_bob(&lab, &boot, &enr, "tcp", &[]).await;
 
     let punch = punch_event(&mut pair).await;
     assert_eq!(punch["succeeded"], false, "{punch}");

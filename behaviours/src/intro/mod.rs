@@ -34,6 +34,13 @@
 //!    ([`Event::Refused`]), counted by label when it broke a rule ([`Behaviour::rejected`]:
 //!    an ask for a target the bootnode does not hold is an honest miss), and logged at
 //!    debug; at warn at most once a minute per reason, with the count since.
+//! 6. A requester's LAN addresses (private or unique-local TCP/QUIC addresses, at most
+//!    [`protocol::MAX_LAN_ADDRS`], [`protocol::lan_addr`]) go to the target only when the
+//!    bootnode sees both come from the same IP: two nodes behind one NAT, whose NAT may not
+//!    hairpin. To any other target they are dropped, so they never leave the NAT's network
+//!    but to the bootnode; the target dials them only where they are on one of its own
+//!    networks (the node checks). An ask with more, or with any other address, breaks the
+//!    wire rules and is refused.
 //!
 //! The bootnode also limits introductions per target and keeps at most a bounded number in
 //! flight, so it can never be used as an amplifier.

@@ -4,6 +4,9 @@ use enr::NodeId;
 use libp2p::StreamProtocol;
 use peerfind_proto::v1 as pb;
 
+use libp2p::Multiaddr;
+
+use crate::enr_ext;
 use crate::frame::{self, ProtocolError};
 
 /// The protocol id; the version is bumped on any incompatible change.
@@ -11,6 +14,9 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peerfind/intro/1.0.0"
 
 /// Largest frame: a 300-byte record, a 32-byte id and the framing fit in far less.
 pub const MAX_MESSAGE_SIZE: usize = 1024;
+
+/// The most LAN addresses a request may carry: one per transport and IP version.
+pub const MAX_LAN_ADDRS: usize = 4;
 
 /// A request, in peerfind's own terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,11 +27,15 @@ pub enum Request {
         target: NodeId,
         /// The requester's record (RLP).
         record: Vec<u8>,
+        /// The requester's LAN addresses ([`lan_addr`]), for a target behind the same NAT.
+        lan: Vec<Multiaddr>,
     },
     /// Bootnode to target: "Hello Alice, from Charlie (his record)".
     Introduce {
         /// The requester's record (RLP).
         record: Vec<u8>,
+        /// The requester's LAN addresses: only to a target behind the same NAT.
+        lan: Vec<Multiaddr>,
     },
     /// A request that broke the wire rules, handed up so it is answered and counted (see the
     /// gossip codec for why).
@@ -95,12 +105,18 @@ impl From<Request> for pb::IntroRequest {
     fn from(req: Request) -> Self {
         use pb::intro_request::Kind;
         let kind = match req {
-            Request::Ask { target, record } => Kind::Ask(pb::Ask {
+            Request::Ask {
+                target,
+                record,
+                lan,
+            } => Kind::Ask(pb::Ask {
                 target_node_id: target.raw().to_vec(),
                 requester_record: record,
+                lan_addrs: lan.iter().map(Multiaddr::to_vec).collect(),
             }),
-            Request::Introduce { record } => Kind::Introduce(pb::Introduce {
+            Request::Introduce { record, lan } => Kind::Introduce(pb::Introduce {
                 requester_record: record,
+                lan_addrs: lan.iter().map(Multiaddr::to_vec).collect(),
             }),
             // Never sent: an invalid request only exists on the receiving side.
             Request::Invalid(_) => return pb::IntroRequest { kind: None },
@@ -168,16 +184,53 @@ impl TryFrom<pb::IntroRequest> for Request {
                 Ok(Request::Ask {
                     target,
                     record: ask.requester_record,
+                    lan: lan_addrs(ask.lan_addrs)?,
                 })
             }
             Kind::Introduce(i) => Ok(Request::Introduce {
                 record: i.requester_record,
+                lan: lan_addrs(i.lan_addrs)?,
             }),
         }
     }
 }
 
+/// Whether `addr` may travel as a LAN address: a plain TCP or QUIC address (no `/p2p`) on a
+/// private IPv4 (RFC 1918) or unique-local IPv6 address. Anything else would let a requester
+/// point the target's dial at the public internet, at the target's own host, or at a link
+/// no one else shares.
+pub fn lan_addr(addr: &Multiaddr) -> bool {
+    let Some((ip, _, _)) = enr_ext::socket_of(addr) else {
+        return false;
+    };
+    let plain = !addr
+        .iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)));
+    plain
+        && match ip {
+            std::net::IpAddr::V4(ip) => ip.is_private(),
+            std::net::IpAddr::V6(ip) => ip.is_unique_local(),
+        }
+}
+
+/// The LAN addresses of a request: at most [`MAX_LAN_ADDRS`], each one [`lan_addr`] takes.
+fn lan_addrs(raw: Vec<Vec<u8>>) -> Result<Vec<Multiaddr>, ProtocolError> {
+    let invalid = ProtocolError::InvalidField { field: "lan_addrs" };
+    if raw.len() > MAX_LAN_ADDRS {
+        return Err(invalid);
+    }
+    raw.into_iter()
+        .map(|bytes| {
+            Multiaddr::try_from(bytes)
+                .ok()
+                .filter(lan_addr)
+                .ok_or_else(|| invalid.clone())
+        })
+        .collect()
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -187,6 +240,7 @@ mod tests {
             kind: Some(pb::intro_request::Kind::Ask(pb::Ask {
                 target_node_id: vec![1, 2, 3],
                 requester_record: vec![],
+                lan_addrs: vec![],
             })),
         };
         assert_eq!(
@@ -211,5 +265,38 @@ mod tests {
             Request::try_from(pb::IntroRequest { kind: None }),
             Err(ProtocolError::Empty)
         );
+    }
+
+    #[test]
+    fn only_a_few_private_plain_addresses_pass_as_lan_addresses() {
+        let ok: Vec<Multiaddr> = [
+            "/ip4/192.168.1.3/tcp/9000",
+            "/ip4/10.0.0.7/udp/9000/quic-v1",
+            "/ip6/fd00::3/tcp/9000",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let raw = |addrs: &[Multiaddr]| addrs.iter().map(Multiaddr::to_vec).collect::<Vec<_>>();
+        assert_eq!(lan_addrs(raw(&ok)), Ok(ok.clone()));
+        let invalid = Err(ProtocolError::InvalidField { field: "lan_addrs" });
+        for bad in [
+            "/ip4/198.51.100.7/tcp/9000",
+            "/ip4/127.0.0.1/tcp/9000",
+            "/ip4/169.254.1.1/tcp/9000",
+            "/ip4/192.168.1.3/tcp/9000/p2p/12D3KooWPjceQrSwdWXPyLLeABRXmuqt69Rg3sBYbU1Nft9HyQ6X",
+            "/ip4/192.168.1.3/udp/9000",
+            "/dns4/lan.example/tcp/9000",
+        ] {
+            let bad: Multiaddr = bad.parse().unwrap();
+            assert_eq!(lan_addrs(raw(std::slice::from_ref(&bad))), invalid, "{bad}");
+        }
+        assert_eq!(
+            lan_addrs(vec![vec![0xff, 0x01]]),
+            invalid,
+            "not a multiaddr"
+        );
+        let five = vec![ok[0].clone(); MAX_LAN_ADDRS + 1];
+        assert_eq!(lan_addrs(raw(&five)), invalid, "too many");
     }
 }

@@ -161,6 +161,14 @@ pub struct Config {
     #[arg(long, env = "PEERFIND_PORT_MAPPING", value_name = "BOOL", action = clap::ArgAction::Set)]
     pub port_mapping: Option<bool>,
 
+    /// Between two NAT'd peerfind nodes, punch through the introduction: one asks a bootnode
+    /// to introduce it and sends towards the other at once, and the other dials back through
+    /// the opened NAT (about two round trips). Off: they meet over the bootnode's relay and
+    /// DCUtR punches (about twice as long), which is also the fallback when this punch fails
+    /// and the way to peers that are not peerfind.
+    #[arg(long, env = "PEERFIND_INTRO_PUNCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub intro_punch: bool,
+
     /// Address of the status API (gRPC, `peerfind.v1.Node`). Loopback only by default: the
     /// API has no authentication, so binding another address exposes the node's state to
     /// whoever can reach it.

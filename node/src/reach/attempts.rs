@@ -17,10 +17,20 @@
 //!    record reaches us about as fast as its reservation reaches the relay, so our first
 //!    circuit can find no reservation yet (NO_RESERVATION); nothing else would ever dial
 //!    again. A circuit that opens ends these retries; its punch then has rule 2's.
+//! 5. A punch through an introduction (strategy rule 8) is one dial on each side: ours, in
+//!    the listener's role, and the introduced peer's. Ours succeeded when its connection
+//!    opens, or when by its end (it failed, or [`INTRO_PUNCH_WAIT`] passed) we are
+//!    connected directly to the peer anyway (its connection may have come in apart from our
+//!    dial). Otherwise it failed, and the caller falls back to the relay at once (strategy
+//!    rule 9). The introduced peer's dial succeeded when it opens, and failed when the swarm
+//!    says so or at [`INTRO_PUNCH_WAIT`]; that side has no fallback, since the asker has.
+//!    Each punch is reported once; a report that comes later (our dial opening after its
+//!    wait) is not one.
 //!
 //! The state is one entry per peer asked about within [`INTRO_INTERVAL`] (older ones go at
-//! each ask), one per peer whose punch or circuit failed, and one per circuit dial in
-//! flight (gone when the swarm reports it): bounded by the peers in the table.
+//! each ask), one per peer whose punch or circuit failed, one per circuit dial in flight
+//! (gone when the swarm reports it), and one per punch dial in flight (gone at its end, at
+//! the latest [`INTRO_PUNCH_WAIT`] after it started): bounded by the peers in the table.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,6 +50,32 @@ pub(crate) const PUNCH_RETRY_MAX: Duration = Duration::from_secs(10 * 60);
 
 /// Rule 4: the first wait.
 pub(crate) const CIRCUIT_RETRY_FIRST: Duration = Duration::from_secs(1);
+
+/// Rule 5: how long a punch through an introduction may take. The introduction takes a
+/// round trip through the bootnode and the peer's connection one more: at 80 ms a few
+/// hundred milliseconds. Two seconds leave room for one lost packet (a retransmitted QUIC
+/// Initial or TCP SYN leaves after about a second) before the relay takes over.
+pub(crate) const INTRO_PUNCH_WAIT: Duration = Duration::from_secs(2);
+
+/// Rule 5: a punch dial in flight.
+#[derive(Debug, Clone, Copy)]
+struct PunchDial {
+    peer: PeerId,
+    /// The bootnode that introduced us, on the asking side: where the fallback goes.
+    via: Option<PeerId>,
+    deadline: Instant,
+}
+
+/// Rule 5: how a punch through an introduction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PunchEnd {
+    /// The peer.
+    pub(crate) peer: PeerId,
+    /// Whether we are connected directly to it.
+    pub(crate) succeeded: bool,
+    /// On the asking side, a failed punch's fallback: dial through this bootnode's relay.
+    pub(crate) fall_back_via: Option<PeerId>,
+}
 
 /// What failed, and so what a retry starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +101,7 @@ pub(crate) struct Attempts {
     asked: HashMap<PeerId, Instant>,
     punch_retries: HashMap<PeerId, Retry>,
     circuits: HashMap<ConnectionId, (PeerId, PeerId)>,
+    punches: HashMap<ConnectionId, PunchDial>,
 }
 
 impl Attempts {
@@ -82,6 +119,94 @@ impl Attempts {
             .retain(|_, at| now.duration_since(*at) < INTRO_INTERVAL);
         self.asked.insert(peer, now);
         true
+    }
+
+    /// Whether an introduction to `peer` was asked for within [`INTRO_INTERVAL`] (strategy
+    /// rule 9).
+    pub(crate) fn asked_recently(&self, peer: &PeerId, now: Instant) -> bool {
+        self.asked
+            .get(peer)
+            .is_some_and(|at| now.duration_since(*at) < INTRO_INTERVAL)
+    }
+
+    /// Whether a punch dial to `peer` is in flight (rule 5).
+    pub(crate) fn punching(&self, peer: &PeerId) -> bool {
+        self.punches.values().any(|p| p.peer == *peer)
+    }
+
+    /// Rule 5: our punch dial `id` to `peer`, introduced through `via` (the asking side), or
+    /// the introduced side's dial (`via` none), started.
+    pub(crate) fn punch_dialing(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        via: Option<PeerId>,
+        now: Instant,
+    ) {
+        let deadline = now + INTRO_PUNCH_WAIT;
+        self.punches.insert(
+            id,
+            PunchDial {
+                peer,
+                via,
+                deadline,
+            },
+        );
+    }
+
+    /// Rule 5: connection `id` opened; when it is a punch dial, the punch succeeded.
+    pub(crate) fn punch_opened(&mut self, id: ConnectionId) -> Option<PunchEnd> {
+        let dial = self.punches.remove(&id)?;
+        Some(PunchEnd {
+            peer: dial.peer,
+            succeeded: true,
+            fall_back_via: None,
+        })
+    }
+
+    /// Rule 5: dial `id` failed; when it is a punch dial, the punch ended, and succeeded only
+    /// if `direct` says we are connected directly to its peer anyway.
+    pub(crate) fn punch_dial_failed(
+        &mut self,
+        id: ConnectionId,
+        direct: impl Fn(&PeerId) -> bool,
+    ) -> Option<PunchEnd> {
+        let dial = self.punches.remove(&id)?;
+        Some(Self::ended(dial, &direct))
+    }
+
+    /// When the next punch dial's wait ends (rule 5).
+    pub(crate) fn next_punch_deadline(&self) -> Option<Instant> {
+        self.punches.values().map(|p| p.deadline).min()
+    }
+
+    /// Rule 5: the punches whose wait ended by `now`; each succeeded only if `direct` says we
+    /// are connected directly to its peer.
+    pub(crate) fn take_expired_punches(
+        &mut self,
+        now: Instant,
+        direct: impl Fn(&PeerId) -> bool,
+    ) -> Vec<PunchEnd> {
+        let expired: Vec<ConnectionId> = self
+            .punches
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|id| self.punches.remove(&id))
+            .map(|dial| Self::ended(dial, &direct))
+            .collect()
+    }
+
+    fn ended(dial: PunchDial, direct: &impl Fn(&PeerId) -> bool) -> PunchEnd {
+        let succeeded = direct(&dial.peer);
+        PunchEnd {
+            peer: dial.peer,
+            succeeded,
+            fall_back_via: if succeeded { None } else { dial.via },
+        }
     }
 
     /// A punch to `peer`, relayed through `via`, failed: schedules the next try (rule 2) and
@@ -200,6 +325,81 @@ mod tests {
         assert_eq!(waits, [60, 120, 240, 480, 600, 600]);
         state.punch_done(&alice);
         assert_eq!(state.next_punch_retry(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_punch_through_an_introduction_ends_once_and_falls_back_only_on_the_asking_side() {
+        let mut state = Attempts::default();
+        let (alice, bob, boot) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let (ours, theirs, other) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+            ConnectionId::new_unchecked(3),
+        );
+        let never = |_: &PeerId| false;
+        state.punch_dialing(ours, alice, Some(boot), Instant::now());
+        state.punch_dialing(theirs, bob, None, Instant::now());
+        assert!(state.punching(&alice) && state.punching(&bob));
+        assert_eq!(state.punch_opened(other), None, "not a punch");
+        assert_eq!(
+            state.next_punch_deadline(),
+            Some(Instant::now() + INTRO_PUNCH_WAIT)
+        );
+        tokio::time::advance(INTRO_PUNCH_WAIT - Duration::from_millis(1)).await;
+        assert!(state.take_expired_punches(Instant::now(), never).is_empty());
+        assert_eq!(
+            state.punch_opened(theirs),
+            Some(PunchEnd {
+                peer: bob,
+                succeeded: true,
+                fall_back_via: None
+            })
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(
+            state.take_expired_punches(Instant::now(), never),
+            [PunchEnd {
+                peer: alice,
+                succeeded: false,
+                fall_back_via: Some(boot)
+            }],
+            "the asking side falls back to the relay"
+        );
+        assert_eq!(state.punch_opened(ours), None, "reported once");
+        assert!(!state.punching(&alice));
+
+        // A dial that fails early while the peer's connection came in apart from it.
+        state.punch_dialing(ours, alice, Some(boot), Instant::now());
+        assert_eq!(
+            state.punch_dial_failed(ours, |p| *p == alice),
+            Some(PunchEnd {
+                peer: alice,
+                succeeded: true,
+                fall_back_via: None
+            })
+        );
+        // The introduced side's dial fails: no fallback there.
+        state.punch_dialing(theirs, bob, None, Instant::now());
+        assert_eq!(
+            state.punch_dial_failed(theirs, never),
+            Some(PunchEnd {
+                peer: bob,
+                succeeded: false,
+                fall_back_via: None
+            })
+        );
+        assert_eq!(state.next_punch_deadline(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn asked_recently_is_rule_1s_interval() {
+        let mut state = Attempts::default();
+        let alice = PeerId::random();
+        assert!(!state.asked_recently(&alice, Instant::now()));
+        assert!(state.may_ask(alice, Instant::now()));
+        assert!(state.asked_recently(&alice, Instant::now()));
+        tokio::time::advance(INTRO_INTERVAL).await;
+        assert!(!state.asked_recently(&alice, Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]

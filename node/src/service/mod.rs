@@ -54,6 +54,7 @@ mod mapping;
 mod mesh;
 mod own_record;
 mod pings;
+mod punch;
 mod reach;
 mod report;
 
@@ -222,6 +223,7 @@ impl Node {
                 Some(query) = self.hub.next_query() => self.answer(query),
                 _ = mesh_sync.tick(), if self.mode == Mode::Bootnode => self.sync_mesh(),
                 _ = sleep_until(self.reach.next_punch_retry()) => self.on_punch_retries_due(),
+                _ = sleep_until(self.reach.next_punch_deadline()) => self.on_punch_deadlines(),
                 _ = sleep_until(self.connections.next_deadline()) => self.on_silent_connections(),
                 _ = sleep_until(self.relay_slots.next_due()) => self.on_reservation_retries_due(),
                 _ = sleep_until(self.confirmations.next_due()) => self.on_confirmations_due(),
@@ -317,7 +319,7 @@ impl Node {
                 error,
             } => {
                 self.connections.dial_failed(connection_id);
-                self.on_dial_failed(connection_id);
+                self.on_dial_failed(connection_id, &error);
                 let now = tokio::time::Instant::now();
                 if let Some(((bootnode, transport), wait)) =
                     self.bootnodes.redial.outgoing_error(connection_id, now)
@@ -386,6 +388,7 @@ impl Node {
     ) {
         let now = tokio::time::Instant::now();
         self.reach.circuit_opened(connection_id);
+        self.on_punch_opened(connection_id);
         // The stranger test looks at the book before this connection is in it.
         let stranger = self.connections.is_stranger(&peer_id, endpoint, now);
         let opened = self

@@ -78,8 +78,8 @@ impl Node {
         }
     }
 
-    /// A newly confirmed address goes into the record (seq + 1), after the NAT verdict it may
-    /// give (NAT rule 5).
+    /// A newly confirmed address goes into the record (seq + 1), with the NAT verdict it may
+    /// give (NAT rule 5) in the same update.
     fn take_confirmed(&mut self, confirmed: Confirmed) {
         let mut addr = Multiaddr::from(confirmed.socket.ip());
         match confirmed.transport {
@@ -97,7 +97,7 @@ impl Node {
         };
         tracing::info!(address = %addr, %reason, "external address confirmed");
         // NAT rule 5 (a fast signal, off with AutoNAT): a translated address is the verdict,
-        // set before the address goes into the record, so peers never see it unflagged. Only
+        // set with the address, so peers never see it unflagged. Only
         // a configured bootnode's word gives it.
         let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
         let own = Own {
@@ -107,13 +107,13 @@ impl Node {
         let translated = !own.has_ip(confirmed.socket.ip());
         let fast = self.mode == Mode::Peer && self.config.autonat;
         let verdict = fast && matches!(confirmed.by, Witness::Bootnode(_));
-        if verdict {
+        let change = if verdict {
             let now = tokio::time::Instant::now();
-            let change = self
-                .nat
-                .address_confirmed(addr.clone(), confirmed.by, translated, now);
-            self.on_nat_change(change);
-        }
+            self.nat
+                .address_confirmed(addr.clone(), confirmed.by, translated, now)
+        } else {
+            None
+        };
         // The record takes the observed address at once (the first diagram). The swarm's
         // external addresses mean "verified reachable": with AutoNAT on, its dial-back
         // confirms them (an address added here would never be tested, since the swarm
@@ -122,15 +122,32 @@ impl Node {
             self.swarm.add_external_address(addr);
         }
         let (ip, port) = (confirmed.socket.ip(), confirmed.socket.port());
+        // The verdict and the address go into one update: peers never see the address
+        // unflagged, nor the flag without the address a punch needs (strategy rule 8).
+        let natted = change.as_ref().map(|c| c.to == nat::Status::Private);
+        let reason = match &change {
+            Some(change) => {
+                self.report_nat_change(change);
+                format!("{reason}; {}", change.reason)
+            }
+            None => reason,
+        };
         // Mapping rule 4: a verified port mapping keeps its transport's record address.
-        if !self.port_mapping.holds(confirmed.transport) {
-            self.change_record(&reason, |c| {
+        let keep_address = self.port_mapping.holds(confirmed.transport);
+        self.change_record(&reason, |c| {
+            if !keep_address {
                 c.set_socket(ip, port, confirmed.transport);
-            });
-        }
-        if verdict && !translated {
-            // Strategy rule 6 may now ask for introductions, with this address in our record.
-            self.reach_all();
+            }
+            if let Some(natted) = natted {
+                c.nat = natted;
+            }
+        });
+        match change {
+            Some(change) => self.on_nat_status(change.to),
+            // Strategy rules 6 and 8 may now ask for introductions (and punch), with this
+            // address in our record.
+            None if verdict => self.reach_all(),
+            None => {}
         }
     }
 
@@ -171,6 +188,14 @@ impl Node {
     /// Logs a NAT status change once, and sets or clears the `nat` flag ("Update: NAT").
     pub(super) fn on_nat_change(&mut self, change: Option<nat::Change>) {
         let Some(change) = change else { return };
+        self.report_nat_change(&change);
+        let natted = change.to == nat::Status::Private;
+        self.change_record(&change.reason.to_string(), |c| c.nat = natted);
+        self.on_nat_status(change.to);
+    }
+
+    /// Logs a NAT status change and tells the API's watchers.
+    fn report_nat_change(&self, change: &nat::Change) {
         tracing::info!(
             from = %change.from, to = %change.to, reason = %change.reason, "NAT status changed"
         );
@@ -179,9 +204,6 @@ impl Node {
             to: change.to,
             reason: change.reason.to_string(),
         });
-        let natted = change.to == nat::Status::Private;
-        self.change_record(&change.reason.to_string(), |c| c.nat = natted);
-        self.on_nat_status(change.to);
     }
 
     /// Changes the own record and, when it changed, announces it ("Update: …").

@@ -5,11 +5,12 @@
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{PeerId, dcutr, multiaddr::Protocol, relay};
 use peerfind_behaviours::enr_ext::{self, Enr};
-use peerfind_behaviours::{intro, table};
+use peerfind_behaviours::{intro, ip_group, table};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::punch::is_direct;
 use super::{Mode, Node};
 use crate::reach::nat;
 use crate::reach::reservation::Decision;
@@ -20,7 +21,12 @@ use libp2p::core::transport::ListenerId;
 impl Node {
     /// Applies the connection strategy to a peer we learned of.
     pub(super) fn reach(&mut self, enr: &Enr, peer: PeerId) {
+        let now = Instant::now();
         let situation = Situation {
+            // Without our record the strategy does not punch (rule 9).
+            own: self.config.intro_punch.then(|| self.record.enr()),
+            asked_recently: self.reach.asked_recently(&peer, now),
+            punching: self.reach.punching(&peer),
             local: *self.swarm.local_peer_id(),
             bootnode: self.mode == Mode::Bootnode,
             connection: self.connections.best(&peer),
@@ -32,7 +38,8 @@ impl Node {
             translated: self.nat.translated(),
             bootnode_via: self.bootnode_via(&peer),
         };
-        match strategy::decide(enr, peer, situation) {
+        let action = strategy::decide(enr, peer, situation);
+        match action {
             Action::Dial { addrs, port } => {
                 tracing::info!(%peer, addrs = ?addrs, ?port, "dialing peer at its record's addresses");
                 let opts = DialOpts::peer_id(peer).addresses(addrs);
@@ -46,6 +53,10 @@ impl Node {
                 }
             }
             Action::Introduce { via } => self.ask_introduction(peer, via),
+            Action::Punch { via, addrs } => {
+                let lan = self.lan_addrs_for(enr);
+                self.punch_introduced(peer, via, addrs, lan)
+            }
             Action::Relay { via } => self.dial_relayed(peer, via),
             Action::Keep(reason) => tracing::debug!(%peer, ?reason, "not dialing peer"),
         }
@@ -68,7 +79,7 @@ impl Node {
 
     /// Starts a dial; says whether it started. One that did not start reports nothing more,
     /// so nothing may be kept for it.
-    fn dial(&mut self, opts: DialOpts, peer: PeerId, fresh: bool) -> bool {
+    pub(super) fn dial(&mut self, opts: DialOpts, peer: PeerId, fresh: bool) -> bool {
         let id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
@@ -109,12 +120,15 @@ impl Node {
         self.counters.introductions_asked += 1;
         self.hub
             .publish(status::Event::IntroductionAsked { target: peer, via });
-        self.swarm.behaviour_mut().intro.ask(via, target);
+        self.swarm
+            .behaviour_mut()
+            .intro
+            .ask(via, target, Vec::new());
     }
 
-    /// Rule 7 of the strategy: a relayed connection through `via`, which DCUtR then tries to
+    /// Rule 9 of the strategy: a relayed connection through `via`, which DCUtR then tries to
     /// upgrade to a direct one.
-    fn dial_relayed(&mut self, peer: PeerId, via: PeerId) {
+    pub(super) fn dial_relayed(&mut self, peer: PeerId, via: PeerId) {
         let Some(bootnode) = self.bootnodes.get(&via) else {
             return;
         };
@@ -132,7 +146,18 @@ impl Node {
     }
 
     /// A dial failed: when it was a circuit, it is dialed again later (reach-state rule 4).
-    pub(super) fn on_dial_failed(&mut self, id: libp2p::swarm::ConnectionId) {
+    pub(super) fn on_dial_failed(
+        &mut self,
+        id: libp2p::swarm::ConnectionId,
+        error: &libp2p::swarm::DialError,
+    ) {
+        let connections = &self.connections;
+        if let Some(end) = self
+            .reach
+            .punch_dial_failed(id, |p| is_direct(connections.best(p)))
+        {
+            return self.on_punch_end(end, Some(error.to_string()));
+        }
         if let Some((peer, wait)) = self.reach.circuit_failed(id, Instant::now()) {
             tracing::info!(%peer, retry_in = ?wait, "circuit dial failed; dialing a new one later");
         }
@@ -212,11 +237,32 @@ impl Node {
                 requester,
                 requester_peer,
                 via,
+                lan,
             } => {
                 // "Hello Charlie": our outgoing connection opens our NAT for him. It leaves
-                // from the listen port, so he sees our advertised address; he asked only
-                // because he knows he is public (strategy rule 6), so it will be answered.
-                let addrs = enr_ext::multiaddrs(&requester, requester_peer);
+                // from the listen port, so he sees our advertised address. He asked because
+                // he knows he is public (strategy rule 6), or, NAT'd too, he punches towards
+                // us at this moment (rule 8): then we dial the one transport he punches on,
+                // and our packets find his NAT open.
+                let punch = enr_ext::is_natted(&requester);
+                let mut addrs = if punch {
+                    strategy::punch_addrs(self.record.enr(), &requester, requester_peer)
+                } else {
+                    enr_ext::multiaddrs(&requester, requester_peer)
+                };
+                // Behind one NAT (intro rule 6), its LAN addresses too, where they are on
+                // one of our own networks: a NAT that does not hairpin drops what we send
+                // to its public side.
+                let ours: Vec<ip_group::Group> = self
+                    .swarm
+                    .listeners()
+                    .filter_map(ip_group::Group::of_addr)
+                    .collect();
+                let on_link = lan
+                    .into_iter()
+                    .filter(|a| ip_group::Group::of_addr(a).is_some_and(|g| ours.contains(&g)))
+                    .map(|a| a.with(Protocol::P2p(requester_peer)));
+                addrs.extend(on_link);
                 // The behaviour takes no record without an address (intro rule 4); were one
                 // to come, a dial without addresses would go wherever another behaviour
                 // knows the peer at, which the bootnode vouched for nowhere.
@@ -231,7 +277,12 @@ impl Node {
                     via,
                 });
                 let opts = DialOpts::peer_id(requester_peer).addresses(addrs).build();
-                self.dial(opts, requester_peer, false);
+                let id = opts.connection_id();
+                if self.dial(opts, requester_peer, false) && punch {
+                    self.counters.punches_tried += 1;
+                    self.reach
+                        .punch_dialing(id, requester_peer, None, Instant::now());
+                }
             }
             intro::Event::Served {
                 requester,

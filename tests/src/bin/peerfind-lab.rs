@@ -33,6 +33,9 @@ enum Command {
         /// Where Bob sits.
         #[arg(long, value_enum, default_value_t = Place::Eim)]
         bob: Place,
+        /// Make every router hairpin (matters with `--bob same-lan`).
+        #[arg(long)]
+        hairpin: bool,
         /// The start of every namespace name; a fresh one when not given.
         #[arg(long, env = "PEERFIND_LAB_PREFIX")]
         prefix: Option<String>,
@@ -53,7 +56,7 @@ enum Command {
         /// The lab's prefix.
         #[arg(long, env = "PEERFIND_LAB_PREFIX")]
         prefix: String,
-        /// bootnode, charlie, alice, bob, nat-a or nat-b.
+        /// bootnode, charlie, alice, bob, nat-a, nat-b, home-a or home-b.
         host: Host,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
@@ -78,6 +81,15 @@ enum Place {
     AddressRestricted,
     /// Behind an endpoint-independent NAT that lets no UDP out.
     UdpBlocked,
+    /// Behind a symmetric NAT that allocates ports sequentially.
+    SymmetricSequential,
+    /// Behind a symmetric NAT that keeps the port for the first destination.
+    SymmetricPreserving,
+    /// Behind an endpoint-independent home NAT behind a carrier-grade NAT (home-a or home-b,
+    /// then nat-a or nat-b).
+    Cgnat,
+    /// Bob only: on Alice's LAN, behind her router.
+    SameLan,
 }
 
 impl From<Place> for Placement {
@@ -89,6 +101,10 @@ impl From<Place> for Placement {
             Place::Fullcone => Placement::BehindNat(NatMode::FullCone),
             Place::AddressRestricted => Placement::BehindNat(NatMode::AddressRestricted),
             Place::UdpBlocked => Placement::BehindNat(NatMode::UdpBlocked),
+            Place::SymmetricSequential => Placement::BehindNat(NatMode::SymmetricSequential),
+            Place::SymmetricPreserving => Placement::BehindNat(NatMode::SymmetricPreserving),
+            Place::Cgnat => Placement::BehindCgnat(NatMode::EndpointIndependent),
+            Place::SameLan => Placement::SameLan,
         }
     }
 }
@@ -98,12 +114,13 @@ fn main() -> anyhow::Result<()> {
         Command::Up {
             alice,
             bob,
+            hairpin,
             prefix,
             uplink,
         } => {
             let impaired = !uplink.is_empty();
             let topology = uplink.into_iter().fold(
-                Topology::new(alice.into(), bob.into()),
+                Topology::new(alice.into(), bob.into()).with_hairpin(hairpin),
                 |topology, (host, impairment)| topology.with_uplink(host, impairment),
             );
             let lab = match prefix {

@@ -104,7 +104,14 @@ impl Hostile {
     /// should, and returns its answer.
     pub async fn introduce(&mut self, peer: PeerId, record: &Enr) -> anyhow::Result<Response> {
         let record = enr_ext::encode_bytes(record);
-        self.exchange(peer, Request::Introduce { record }).await
+        self.exchange(
+            peer,
+            Request::Introduce {
+                record,
+                lan: Vec::new(),
+            },
+        )
+        .await
     }
 
     /// Asks `bootnode` (connected) to introduce us to `target`, presenting `record` as ours.
@@ -115,8 +122,15 @@ impl Hostile {
         record: &Enr,
     ) -> anyhow::Result<Response> {
         let record = enr_ext::encode_bytes(record);
-        self.exchange(bootnode, Request::Ask { target, record })
-            .await
+        self.exchange(
+            bootnode,
+            Request::Ask {
+                target,
+                record,
+                lan: Vec::new(),
+            },
+        )
+        .await
     }
 
     async fn exchange(&mut self, peer: PeerId, request: Request) -> anyhow::Result<Response> {

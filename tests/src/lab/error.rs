@@ -62,8 +62,13 @@ pub enum LabError {
         loss: f64,
     },
     /// A host name that names no host.
-    #[error("no host is called {0:?}: try bootnode, charlie, alice, bob, nat-a or nat-b")]
+    #[error(
+        "no host is called {0:?}: try bootnode, charlie, alice, bob, nat-a, nat-b, home-a or home-b"
+    )]
     UnknownHost(String),
+    /// Placements that describe no network.
+    #[error("no such topology: {0}")]
+    Topology(&'static str),
 }
 
 impl LabError {

@@ -29,10 +29,7 @@ impl Lab {
     ///
     /// As [`Lab::netns`].
     pub fn set_link(&self, host: Host, up: bool) -> Result<(), LabError> {
-        let (ns, dev) = match (host.router(), self.topology.nat(host)) {
-            (Some(router), Some(_)) => (self.netns(router).to_owned(), router::LAN),
-            _ => (self.public_netns(), host.name()),
-        };
+        let (ns, dev) = self.far_end(host);
         let state = if up { "up" } else { "down" };
         netns::run(netns::ip(Some(&ns)), &format!("link set {dev} {state}\n"))?;
         if up {
@@ -51,7 +48,7 @@ impl Lab {
     ///
     /// As [`Lab::netns`].
     pub fn remap(&self, router: Host, port: Option<u16>) -> Result<(), LabError> {
-        let Some(mode) = self.topology.nat(router) else {
+        let Some(mode) = self.topology.mode(router) else {
             return Err(LabError::io(
                 format!("remapping {router}"),
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "no NAT here"),
@@ -59,14 +56,14 @@ impl Lab {
         };
         let mut nft = self.command(router, "nft");
         nft.args(["-f", "-"]);
-        netns::run(nft, &router::remap(mode, port))?;
+        netns::run(nft, &router::remap(&self.router_setup(router, mode), port))?;
         let mut conntrack = self.command(router, "conntrack");
         conntrack.arg("-F");
         netns::run(conntrack, "")
     }
 
     /// The namespace of the public segment's bridge.
-    fn public_netns(&self) -> String {
+    pub(super) fn public_netns(&self) -> String {
         format!("{}-{PUBLIC_ROLE}", self.prefix)
     }
 }

@@ -16,6 +16,20 @@
 //! translate with nftables as their [`NatMode`] says. Nothing is configured in the namespace the
 //! lab runs from, and no packet leaves the lab's namespaces.
 //!
+//! Two more shapes:
+//!
+//! ```text
+//!   behind a CGNAT (Placement::BehindCgnat)     one LAN (Placement::SameLan, Topology::shared_lan)
+//!   nat-a wan .101  (the carrier's, eim)        nat-a wan .101
+//!     | 100.64.1.0/24                             | 192.168.1.0/24 (a bridge in nat-a)
+//!   home-a wan .2   (the home router)           alice .2, bob .3
+//!     | 192.168.1.0/24
+//!   alice .2
+//! ```
+//!
+//! Bob behind a CGNAT uses nat-b, home-b, 100.64.2.0/24 and 192.168.2.0/24. Routers hairpin
+//! when the topology says so ([`Topology::with_hairpin`]).
+//!
 //! # Use
 //!
 //! [`Lab::up`] makes the namespaces and [`Lab`]'s `Drop` removes them, after killing every process
@@ -37,6 +51,7 @@
 mod error;
 mod fault;
 mod impair;
+mod neighbours;
 mod netns;
 mod router;
 mod topology;
@@ -45,7 +60,7 @@ mod wiring;
 
 pub use error::LabError;
 pub use impair::Impairment;
-pub use topology::{Host, NatMode, PREFIX_LEN, PUBLIC_NET, Placement, Topology};
+pub use topology::{CARRIER_MODE, Host, NatMode, PREFIX_LEN, PUBLIC_NET, Placement, Topology};
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -67,7 +82,7 @@ pub struct Lab {
     /// Where Alice and Bob sit.
     topology: Topology,
     /// Each host's namespace, indexed like [`Host::ALL`]; `None` for a router not made.
-    hosts: [Option<String>; 6],
+    hosts: [Option<String>; Host::ALL.len()],
     /// Every namespace this lab made or tried to make, the public one included.
     namespaces: Vec<String>,
     /// The impaired links, forwarded by this process.
@@ -100,6 +115,7 @@ impl Lab {
     /// Makes a lab of `topology` whose namespaces are called `PREFIX-HOST`, for a lab made by
     /// hand that other commands find again by its prefix.
     pub fn up_named(topology: Topology, prefix: &str) -> Result<Lab, LabError> {
+        topology.check()?;
         check_machine()?;
         check_prefix(prefix)?;
         for host in Host::ALL {
@@ -139,6 +155,7 @@ impl Lab {
         lab.wire()?;
         lab.start_routers()?;
         lab.start_gateways()?;
+        neighbours::pin(&lab.namespaces)?;
         Ok(lab)
     }
 
@@ -157,30 +174,16 @@ impl Lab {
         self.namespace(host).is_some()
     }
 
-    /// The host's own address: a LAN address for a NAT'd host, a router's WAN address.
+    /// The host's own address: a LAN address for a NAT'd host, a router's WAN address (a
+    /// carrier address for a home router behind a CGNAT).
     pub fn ip(&self, host: Host) -> Ipv4Addr {
-        if host.router().is_some() && self.topology.nat(host).is_some() {
-            host.lan_address()
-        } else {
-            self.wan_ip(host)
-        }
+        self.topology.address(host)
     }
 
-    /// A host's address on the public segment; a `upnp` router's is routable (`upnp`).
-    fn wan_ip(&self, host: Host) -> Ipv4Addr {
-        match self.topology.nat(host) {
-            Some(NatMode::Upnp) if host.lan_host().is_some() => upnp::wan_address(host),
-            _ => host.public_address(),
-        }
-    }
-
-    /// The address strangers on the public segment see the host as: its router's WAN address
-    /// for a NAT'd host, its own address otherwise.
+    /// The address strangers on the public segment see the host as: its outermost router's
+    /// WAN address for a NAT'd host, its own address otherwise.
     pub fn public_ip(&self, host: Host) -> Ipv4Addr {
-        match host.router() {
-            Some(router) if self.topology.nat(host).is_some() => self.wan_ip(router),
-            _ => host.public_address(),
-        }
+        self.topology.public_address(host)
     }
 
     /// The name of the host's namespace, for `ip netns exec` and `nsenter --net=/run/netns/NAME`.

@@ -24,6 +24,14 @@ pub enum NatMode {
     /// Symmetric: a new public port for each destination, so a port learned from one peer is
     /// useless to another. Hole punching fails; peerfind must fall back to a relay.
     Symmetric,
+    /// Symmetric with sequential ports: each new mapping (a new destination) takes the public
+    /// port after the previous mapping's, whichever host made it. A peer that knows the last
+    /// port can guess the next one, which port prediction relies on.
+    SymmetricSequential,
+    /// Port-preserving symmetric: the first destination a host's port sends to sees that
+    /// same port, every further destination a new random one. An observer cannot tell it from
+    /// [`NatMode::EndpointIndependent`]; a second observer can.
+    SymmetricPreserving,
     /// Full cone: endpoint-independent mapping and everything arriving on the router's public
     /// address goes to the one LAN host. The control where every host is reachable.
     FullCone,
@@ -40,6 +48,10 @@ pub enum NatMode {
     Upnp,
 }
 
+/// The mode of a carrier-grade NAT: endpoint-independent mapping, which RFC 6888 asks of a
+/// carrier, with the filtering of the lab's eim router.
+pub const CARRIER_MODE: NatMode = NatMode::EndpointIndependent;
+
 /// Where Alice or Bob sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Placement {
@@ -47,18 +59,29 @@ pub enum Placement {
     Public,
     /// On a LAN behind the host's own router, which works in the given mode.
     BehindNat(NatMode),
+    /// On a LAN behind a home router in the given mode, whose own uplink is a carrier's
+    /// network (100.64.0.0/10) behind a carrier-grade NAT ([`CARRIER_MODE`]): two NATs in a
+    /// row, and the public address is the carrier's. The carrier's router is nat-a (nat-b),
+    /// the home router home-a (home-b).
+    BehindCgnat(NatMode),
+    /// Bob only: on Alice's LAN (at .3), behind her router or routers, so that both share one
+    /// public address; nat-b is not made. Whether their router hairpins is the topology's
+    /// ([`Topology::with_hairpin`]). Alice must be behind a router.
+    SameLan,
 }
 
-/// The shape of a lab: where Alice and Bob sit, and which links are slow or lossy. The bootnode
-/// and Charlie are always public.
+/// The shape of a lab: where Alice and Bob sit, whether their routers hairpin, and which
+/// links are slow or lossy. The bootnode and Charlie are always public.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Topology {
     /// Alice's place; behind nat-a when NAT'd.
     pub alice: Placement,
-    /// Bob's place; behind nat-b when NAT'd.
+    /// Bob's place; behind nat-b when NAT'd, or beside Alice.
     pub bob: Placement,
+    /// Whether every router hairpins (see [`Topology::with_hairpin`]).
+    hairpin: bool,
     /// Each host's uplink impairment, indexed like [`Host::ALL`].
-    uplinks: [Option<Impairment>; 6],
+    uplinks: [Option<Impairment>; Host::ALL.len()],
 }
 
 impl Default for Topology {
@@ -72,13 +95,35 @@ impl Default for Topology {
 }
 
 impl Topology {
-    /// Alice and Bob placed as given.
+    /// Alice and Bob placed as given; routers that do not hairpin.
     pub fn new(alice: Placement, bob: Placement) -> Self {
         Self {
             alice,
             bob,
-            uplinks: [None; 6],
+            hairpin: false,
+            uplinks: [None; Host::ALL.len()],
         }
+    }
+
+    /// Alice and Bob on one LAN behind nat-a, which works in `mode` and does not hairpin
+    /// (add [`Topology::with_hairpin`]): two peers that share a public address.
+    pub fn shared_lan(mode: NatMode) -> Self {
+        Self::new(Placement::BehindNat(mode), Placement::SameLan)
+    }
+
+    /// This topology with every router hairpinning (`on`) or not. A router that hairpins
+    /// takes a packet from its LAN to its own public address and a port it mapped for one of
+    /// its LAN hosts to that host, from the sender's public address and port, as a packet
+    /// from outside would arrive; one that does not drops it. It matters when two hosts
+    /// share a LAN ([`Placement::SameLan`]) and one dials the other's public address.
+    pub fn with_hairpin(mut self, on: bool) -> Self {
+        self.hairpin = on;
+        self
+    }
+
+    /// Whether the routers hairpin.
+    pub fn hairpin(&self) -> bool {
+        self.hairpin
     }
 
     /// This topology with `host`'s uplink impaired: the link from the host towards the public
@@ -94,24 +139,113 @@ impl Topology {
         self.uplinks[host as usize]
     }
 
-    /// The hosts that exist in this topology: a router only when its host is behind it.
+    /// Refuses the placements that describe no network: Alice beside herself, or Bob on the
+    /// LAN of a public Alice.
+    pub(super) fn check(&self) -> Result<(), LabError> {
+        let reason = match (self.alice, self.bob) {
+            (Placement::SameLan, _) => "Alice cannot be on her own LAN: only Bob sits beside her",
+            (Placement::Public, Placement::SameLan) => {
+                "Bob cannot share Alice's LAN when she is on the public segment"
+            }
+            _ => return Ok(()),
+        };
+        Err(LabError::Topology(reason))
+    }
+
+    /// The hosts that exist in this topology: a router only when a host is behind it.
     pub fn hosts(&self) -> Vec<Host> {
         Host::ALL
             .into_iter()
-            .filter(|host| match host {
-                Host::NatA => matches!(self.alice, Placement::BehindNat(_)),
-                Host::NatB => matches!(self.bob, Placement::BehindNat(_)),
+            .filter(|&host| match host {
                 Host::Bootnode | Host::Charlie | Host::Alice | Host::Bob => true,
+                router => self.mode(router).is_some(),
             })
             .collect()
     }
 
-    /// The mode of `host`'s router, when `host` is Alice or Bob behind one.
-    pub(super) fn nat(&self, host: Host) -> Option<NatMode> {
-        match (host, self.alice, self.bob) {
-            (Host::Alice | Host::NatA, Placement::BehindNat(mode), _)
-            | (Host::Bob | Host::NatB, _, Placement::BehindNat(mode)) => Some(mode),
+    /// Where the router's host sits: Alice for nat-a and home-a, Bob for nat-b and home-b.
+    fn owner(&self, router: Host) -> Placement {
+        match router {
+            Host::NatA | Host::HomeA => self.alice,
+            _ => self.bob,
+        }
+    }
+
+    /// The mode `router` works in, when it exists in this topology.
+    pub(super) fn mode(&self, router: Host) -> Option<NatMode> {
+        match (router, self.owner(router)) {
+            (Host::NatA | Host::NatB, Placement::BehindNat(mode)) => Some(mode),
+            (Host::NatA | Host::NatB, Placement::BehindCgnat(_)) => Some(CARRIER_MODE),
+            (Host::HomeA | Host::HomeB, Placement::BehindCgnat(mode)) => Some(mode),
             _ => None,
+        }
+    }
+
+    /// The router whose LAN `host` sits on, or `None` for a host on the public segment.
+    pub(super) fn upstream(&self, host: Host) -> Option<Host> {
+        let behind = |placement, nat, home| match placement {
+            Placement::BehindNat(_) => Some(nat),
+            Placement::BehindCgnat(_) => Some(home),
+            Placement::Public | Placement::SameLan => None,
+        };
+        match host {
+            Host::Alice => behind(self.alice, Host::NatA, Host::HomeA),
+            Host::Bob if self.bob == Placement::SameLan => self.upstream(Host::Alice),
+            Host::Bob => behind(self.bob, Host::NatB, Host::HomeB),
+            Host::HomeA if self.mode(host).is_some() => Some(Host::NatA),
+            Host::HomeB if self.mode(host).is_some() => Some(Host::NatB),
+            _ => None,
+        }
+    }
+
+    /// The hosts on `router`'s LAN, in [`Host::ALL`]'s order (Alice before Bob).
+    pub(super) fn lan_hosts(&self, router: Host) -> Vec<Host> {
+        Host::ALL
+            .into_iter()
+            .filter(|&host| self.upstream(host) == Some(router))
+            .collect()
+    }
+
+    /// The first three octets of `router`'s LAN: a private range for a home LAN, the shared
+    /// address space (RFC 6598) for a carrier's network.
+    fn lan_net(&self, router: Host) -> [u8; 3] {
+        let n = match router {
+            Host::NatA | Host::HomeA => 1,
+            _ => 2,
+        };
+        match (router, self.owner(router)) {
+            (Host::NatA | Host::NatB, Placement::BehindCgnat(_)) => [100, 64, n],
+            _ => [192, 168, n],
+        }
+    }
+
+    /// The router's address on its LAN, which is its LAN hosts' gateway.
+    pub(super) fn lan_gateway(&self, router: Host) -> Ipv4Addr {
+        let [a, b, c] = self.lan_net(router);
+        Ipv4Addr::new(a, b, c, 1)
+    }
+
+    /// The host's own address: on the public segment, on the LAN it sits on, or for a router
+    /// the address of its WAN.
+    pub(super) fn address(&self, host: Host) -> Ipv4Addr {
+        let Some(router) = self.upstream(host) else {
+            return host.public_address();
+        };
+        let last = if host == Host::Bob && self.bob == Placement::SameLan {
+            3
+        } else {
+            2
+        };
+        let [a, b, c] = self.lan_net(router);
+        Ipv4Addr::new(a, b, c, last)
+    }
+
+    /// The address strangers on the public segment see the host as: the outermost router's
+    /// for a host behind routers, its own otherwise.
+    pub(super) fn public_address(&self, host: Host) -> Ipv4Addr {
+        match self.upstream(host) {
+            Some(router) => self.public_address(router),
+            None => host.public_address(),
         }
     }
 }
@@ -127,21 +261,28 @@ pub enum Host {
     Alice,
     /// A peer behind nat-b, or public at .40.
     Bob,
-    /// Alice's router.
+    /// Alice's router (and Bob's when he shares her LAN); the carrier's when Alice is behind
+    /// a CGNAT.
     NatA,
-    /// Bob's router.
+    /// Bob's router; the carrier's when Bob is behind a CGNAT.
     NatB,
+    /// Alice's home router behind a CGNAT ([`Placement::BehindCgnat`]).
+    HomeA,
+    /// Bob's home router behind a CGNAT.
+    HomeB,
 }
 
 impl Host {
     /// Every host, in a fixed order.
-    pub const ALL: [Host; 6] = [
+    pub const ALL: [Host; 8] = [
         Host::Bootnode,
         Host::Charlie,
         Host::Alice,
         Host::Bob,
         Host::NatA,
         Host::NatB,
+        Host::HomeA,
+        Host::HomeB,
     ];
 
     /// The host's name: the suffix of its namespace and its bridge port's name.
@@ -153,28 +294,14 @@ impl Host {
             Host::Bob => "bob",
             Host::NatA => "nat-a",
             Host::NatB => "nat-b",
-        }
-    }
-
-    /// The host's router, for Alice and Bob.
-    pub(super) fn router(self) -> Option<Host> {
-        match self {
-            Host::Alice => Some(Host::NatA),
-            Host::Bob => Some(Host::NatB),
-            Host::Bootnode | Host::Charlie | Host::NatA | Host::NatB => None,
-        }
-    }
-
-    /// The host behind a router.
-    pub(super) fn lan_host(self) -> Option<Host> {
-        match self {
-            Host::NatA => Some(Host::Alice),
-            Host::NatB => Some(Host::Bob),
-            Host::Bootnode | Host::Charlie | Host::Alice | Host::Bob => None,
+            Host::HomeA => "home-a",
+            Host::HomeB => "home-b",
         }
     }
 
     /// The address on the public segment, when the host is (or, for a router, its WAN is) there.
+    /// A home router's WAN is on its carrier's network instead: .201 and .202 only keep this
+    /// total, and no interface gets them.
     pub(super) fn public_address(self) -> Ipv4Addr {
         let last = match self {
             Host::Bootnode => 10,
@@ -183,27 +310,11 @@ impl Host {
             Host::Bob => 40,
             Host::NatA => 101,
             Host::NatB => 102,
+            Host::HomeA => 201,
+            Host::HomeB => 202,
         };
         let [a, b, c, _] = PUBLIC_NET.octets();
         Ipv4Addr::new(a, b, c, last)
-    }
-
-    /// The LAN behind a router, or around a NAT'd host: its third octet.
-    fn lan_octet(self) -> u8 {
-        match self {
-            Host::Alice | Host::NatA => 1,
-            Host::Bob | Host::NatB | Host::Bootnode | Host::Charlie => 2,
-        }
-    }
-
-    /// The router's address on its LAN, which is the NAT'd host's gateway.
-    pub(super) fn lan_gateway(self) -> Ipv4Addr {
-        Ipv4Addr::new(192, 168, self.lan_octet(), 1)
-    }
-
-    /// The NAT'd host's address on its LAN.
-    pub(super) fn lan_address(self) -> Ipv4Addr {
-        Ipv4Addr::new(192, 168, self.lan_octet(), 2)
     }
 }
 

@@ -8,13 +8,17 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Host, Lab, LabError, PREFIX_LEN, impair, netns, router};
+use super::{Host, Lab, LabError, NatMode, PREFIX_LEN, impair, netns, router};
 
 /// The public segment's bridge, inside the public namespace.
 const BRIDGE: &str = "br0";
 
 /// A host's one interface (a router has [`router::WAN`] and [`router::LAN`] instead).
 const ETH: &str = "eth0";
+
+/// Whether bridged frames pass the IP firewall, per namespace; present when the kernel has
+/// bridge netfilter.
+const BRIDGE_NF_CALL_IPTABLES: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
 
 /// The first interface index the lab gives a veth end: above the few a namespace numbers
 /// itself (loopback is 1, the bridge and TAP devices take the next ones).
@@ -44,25 +48,36 @@ impl Lab {
                     "addr add {addr}/{PREFIX_LEN} dev {dev}\nlink set {dev} up\n"
                 ));
             };
-            // The host's uplink: its interface, and the namespace and interface at the other end.
-            let (dev, peer_ns, peer_dev) = match (host.router(), host.lan_host()) {
-                // A router: its WAN on the public segment; its LAN comes with its host's uplink.
-                (None, Some(_)) => {
-                    up(&mut script, router::WAN, host.public_address());
-                    up(&mut script, router::LAN, host.lan_gateway());
-                    (router::WAN, public.clone(), host.name())
+            let address = self.topology.address(host);
+            // The host's uplink: its interface, a router's WAN. The LAN side of a router comes
+            // with its hosts' uplinks: one host's is the router's LAN itself; several hosts'
+            // are ports of a bridge that is the router's LAN.
+            let dev = if self.topology.mode(host).is_some() {
+                up(&mut script, router::WAN, address);
+                let lan_hosts = self.topology.lan_hosts(host);
+                if lan_hosts.len() > 1 {
+                    script.push_str(&format!("link add name {} type bridge\n", router::LAN));
+                    for lan_host in lan_hosts {
+                        script.push_str(&format!(
+                            "link set {0} master {1}\nlink set {0} up\n",
+                            lan_host.name(),
+                            router::LAN
+                        ));
+                    }
                 }
-                // Alice or Bob behind a router: the uplink is the whole LAN.
-                (Some(router), None) if self.topology.nat(host).is_some() => {
-                    up(&mut script, ETH, host.lan_address());
-                    script.push_str(&format!("route add default via {}\n", host.lan_gateway()));
-                    (ETH, self.netns(router).to_owned(), router::LAN)
-                }
-                _ => {
-                    up(&mut script, ETH, host.public_address());
-                    (ETH, public.clone(), host.name())
-                }
+                up(&mut script, router::LAN, self.topology.lan_gateway(host));
+                router::WAN
+            } else {
+                up(&mut script, ETH, address);
+                ETH
             };
+            if let Some(upstream) = self.topology.upstream(host) {
+                script.push_str(&format!(
+                    "route add default via {}\n",
+                    self.topology.lan_gateway(upstream)
+                ));
+            }
+            let (peer_ns, peer_dev) = self.far_end(host);
             if peer_ns == public {
                 bridge.push_str(&format!(
                     "link set {peer_dev} master {BRIDGE}\nlink set {peer_dev} up\n"
@@ -123,22 +138,53 @@ impl Lab {
         Ok(())
     }
 
+    /// The far end of `host`'s uplink: its router's LAN (or, when that LAN holds several
+    /// hosts, the router's bridge port named after the host), or the public bridge's port
+    /// named after the host.
+    pub(super) fn far_end(&self, host: Host) -> (String, &'static str) {
+        match self.topology.upstream(host) {
+            Some(router) if self.topology.lan_hosts(router).len() > 1 => {
+                (self.netns(router).to_owned(), host.name())
+            }
+            Some(router) => (self.netns(router).to_owned(), router::LAN),
+            None => (self.public_netns(), host.name()),
+        }
+    }
+
+    /// What `router`, which works in `mode`, loads: its addresses, its first LAN host and
+    /// whether it hairpins.
+    pub(super) fn router_setup(&self, router: Host, mode: NatMode) -> router::Setup {
+        let first = self.topology.lan_hosts(router).first().copied();
+        router::Setup {
+            mode,
+            wan_addr: self.topology.address(router),
+            lan_host: first.map_or(Ipv4Addr::UNSPECIFIED, |host| self.topology.address(host)),
+            hairpin: self.topology.hairpin(),
+        }
+    }
+
     /// Loads the routers' rule sets and turns forwarding on in them.
     pub(super) fn start_routers(&self) -> Result<(), LabError> {
-        for router in [Host::NatA, Host::NatB] {
-            let (Some(ns), Some(lan_host)) = (self.namespace(router), router.lan_host()) else {
+        for router in self.topology.hosts() {
+            let Some(mode) = self.topology.mode(router) else {
                 continue;
             };
-            let Some(mode) = self.topology.nat(router) else {
-                continue;
-            };
+            let ns = self.netns(router);
             let mut nft = self.command(router, "nft");
             nft.args(["-f", "-"]);
-            netns::run(nft, &router::ruleset(mode, lan_host.lan_address()))?;
+            netns::run(nft, &router::ruleset(&self.router_setup(router, mode)))?;
             // Only now, so that no packet is ever forwarded past an empty rule set. The thread
-            // in the namespace sees that namespace's /proc/sys/net.
-            netns::enter(ns, || std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?
-                .map_err(|source| LabError::io(format!("turning on forwarding in {ns}"), source))?;
+            // in the namespace sees that namespace's /proc/sys/net. A bridged LAN's frames
+            // between its hosts must not pass the router's IP firewall, which the kernel's
+            // bridge netfilter would do; where that exists, it is turned off.
+            netns::enter(ns, || {
+                let bridge_nf = std::path::Path::new(BRIDGE_NF_CALL_IPTABLES);
+                if bridge_nf.exists() {
+                    std::fs::write(bridge_nf, "0")?;
+                }
+                std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+            })?
+            .map_err(|source| LabError::io(format!("turning on forwarding in {ns}"), source))?;
         }
         Ok(())
     }

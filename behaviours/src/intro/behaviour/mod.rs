@@ -8,12 +8,12 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use enr::NodeId;
-use libp2p::PeerId;
 use libp2p::request_response::{
     InboundFailure, OutboundFailure, OutboundRequestId, ResponseChannel,
 };
+use libp2p::{Multiaddr, PeerId};
 
-use super::protocol::{Codec, Outcome, PROTOCOL, Request, Response};
+use super::protocol::{Codec, MAX_LAN_ADDRS, Outcome, PROTOCOL, Request, Response};
 use super::refusal::{BadRecord, Refusal, WarnGate};
 use crate::enr_ext::{self, Enr};
 use crate::exchange::{self, Exchange, Inbound, Io, Rules};
@@ -96,6 +96,10 @@ pub enum Event {
         requester_peer: PeerId,
         /// The bootnode that introduced it.
         via: PeerId,
+        /// The requester's LAN addresses, which the bootnode passed on because it sees us
+        /// behind the same NAT (rule 6): dial them only where they are on one of our own
+        /// networks.
+        lan: Vec<Multiaddr>,
     },
     /// Bootnode: an introduction was forwarded and the target answered.
     Served {
@@ -193,11 +197,25 @@ impl Exchange<Intro> {
         &self.rules().rejected
     }
 
-    /// Asks `bootnode` to introduce us to `target`.
-    pub fn ask(&mut self, bootnode: PeerId, target: NodeId) {
+    /// Asks `bootnode` to introduce us to `target`, handing it our `lan` addresses for a
+    /// target behind the same NAT (rule 6; at most [`MAX_LAN_ADDRS`] that
+    /// [`super::protocol::lan_addr`] takes are sent).
+    pub fn ask(&mut self, bootnode: PeerId, target: NodeId, lan: Vec<Multiaddr>) {
+        let lan: Vec<Multiaddr> = lan
+            .into_iter()
+            .filter(super::protocol::lan_addr)
+            .take(MAX_LAN_ADDRS)
+            .collect();
         self.with(|r, io| {
             let record = enr_ext::encode_bytes(&r.local);
-            let id = io.send_request(&bootnode, Request::Ask { target, record });
+            let id = io.send_request(
+                &bootnode,
+                Request::Ask {
+                    target,
+                    record,
+                    lan,
+                },
+            );
             r.asks.insert(id, (target, bootnode));
         });
     }
@@ -254,8 +272,7 @@ impl Intro {
         &mut self,
         io: &mut Io<'_, Self>,
         peer: PeerId,
-        target: NodeId,
-        record: Vec<u8>,
+        (target, record, lan): (NodeId, Vec<u8>, Vec<Multiaddr>),
         channel: ResponseChannel<Response>,
     ) {
         let now = Instant::now();
@@ -292,8 +309,18 @@ impl Intro {
         if self.forwards.len() >= MAX_PENDING_FORWARDS || !self.targets.allow(target_peer, now) {
             return self.refuse(io, channel, peer, Refusal::TargetBusy);
         }
-        tracing::info!(requester = %peer, target_peer = %target_peer, "forwarding introduction");
-        let id = io.send_request(&target_peer, Request::Introduce { record });
+        // Rule 6: LAN addresses only to a target behind the requester's NAT.
+        let target_seen: Vec<IpAddr> = io.remotes().ips(&target_peer).collect();
+        let lan = if behind_one_nat(&seen, &target_seen) {
+            lan
+        } else {
+            Vec::new()
+        };
+        tracing::info!(
+            requester = %peer, target_peer = %target_peer, lan_addrs = lan.len(),
+            "forwarding introduction"
+        );
+        let id = io.send_request(&target_peer, Request::Introduce { record, lan });
         self.forwards.insert(id, (channel, peer, target_peer));
     }
 
@@ -302,7 +329,7 @@ impl Intro {
         &mut self,
         io: &mut Io<'_, Self>,
         peer: PeerId,
-        record: Vec<u8>,
+        (record, lan): (Vec<u8>, Vec<Multiaddr>),
         channel: ResponseChannel<Response>,
     ) {
         // Rule 1, then rule 3: before anything in the request is decoded or verified.
@@ -325,6 +352,7 @@ impl Intro {
             requester,
             requester_peer,
             via: peer,
+            lan,
         });
     }
 }
@@ -356,8 +384,14 @@ impl Rules for Intro {
     ) {
         match request {
             Request::Invalid(e) => self.refuse(io, channel, peer, e.into()),
-            Request::Ask { target, record } => self.on_ask(io, peer, target, record, channel),
-            Request::Introduce { record } => self.on_introduce(io, peer, record, channel),
+            Request::Ask {
+                target,
+                record,
+                lan,
+            } => self.on_ask(io, peer, (target, record, lan), channel),
+            Request::Introduce { record, lan } => {
+                self.on_introduce(io, peer, (record, lan), channel)
+            }
         }
     }
 
@@ -431,6 +465,14 @@ fn check_record(bytes: &[u8], owner: Option<PeerId>) -> Result<(Enr, PeerId), Ba
         return Err(BadRecord::NoAddress);
     }
     Ok((enr, peer))
+}
+
+/// Rule 6: whether the requester (seen at `requester`) and the target (at `target`) come
+/// from one IP: behind one NAT. Nobody seen at no IP (a relayed connection) is.
+fn behind_one_nat(requester: &[IpAddr], target: &[IpAddr]) -> bool {
+    requester
+        .iter()
+        .any(|r| target.iter().any(|t| r.to_canonical() == t.to_canonical()))
 }
 
 /// Rule 2: every IP `enr` names is one of `seen`, the IPs the requester's direct connections

@@ -53,3 +53,22 @@ fn a_record_without_an_ip_is_vouched_for_but_refused_as_undialable() {
     let bytes = enr_ext::encode_bytes(&none);
     assert_eq!(check_record(&bytes, None).err(), Some(BadRecord::NoAddress));
 }
+
+#[test]
+fn lan_addresses_go_only_to_a_target_behind_the_requesters_nat() {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let nat: IpAddr = Ipv4Addr::new(198, 51, 100, 101).into();
+    let mapped: IpAddr = Ipv4Addr::new(198, 51, 100, 101).to_ipv6_mapped().into();
+    let other: IpAddr = Ipv4Addr::new(198, 51, 100, 102).into();
+    assert!(super::behind_one_nat(&[nat], &[other, nat]));
+    assert!(
+        super::behind_one_nat(&[mapped], &[nat]),
+        "one IP, two spellings"
+    );
+    assert!(!super::behind_one_nat(&[nat], &[other]));
+    assert!(
+        !super::behind_one_nat(&[], &[nat]),
+        "a requester seen nowhere"
+    );
+    assert!(!super::behind_one_nat(&[Ipv6Addr::LOCALHOST.into()], &[]));
+}

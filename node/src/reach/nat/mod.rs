@@ -5,7 +5,15 @@
 //!    configured bootnode, that we had not dialed, and that we are not (or were not a moment
 //!    ago) relayed to, since a hole punch's connection may arrive inbound. Nobody can do that
 //!    to a node behind a NAT, so the node is **Public**, whatever was believed before.
-//! 2. AutoNAT confirmed one of our addresses: a server dialed us back there. **Public**.
+//! 2. AutoNAT confirmed one of our addresses: a server dialed us back there, and no NAT
+//!    translates our address (rule 5 saw it untranslated, or has not spoken yet). **Public**.
+//!    Behind a translating NAT a dial-back proves nothing about strangers: it comes from a
+//!    server we are connected to, so from an IP we sent to, and an address-restricted NAT
+//!    lets anything from such an IP in, from any port. It cannot tell a full cone from that,
+//!    and a node judged public behind one is dialed straight by peers whose packets its NAT
+//!    drops. So under translation only rule 1 (a stranger reached us) or rule 6 (a verified
+//!    port mapping) makes us Public, and a Public verdict rule 2 gave before the translation
+//!    was seen is taken back by rule 5.
 //! 3. AutoNAT found one of our addresses unreachable, and no address has been confirmed:
 //!    **Private**. This is the fast signal (seconds); a confirmed address (rule 2) outranks it,
 //!    since a node with one reachable address is reachable. Only an address on an IP a
@@ -30,17 +38,19 @@
 //!    one identify round trip after the first bootnode connection, unless an address was
 //!    confirmed reachable (rule 2) or we are Public (rule 1). Loss and delay only postpone
 //!    the observation; they cannot fake a translation. A translating NAT that still lets
-//!    strangers in (full cone, a forwarded port, a 1:1 NAT) is revised to Public by rule 2
-//!    as soon as a dial-back arrives. An untranslated observation is no verdict (a firewall
-//!    may still drop strangers): only AutoNAT's dial-back makes that node Public, but the
-//!    strategy may act on it ([`Detector::translated`]).
+//!    strangers in (full cone, a forwarded port, a 1:1 NAT) is revised to Public by rule 1,
+//!    when a stranger reaches us, or by rule 6 for a port it mapped for us; not by rule 2
+//!    (see there), and rule 5 never undoes those two. An untranslated observation is no
+//!    verdict (a firewall may still drop strangers): only AutoNAT's dial-back makes that node
+//!    Public, but the strategy may act on it ([`Detector::translated`]).
 //! 6. A port mapping the router granted, and that a dial-back reached, makes the node
 //!    **Public** at the mapped address ([`Detector::mapping_verified`]), whatever was believed
-//!    before. A forwarded port is not a filter state: unlike a dial-back to the NAT's own
-//!    mapping of our listen port, which an address-restricted NAT lets through from any IP we
-//!    sent to, it lets in whoever comes, so the dial-back proves strangers reach us. The
-//!    caller decides that the tested address is the mapped one (the port-mapping wiring tests
-//!    it as an address of its own, `crate::upstream::upnp`); rule 2 is not asked.
+//!    before, translation included. A forwarded port is not a filter state: unlike a dial-back
+//!    to the NAT's own mapping of our listen port, which an address-restricted NAT lets
+//!    through from any IP we sent to, it lets in whoever comes, so the dial-back proves
+//!    strangers reach us. The caller decides that the tested address is the mapped one (the
+//!    port-mapping wiring tests it as an address of its own, `crate::upstream::upnp`); rule 2
+//!    is not asked.
 //! 7. Otherwise the status stays as it is; it starts **Unknown**.
 //!
 //! Each change is reported once, with the signal that caused it and when. The `nat` flag in
@@ -206,6 +216,9 @@ pub struct Detector {
     /// Whether the last confirmed observation of our address was translated (rule 5); `None`
     /// before the first.
     translated: Option<bool>,
+    /// Whether a dial-back reached a port our router mapped for us (rule 6): rule 5 never
+    /// takes that back.
+    mapped: bool,
 }
 
 impl Detector {
@@ -219,6 +232,7 @@ impl Detector {
             deadline: None,
             reachable_addr: false,
             translated: None,
+            mapped: false,
         }
     }
 
@@ -242,7 +256,13 @@ impl Detector {
             return None;
         };
         self.translated = Some(translated);
-        if !translated || self.reachable_addr || self.status == Status::Public {
+        if translated && self.reachable_addr && !self.mapped {
+            // Rule 2 spoke before we knew of the NAT: its dial-back is no proof behind one.
+            // A verified mapping's is (rule 6).
+            self.reachable_addr = false;
+        }
+        let public_by_stranger = matches!(self.reason, Reason::StrangerReachedUs { .. });
+        if !translated || public_by_stranger || self.mapped {
             return None;
         }
         self.set(
@@ -285,6 +305,10 @@ impl Detector {
         now: Instant,
     ) -> Option<Change> {
         if reachable {
+            if self.translated == Some(true) {
+                // Rule 2: behind a translating NAT a dial-back is no proof.
+                return None;
+            }
             self.reachable_addr = true;
             self.deadline = None;
             return self.set(
@@ -305,7 +329,7 @@ impl Detector {
     }
 
     /// Rule 6: `server`'s dial-back reached us at `addr`, a port our router mapped for us.
-    /// Counts as a reachable address for rules 3 and 5, like rule 2's.
+    /// Counts as a reachable address for rule 3, and rule 5 never takes it back.
     pub fn mapping_verified(
         &mut self,
         addr: Multiaddr,
@@ -313,6 +337,7 @@ impl Detector {
         now: Instant,
     ) -> Option<Change> {
         self.reachable_addr = true;
+        self.mapped = true;
         self.deadline = None;
         self.set(
             Status::Public,

@@ -123,7 +123,7 @@ fn each_change_is_reported_once() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_translated_address_means_private_at_once_until_a_dial_back_arrives() {
+async fn a_translated_address_means_private_at_once_until_a_stranger_reaches_us() {
     let mut d = detector();
     d.bootnode_connected(Instant::now());
     assert_eq!(d.translated(), None);
@@ -143,13 +143,57 @@ async fn a_translated_address_means_private_at_once_until_a_dial_back_arrives() 
         d.address_confirmed(addr(), Witness::Bootnode(boot), true, Instant::now()),
         None
     );
-    // A full-cone NAT lets the dial-back in: revised to public, and it stays.
+    // A dial-back behind a translating NAT passes an address-restricted one too: no proof.
+    assert_eq!(
+        d.autonat_result(addr(), boot, REACHABLE, Instant::now()),
+        None
+    );
+    assert_eq!(d.status().0, Status::Private);
+    // A stranger's connection is: revised to public, and it stays.
+    let change = d
+        .stranger_connected(PeerId::random(), Instant::now())
+        .unwrap();
+    assert_eq!(change.to, Status::Public);
+    assert_eq!(
+        d.address_confirmed(addr(), Witness::Bootnode(boot), true, Instant::now()),
+        None
+    );
+    assert_eq!(d.status().0, Status::Public);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dial_back_before_the_translation_was_seen_is_taken_back_by_it() {
+    let mut d = detector();
+    d.bootnode_connected(Instant::now());
+    let boot = PeerId::random();
+    let change = d
+        .autonat_result(addr(), boot, REACHABLE, Instant::now())
+        .unwrap();
+    assert_eq!(change.to, Status::Public);
+    let change = d
+        .address_confirmed(addr(), Witness::Bootnode(boot), true, Instant::now())
+        .unwrap();
+    assert_eq!((change.from, change.to), (Status::Public, Status::Private));
+    assert!(matches!(change.reason, Reason::AddressTranslated { .. }));
+    assert_eq!(
+        d.autonat_result(addr(), boot, REACHABLE, Instant::now()),
+        None
+    );
+    assert_eq!(d.status().0, Status::Private);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_untranslated_dial_back_is_public_and_stays_so() {
+    let mut d = detector();
+    d.bootnode_connected(Instant::now());
+    let boot = PeerId::random();
+    d.address_confirmed(addr(), Witness::Bootnode(boot), false, Instant::now());
     let change = d
         .autonat_result(addr(), boot, REACHABLE, Instant::now())
         .unwrap();
     assert_eq!(change.to, Status::Public);
     assert_eq!(
-        d.address_confirmed(addr(), Witness::Bootnode(boot), true, Instant::now()),
+        d.autonat_result(addr(), boot, UNREACHABLE, Instant::now()),
         None
     );
     assert_eq!(d.status().0, Status::Public);
@@ -212,7 +256,7 @@ async fn an_address_only_observers_confirmed_is_no_verdict() {
 
 /// The router's public address and the port it forwards to us.
 fn mapped() -> Multiaddr {
-    "/ip4/11.51.100.101/tcp/9000".parse().unwrap()
+    "/ip4/198.51.100.101/tcp/9100".parse().unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -273,4 +317,35 @@ async fn a_port_mapping_verified_after_autonat_said_public_is_no_second_change()
         d.mapping_verified(mapped(), PeerId::random(), Instant::now()),
         None
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_verified_port_mapping_stays_public_behind_the_translation() {
+    let mut d = detector();
+    d.bootnode_connected(Instant::now());
+    let bootnode = Witness::Bootnode(PeerId::random());
+    d.address_confirmed(addr(), bootnode, true, Instant::now())
+        .unwrap();
+    d.mapping_verified(mapped(), PeerId::random(), Instant::now())
+        .unwrap();
+    // Every later observation through the NAT is translated again: rule 5 keeps out.
+    for _ in 0..3 {
+        assert_eq!(
+            d.address_confirmed(addr(), bootnode, true, Instant::now()),
+            None
+        );
+    }
+    assert_eq!(d.translated(), Some(true));
+    // The mapping still counts as a reachable address: a failed test is no verdict.
+    assert_eq!(
+        d.autonat_result(addr(), PeerId::random(), UNREACHABLE, Instant::now()),
+        None
+    );
+    // Rule 2 still gives nothing behind the translation, and takes nothing either.
+    assert_eq!(
+        d.autonat_result(addr(), PeerId::random(), REACHABLE, Instant::now()),
+        None
+    );
+    assert_eq!(d.status().0, Status::Public);
+    assert!(matches!(d.status().1, Reason::PortMappingVerified { .. }));
 }

@@ -14,7 +14,8 @@
 //!   given in advance.
 //!
 //! - **matrix** (`--matrix`, alone): every pair of `--kinds` of router, Alice behind one and
-//!   Bob behind the other; see `matrix.rs`.
+//!   Bob behind the other, and Alice and Bob on one LAN (`--lans`), with scripted rust-libp2p
+//!   in the cells where both are NAT'd; see `matrix.rs`.
 //!
 //! Every scenario runs over TCP and QUIC (each node listens on that one transport) at each
 //! `--delays` one-way delay on every access link (bootnode, Charlie, Alice, Bob), so a round
@@ -28,20 +29,17 @@
 //! It prints what it measured and asserts nothing: speed is read here, not in the tests.
 
 mod matrix;
+mod scripted;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Parser;
 use peerfind_tests::lab::{Host, Impairment, Lab, NatMode, Placement, Topology};
 use peerfind_tests::process::field;
-use peerfind_tests::scenario::{self, PORT, bootnode, listen, peer, peer_id};
+use peerfind_tests::scenario::{self, bootnode, listen, peer, peer_id};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
 /// Bound on each wait of a try: a try that takes longer counts as failed.
 const TRY_WAIT: Duration = Duration::from_secs(30);
@@ -52,9 +50,10 @@ const SYMMETRIC: Placement = Placement::BehindNat(NatMode::Symmetric);
 /// Measure NAT verdicts and direct connections in the lab, and rust-libp2p's scripted punch.
 #[derive(Parser)]
 struct Cli {
-    /// Tries of each scenario without loss.
-    #[arg(long, default_value_t = 5)]
-    tries: usize,
+    /// Tries of each scenario without loss, or of each cell of the matrix [default: 5, or 20
+    /// with --matrix].
+    #[arg(long)]
+    tries: Option<usize>,
     /// Tries of each verdict with 5% loss (the goal asks for 20).
     #[arg(long, default_value_t = 5)]
     loss_tries: usize,
@@ -70,13 +69,19 @@ struct Cli {
     /// After a verdict, how long to keep watching for it to change (a change counts as wrong).
     #[arg(long, default_value_t = 1000)]
     hold_ms: u64,
-    /// Run the NAT matrix instead: every pair of `--kinds`, `--tries` each, no delay.
+    /// Run the NAT matrix instead: every pair of `--kinds`, then the `--lans` cells, `--tries`
+    /// each, no delay.
     #[arg(long)]
     matrix: bool,
     /// The matrix's router kinds: none, eim, address-restricted, full-cone, symmetric,
-    /// udp-blocked.
-    #[arg(long, value_delimiter = ',', default_values_t = ["none", "eim", "address-restricted", "full-cone", "symmetric", "udp-blocked"].map(String::from))]
+    /// symmetric-sequential, symmetric-preserving, udp-blocked, cgnat (an eim home router
+    /// behind an eim carrier-grade NAT).
+    #[arg(long, value_delimiter = ',', default_values_t = matrix::KINDS.map(String::from))]
     kinds: Vec<String>,
+    /// The matrix's extra rows, Alice and Bob on one LAN behind an eim router that hairpins
+    /// (lan-hairpin) or not (lan-nohairpin); `--lans ''` for none.
+    #[arg(long, value_delimiter = ',', default_values_t = matrix::LANS.map(String::from))]
+    lans: Vec<String>,
 }
 
 /// One try's outcome: how long it took (ms), and whether it ended as it should.
@@ -93,8 +98,9 @@ type Results = BTreeMap<(String, String, u64), Vec<Sample>>;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if cli.matrix {
-        return run_matrix(&cli).await;
+        return matrix::run(&cli).await;
     }
+    let tries = cli.tries.unwrap_or(5);
     let mut results = Results::new();
     let wants = |s: &str| cli.only.iter().any(|o| o == s);
     for &delay in &cli.delays {
@@ -107,8 +113,7 @@ async fn main() -> anyhow::Result<()> {
                     .or_default()
                     .push(sample);
             };
-            for (what, loss, tries) in [("verdict", 0.0, cli.tries), ("loss", 0.05, cli.loss_tries)]
-            {
+            for (what, loss, tries) in [("verdict", 0.0, tries), ("loss", 0.05, cli.loss_tries)] {
                 if !wants(what) {
                     continue;
                 }
@@ -128,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
             }
-            for _ in 0..cli.tries {
+            for _ in 0..tries {
                 if wants("pair") {
                     add(
                         "eim/eim direct (Bob's start →)",
@@ -154,33 +159,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every ordered pair of kinds with Alice's not after Bob's in `--kinds` (the other order
-/// differs only by who starts first), over each transport.
-async fn run_matrix(cli: &Cli) -> anyhow::Result<()> {
-    let mut cells = matrix::Cells::new();
-    for (i, a) in cli.kinds.iter().enumerate() {
-        for b in &cli.kinds[i..] {
-            let (pa, pb) = (matrix::kind(a)?, matrix::kind(b)?);
-            for t in &cli.transports {
-                for _ in 0..cli.tries {
-                    let outcome = matrix::try_cell(t, pa, pb).await.unwrap_or_else(|e| {
-                        eprintln!("try failed: {e:#}");
-                        matrix::Outcome {
-                            path: matrix::Path::None,
-                            ms: None,
-                        }
-                    });
-                    eprintln!("{a} × {b} {t}: {outcome:?}");
-                    cells
-                        .entry((a.clone(), b.clone(), t.clone()))
-                        .or_default()
-                        .push(outcome);
-                }
-            }
-        }
-    }
-    matrix::print(&cells);
-    Ok(())
+/// Plain rust-libp2p's scripted punch between eim NATs, each access link delayed by `delay`.
+async fn scripted(transport: &str, delay: u64) -> anyhow::Result<Sample> {
+    let ms = scripted::punch(topology(EIM, EIM, delay, 0.0), transport, TRY_WAIT).await?;
+    Ok(Sample {
+        ms: Some(ms),
+        ok: true,
+    })
 }
 
 fn failed(error: anyhow::Error) -> Sample {
@@ -309,117 +294,6 @@ async fn pair(transport: &str, delay: u64, who: Host) -> anyhow::Result<Sample> 
         ms: Some(at - begun),
         ok: true,
     })
-}
-
-/// Plain rust-libp2p: a listener behind nat-a reserves on the bootnode's relay; a dialer behind
-/// nat-b, told the relay and the listener's PeerId, dials the circuit and DCUtR punches. The
-/// time from the dialer's start to its direct connection.
-async fn scripted(transport: &str, delay: u64) -> anyhow::Result<Sample> {
-    let lab = Lab::up(topology(EIM, EIM, delay, 0.0))?;
-    let (mut boot, _) = bootnode(&lab, &[transport]).await?;
-    let boot_id = peer_id(&mut boot).await?;
-    let ip = lab.ip(Host::Bootnode);
-    let (relay, local) = match transport {
-        "tcp" => (
-            format!("/ip4/{ip}/tcp/{PORT}/p2p/{boot_id}"),
-            format!("/ip4/0.0.0.0/tcp/{PORT}"),
-        ),
-        _ => (
-            format!("/ip4/{ip}/udp/{PORT}/quic-v1/p2p/{boot_id}"),
-            format!("/ip4/0.0.0.0/udp/{PORT}/quic-v1"),
-        ),
-    };
-    let (local, relay) = (local.as_str(), relay.as_str());
-    let mut listener = Probe::start(
-        &lab,
-        Host::Alice,
-        &["--role", "listen", "--listen", local, "--relay", relay],
-    )?;
-    let started = listener.wait("started").await?;
-    let target = started["peer_id"].as_str().unwrap_or_default().to_owned();
-    listener.wait("reserved").await?;
-    let begun = now_ms();
-    let mut dialer = Probe::start(
-        &lab,
-        Host::Bob,
-        &[
-            "--role",
-            "dial",
-            "--listen",
-            local,
-            "--relay",
-            relay,
-            "--target",
-            target.as_str(),
-        ],
-    )?;
-    let direct = dialer.wait("direct").await?;
-    let at = direct["t_ms"].as_f64().context("t_ms")?;
-    drop(dialer);
-    drop(listener);
-    scenario::stop_all(&mut [&mut boot]).await;
-    Ok(Sample {
-        ms: Some(at - begun),
-        ok: true,
-    })
-}
-
-/// A running `scripted-punch` and the steps it printed.
-struct Probe {
-    _child: Child,
-    lines: tokio::sync::mpsc::Receiver<Value>,
-}
-
-impl Probe {
-    fn start(lab: &Lab, host: Host, args: &[&str]) -> anyhow::Result<Probe> {
-        let mut cmd = lab.tokio_command(host, probe_binary());
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().context("starting scripted-punch")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, lines) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if let Ok(value) = serde_json::from_str(&line)
-                    && tx.send(value).await.is_err()
-                {
-                    return;
-                }
-            }
-        });
-        Ok(Probe {
-            _child: child,
-            lines,
-        })
-    }
-
-    /// The next step called `event`.
-    async fn wait(&mut self, event: &str) -> anyhow::Result<Value> {
-        let deadline = tokio::time::Instant::now() + TRY_WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) if line["event"] == event => return Ok(line),
-                Ok(Some(line)) if line["event"] == "timeout" => {
-                    bail!("probe gave up before {event}")
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => bail!("probe exited before {event}"),
-                Err(_) => bail!("no {event} within {TRY_WAIT:?}"),
-            }
-        }
-    }
-}
-
-/// `scripted-punch`, built next to this binary.
-fn probe_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent()
-        .map(|d| d.join("scripted-punch"))
-        .unwrap_or_default()
 }
 
 /// Prints one row per scenario, transport and delay, then peerfind's pair against the script.

@@ -1,11 +1,14 @@
-//! `--matrix`: every pair of router kinds, Alice behind one and Bob behind the other, over
-//! each transport: how often and how fast they end direct, and by which path.
+//! `--matrix`: every pair of router kinds, Alice behind one and Bob behind the other, and Alice
+//! and Bob on one LAN, over each transport: how often and how fast they end direct, and by
+//! which path; beside it, where both are NAT'd, plain rust-libp2p's scripted punch in the same
+//! cell (it only punches over a relay, so a cell with a public peer has nothing to compare).
 //!
 //! A try: a fresh lab; Alice starts and settles (a NAT verdict, and a relay slot when she
 //! is private); then Bob starts, and the time from his start to the first direct connection
 //! between them is measured, for at most [`CELL_WAIT`]. The path: **punched** (a hole punch
 //! succeeded on either side), **dialed** (direct without a punch), **relayed** (only a
-//! circuit), or **none**.
+//! circuit), or **none**. The scripted punch gets a fresh lab of the same cell and the same
+//! wait.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,23 +19,137 @@ use peerfind_tests::process::{Peerfind, field};
 use peerfind_tests::scenario::{self, bootnode, listen, peer, peer_id};
 use serde_json::Value;
 
-use super::{logged_ms, now_ms};
+use super::{Cli, logged_ms, now_ms, scripted};
 
 /// How long Bob has to end direct with Alice: a punch takes a few round trips; DCUtR's three
 /// attempts and peerfind's retry take longer, and a cell that needs them is no success.
 pub(crate) const CELL_WAIT: Duration = Duration::from_secs(12);
 
+/// Tries per cell unless `--tries` says otherwise: enough for a success rate to mean
+/// something (one try in 20 is 5%).
+const TRIES: usize = 20;
+
+/// The router kinds by their names on the command line, in the order the matrix runs them.
+pub(crate) const KINDS: [&str; 9] = [
+    "none",
+    "eim",
+    "address-restricted",
+    "full-cone",
+    "symmetric",
+    "symmetric-sequential",
+    "symmetric-preserving",
+    "udp-blocked",
+    "cgnat",
+];
+
+/// The one-LAN cells by their names on the command line.
+pub(crate) const LANS: [&str; 2] = ["lan-hairpin", "lan-nohairpin"];
+
+/// What the Bob column shows for a one-LAN cell.
+const SAME_LAN: &str = "(same LAN)";
+
 /// A router kind of the matrix, by its name on the command line.
 pub(crate) fn kind(name: &str) -> anyhow::Result<Placement> {
+    let nat = Placement::BehindNat;
     Ok(match name {
         "none" => Placement::Public,
-        "eim" => Placement::BehindNat(NatMode::EndpointIndependent),
-        "address-restricted" => Placement::BehindNat(NatMode::AddressRestricted),
-        "full-cone" => Placement::BehindNat(NatMode::FullCone),
-        "symmetric" => Placement::BehindNat(NatMode::Symmetric),
-        "udp-blocked" => Placement::BehindNat(NatMode::UdpBlocked),
+        "eim" => nat(NatMode::EndpointIndependent),
+        "address-restricted" => nat(NatMode::AddressRestricted),
+        "full-cone" => nat(NatMode::FullCone),
+        "symmetric" => nat(NatMode::Symmetric),
+        "symmetric-sequential" => nat(NatMode::SymmetricSequential),
+        "symmetric-preserving" => nat(NatMode::SymmetricPreserving),
+        "udp-blocked" => nat(NatMode::UdpBlocked),
+        "cgnat" => Placement::BehindCgnat(NatMode::EndpointIndependent),
         other => anyhow::bail!("no router kind {other}"),
     })
+}
+
+/// A one-LAN cell, by its name on the command line: both behind one eim router.
+fn lan(name: &str) -> anyhow::Result<Topology> {
+    let shared = Topology::shared_lan(NatMode::EndpointIndependent);
+    Ok(match name {
+        "lan-hairpin" => shared.with_hairpin(true),
+        "lan-nohairpin" => shared.with_hairpin(false),
+        other => anyhow::bail!("no one-LAN cell {other}"),
+    })
+}
+
+/// A cell: what its row says of Alice and Bob, and the lab it runs in.
+struct Cell {
+    alice: String,
+    bob: String,
+    topology: Topology,
+}
+
+/// Every ordered pair of `kinds` with Alice's not after Bob's (the other order differs only
+/// by who starts first), then the one-LAN cells `lans`.
+fn cells(kinds: &[String], lans: &[String]) -> anyhow::Result<Vec<Cell>> {
+    let mut cells = Vec::new();
+    // `--kinds ''` leaves only the one-LAN cells.
+    let kinds: Vec<&String> = kinds.iter().filter(|name| !name.is_empty()).collect();
+    for (i, a) in kinds.iter().enumerate() {
+        for b in &kinds[i..] {
+            cells.push(Cell {
+                alice: a.to_string(),
+                bob: b.to_string(),
+                topology: Topology::new(kind(a)?, kind(b)?),
+            });
+        }
+    }
+    for name in lans.iter().filter(|name| !name.is_empty()) {
+        cells.push(Cell {
+            alice: name.clone(),
+            bob: SAME_LAN.to_owned(),
+            topology: lan(name)?,
+        });
+    }
+    Ok(cells)
+}
+
+/// Runs every cell over each transport, `--tries` times, and prints the table.
+pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let tries = cli.tries.unwrap_or(TRIES);
+    let mut rows = Vec::new();
+    for cell in cells(&cli.kinds, &cli.lans)? {
+        let natted = |p: Placement| p != Placement::Public;
+        let compare = natted(cell.topology.alice) && natted(cell.topology.bob);
+        for t in &cli.transports {
+            let mut row = Row {
+                alice: cell.alice.clone(),
+                bob: cell.bob.clone(),
+                transport: t.clone(),
+                peerfind: Vec::new(),
+                scripted: compare.then(Vec::new),
+            };
+            for _ in 0..tries {
+                let outcome = try_cell(t, cell.topology).await.unwrap_or_else(|e| {
+                    eprintln!("try failed: {e:#}");
+                    Outcome {
+                        path: Path::None,
+                        ms: None,
+                    }
+                });
+                eprintln!("{} × {} {t}: {outcome:?}", cell.alice, cell.bob);
+                row.peerfind.push(outcome);
+                if let Some(scripted) = &mut row.scripted {
+                    let ms = scripted::punch(cell.topology, t, CELL_WAIT).await;
+                    let said = match &ms {
+                        Ok(ms) => format!("direct in {ms:.0} ms"),
+                        Err(e) => format!("{e:#}"),
+                    };
+                    eprintln!(
+                        "{} × {} {t}, scripted rust-libp2p: {said}",
+                        cell.alice, cell.bob
+                    );
+                    scripted.push(ms.ok());
+                }
+            }
+            rows.push(row);
+        }
+    }
+    print(&rows);
+    Ok(())
 }
 
 /// How a try ended.
@@ -51,13 +168,9 @@ pub(crate) struct Outcome {
     pub(crate) ms: Option<f64>,
 }
 
-/// One try of the cell (`a`, `b`) over `transport`.
-pub(crate) async fn try_cell(
-    transport: &str,
-    a: Placement,
-    b: Placement,
-) -> anyhow::Result<Outcome> {
-    let lab = Lab::up(Topology::new(a, b))?;
+/// One try of the cell laid out as `topology` over `transport`.
+async fn try_cell(transport: &str, topology: Topology) -> anyhow::Result<Outcome> {
+    let lab = Lab::up(topology)?;
     let (mut boot, enr) = bootnode(&lab, &[transport]).await?;
     let mut alice = peer(&lab, Host::Alice, &enr, &listen(transport))?;
     let alice_id = peer_id(&mut alice).await?;
@@ -125,39 +238,75 @@ pub(crate) async fn try_cell(
     Ok(outcome)
 }
 
-/// The cells' tries: (Alice's kind, Bob's kind, transport) → outcomes.
-pub(crate) type Cells = BTreeMap<(String, String, String), Vec<Outcome>>;
+/// One row of the table: a cell over one transport, and its tries.
+struct Row {
+    alice: String,
+    bob: String,
+    transport: String,
+    /// peerfind's tries.
+    peerfind: Vec<Outcome>,
+    /// Scripted rust-libp2p's tries, where it is compared: the time to direct, `None` when
+    /// it did not end direct.
+    scripted: Option<Vec<Option<f64>>>,
+}
 
-/// Prints one row per cell: direct tries, p50 and p95 of the time to direct, and the paths.
-pub(crate) fn print(cells: &Cells) {
+/// The `q` quantile of `ms` (sorted), or `-`.
+fn quantile(ms: &[f64], q: f64) -> String {
+    if ms.is_empty() {
+        return "-".into();
+    }
+    let i = ((ms.len() - 1) as f64 * q).round() as usize;
+    ms.get(i).map_or("-".into(), |m| format!("{m:.0} ms"))
+}
+
+/// `direct` of `tries`, and as a share.
+fn share(direct: usize, tries: usize) -> String {
+    let pct = (direct * 100).checked_div(tries).unwrap_or(0);
+    format!("{direct}/{tries} {pct}%")
+}
+
+/// The times of the tries that ended direct, sorted.
+fn sorted(ms: impl Iterator<Item = Option<f64>>) -> Vec<f64> {
+    let mut ms: Vec<f64> = ms.flatten().collect();
+    ms.sort_by(f64::total_cmp);
+    ms
+}
+
+/// Prints one row per cell and transport: peerfind's direct tries, p50 and p95 of the time to
+/// direct and the paths; then scripted rust-libp2p's direct tries and p50 where compared.
+fn print(rows: &[Row]) {
     println!(
-        "\n{:<20} {:<20} {:>5} {:>7} {:>8} {:>8}  paths",
-        "Alice", "Bob", "", "direct", "p50", "p95"
+        "\n{:<20} {:<20} {:>5} {:>11} {:>8} {:>8}  {:<30} {:>11} {:>8}",
+        "Alice", "Bob", "", "direct", "p50", "p95", "paths", "rust direct", "rust p50"
     );
-    for ((a, b, transport), outcomes) in cells {
-        let mut ms: Vec<f64> = outcomes.iter().filter_map(|o| o.ms).collect();
-        ms.sort_by(f64::total_cmp);
-        let pct = |q: f64| -> String {
-            if ms.is_empty() {
-                return "-".into();
-            }
-            let i = ((ms.len() - 1) as f64 * q).round() as usize;
-            ms.get(i).map_or("-".into(), |m| format!("{m:.0} ms"))
-        };
+    for row in rows {
+        let ms = sorted(row.peerfind.iter().map(|o| o.ms));
         let mut paths: BTreeMap<Path, usize> = BTreeMap::new();
-        for o in outcomes {
+        for o in &row.peerfind {
             *paths.entry(o.path).or_default() += 1;
         }
         let paths: Vec<String> = paths
             .iter()
             .map(|(p, n)| format!("{} {n}", format!("{p:?}").to_lowercase()))
             .collect();
+        let (theirs, theirs_p50) = match &row.scripted {
+            Some(tries) => {
+                let ms = sorted(tries.iter().copied());
+                (share(ms.len(), tries.len()), quantile(&ms, 0.5))
+            }
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "{a:<20} {b:<20} {transport:>5} {:>7} {:>8} {:>8}  {}",
-            format!("{}/{}", ms.len(), outcomes.len()),
-            pct(0.5),
-            pct(0.95),
-            paths.join(", ")
+            "{:<20} {:<20} {:>5} {:>11} {:>8} {:>8}  {:<30} {:>11} {:>8}",
+            row.alice,
+            row.bob,
+            row.transport,
+            share(ms.len(), row.peerfind.len()),
+            quantile(&ms, 0.5),
+            quantile(&ms, 0.95),
+            paths.join(", "),
+            theirs,
+            theirs_p50,
         );
     }
 }

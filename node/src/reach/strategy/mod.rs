@@ -1,0 +1,239 @@
+//! How the node reaches a peer it learned of: the connection strategy, in one place.
+//!
+//! Rules, first match wins:
+//! 1. A bootnode does not dial the peers it gossips about: it is a meeting point, and its
+//!    peers come to it.
+//! 2. A peer we have a direct connection to needs nothing; one we reach only through a relay
+//!    is left to the hole punch (DCUtR) and its retries.
+//! 3. At `--max-peers` connected peers we dial no more.
+//! 4. A public record (no `nat` flag) is dialed directly at every address it gives; without
+//!    an address it is kept only. Unless we know strangers can reach us, the dial leaves from
+//!    a fresh port, not the listen port: a record without the flag may still belong to a
+//!    node behind a NAT that has not found out yet, and a dial to it that is never answered
+//!    leaves an entry in our own NAT for the listen port and that peer. A later hole punch
+//!    between the two must use exactly that pair of ports, and a TCP one then fails: the NAT
+//!    judges the punch's packets against the dead dial's sequence numbers and drops them.
+//! 5. A NAT'd record cannot be dialed: strangers' connections die at its NAT ("Hmm Alice
+//!    didn't respond"). Without a connected bootnode to help, it is kept only.
+//! 6. A NAT'd record while we know we are public: ask a bootnode to introduce us; the peer
+//!    dials us back from its listen port (connection reversal). While our own status is not
+//!    known yet we ask only if a bootnode saw our address untranslated (NAT rule 5: no NAT
+//!    between us and it; AutoNAT's dial-back, which makes us Public, takes a few round trips
+//!    more). Otherwise we wait: if we are behind a NAT too, the peer's dial back would die at
+//!    our NAT and leave the entry rule 4 avoids in its NAT.
+//! 7. A NAT'd record while we are behind a NAT too: the one of the two with the smaller
+//!    PeerId acts, the other waits for it (two at once would start two hole punches racing
+//!    for the same ports).
+//! 8. Rule 7's actor punches through the introduction when both records give an address on
+//!    a transport both speak ([`punch_addrs`]: QUIC first, since UDP punches more reliably
+//!    and both sides must pick the same one): it asks a bootnode for an introduction and at
+//!    once sends towards the peer's address (a dial in the listener's role, which opens our
+//!    NAT for the peer and waits for its connection); the peer, introduced, dials our
+//!    address from its listen port and finds our NAT open. One round trip through the
+//!    bootnode and one direct, where a relayed connection first needs a circuit, its
+//!    security handshake and DCUtR's exchange. QUIC's roles are settled by the
+//!    introduction: the introduced peer is the QUIC client. While the punch is in flight
+//!    nothing more is done; while our record has no address yet though a bootnode saw us
+//!    translated (NAT rule 5 gives the verdict just before the address goes in), we wait
+//!    for it.
+//! 9. Otherwise rule 7's actor dials the peer through the bootnode's relay: no common
+//!    transport, or a punch through the introduction asked within the last
+//!    [`crate::reach::attempts::INTRO_INTERVAL`] (it failed: its fallback, attempts rule 5,
+//!    brought us here). The relayed connection is then upgraded by DCUtR's hole punch, or
+//!    kept as the fallback.
+
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+use peerfind_behaviours::enr_ext::{self, Enr};
+
+use crate::reach::nat;
+use crate::status::Connection;
+
+/// What to do about a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Dial these addresses from this local port (rule 4).
+    Dial {
+        /// The record's addresses.
+        addrs: Vec<Multiaddr>,
+        /// Where the dial leaves from.
+        port: Port,
+    },
+    /// Ask this bootnode for an introduction (rule 6).
+    Introduce {
+        /// The bootnode.
+        via: PeerId,
+    },
+    /// Ask this bootnode for an introduction and punch towards these addresses (rule 8).
+    Punch {
+        /// The bootnode.
+        via: PeerId,
+        /// The peer's addresses on the one transport the punch uses.
+        addrs: Vec<Multiaddr>,
+    },
+    /// Dial through this bootnode's relay (rule 9).
+    Relay {
+        /// The bootnode.
+        via: PeerId,
+    },
+    /// Do nothing now, for this reason.
+    Keep(Reason),
+}
+
+/// The local port a direct dial leaves from (rule 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The listen port: the peer sees the address we advertise.
+    Listen,
+    /// A new one, so a dial that fails leaves nothing behind for the listen port.
+    Fresh,
+}
+
+/// Why a peer is not dialed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Rule 1.
+    Bootnode,
+    /// Rule 2, a direct connection.
+    Connected,
+    /// Rule 2, a relayed one.
+    Relayed,
+    /// Rule 3.
+    PeerLimit,
+    /// Rule 4.
+    NoAddress,
+    /// Rule 5.
+    NoBootnode,
+    /// Rule 6: our own NAT status is not known yet, nor whether our address is translated.
+    Undecided,
+    /// Rule 7: the peer acts.
+    PeerDials,
+    /// Rule 8: a punch to the peer is in flight.
+    Punching,
+}
+
+/// What the strategy needs to know about the node and the peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Situation<'a> {
+    /// Our own record, whose addresses a punch needs (rule 8).
+    pub own: Option<&'a Enr>,
+    /// Whether we asked for an introduction to the peer within the last
+    /// [`crate::reach::attempts::INTRO_INTERVAL`] (rule 9).
+    pub asked_recently: bool,
+    /// Whether a punch to the peer is in flight (rule 8).
+    pub punching: bool,
+    /// Our own PeerId.
+    pub local: PeerId,
+    /// Whether this node is a bootnode.
+    pub bootnode: bool,
+    /// Our connection to the peer now.
+    pub connection: Connection,
+    /// Peers we chose: dials under way and connections we dialed (bootnodes and peers that
+    /// connected to us not counted), what `--max-peers` caps.
+    pub peers: usize,
+    /// `--max-peers`.
+    pub max_peers: usize,
+    /// Our own NAT status.
+    pub nat: nat::Status,
+    /// Whether a NAT translates our address, once a bootnode saw it (NAT rule 5).
+    pub translated: Option<bool>,
+    /// A connected bootnode to ask or relay through, preferably the one that told us of the
+    /// peer.
+    pub bootnode_via: Option<PeerId>,
+}
+
+/// Applies the rules (see the module doc) to `enr`, whose key is `peer`'s.
+pub fn decide(enr: &Enr, peer: PeerId, now: Situation<'_>) -> Action {
+    if now.bootnode {
+        return Action::Keep(Reason::Bootnode);
+    }
+    match now.connection {
+        Connection::Direct { .. } => return Action::Keep(Reason::Connected),
+        Connection::Relayed => return Action::Keep(Reason::Relayed),
+        Connection::None => {}
+    }
+    if now.peers >= now.max_peers {
+        return Action::Keep(Reason::PeerLimit);
+    }
+    if !enr_ext::is_natted(enr) {
+        let addrs = enr_ext::multiaddrs(enr, peer);
+        if addrs.is_empty() {
+            return Action::Keep(Reason::NoAddress);
+        }
+        let port = match now.nat {
+            nat::Status::Public => Port::Listen,
+            nat::Status::Unknown | nat::Status::Private => Port::Fresh,
+        };
+        return Action::Dial { addrs, port };
+    }
+    let Some(via) = now.bootnode_via else {
+        return Action::Keep(Reason::NoBootnode);
+    };
+    match now.nat {
+        nat::Status::Public => Action::Introduce { via },
+        nat::Status::Unknown if now.translated == Some(false) => Action::Introduce { via },
+        nat::Status::Unknown => Action::Keep(Reason::Undecided),
+        nat::Status::Private if now.local > peer => Action::Keep(Reason::PeerDials),
+        nat::Status::Private if now.punching => Action::Keep(Reason::Punching),
+        nat::Status::Private => {
+            let addrs = match now.own {
+                Some(own)
+                    if now.translated == Some(true)
+                        && enr_ext::multiaddrs(own, now.local).is_empty() =>
+                {
+                    return Action::Keep(Reason::Undecided);
+                }
+                Some(own) if !now.asked_recently => punch_addrs(own, enr, peer),
+                _ => Vec::new(),
+            };
+            if addrs.is_empty() {
+                Action::Relay { via }
+            } else {
+                Action::Punch { via, addrs }
+            }
+        }
+    }
+}
+
+/// The addresses of `theirs` (whose key is `peer`'s) a punch between two NAT'd nodes goes to
+/// (rule 8): those of QUIC when both records give a QUIC address, else of TCP when both give
+/// a TCP one, else none. Both sides compute it from the same two records, so they punch on
+/// the same transport; one connection, not one per transport.
+pub fn punch_addrs(ours: &Enr, theirs: &Enr, peer: PeerId) -> Vec<Multiaddr> {
+    let transports = |enr: &Enr| -> Vec<(enr_ext::Transport, Multiaddr)> {
+        enr_ext::multiaddrs(enr, peer)
+            .into_iter()
+            .filter_map(|a| enr_ext::socket_of(&a).map(|(_, _, t)| (t, a)))
+            .collect()
+    };
+    let (ours, theirs) = (transports(ours), transports(theirs));
+    for transport in [enr_ext::Transport::Quic, enr_ext::Transport::Tcp] {
+        if !ours.iter().any(|(t, _)| *t == transport) {
+            continue;
+        }
+        let addrs: Vec<Multiaddr> = theirs
+            .iter()
+            .filter(|(t, _)| *t == transport)
+            .map(|(_, a)| a.clone())
+            .collect();
+        if !addrs.is_empty() {
+            return addrs;
+        }
+    }
+    Vec::new()
+}
+
+/// The addresses of `target` through the relay at each of `relay_addrs` (which end in the
+/// relay's `/p2p/…`): `<relay>/p2p-circuit/p2p/<target>`.
+pub fn circuit_addrs(relay_addrs: &[Multiaddr], target: PeerId) -> Vec<Multiaddr> {
+    relay_addrs
+        .iter()
+        .map(|a| {
+            a.clone()
+                .with(Protocol::P2pCircuit)
+                .with(Protocol::P2p(target))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

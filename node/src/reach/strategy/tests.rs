@@ -1,0 +1,315 @@
+#![allow(clippy::unwrap_used)]
+
+use std::net::Ipv4Addr;
+
+use peerfind_behaviours::enr_ext::{NAT_KEY, NAT_VALUE, QUIC_KEY, SigningKey};
+
+use super::*;
+
+fn record(nat: bool, ip: bool) -> (Enr, PeerId) {
+    let key =
+        SigningKey::from_slice(&libp2p::identity::secp256k1::SecretKey::generate().to_bytes())
+            .unwrap();
+    let mut b = Enr::builder();
+    if ip {
+        b.ip4(Ipv4Addr::new(198, 51, 100, 9)).tcp4(9000);
+    }
+    if nat {
+        b.add_value(NAT_KEY, &NAT_VALUE);
+    }
+    let enr = b.build(&key).unwrap();
+    let peer = enr_ext::peer_id(&enr).unwrap();
+    (enr, peer)
+}
+
+fn node(nat: nat::Status) -> Situation<'static> {
+    Situation {
+        own: None,
+        asked_recently: false,
+        punching: false,
+        local: PeerId::random(),
+        bootnode: false,
+        connection: Connection::None,
+        peers: 0,
+        max_peers: 8,
+        nat,
+        translated: None,
+        bootnode_via: Some(PeerId::random()),
+    }
+}
+
+#[test]
+fn a_public_peer_is_dialed_at_its_record_address() {
+    let (enr, peer) = record(false, true);
+    let addrs: Vec<Multiaddr> = vec![
+        format!("/ip4/198.51.100.9/tcp/9000/p2p/{peer}")
+            .parse()
+            .unwrap(),
+    ];
+    assert_eq!(
+        decide(&enr, peer, node(nat::Status::Public)),
+        Action::Dial {
+            addrs: addrs.clone(),
+            port: Port::Listen
+        }
+    );
+    for unsure in [nat::Status::Unknown, nat::Status::Private] {
+        assert_eq!(
+            decide(&enr, peer, node(unsure)),
+            Action::Dial {
+                addrs: addrs.clone(),
+                port: Port::Fresh
+            },
+            "a node not known to be public dials from a fresh port"
+        );
+    }
+    let (enr, peer) = record(false, false);
+    assert_eq!(
+        decide(&enr, peer, node(nat::Status::Public)),
+        Action::Keep(Reason::NoAddress)
+    );
+}
+
+#[test]
+fn a_natted_peer_is_introduced_to_a_public_node_and_relayed_to_a_natted_one() {
+    let (enr, peer) = record(true, true);
+    let public = node(nat::Status::Public);
+    let via = public.bootnode_via.unwrap();
+    assert_eq!(decide(&enr, peer, public), Action::Introduce { via });
+    let unknown = Situation {
+        nat: nat::Status::Unknown,
+        ..public
+    };
+    assert_eq!(
+        decide(&enr, peer, unknown),
+        Action::Keep(Reason::Undecided),
+        "no introduction before we know we are public"
+    );
+    let untranslated = Situation {
+        translated: Some(false),
+        ..unknown
+    };
+    assert_eq!(
+        decide(&enr, peer, untranslated),
+        Action::Introduce { via },
+        "nor before a bootnode saw our address untranslated"
+    );
+    let translated = Situation {
+        translated: Some(true),
+        ..unknown
+    };
+    assert_eq!(
+        decide(&enr, peer, translated),
+        Action::Keep(Reason::Undecided)
+    );
+    let private = Situation {
+        nat: nat::Status::Private,
+        ..public
+    };
+    let smaller = Situation {
+        local: min_peer(peer),
+        ..private
+    };
+    let larger = Situation {
+        local: max_peer(peer),
+        ..private
+    };
+    assert_eq!(
+        decide(&enr, peer, smaller),
+        Action::Relay { via },
+        "rule 9: without our own record there is nothing to punch from"
+    );
+    assert_eq!(decide(&enr, peer, larger), Action::Keep(Reason::PeerDials));
+    let alone = Situation {
+        bootnode_via: None,
+        ..public
+    };
+    assert_eq!(decide(&enr, peer, alone), Action::Keep(Reason::NoBootnode));
+}
+
+/// A record with a TCP and a QUIC port as given.
+fn record_on(nat: bool, tcp: Option<u16>, quic: Option<u16>) -> (Enr, PeerId) {
+    let key =
+        SigningKey::from_slice(&libp2p::identity::secp256k1::SecretKey::generate().to_bytes())
+            .unwrap();
+    let mut b = Enr::builder();
+    b.ip4(Ipv4Addr::new(203, 0, 113, 7));
+    if let Some(port) = tcp {
+        b.tcp4(port);
+    }
+    if let Some(port) = quic {
+        b.add_value(QUIC_KEY, &port);
+    }
+    if nat {
+        b.add_value(NAT_KEY, &NAT_VALUE);
+    }
+    let enr = b.build(&key).unwrap();
+    let peer = enr_ext::peer_id(&enr).unwrap();
+    (enr, peer)
+}
+
+#[test]
+fn two_natted_nodes_punch_through_the_introduction_and_fall_back_to_the_relay() {
+    let (theirs, peer) = record_on(true, Some(9000), Some(9001));
+    let (ours, _) = record_on(true, Some(4000), Some(4001));
+    let private = node(nat::Status::Private);
+    let via = private.bootnode_via.unwrap();
+    let smaller = Situation {
+        local: min_peer(peer),
+        own: Some(&ours),
+        ..private
+    };
+    let quic: Multiaddr = format!("/ip4/203.0.113.7/udp/9001/quic-v1/p2p/{peer}")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        decide(&theirs, peer, smaller),
+        Action::Punch {
+            via,
+            addrs: vec![quic]
+        },
+        "rule 8, on QUIC"
+    );
+    let larger = Situation {
+        local: max_peer(peer),
+        ..smaller
+    };
+    assert_eq!(
+        decide(&theirs, peer, larger),
+        Action::Keep(Reason::PeerDials),
+        "rule 7: the other one acts"
+    );
+    assert_eq!(
+        decide(
+            &theirs,
+            peer,
+            Situation {
+                punching: true,
+                ..smaller
+            }
+        ),
+        Action::Keep(Reason::Punching)
+    );
+    let (no_addr_yet, _) = record_on(true, None, None);
+    let translated_without_address = Situation {
+        own: Some(&no_addr_yet),
+        translated: Some(true),
+        ..smaller
+    };
+    assert_eq!(
+        decide(&theirs, peer, translated_without_address),
+        Action::Keep(Reason::Undecided),
+        "our address is on its way"
+    );
+    let failed = Situation {
+        asked_recently: true,
+        ..smaller
+    };
+    assert_eq!(
+        decide(&theirs, peer, failed),
+        Action::Relay { via },
+        "rule 9: the punch was tried"
+    );
+    let (no_addr, peer) = record_on(true, None, None);
+    let smaller = Situation {
+        local: min_peer(peer),
+        ..smaller
+    };
+    assert_eq!(decide(&no_addr, peer, smaller), Action::Relay { via });
+}
+
+#[test]
+fn a_punch_uses_quic_when_both_records_give_it_and_tcp_otherwise() {
+    let (both, peer) = record_on(true, Some(9000), Some(9001));
+    let (tcp_only, tcp_peer) = record_on(true, Some(9000), None);
+    let (quic_only, _) = record_on(true, None, Some(9001));
+    let addr = |s: &str, p: PeerId| -> Multiaddr { format!("{s}/p2p/{p}").parse().unwrap() };
+    assert_eq!(
+        punch_addrs(&both, &both, peer),
+        [addr("/ip4/203.0.113.7/udp/9001/quic-v1", peer)]
+    );
+    assert_eq!(
+        punch_addrs(&tcp_only, &both, peer),
+        [addr("/ip4/203.0.113.7/tcp/9000", peer)],
+        "we speak only TCP"
+    );
+    assert_eq!(
+        punch_addrs(&both, &tcp_only, tcp_peer),
+        [addr("/ip4/203.0.113.7/tcp/9000", tcp_peer)],
+        "they speak only TCP"
+    );
+    assert!(punch_addrs(&quic_only, &tcp_only, tcp_peer).is_empty());
+}
+
+/// A peerfind PeerId (secp256k1, like every node's). `PeerId::random` would not do: it is
+/// a sha256 multihash, which always sorts after an inlined secp256k1 key.
+fn secp_peer() -> PeerId {
+    libp2p::identity::Keypair::generate_secp256k1()
+        .public()
+        .to_peer_id()
+}
+
+/// A PeerId that sorts before `peer`.
+fn min_peer(peer: PeerId) -> PeerId {
+    std::iter::repeat_with(secp_peer)
+        .find(|p| *p < peer)
+        .unwrap()
+}
+
+/// A PeerId that sorts after `peer`.
+fn max_peer(peer: PeerId) -> PeerId {
+    std::iter::repeat_with(secp_peer)
+        .find(|p| *p > peer)
+        .unwrap()
+}
+
+#[test]
+fn bootnodes_connected_peers_and_the_peer_limit_stop_a_dial() {
+    let (enr, peer) = record(true, true);
+    let n = Situation {
+        local: min_peer(peer),
+        ..node(nat::Status::Private)
+    };
+    assert_eq!(
+        decide(
+            &enr,
+            peer,
+            Situation {
+                bootnode: true,
+                ..n
+            }
+        ),
+        Action::Keep(Reason::Bootnode)
+    );
+    let direct = Situation {
+        connection: Connection::Direct { transport: "tcp" },
+        ..n
+    };
+    assert_eq!(decide(&enr, peer, direct), Action::Keep(Reason::Connected));
+    let relayed = Situation {
+        connection: Connection::Relayed,
+        ..n
+    };
+    assert_eq!(decide(&enr, peer, relayed), Action::Keep(Reason::Relayed));
+    assert_eq!(
+        decide(&enr, peer, Situation { peers: 8, ..n }),
+        Action::Keep(Reason::PeerLimit)
+    );
+}
+
+#[test]
+fn a_circuit_address_goes_through_the_relay_to_the_target() {
+    let relay = PeerId::random();
+    let target = PeerId::random();
+    let relay_addr: Multiaddr = format!("/ip4/198.51.100.10/tcp/9000/p2p/{relay}")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        circuit_addrs(&[relay_addr], target),
+        vec![
+            format!("/ip4/198.51.100.10/tcp/9000/p2p/{relay}/p2p-circuit/p2p/{target}")
+                .parse::<Multiaddr>()
+                .unwrap()
+        ]
+    );
+}
