@@ -1,12 +1,12 @@
-//! The ports our router forwards to us (UPnP-IGD, through libp2p-upnp), and whether a
+//! The ports our router forwards to us (UPnP-IGD, through our client `crate::igd`), and whether a
 //! dial-back proved each. Rules, applied on every input:
 //!
 //! 1. With `--port-mapping` off the state is **Off** and stays so; on, it starts
-//!    **Searching** (libp2p-upnp looks for the gateway as the swarm is built).
+//!    **Searching** (the IGD client looks for the gateway as the swarm is built).
 //! 2. No gateway answered the search: **NoGateway**, which is normal operation (most hosts
 //!    have none, or it has UPnP off). A gateway whose own public address is not routable (it
 //!    is itself behind a NAT): **GatewayNotRoutable**; a mapping there would not let strangers
-//!    in, and libp2p-upnp asks for none.
+//!    in, and the IGD client asks for none.
 //! 3. The router granted a mapping: **Mapped**; the address is kept, per transport, until a
 //!    dial-back to it tells whether it works. Not in the record yet.
 //! 4. A dial-back reached the mapped address: **Verified**. The record takes the address for
@@ -16,12 +16,11 @@
 //!    it): **Failed**, with why; the address is dropped. Another transport's mapping may still
 //!    be verified, and then the state stays Verified.
 //!
-//! libp2p-upnp renews each lease itself (one hour, renewed every half hour) and asks the
-//! gateway to delete a mapping when its listener closes: the node's shutdown closes them
-//! whenever the router granted one ([`PortMappings::granted`]), a failed one included, since
-//! libp2p-upnp keeps renewing a mapping no dial-back reached.
-//! It says nothing when the gateway refuses a mapping at first (it retries with backoff and
-//! logs at debug): the state then stays Searching.
+//! The IGD client renews each lease itself (one hour, renewed every half hour), and keeps
+//! renewing a mapping no dial-back reached; the node's shutdown asks it to delete every
+//! mapping whenever the router granted one ([`PortMappings::granted`]), a failed one included.
+//! A mapping the gateway refuses at first is told only in the client's log: the state then
+//! stays Searching.
 
 use std::fmt;
 
@@ -70,8 +69,8 @@ pub struct PortMappings {
     /// Granted mappings per transport, with whether a dial-back reached them. At most one
     /// per transport (the listen port's), so bounded by the two transports.
     mapped: Vec<(Transport, Multiaddr, bool)>,
-    /// Whether the router ever granted a mapping: libp2p-upnp then holds it (and renews it)
-    /// until its listener closes, even one no dial-back reached.
+    /// Whether the router ever granted a mapping: the IGD client then holds it (and renews it)
+    /// until the node stops, even one no dial-back reached.
     granted: bool,
 }
 
@@ -181,11 +180,11 @@ mod tests {
     use super::*;
 
     fn tcp() -> Multiaddr {
-        "/ip4/11.51.100.101/tcp/9000".parse().unwrap()
+        "/ip4/198.51.100.101/tcp/9000".parse().unwrap()
     }
 
     fn quic() -> Multiaddr {
-        "/ip4/11.51.100.101/udp/9000/quic-v1".parse().unwrap()
+        "/ip4/198.51.100.101/udp/9000/quic-v1".parse().unwrap()
     }
 
     #[test]

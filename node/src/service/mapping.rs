@@ -1,29 +1,27 @@
-//! Port mapping's wiring (`crate::reach::mapping` holds its rules): libp2p-upnp's events,
+//! Port mapping's wiring (`crate::reach::mapping` holds its rules): the IGD client's events,
 //! AutoNAT's test of a mapped address, what a verified mapping changes (the record, NAT rule
 //! 6), and the mappings' removal when the node stops.
 
 use std::time::Duration;
 
-use futures::StreamExt;
-use libp2p::{Multiaddr, PeerId, upnp};
+use libp2p::{Multiaddr, PeerId};
 use peerfind_behaviours::enr_ext;
 
 use super::Node;
+use crate::igd::{self, mapped};
 use crate::reach::mapping::State;
 use crate::status;
-use crate::upstream::upnp::mapped;
 
-/// How long the node's shutdown keeps the swarm running once it closed the listeners the
-/// router maps, for libp2p-upnp to ask the gateway to delete each mapping: a round trip or
-/// two on the LAN. A gateway that has not answered by then keeps the mapping until its lease
-/// ends (libp2p-upnp asks for one hour).
+/// How long the node's shutdown waits for the gateway to delete every mapping: a round trip
+/// or two on the LAN per mapping. A gateway that has not answered by then keeps a mapping
+/// until its lease ends (`crate::igd::gateway::LEASE`).
 const UNMAP_GRACE: Duration = Duration::from_secs(1);
 
 impl Node {
-    /// What libp2p-upnp found: no gateway, an unroutable one, a mapping, or a lost one.
-    pub(super) fn on_port_mapping(&mut self, event: upnp::Event) {
+    /// What the IGD client found: no gateway, an unroutable one, a mapping, or a lost one.
+    pub(super) fn on_port_mapping(&mut self, event: igd::Event) {
         let (change, addr) = match event {
-            upnp::Event::NewExternalAddr {
+            igd::Event::NewExternalAddr {
                 local_addr,
                 external_addr,
             } => {
@@ -33,19 +31,19 @@ impl Node {
                     external_addr,
                 )
             }
-            upnp::Event::ExpiredExternalAddr { external_addr, .. } => {
+            igd::Event::ExpiredExternalAddr { external_addr, .. } => {
                 tracing::info!(external = %external_addr, "port mapping lost: the router refused its renewal");
                 let why = "the router refused its renewal".to_owned();
                 let change = self.port_mapping.failed(&external_addr, why);
                 (change, external_addr)
             }
-            upnp::Event::GatewayNotFound => {
+            igd::Event::GatewayNotFound => {
                 // Most hosts have no gateway, or one with UPnP off: normal operation.
                 tracing::info!("no UPnP gateway answered: no port mapping");
                 let change = self.port_mapping.no_gateway();
                 return self.on_mapping_change(change, None);
             }
-            upnp::Event::NonRoutableGateway => {
+            igd::Event::NonRoutableGateway => {
                 tracing::info!("the UPnP gateway is behind another NAT: no port mapping");
                 let change = self.port_mapping.not_routable();
                 return self.on_mapping_change(change, None);
@@ -71,7 +69,7 @@ impl Node {
     }
 
     /// AutoNAT's test of `tested` by `server` ended. When `tested` stands for a mapped address
-    /// (`crate::upstream::upnp`), this is that mapping's test (mapping rules 4 and 5, NAT rule
+    /// (`crate::igd`), this is that mapping's test (mapping rules 4 and 5, NAT rule
     /// 6) and true is returned: NAT rules 2 and 3 are not asked.
     pub(super) fn on_mapping_tested(
         &mut self,
@@ -125,11 +123,10 @@ impl Node {
         }
     }
 
-    /// On shutdown: closes the listeners the router maps, which makes libp2p-upnp ask the
-    /// gateway to delete their mappings, and runs the swarm for at most [`UNMAP_GRACE`] so
-    /// the requests go out. Nothing to do, and no wait, when the router granted none.
+    /// On shutdown: asks the IGD client to delete every mapping and waits for it at most
+    /// [`UNMAP_GRACE`]. Nothing to do, and no wait, when the router granted none.
     pub(super) async fn unmap_ports(&mut self) {
-        let Some(upnp) = self.swarm.behaviour().port_mapping.as_ref() else {
+        let Some(client) = self.swarm.behaviour().port_mapping.as_ref() else {
             return;
         };
         if !self.port_mapping.granted() {
@@ -137,11 +134,9 @@ impl Node {
         }
         let (mapped, _) = self.port_mapping.addrs();
         tracing::info!(?mapped, "removing port mappings");
-        for id in upnp.listeners() {
-            self.swarm.remove_listener(id);
+        let done = client.unmap_all();
+        if tokio::time::timeout(UNMAP_GRACE, done).await.is_err() {
+            tracing::info!("the gateway did not remove every mapping in time: left to their lease");
         }
-        let swarm = &mut self.swarm;
-        let drive = async { while swarm.next().await.is_some() {} };
-        let _ = tokio::time::timeout(UNMAP_GRACE, drive).await;
     }
 }

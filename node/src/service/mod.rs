@@ -22,7 +22,8 @@
 //! exchange), `mesh` (the bootnodes' record mesh: its members, its records in and out, its
 //! sync), `reach` (carrying out the strategy: dials, introductions, circuits, punches, relay
 //! slots), `identified` (identify's answer), `pings` (liveness closes dead connections),
-//! `mapping` (port mapping and its proof), `report` (answering the API).
+//! `mapping` (port mapping and its proof), `report` (answering the API); `shutdown` holds
+//! the signals that stop the node.
 //!
 //! One event's path, wire to record: identify's `Received` carries the address a peer sees us
 //! at → [`crate::reach::confirm`] decides whether that is our address →
@@ -39,6 +40,7 @@ use peerfind_behaviours::enr_ext;
 
 use crate::config::Config;
 use crate::reach::confirm::Confirmations;
+use crate::reach::mapping::PortMappings;
 use crate::reach::nat::{self, Detector};
 use crate::record::data_dir::DataDir;
 use crate::record::enr::{Content, LocalRecord};
@@ -57,6 +59,9 @@ mod pings;
 mod punch;
 mod reach;
 mod report;
+mod shutdown;
+
+use shutdown::Shutdown;
 
 pub use crate::config::Mode;
 use crate::reach::attempts::Attempts;
@@ -79,7 +84,7 @@ pub struct Node {
     /// NAT detection.
     nat: Detector,
     /// The ports our router forwards to us.
-    port_mapping: crate::reach::mapping::PortMappings,
+    port_mapping: PortMappings,
     connections: ConnectionBook,
     bootnodes: Bootnodes,
     listeners: Listeners,
@@ -153,9 +158,7 @@ impl Node {
                 },
                 now,
             ),
-            port_mapping: crate::reach::mapping::PortMappings::new(
-                config.port_mapping(mode == Mode::Bootnode),
-            ),
+            port_mapping: PortMappings::new(config.port_mapping(mode == Mode::Bootnode)),
             bootnodes: Bootnodes::new(&config.bootnodes, now),
             config,
             swarm,
@@ -473,29 +476,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// SIGINT and SIGTERM, watched from the node's start.
-struct Shutdown {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Shutdown {
-    fn new() -> std::io::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Resolves with the name of the first signal received.
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
-        }
     }
 }

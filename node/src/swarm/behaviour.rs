@@ -71,9 +71,9 @@ pub struct Behaviour {
     /// is an outbound connection that works from behind a NAT too.
     pub autonat_server: autonat::server::Behaviour,
     /// Asks the router to forward our listen ports (UPnP-IGD); a mapped address is a
-    /// candidate AutoNAT's client tests (`crate::upstream::upnp`). Off with
-    /// `--port-mapping false`, and by default on bootnodes.
-    pub port_mapping: Toggle<crate::upstream::upnp::PortMapping>,
+    /// candidate AutoNAT's client tests (`crate::igd`). Off with `--port-mapping false`, and
+    /// by default on bootnodes.
+    pub port_mapping: Toggle<crate::igd::Behaviour>,
     /// Bootnodes: shares every record with the other bootnodes over a gossipsub topic
     /// (`crate::mesh`), with members only.
     pub mesh: Toggle<gossipsub_gate::Gated>,
@@ -180,7 +180,7 @@ impl Behaviour {
                 .into(),
             autonat_server: autonat::server::Behaviour::default(),
             port_mapping: port_mapping
-                .then(|| crate::upstream::upnp::PortMapping::new(peer_id))
+                .then(|| crate::igd::Behaviour::new(peer_id))
                 .into(),
             mesh: mesh.into(),
             mesh_admission: mesh_admission.into(),

@@ -18,8 +18,6 @@
 //! - `stream_muxer`: the muxer both QUIC wrappers are, each writing only its stream.
 //! - `gossipsub_gate`: gossipsub hears of a connection only once the peer shows it speaks
 //!   gossipsub (gossipsub opens a stream to every peer).
-//! - `upnp`: a port the router maps is a candidate for AutoNAT to test, not a verified
-//!   external address (libp2p-upnp confirms it unseen).
 
 pub mod gossipsub_gate;
 pub mod identify;
@@ -27,4 +25,3 @@ pub mod quic_fin;
 pub mod quic_wake;
 pub mod relay_client;
 pub mod stream_muxer;
-pub mod upnp;

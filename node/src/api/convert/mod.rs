@@ -172,9 +172,9 @@ mod tests {
             },
             port_mapping: status::PortMappingState {
                 state: mapping::State::Verified,
-                detail: "a dial-back reached us at /ip4/11.51.100.101/tcp/9000".into(),
-                mapped: vec!["/ip4/11.51.100.101/tcp/9000".parse().unwrap()],
-                verified: vec!["/ip4/11.51.100.101/tcp/9000".parse().unwrap()],
+                detail: "a dial-back reached us at /ip4/198.51.100.101/tcp/9000".into(),
+                mapped: vec!["/ip4/198.51.100.101/tcp/9000".parse().unwrap()],
+                verified: vec!["/ip4/198.51.100.101/tcp/9000".parse().unwrap()],
             },
             bootnodes: vec![status::BootnodeState {
                 peer_id: boot,
@@ -227,7 +227,7 @@ mod tests {
         assert_eq!((since.seconds, since.nanos), (1_700_000_000, 123_000_000));
         let mapping = w.port_mapping.unwrap();
         assert_eq!(mapping.state(), pb::PortMappingState::Verified);
-        assert_eq!(mapping.verified_addrs, ["/ip4/11.51.100.101/tcp/9000"]);
+        assert_eq!(mapping.verified_addrs, ["/ip4/198.51.100.101/tcp/9000"]);
         assert_eq!(w.bootnodes.len(), 1);
         assert!(w.bootnodes[0].connected);
         assert_eq!(w.bootnodes[0].agent, "js-libp2p/3.3.11");

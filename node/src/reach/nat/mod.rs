@@ -49,7 +49,7 @@
 //!    to the NAT's own mapping of our listen port, which an address-restricted NAT lets
 //!    through from any IP we sent to, it lets in whoever comes, so the dial-back proves
 //!    strangers reach us. The caller decides that the tested address is the mapped one (the
-//!    port-mapping wiring tests it as an address of its own, `crate::upstream::upnp`); rule 2
+//!    port-mapping wiring tests it as an address of its own, `crate::igd::candidate`); rule 2
 //!    is not asked.
 //! 7. Otherwise the status stays as it is; it starts **Unknown**.
 //!
