@@ -11,10 +11,13 @@ use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
 const TRIP: Duration = Duration::from_secs(5);
 
 /// Runs miniupnpc's `upnpc` in Alice's host with `args`; returns whether it succeeded and
-/// what it printed.
+/// what it printed. With `-i`: upnpc (2.2) takes a gateway whose external address is in a
+/// reserved range, the lab's documentation range included, for one "not connected", and
+/// uses it only when told to.
 fn try_upnpc(lab: &Lab, args: &[&str]) -> (bool, String) {
     let out = lab
         .command(Host::Alice, "upnpc")
+        .arg("-i")
         .args(args)
         .output()
         .expect("upnpc runs (apt-get install miniupnpc)");
@@ -38,8 +41,8 @@ fn lab_a_upnp_client_on_alice_maps_a_port_and_a_stranger_reaches_her_through_it(
     .expect("lab");
     let public = lab.public_ip(Host::Alice);
     assert!(
-        !public.is_documentation() && !public.is_private(),
-        "a UPnP gateway needs a routable WAN address: {public}"
+        public.is_documentation(),
+        "on the public segment like every router: {public}"
     );
     assert_eq!(lab.ip(Host::NatA), public);
     let alice = lab

@@ -8,14 +8,17 @@
 //! kills every process in its namespaces, if a test panics first). Its nftables chains come
 //! with the router's rule set (`container/router.nft`, mode `upnp`).
 //!
-//! One thing differs from the other routers: the WAN address. Both miniupnpd and libp2p-upnp
-//! refuse a gateway whose public address is in a special-purpose range, the public segment's
-//! documentation range included (miniupnpd: "Port forwarding is impossible"; libp2p-upnp:
-//! `NonRoutableGateway`), and rightly so, since such a gateway is itself behind a NAT. A
-//! `upnp` router's WAN is therefore [`wan_address`], a routable address on the public segment's
-//! link (a /32, as providers hand them out), which every other host on the segment reaches
-//! through a host route. No packet leaves the lab's namespaces, so the borrowed address
-//! reaches nobody outside.
+//! Its WAN is the public segment's documentation address like every other router's, which
+//! miniupnpd (2.3.1, Debian's) takes for a router behind another NAT: it refuses every
+//! special-purpose range on its external interface ("Reserved / private IP address ... Port
+//! forwarding is impossible"), `ext_ip=` refuses them too, and it has no option to allow one
+//! (`ext_allow_private_ipv4` came in a later release). What it does accept is a STUN check:
+//! with `ext_perform_stun=yes` it asks a STUN server for its public address from four ports,
+//! and when all four answers come back from the server's address unchanged, it concludes it
+//! sits behind an unfiltered 1:1 NAT and serves, with that address as its external one. The
+//! lab gives it that server: [`stun`] answers binding requests on the router's own WAN address,
+//! from inside the router, with the address each request came from, which is the router's
+//! WAN address itself: the truth, since nothing translates it.
 
 use std::fs;
 use std::net::Ipv4Addr;
@@ -23,7 +26,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Host, Lab, LabError, NatMode, PREFIX_LEN, PUBLIC_NET, netns, router};
+use super::{Host, Lab, LabError, NatMode, router};
+
+mod stun;
 
 /// How long miniupnpd may take to open its sockets: it starts in milliseconds.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,19 +42,13 @@ const READY_LINE: &str = "Listening for NAT-PMP/PCP traffic";
 /// The chain in which miniupnpd puts one DNAT rule per mapping (`container/router.nft`).
 const NAT_CHAIN: [&str; 3] = ["inet", "upnp", "prerouting_miniupnpd"];
 
-/// The WAN address of `router` in `upnp` mode: in 11.0.0.0/8, a routable block never announced
-/// on the public Internet for most of its life, with the last octet of the router's address on
-/// the public segment. See the module doc for why not the segment's own range.
-pub(super) fn wan_address(router: Host) -> Ipv4Addr {
-    let [.., last] = router.public_address().octets();
-    Ipv4Addr::new(11, 51, 100, last)
-}
-
 /// A running miniupnpd. Dropping it kills the daemon and removes its directory.
 pub(super) struct Gateway {
     router: Host,
     daemon: Child,
     dir: tempfile::TempDir,
+    /// The STUN server miniupnpd asks for its public address; stops when dropped.
+    _stun: stun::Server,
 }
 
 impl Drop for Gateway {
@@ -67,37 +66,14 @@ impl Gateway {
 }
 
 impl Lab {
-    /// Gives each `upnp` router its routable WAN address, and starts its miniupnpd.
+    /// Starts the miniupnpd of each `upnp` router.
     pub(super) fn start_gateways(&mut self) -> Result<(), LabError> {
-        for router in [Host::NatA, Host::NatB] {
-            if !self.has(router) || self.topology().nat(router) != Some(NatMode::Upnp) {
+        for router in self.topology().hosts() {
+            if self.topology().mode(router) != Some(NatMode::Upnp) {
                 continue;
             }
-            self.readdress(router)?;
             let gateway = self.start_gateway(router)?;
             self.gateways.push(gateway);
-        }
-        Ok(())
-    }
-
-    /// Moves `router`'s WAN to [`wan_address`] and gives every other host on the public
-    /// segment a route to it.
-    fn readdress(&self, router: Host) -> Result<(), LabError> {
-        let wan = wan_address(router);
-        let script = format!(
-            "addr flush dev {dev}\naddr add {wan}/32 dev {dev}\nroute add {PUBLIC_NET}/{PREFIX_LEN} dev {dev}\n",
-            dev = router::WAN
-        );
-        netns::run(netns::ip(Some(self.netns(router))), &script)?;
-        for host in self.topology().hosts() {
-            let dev = match (host.router(), host.lan_host()) {
-                (None, Some(_)) if host == router => continue,
-                (None, Some(_)) => router::WAN,
-                (Some(_), None) if self.topology().nat(host).is_some() => continue,
-                _ => "eth0",
-            };
-            let script = format!("route add {wan}/32 dev {dev}\n");
-            netns::run(netns::ip(Some(self.netns(host))), &script)?;
         }
         Ok(())
     }
@@ -108,21 +84,26 @@ impl Lab {
             .prefix("peerfind-lab-upnp-")
             .tempdir()
             .map_err(|source| LabError::io("making miniupnpd's directory", source))?;
-        let lan_host = router
-            .lan_host()
-            .map(Host::lan_address)
-            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let topology = self.topology();
+        let lan_host = topology
+            .lan_hosts(router)
+            .first()
+            .map_or(Ipv4Addr::UNSPECIFIED, |&host| topology.address(host));
+        let wan = topology.address(router);
+        let stun = self.in_host(router, || stun::Server::start(wan))??;
         let config = format!(
-            "ext_ifname={wan}\nlistening_ip={lan}\nhttp_port=0\nenable_upnp=yes\nenable_natpmp=yes\n\
+            "ext_ifname={wan_if}\next_perform_stun=yes\next_stun_host={wan}\next_stun_port={stun_port}\n\
+             listening_ip={lan}\nhttp_port=0\nenable_upnp=yes\nenable_natpmp=yes\n\
              secure_mode=yes\nsystem_uptime=yes\nlease_file={leases}\n\
              uuid=00000000-0000-4000-8000-0000000000{n:02x}\n\
              upnp_table_name=fw\nupnp_forward_chain=miniupnpd\nupnp_nat_table_name=upnp\n\
              upnp_nat_chain=prerouting_miniupnpd\nupnp_nat_postrouting_chain=postrouting_miniupnpd\n\
              allow 1024-65535 {lan_host}/32 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n",
-            wan = router::WAN,
+            wan_if = router::WAN,
+            stun_port = stun.port(),
             lan = router::LAN,
             leases = dir.path().join("leases").display(),
-            n = router.public_address().octets()[3],
+            n = wan.octets()[3],
         );
         let config_path = dir.path().join("miniupnpd.conf");
         fs::write(&config_path, config)
@@ -152,6 +133,7 @@ impl Lab {
             router,
             daemon,
             dir,
+            _stun: stun,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
