@@ -47,7 +47,7 @@ async fn lab_alice_behind_a_upnp_router_is_public_at_its_mapped_ports_and_a_publ
     let alice_id = peer_id(&mut alice).await.unwrap();
     let tcp = format!("/ip4/{router}/tcp/{PORT}");
     let quic = format!("/ip4/{router}/udp/{PORT}/quic-v1");
-    // libp2p-upnp maps the TCP and the UDP listen port; each is verified on its own.
+    // The IGD client maps the TCP and the UDP listen port; each is verified on its own.
     let mapping = alice
         .until("both mappings verified", WAIT, |s| {
             let m = s.port_mapping();
@@ -173,7 +173,7 @@ async fn lab_a_bootnode_behind_a_upnp_router_asks_for_no_mapping_by_default() {
     let state = boot.state().await.unwrap();
     assert_eq!(state.port_mapping().state(), pb::PortMappingState::Off);
     assert!(mappings(&lab).is_empty());
-    // libp2p-upnp's search is a multicast M-SEARCH to the gateway, sent as the swarm is
+    // The IGD client's search is a multicast M-SEARCH to the gateway, sent as the swarm is
     // built, before the listeners the bootnode advertised; the gateway logs each one.
     let log = lab.gateway_log(Host::NatA);
     assert!(!log.contains("M-SEARCH"), "{log}");

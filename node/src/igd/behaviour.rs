@@ -18,7 +18,7 @@ use super::gateway::{self, Command, Report};
 /// node listens on a handful of addresses (TCP and QUIC, per private interface).
 pub const MAX_MAPPINGS: usize = 16;
 
-/// What port mapping found, as libp2p-upnp's events said it.
+/// What port mapping found (the events libp2p-upnp had, which the wiring was written for).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The gateway maps `external_addr` to our `local_addr`; AutoNAT tests it next.

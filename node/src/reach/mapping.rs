@@ -4,9 +4,9 @@
 //! 1. With `--port-mapping` off the state is **Off** and stays so; on, it starts
 //!    **Searching** (the IGD client looks for the gateway as the swarm is built).
 //! 2. No gateway answered the search: **NoGateway**, which is normal operation (most hosts
-//!    have none, or it has UPnP off). A gateway whose own public address is not routable (it
-//!    is itself behind a NAT): **GatewayNotRoutable**; a mapping there would not let strangers
-//!    in, and the IGD client asks for none.
+//!    have none, or it has UPnP off). A gateway whose own public address is private, shared,
+//!    loopback or link-local (it is itself behind a NAT, `crate::igd`): **GatewayNotRoutable**;
+//!    a mapping there would not let strangers in, and the IGD client asks for none.
 //! 3. The router granted a mapping: **Mapped**; the address is kept, per transport, until a
 //!    dial-back to it tells whether it works. Not in the record yet.
 //! 4. A dial-back reached the mapped address: **Verified**. The record takes the address for
@@ -122,7 +122,7 @@ impl PortMappings {
     pub fn no_gateway(&mut self) -> Option<State> {
         self.set(
             State::NoGateway,
-            "no UPnP gateway answered on the LAN".into(),
+            "no UPnP gateway answered on the LAN, or it named no external IPv4 address".into(),
         )
     }
 
@@ -130,7 +130,8 @@ impl PortMappings {
     pub fn not_routable(&mut self) -> Option<State> {
         self.set(
             State::GatewayNotRoutable,
-            "the UPnP gateway's public address is not routable: it is behind another NAT".into(),
+            "the UPnP gateway's public address is private or shared: it is behind another NAT"
+                .into(),
         )
     }
 

@@ -88,8 +88,7 @@ fn answer(request: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
     let SocketAddr::V4(from) = from else {
         return None;
     };
-    if request.len() < HEADER_LEN || request[..2] != [0x00, 0x01] || request[4..8] != MAGIC_COOKIE
-    {
+    if request.len() < HEADER_LEN || request[..2] != [0x00, 0x01] || request[4..8] != MAGIC_COOKIE {
         return None;
     }
     let mut answer = Vec::with_capacity(HEADER_LEN + 12);
@@ -112,7 +111,9 @@ mod tests {
         request.extend_from_slice(&MAGIC_COOKIE);
         request.extend_from_slice(&[7; 12]);
         request.extend_from_slice(&[0x00, 0x03, 0x00, 0x04, 0, 0, 0, 0x06]);
-        let from: SocketAddr = "198.51.100.101:42437".parse().unwrap_or_else(|_| unreachable!());
+        let from: SocketAddr = "198.51.100.101:42437"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
         let got = answer(&request, from).unwrap_or_default();
         assert_eq!(got.len(), 32);
         assert_eq!(got[..4], [0x01, 0x01, 0x00, 12]);
