@@ -2,7 +2,7 @@
 //! a UPnP-IGD gateway): the router maps Alice's listen ports, a dial-back proves the mapping,
 //! her record names it and she is public there, a public peer dials her record directly, and
 //! the mappings are gone once she stops. Without port mapping, the same router leaves her
-//! private; a bootnode asks for no mapping.
+//! private; a bootnode asks for no mapping; a gateway behind a carrier-grade NAT is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
@@ -178,4 +178,28 @@ async fn lab_a_bootnode_behind_a_upnp_router_asks_for_no_mapping_by_default() {
     let log = lab.gateway_log(Host::NatA);
     assert!(!log.contains("M-SEARCH"), "{log}");
     scenario::stop_all(&mut [&mut boot]).await;
+}
+
+#[tokio::test]
+async fn lab_a_upnp_home_router_behind_a_carrier_grade_nat_is_refused_and_alice_stays_private() {
+    // Alice's home router has a gateway, but its own WAN is on the carrier's network
+    // (100.64.0.0/10): a mapping there would open only the home router, not the carrier's NAT.
+    let lab = Lab::up(Topology::new(
+        Placement::BehindCgnat(NatMode::Upnp),
+        Placement::Public,
+    ))
+    .expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
+    let mut alice = peer(&lab, Host::Alice, &enr, &[]).unwrap();
+    let state = alice
+        .until("the gateway refused, and private", WAIT, |s| {
+            let refused = s.port_mapping().state() == pb::PortMappingState::GatewayNotRoutable;
+            (refused && s.nat() == pb::NatStatus::Private).then(|| s.clone())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.gateway_log(Host::HomeA)));
+    assert!(state.port_mapping().mapped_addrs.is_empty());
+    let left = lab.port_mappings(Host::HomeA).unwrap();
+    assert!(left.is_empty(), "the client asked for nothing: {left:?}");
+    scenario::stop_all(&mut [&mut alice, &mut boot]).await;
 }
