@@ -28,7 +28,7 @@
 //! bounded: the search takes at most [`gateway::SEARCH_TIMEOUT`]; every control request
 //! ([`http`]) at most [`http::REQUEST_TIMEOUT`], and its answer at most
 //! [`http::MAX_RESPONSE`] bytes; the gateway's URLs at most [`gateway::MAX_URL`] bytes;
-//! at most [`behaviour::MAX_MAPPINGS`] mappings and as many queued commands and reports. One
+//! at most [`MAX_MAPPINGS`] mappings and as many queued commands and reports. One
 //! shortcut: the search's own description fetches are `igd-next`'s, bounded in time (the
 //! search timeout) but not in size.
 //!

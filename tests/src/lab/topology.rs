@@ -42,9 +42,10 @@ pub enum NatMode {
     /// out at all: a network that blocks QUIC.
     UdpBlocked,
     /// [`NatMode::EndpointIndependent`] with a UPnP-IGD gateway (miniupnpd, NAT-PMP too) on
-    /// its LAN that maps ports for the LAN host only: a home router. Its WAN address is a
-    /// routable one, not the public segment's documentation range, which UPnP gateways and
-    /// clients refuse (see the lab's `upnp` module).
+    /// its LAN that maps ports for the LAN host only: a home router. Its WAN is on the public
+    /// segment like every router's (the lab's `upnp` module says how miniupnpd is made to
+    /// serve a documentation address); behind a carrier-grade NAT its WAN is a carrier
+    /// address, and clients refuse it.
     Upnp,
 }
 
