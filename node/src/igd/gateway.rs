@@ -121,8 +121,20 @@ pub(super) async fn run(mut commands: mpsc::Receiver<Command>, reports: mpsc::Se
         }
         return;
     };
+    serve(&gateway, ip, LEASE, commands, reports).await;
+}
+
+/// Maps, renews (every half `lease`) and removes through `gateway`, whose external IP is
+/// `ip`, until the behaviour is gone or after [`Command::UnmapAll`].
+async fn serve(
+    gateway: &Gateway<Bounded>,
+    ip: Ipv4Addr,
+    lease: Duration,
+    mut commands: mpsc::Receiver<Command>,
+    reports: mpsc::Sender<Report>,
+) {
     let mut mappings: Vec<Mapping> = Vec::new();
-    let mut renew_at = Instant::now() + LEASE / 2;
+    let mut renew_at = Instant::now() + lease / 2;
     loop {
         tokio::select! {
             command = commands.recv() => match command {
@@ -130,7 +142,7 @@ pub(super) async fn run(mut commands: mpsc::Receiver<Command>, reports: mpsc::Se
                     if mappings.len() >= super::MAX_MAPPINGS || mappings.iter().any(|m| m.local == local) {
                         continue;
                     }
-                    if let Some(mapping) = map(&gateway, ip, local).await {
+                    if let Some(mapping) = map(gateway, ip, lease, local).await {
                         let report = Report::Mapped { local: mapping.local.clone(), external: mapping.external.clone() };
                         mappings.push(mapping);
                         let _ = reports.send(report).await;
@@ -139,12 +151,12 @@ pub(super) async fn run(mut commands: mpsc::Receiver<Command>, reports: mpsc::Se
                 Some(Command::Unmap(local)) => {
                     if let Some(i) = mappings.iter().position(|m| m.local == local) {
                         let mapping = mappings.swap_remove(i);
-                        remove(&gateway, &mapping).await;
+                        remove(gateway, &mapping).await;
                     }
                 }
                 Some(Command::UnmapAll(done)) => {
                     for mapping in mappings.drain(..) {
-                        remove(&gateway, &mapping).await;
+                        remove(gateway, &mapping).await;
                     }
                     let _ = done.send(());
                     return;
@@ -152,10 +164,10 @@ pub(super) async fn run(mut commands: mpsc::Receiver<Command>, reports: mpsc::Se
                 None => return,
             },
             () = sleep_until(renew_at) => {
-                renew_at = Instant::now() + LEASE / 2;
+                renew_at = Instant::now() + lease / 2;
                 let mut kept = Vec::with_capacity(mappings.len());
                 for mapping in mappings.drain(..) {
-                    if renew(&gateway, &mapping).await {
+                    if renew(gateway, lease, &mapping).await {
                         kept.push(mapping);
                     } else {
                         let _ = reports.send(Report::Expired { local: mapping.local, external: mapping.external }).await;
@@ -225,9 +237,14 @@ async fn find(reports: &mpsc::Sender<Report>) -> Option<(Gateway<Bounded>, Ipv4A
 
 /// Asks for `local`'s own port first (the record then keeps the port peers know), then for
 /// any port the gateway picks.
-async fn map(gateway: &Gateway<Bounded>, ip: Ipv4Addr, local: Multiaddr) -> Option<Mapping> {
+async fn map(
+    gateway: &Gateway<Bounded>,
+    ip: Ipv4Addr,
+    lease: Duration,
+    local: Multiaddr,
+) -> Option<Mapping> {
     let (socket, protocol) = mappable(&local)?;
-    let lease = lease_secs();
+    let lease = secs(lease);
     let port = match gateway
         .add_port(protocol, socket.port(), socket, lease, DESCRIPTION)
         .await
@@ -257,9 +274,9 @@ async fn map(gateway: &Gateway<Bounded>, ip: Ipv4Addr, local: Multiaddr) -> Opti
 }
 
 /// Asks for the same mapping again, for another lease.
-async fn renew(gateway: &Gateway<Bounded>, m: &Mapping) -> bool {
+async fn renew(gateway: &Gateway<Bounded>, lease: Duration, m: &Mapping) -> bool {
     let result = gateway
-        .add_port(m.protocol, m.port, m.socket, lease_secs(), DESCRIPTION)
+        .add_port(m.protocol, m.port, m.socket, secs(lease), DESCRIPTION)
         .await;
     if let Err(error) = &result {
         tracing::info!(external = %m.external, %error, "the UPnP gateway refused to renew a mapping");
@@ -276,13 +293,20 @@ async fn remove(gateway: &Gateway<Bounded>, m: &Mapping) {
     }
 }
 
-fn lease_secs() -> u32 {
-    u32::try_from(LEASE.as_secs()).unwrap_or(u32::MAX)
+fn secs(lease: Duration) -> u32 {
+    u32::try_from(lease.as_secs()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
     use super::*;
 
     #[test]
@@ -332,6 +356,169 @@ mod tests {
         ] {
             assert!(mappable(&no.parse().unwrap()).is_none(), "{no}");
         }
+    }
+
+    /// A gateway on loopback that answers every control request and records its action; it
+    /// refuses `AddPortMapping` with 718 (ConflictInMappingEntry) while `refuse` is set.
+    async fn fake_gateway(refuse: Arc<AtomicBool>) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let actions = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&actions);
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let request = read_request(&mut stream).await;
+                let action = request
+                    .lines()
+                    .find_map(|l| l.strip_prefix("SOAPAction: "))
+                    .and_then(|a| a.split('#').nth(1))
+                    .unwrap_or_default()
+                    .trim_end_matches('"')
+                    .to_owned();
+                seen.lock().unwrap().push(action.clone());
+                let refused = action == "AddPortMapping" && refuse.load(Ordering::Relaxed);
+                let (status, body) = if refused {
+                    ("500 Internal Server Error", FAULT.to_owned())
+                } else {
+                    ("200 OK", ok(&action))
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (addr, actions)
+    }
+
+    async fn read_request(stream: &mut TcpStream) -> String {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or_default();
+                if body.len() >= len || n == 0 {
+                    return text;
+                }
+            }
+        }
+    }
+
+    const ENVELOPE: &str = r#"<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>BODY</s:Body></s:Envelope>"#;
+
+    const FAULT: &str = r#"<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0"><errorCode>718</errorCode><errorDescription>ConflictInMappingEntry</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>"#;
+
+    fn ok(action: &str) -> String {
+        let answer = format!(
+            r#"<u:{action}Response xmlns:u="urn:schemas-upnp-org:service:WANIPConnection:1"></u:{action}Response>"#
+        );
+        ENVELOPE.replace("BODY", &answer)
+    }
+
+    fn gateway_at(addr: SocketAddr) -> Gateway<Bounded> {
+        let args = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let schema = HashMap::from([
+            (
+                "AddPortMapping".to_owned(),
+                args(&[
+                    "NewRemoteHost",
+                    "NewExternalPort",
+                    "NewProtocol",
+                    "NewInternalPort",
+                    "NewInternalClient",
+                    "NewEnabled",
+                    "NewPortMappingDescription",
+                    "NewLeaseDuration",
+                ]),
+            ),
+            (
+                "DeletePortMapping".to_owned(),
+                args(&["NewRemoteHost", "NewExternalPort", "NewProtocol"]),
+            ),
+        ]);
+        Gateway {
+            addr,
+            root_url: "/rootDesc.xml".into(),
+            control_url: "/ctl/IPConn".into(),
+            control_schema_url: "/WANIPCn.xml".into(),
+            control_schema: schema,
+            provider: Bounded,
+        }
+    }
+
+    async fn next(reports: &mut mpsc::Receiver<Report>) -> Report {
+        tokio::time::timeout(Duration::from_secs(10), reports.recv())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_mapping_is_renewed_at_half_the_lease_lost_when_refused_and_removed_at_the_stop() {
+        let refuse = Arc::new(AtomicBool::new(false));
+        let (addr, actions) = fake_gateway(Arc::clone(&refuse)).await;
+        let gateway = gateway_at(addr);
+        let ip = Ipv4Addr::new(198, 51, 100, 101);
+        let (commands, commands_rx) = mpsc::channel(4);
+        let (reports_tx, mut reports) = mpsc::channel(4);
+        let lease = Duration::from_secs(2);
+        let task = tokio::spawn(async move {
+            serve(&gateway, ip, lease, commands_rx, reports_tx).await;
+        });
+
+        let tcp: Multiaddr = "/ip4/192.168.1.2/tcp/9000".parse().unwrap();
+        commands.send(Command::Map(tcp.clone())).await.unwrap();
+        let external: Multiaddr = "/ip4/198.51.100.101/tcp/9000".parse().unwrap();
+        assert_eq!(
+            next(&mut reports).await,
+            Report::Mapped {
+                local: tcp.clone(),
+                external: external.clone()
+            }
+        );
+        // The renewals (every 1 s) are granted, a later one refused: the mapping is lost.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        {
+            let actions = actions.lock().unwrap();
+            assert!(actions.len() >= 2, "{actions:?}");
+            assert!(actions.iter().all(|a| a == "AddPortMapping"), "{actions:?}");
+        }
+        refuse.store(true, Ordering::Relaxed);
+        assert_eq!(
+            next(&mut reports).await,
+            Report::Expired {
+                local: tcp,
+                external
+            }
+        );
+        refuse.store(false, Ordering::Relaxed);
+
+        let quic: Multiaddr = "/ip4/192.168.1.2/udp/9001/quic-v1".parse().unwrap();
+        commands.send(Command::Map(quic)).await.unwrap();
+        assert!(matches!(next(&mut reports).await, Report::Mapped { .. }));
+        let (done, removed) = oneshot::channel();
+        commands.send(Command::UnmapAll(done)).await.unwrap();
+        removed.await.unwrap();
+        task.await.unwrap();
+        let actions = actions.lock().unwrap();
+        assert_eq!(
+            actions.iter().filter(|a| *a == "DeletePortMapping").count(),
+            1,
+            "only the mapping still held: {actions:?}"
+        );
+        assert_eq!(
+            actions.last().map(String::as_str),
+            Some("DeletePortMapping")
+        );
     }
 
     #[test]
