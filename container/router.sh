@@ -3,7 +3,8 @@
 #
 #   router.sh                    a NAT router: loads router.nft in mode $NAT_MODE (eim,
 #                                symmetric, symmetric-sequential, symmetric-preserving,
-#                                full-cone, address-restricted or udp-blocked; default eim)
+#                                full-cone, address-restricted, udp-blocked or upnp (the
+#                                chains only: run miniupnpd beside it); default eim)
 #                                for the LAN that holds $LAN_HOST, the host behind it (the
 #                                first one, when there are several), hairpinning when
 #                                $HAIRPIN is 1 (default 0). A carrier-grade NAT is an eim
@@ -21,8 +22,8 @@ if [ "${1:-}" = "gateway" ]; then
 else
   mode=${NAT_MODE:-eim}
   case "$mode" in
-    eim | symmetric | symmetric-sequential | symmetric-preserving | full-cone | address-restricted | udp-blocked) ;;
-    *) echo "NAT_MODE must be eim, symmetric, symmetric-sequential, symmetric-preserving, full-cone, address-restricted or udp-blocked, not $mode" >&2; exit 1 ;;
+    eim | symmetric | symmetric-sequential | symmetric-preserving | full-cone | address-restricted | udp-blocked | upnp) ;;
+    *) echo "NAT_MODE must be eim, symmetric, symmetric-sequential, symmetric-preserving, full-cone, address-restricted, udp-blocked or upnp, not $mode" >&2; exit 1 ;;
   esac
   case "${HAIRPIN:-0}" in
     0) hairpin=0 ;;

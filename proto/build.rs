@@ -10,7 +10,11 @@ const WIRE_FILES: [&str; 3] = [
 
 /// The status API's `.proto` files (feature `api`): its state and events, and its
 /// diagnostics.
-const API_FILES: [&str; 2] = ["peerfind/v1/node.proto", "peerfind/v1/diag.proto"];
+const API_FILES: [&str; 3] = [
+    "peerfind/v1/node.proto",
+    "peerfind/v1/diag.proto",
+    "peerfind/v1/port_mapping.proto",
+];
 
 /// Where the encoded `FileDescriptorSet` of [`API_FILES`] goes in `OUT_DIR`.
 #[cfg(feature = "api")]
@@ -28,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             WIRE_FILES[2],
             API_FILES[0],
             API_FILES[1],
+            API_FILES[2],
         ];
         let descriptors = protox::compile(files, ["."])?;
         // Only the API's files declare services, so only they get servers and clients; the

@@ -16,6 +16,10 @@ need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v conntrack >/dev/null || need+=(conntrack)
+# The lab's upnp router runs a UPnP-IGD gateway (miniupnpd, its nftables build); its self
+# test maps a port with miniupnpc's client.
+dpkg -s miniupnpd-nftables >/dev/null 2>&1 || need+=(miniupnpd-nftables)
+command -v upnpc >/dev/null || need+=(miniupnpc)
 # The container tests: podman and buildah (with runc) build and run the image; there is no
 # registry, so debootstrap makes the base images the Dockerfile's FROM lines name.
 command -v podman >/dev/null || need+=(podman)

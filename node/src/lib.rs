@@ -19,6 +19,7 @@
 //! - [`diag`]: `peerfind ping` and `peerfind netcheck`, the active diagnostics.
 //! - [`mesh`]: the bootnodes' record mesh over gossipsub.
 //! - [`upstream`]: libp2p parts wrapped for one upstream bug or behaviour each.
+//! - [`igd`]: port mapping, our own UPnP-IGD client.
 //! - [`record`]: the own record, its key and its files.
 //!
 //! The project's own protocols (ENR gossip, introductions, the record table) are in the
@@ -27,6 +28,7 @@
 pub mod api;
 pub mod config;
 pub mod diag;
+pub mod igd;
 pub mod mesh;
 pub mod probe;
 pub mod reach;

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::reach::nat;
+use crate::reach::{mapping, nat};
 
 /// Queries waiting for the event loop; more wait in the sender.
 pub const QUERY_QUEUE: usize = 64;
@@ -39,6 +39,8 @@ pub struct Status {
     pub external_addrs: Vec<Multiaddr>,
     /// NAT status.
     pub nat: NatState,
+    /// The ports our router forwards to us.
+    pub port_mapping: PortMappingState,
     /// Configured bootnodes.
     pub bootnodes: Vec<BootnodeState>,
     /// Records in the table.
@@ -63,6 +65,19 @@ pub struct NatState {
     pub reason: String,
     /// Since when.
     pub since: SystemTime,
+}
+
+/// Port mapping (UPnP-IGD): where it stands, and the addresses the router maps to us.
+#[derive(Debug, Clone)]
+pub struct PortMappingState {
+    /// Where it stands (`crate::reach::mapping`'s rules).
+    pub state: mapping::State,
+    /// Why, for people.
+    pub detail: String,
+    /// The addresses the router maps to us.
+    pub mapped: Vec<Multiaddr>,
+    /// Those of them a dial-back reached: the ones the record may hold.
+    pub verified: Vec<Multiaddr>,
 }
 
 /// A configured bootnode.
@@ -106,6 +121,8 @@ pub struct Counters {
     pub inputs_rejected: BTreeMap<String, u64>,
     /// Inbound connections refused because their subnet held `--max-inbound-per-subnet`.
     pub inbound_denied_per_subnet: u64,
+    /// Port-mapping changes, by the state each led to.
+    pub port_mapping: BTreeMap<String, u64>,
 }
 
 /// A known peer.
@@ -280,6 +297,16 @@ pub enum Event {
         nat: bool,
         /// What changed it.
         reason: String,
+    },
+    /// Port mapping changed state: a gateway found none, a mapping granted, reached by a
+    /// dial-back, or lost.
+    PortMapping {
+        /// The state now.
+        state: mapping::State,
+        /// The mapped address concerned, when one is.
+        addr: Option<Multiaddr>,
+        /// Why, for people.
+        detail: String,
     },
     /// An AutoNAT test of one of our (non-relayed) addresses ended: the single tests the
     /// verdict is made of.

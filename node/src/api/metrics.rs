@@ -272,6 +272,18 @@ fn peerfind_registry(s: &status::Status) -> Registry {
          --max-inbound-per-subnet",
         counter(c.inbound_denied_per_subnet),
     );
+    let port_mapping = Family::<Labels, Counter>::default();
+    for (state, n) in &c.port_mapping {
+        port_mapping
+            .get_or_create(&vec![("state", state.clone())])
+            .inc_by(*n);
+    }
+    r.register(
+        "port_mapping_changes",
+        "Port-mapping (UPnP-IGD) changes, by the state each led to: no_gateway, \
+         gateway_not_routable, mapped, verified, failed",
+        port_mapping,
+    );
     let rejected = Family::<Labels, Counter>::default();
     for (reason, n) in &c.inputs_rejected {
         rejected
@@ -326,6 +338,12 @@ mod tests {
                 reason: "r".into(),
                 since: SystemTime::now(),
             },
+            port_mapping: status::PortMappingState {
+                state: crate::reach::mapping::State::Off,
+                detail: String::new(),
+                mapped: vec![],
+                verified: vec![],
+            },
             bootnodes: vec![],
             records: 3,
             direct_connections: 2,
@@ -336,6 +354,7 @@ mod tests {
                 circuit_dials: 2,
                 inputs_rejected: BTreeMap::from([("bad_signature".to_owned(), 7)]),
                 inbound_denied_per_subnet: 3,
+                port_mapping: BTreeMap::from([("no_gateway".to_owned(), 1)]),
                 ..Default::default()
             },
         }
@@ -358,6 +377,7 @@ mod tests {
             "peerfind_connections{kind=\"direct\"} 2",
             "peerfind_connections{kind=\"relayed\"} 1",
             "peerfind_nat_status{status=\"private\"} 1",
+            "peerfind_port_mapping_changes_total{state=\"no_gateway\"} 1",
             "peerfind_nat_status{status=\"public\"} 0",
             "peerfind_hole_punches_tried_total 5",
             "peerfind_circuit_dials_total 2",

@@ -153,6 +153,14 @@ pub struct Config {
     #[arg(long, env = "PEERFIND_AUTONAT", default_value_t = true, action = clap::ArgAction::Set)]
     pub autonat: bool,
 
+    /// Ask the router to forward our listen ports to us (UPnP-IGD) [default: true for a
+    /// peer, false for a bootnode]. A mapping the router grants goes into the record, and
+    /// makes the node public, only once an AutoNAT dial-back reached it there; it is renewed
+    /// while the node runs and removed when it stops. Without a gateway on the LAN nothing
+    /// changes. A bootnode is public by design and has no router to ask.
+    #[arg(long, env = "PEERFIND_PORT_MAPPING", value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub port_mapping: Option<bool>,
+
     /// Between two NAT'd peerfind nodes, punch through the introduction: one asks a bootnode
     /// to introduce it and sends towards the other at once, and the other dials back through
     /// the opened NAT (about two round trips). Off: they meet over the bootnode's relay and
@@ -315,6 +323,12 @@ impl Config {
         }
     }
 
+    /// Whether a bootnode (`bootnode`) or a peer asks its router for port mappings:
+    /// `--port-mapping`, or on for a peer and off for a bootnode.
+    pub fn port_mapping(&self, bootnode: bool) -> bool {
+        self.port_mapping.unwrap_or(!bootnode)
+    }
+
     /// The listen addresses: `--listen`, or TCP and QUIC on `--port`.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
         if !self.listen.is_empty() {
@@ -416,6 +430,14 @@ mod tests {
             parse(&["--api-idle-timeout", "5s"]).api_idle_timeout
                 == std::time::Duration::from_secs(5)
         );
+    }
+
+    #[test]
+    fn port_mapping_is_on_for_peers_off_for_bootnodes_and_the_flag_decides_for_both() {
+        assert!(parse(&[]).port_mapping(false));
+        assert!(!parse(&[]).port_mapping(true));
+        assert!(!parse(&["--port-mapping", "false"]).port_mapping(false));
+        assert!(parse(&["--port-mapping=true"]).port_mapping(true));
     }
 
     #[test]

@@ -20,9 +20,10 @@
 //! The wiring is split by what it carries out, one file each: `own_record` (an observed
 //! address or a NAT verdict changes the own record), `learned` (records learned from the
 //! exchange), `mesh` (the bootnodes' record mesh: its members, its records in and out, its
-//! sync), `reach` (carrying out the strategy: dials,
-//! introductions, circuits, punches, relay slots), `identified` (identify's answer),
-//! `pings` (liveness closes dead connections), `report` (answering the API).
+//! sync), `reach` (carrying out the strategy: dials, introductions, circuits, punches, relay
+//! slots), `identified` (identify's answer), `pings` (liveness closes dead connections),
+//! `mapping` (port mapping and its proof), `report` (answering the API); `shutdown` holds
+//! the signals that stop the node.
 //!
 //! One event's path, wire to record: identify's `Received` carries the address a peer sees us
 //! at → [`crate::reach::confirm`] decides whether that is our address →
@@ -39,6 +40,7 @@ use peerfind_behaviours::enr_ext;
 
 use crate::config::Config;
 use crate::reach::confirm::Confirmations;
+use crate::reach::mapping::PortMappings;
 use crate::reach::nat::{self, Detector};
 use crate::record::data_dir::DataDir;
 use crate::record::enr::{Content, LocalRecord};
@@ -50,12 +52,16 @@ mod diag;
 mod error;
 mod identified;
 mod learned;
+mod mapping;
 mod mesh;
 mod own_record;
 mod pings;
 mod punch;
 mod reach;
 mod report;
+mod shutdown;
+
+use shutdown::Shutdown;
 
 pub use crate::config::Mode;
 use crate::reach::attempts::Attempts;
@@ -77,6 +83,8 @@ pub struct Node {
     confirmations: Confirmations,
     /// NAT detection.
     nat: Detector,
+    /// The ports our router forwards to us.
+    port_mapping: PortMappings,
     connections: ConnectionBook,
     bootnodes: Bootnodes,
     listeners: Listeners,
@@ -150,6 +158,7 @@ impl Node {
                 },
                 now,
             ),
+            port_mapping: PortMappings::new(config.port_mapping(mode == Mode::Bootnode)),
             bootnodes: Bootnodes::new(&config.bootnodes, now),
             config,
             swarm,
@@ -223,6 +232,7 @@ impl Node {
                 _ = sleep_until(self.confirmations.next_due()) => self.on_confirmations_due(),
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
+                    self.unmap_ports().await;
                     return Ok(());
                 }
             }
@@ -366,6 +376,7 @@ impl Node {
                 result,
             })) => self.on_ping(peer, connection, result),
             SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(BehaviourEvent::PortMapping(e)) => self.on_port_mapping(e),
             SwarmEvent::Behaviour(BehaviourEvent::Rtt(event)) => self.on_rtt(event),
             _ => {}
         }
@@ -465,29 +476,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// SIGINT and SIGTERM, watched from the node's start.
-struct Shutdown {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Shutdown {
-    fn new() -> std::io::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Resolves with the name of the first signal received.
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
-        }
     }
 }

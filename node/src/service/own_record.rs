@@ -132,8 +132,12 @@ impl Node {
             }
             None => reason,
         };
+        // Mapping rule 4: a verified port mapping keeps its transport's record address.
+        let keep_address = self.port_mapping.holds(confirmed.transport);
         self.change_record(&reason, |c| {
-            c.set_socket(ip, port, confirmed.transport);
+            if !keep_address {
+                c.set_socket(ip, port, confirmed.transport);
+            }
             if let Some(natted) = natted {
                 c.nat = natted;
             }
@@ -166,6 +170,9 @@ impl Node {
             reachable,
             error: event.result.err().map(|e| e.to_string()),
         });
+        if self.on_mapping_tested(&event.tested_addr, event.server, reachable) {
+            return;
+        }
         // NAT rule 3 weighs a failure only on an IP a configured bootnode saw us at.
         let vouched = enr_ext::socket_of(&event.tested_addr)
             .is_some_and(|(ip, ..)| self.confirmations.bootnode_saw(ip));

@@ -89,6 +89,7 @@ impl Node {
                 reason: reason.to_string(),
                 since: self.clock.at(since),
             },
+            port_mapping: self.port_mapping_status(),
             bootnodes: self
                 .bootnodes
                 .iter()

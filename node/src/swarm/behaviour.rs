@@ -70,6 +70,10 @@ pub struct Behaviour {
     /// Dials back peers that ask, from a fresh port: every node serves, since the dial-back
     /// is an outbound connection that works from behind a NAT too.
     pub autonat_server: autonat::server::Behaviour,
+    /// Asks the router to forward our listen ports (UPnP-IGD); a mapped address is a
+    /// candidate AutoNAT's client tests (`crate::igd`). Off with `--port-mapping false`, and
+    /// by default on bootnodes.
+    pub port_mapping: Toggle<crate::igd::Behaviour>,
     /// Bootnodes: shares every record with the other bootnodes over a gossipsub topic
     /// (`crate::mesh`), with members only.
     pub mesh: Toggle<gossipsub_gate::Gated>,
@@ -83,6 +87,8 @@ pub struct Behaviour {
 pub struct Settings<'a> {
     /// Ask AutoNAT servers to dial us back (`--autonat`).
     pub autonat_client: bool,
+    /// Ask the router for port mappings (`--port-mapping`).
+    pub port_mapping: bool,
     /// Connection and memory limits.
     pub limits: &'a ConnectionLimits,
     /// Bootnodes: the relay server's limits.
@@ -104,6 +110,7 @@ impl Behaviour {
     ) -> Result<Self, MeshError> {
         let Settings {
             autonat_client,
+            port_mapping,
             limits,
             relay_limits,
             mesh,
@@ -172,6 +179,9 @@ impl Behaviour {
                 })
                 .into(),
             autonat_server: autonat::server::Behaviour::default(),
+            port_mapping: port_mapping
+                .then(|| crate::igd::Behaviour::new(peer_id))
+                .into(),
             mesh: mesh.into(),
             mesh_admission: mesh_admission.into(),
         })

@@ -121,6 +121,7 @@ pub(crate) fn build(
     ));
     let settings = Settings {
         autonat_client: config.autonat,
+        port_mapping: config.port_mapping(bootnode),
         limits: &limits,
         relay_limits: &config.relay,
         mesh,

@@ -139,6 +139,12 @@ pub(crate) fn sample_status() -> status::Status {
             reason: "no evidence yet".into(),
             since: SystemTime::now(),
         },
+        port_mapping: status::PortMappingState {
+            state: peerfind::reach::mapping::State::Off,
+            detail: String::new(),
+            mapped: vec![],
+            verified: vec![],
+        },
         bootnodes: vec![],
         records: 0,
         direct_connections: 0,

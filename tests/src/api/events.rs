@@ -125,6 +125,16 @@ impl Events {
             .collect()
     }
 
+    /// Every change of the node's port mapping, oldest first.
+    pub fn port_mapping_changes(&self) -> Vec<&pb::PortMappingChanged> {
+        self.kinds()
+            .filter_map(|k| match k {
+                pb::event::Kind::PortMappingChanged(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every relay reservation accepted or lost, oldest first.
     pub fn relay_reservations(&self) -> Vec<&pb::RelayReservation> {
         self.kinds()

@@ -82,6 +82,11 @@ impl State {
         self.status.nat.as_ref().map_or("", |n| n.reason.as_str())
     }
 
+    /// The node's port mapping (a default one from a node that reports none).
+    pub fn port_mapping(&self) -> pb::PortMapping {
+        self.status.port_mapping.clone().unwrap_or_default()
+    }
+
     /// The node's counts.
     pub fn counts(&self) -> pb::Counts {
         self.status.counts.clone().unwrap_or_default()

@@ -55,6 +55,7 @@ mod neighbours;
 mod netns;
 mod router;
 mod topology;
+mod upnp;
 mod wiring;
 
 pub use error::LabError;
@@ -88,6 +89,8 @@ pub struct Lab {
     wires: Vec<impair::Wire>,
     /// Set by [`Lab::keep`] and after teardown: `Drop` then leaves the namespaces alone.
     disarmed: bool,
+    /// The UPnP gateways of `upnp` routers; dropped after the teardown (`upnp`).
+    gateways: Vec<upnp::Gateway>,
 }
 
 impl fmt::Debug for Lab {
@@ -141,6 +144,7 @@ impl Lab {
             namespaces,
             wires: Vec::new(),
             disarmed: false,
+            gateways: Vec::new(),
         };
         netns::create(&lab.namespaces).map_err(|error| match error {
             LabError::Failed { stderr, .. } => LabError::Unavailable {
@@ -150,6 +154,7 @@ impl Lab {
         })?;
         lab.wire()?;
         lab.start_routers()?;
+        lab.start_gateways()?;
         neighbours::pin(&lab.namespaces)?;
         Ok(lab)
     }

@@ -37,6 +37,7 @@ pub(super) fn mode_name(mode: NatMode) -> &'static str {
         NatMode::FullCone => "full-cone",
         NatMode::AddressRestricted => "address-restricted",
         NatMode::UdpBlocked => "udp-blocked",
+        NatMode::Upnp => "upnp",
     }
 }
 
@@ -209,7 +210,11 @@ mod tests {
             );
             assert!(!lines.iter().any(|l| l.contains("dnat")));
         }
-        for lines in [&eim, &symmetric, &cone, &restricted, &blocked] {
+        let upnp = rule_lines(NatMode::Upnp);
+        assert!(has(&upnp, "oifname $wan masquerade"));
+        assert!(has(&upnp, "jump miniupnpd"));
+        assert!(!eim.iter().any(|l| l.contains("miniupnpd")));
+        for lines in [&eim, &symmetric, &cone, &restricted, &blocked, &upnp] {
             assert!(
                 !lines
                     .iter()
@@ -224,6 +229,7 @@ mod tests {
             &blocked,
             &sequential,
             &preserving,
+            &upnp,
         ] {
             assert!(has(lines, "define wan = \"wan0\""));
             assert!(has(lines, "define wan_addr = 198.51.100.101"));

@@ -41,6 +41,12 @@ pub enum NatMode {
     /// Endpoint-independent mapping as [`NatMode::EndpointIndependent`] for TCP, and no UDP
     /// out at all: a network that blocks QUIC.
     UdpBlocked,
+    /// [`NatMode::EndpointIndependent`] with a UPnP-IGD gateway (miniupnpd, NAT-PMP too) on
+    /// its LAN that maps ports for the LAN host only: a home router. Its WAN is on the public
+    /// segment like every router's (the lab's `upnp` module says how miniupnpd is made to
+    /// serve a documentation address); behind a carrier-grade NAT its WAN is a carrier
+    /// address, and clients refuse it.
+    Upnp,
 }
 
 /// The mode of a carrier-grade NAT: endpoint-independent mapping, which RFC 6888 asks of a

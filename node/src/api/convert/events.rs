@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use peerfind_proto::v1 as pb;
 
-use super::{addrs, connection, nat_status};
+use super::{addrs, connection, mapping_state, nat_status};
 use crate::status;
 
 /// An event, stamped with the time the API took it from the node.
@@ -102,6 +102,15 @@ pub(crate) fn event(e: &status::Event, time: SystemTime) -> pb::Event {
             addrs: addrs(a),
             nat: *nat,
             reason: reason.clone(),
+        }),
+        E::PortMapping {
+            state,
+            addr,
+            detail,
+        } => Kind::PortMappingChanged(pb::PortMappingChanged {
+            state: mapping_state(*state).into(),
+            addr: addr.as_ref().map(ToString::to_string).unwrap_or_default(),
+            detail: detail.clone(),
         }),
         E::AutonatTested {
             addr,

@@ -4,7 +4,7 @@
 use libp2p::Multiaddr;
 use peerfind_proto::v1 as pb;
 
-use crate::reach::nat;
+use crate::reach::{mapping, nat};
 use crate::status;
 
 mod events;
@@ -28,6 +28,12 @@ pub(crate) fn status(s: &status::Status) -> pb::NodeStatus {
             status: nat_status(s.nat.status).into(),
             reason: s.nat.reason.clone(),
             since: Some(s.nat.since.into()),
+        }),
+        port_mapping: Some(pb::PortMapping {
+            state: mapping_state(s.port_mapping.state).into(),
+            detail: s.port_mapping.detail.clone(),
+            mapped_addrs: addrs(&s.port_mapping.mapped),
+            verified_addrs: addrs(&s.port_mapping.verified),
         }),
         bootnodes: s
             .bootnodes
@@ -99,6 +105,19 @@ pub(super) fn addrs(list: &[Multiaddr]) -> Vec<String> {
     list.iter().map(ToString::to_string).collect()
 }
 
+pub(super) fn mapping_state(s: mapping::State) -> pb::PortMappingState {
+    use pb::PortMappingState as P;
+    match s {
+        mapping::State::Off => P::Off,
+        mapping::State::Searching => P::Searching,
+        mapping::State::NoGateway => P::NoGateway,
+        mapping::State::GatewayNotRoutable => P::GatewayNotRoutable,
+        mapping::State::Mapped => P::Mapped,
+        mapping::State::Verified => P::Verified,
+        mapping::State::Failed => P::Failed,
+    }
+}
+
 pub(super) fn nat_status(s: nat::Status) -> pb::NatStatus {
     match s {
         nat::Status::Unknown => pb::NatStatus::Unknown,
@@ -151,6 +170,12 @@ mod tests {
                 reason: "AutoNAT server x could not reach us at y".into(),
                 since: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             },
+            port_mapping: status::PortMappingState {
+                state: mapping::State::Verified,
+                detail: "a dial-back reached us at /ip4/198.51.100.101/tcp/9000".into(),
+                mapped: vec!["/ip4/198.51.100.101/tcp/9000".parse().unwrap()],
+                verified: vec!["/ip4/198.51.100.101/tcp/9000".parse().unwrap()],
+            },
             bootnodes: vec![status::BootnodeState {
                 peer_id: boot,
                 addrs: vec![
@@ -178,6 +203,7 @@ mod tests {
                 punches_failed: 4,
                 inputs_rejected: BTreeMap::from([("bad_signature".to_owned(), 9)]),
                 inbound_denied_per_subnet: 10,
+                port_mapping: BTreeMap::from([("verified".to_owned(), 1)]),
             },
         }
     }
@@ -199,6 +225,9 @@ mod tests {
         assert!(nat.reason.contains("AutoNAT"));
         let since = nat.since.unwrap();
         assert_eq!((since.seconds, since.nanos), (1_700_000_000, 123_000_000));
+        let mapping = w.port_mapping.unwrap();
+        assert_eq!(mapping.state(), pb::PortMappingState::Verified);
+        assert_eq!(mapping.verified_addrs, ["/ip4/198.51.100.101/tcp/9000"]);
         assert_eq!(w.bootnodes.len(), 1);
         assert!(w.bootnodes[0].connected);
         assert_eq!(w.bootnodes[0].agent, "js-libp2p/3.3.11");

@@ -4,7 +4,7 @@
 use peerfind_proto::v1 as pb;
 use serde_json::{Value, json};
 
-use super::{connection, escape, flag, name, nat_status, time};
+use super::{connection, escape, flag, mapping_state, name, nat_status, time};
 
 /// `peerfind watch --json`: one object per event.
 pub(crate) fn event_json(e: &pb::Event) -> Value {
@@ -61,6 +61,12 @@ pub(crate) fn event_json(e: &pb::Event) -> Value {
             "addrs": k.addrs,
             "nat": k.nat,
             "reason": k.reason,
+        }),
+        Some(Kind::PortMappingChanged(k)) => json!({
+            "kind": "port_mapping_changed",
+            "state": mapping_state(k.state),
+            "addr": (!k.addr.is_empty()).then_some(&k.addr),
+            "detail": k.detail,
         }),
         Some(Kind::AutonatTested(k)) => json!({
             "kind": "autonat_tested",
@@ -171,6 +177,9 @@ pub(crate) fn event_line(e: &pb::Event) -> String {
             flag(k.nat),
             k.reason
         ),
+        Some(Kind::PortMappingChanged(k)) => {
+            format!("port mapping      {}: {}", mapping_state(k.state), k.detail)
+        }
         Some(Kind::AutonatTested(k)) if k.reachable => {
             format!(
                 "AutoNAT test      {} reachable (server {})",

@@ -40,6 +40,12 @@ pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
             "reason": nat.reason,
             "since": time(nat.since.as_ref()),
         },
+        "port_mapping": s.port_mapping.as_ref().map(|m| json!({
+            "state": mapping_state(m.state),
+            "detail": m.detail,
+            "mapped_addrs": m.mapped_addrs,
+            "verified_addrs": m.verified_addrs,
+        })),
         "bootnodes": s.bootnodes.iter().map(|b| json!({
             "peer_id": b.peer_id,
             "addrs": b.addrs,
@@ -88,6 +94,12 @@ pub(crate) fn status_table(s: &pb::NodeStatus) -> String {
         ("observed", list(&s.observed_addrs)),
         ("external", list(&s.external_addrs)),
     ];
+    if let Some(m) = &s.port_mapping {
+        rows.push((
+            "port mapping",
+            format!("{}: {}", mapping_state(m.state), m.detail),
+        ));
+    }
     if !s.metrics_addr.is_empty() {
         rows.push(("metrics", format!("http://{}/metrics", s.metrics_addr)));
     }
@@ -295,6 +307,14 @@ fn nat_status(raw: i32) -> String {
         Ok(pb::NatStatus::Unspecified) => "unknown".into(),
         known => name(known.map(|s| s.as_str_name()), "NAT_STATUS_", raw),
     }
+}
+
+fn mapping_state(raw: i32) -> String {
+    name(
+        pb::PortMappingState::try_from(raw).map(|s| s.as_str_name()),
+        "PORT_MAPPING_STATE_",
+        raw,
+    )
 }
 
 fn connection(raw: i32) -> String {

@@ -11,8 +11,9 @@
 //!    server we are connected to, so from an IP we sent to, and an address-restricted NAT
 //!    lets anything from such an IP in, from any port. It cannot tell a full cone from that,
 //!    and a node judged public behind one is dialed straight by peers whose packets its NAT
-//!    drops. So under translation only rule 1 (a stranger reached us) makes us Public, and a
-//!    Public verdict rule 2 gave before the translation was seen is taken back by rule 5.
+//!    drops. So under translation only rule 1 (a stranger reached us) or rule 6 (a verified
+//!    port mapping) makes us Public, and a Public verdict rule 2 gave before the translation
+//!    was seen is taken back by rule 5.
 //! 3. AutoNAT found one of our addresses unreachable, and no address has been confirmed:
 //!    **Private**. This is the fast signal (seconds); a confirmed address (rule 2) outranks it,
 //!    since a node with one reachable address is reachable. Only an address on an IP a
@@ -38,10 +39,19 @@
 //!    confirmed reachable (rule 2) or we are Public (rule 1). Loss and delay only postpone
 //!    the observation; they cannot fake a translation. A translating NAT that still lets
 //!    strangers in (full cone, a forwarded port, a 1:1 NAT) is revised to Public by rule 1,
-//!    when a stranger reaches us; not by rule 2 (see there). An untranslated observation
-//!    is no verdict (a firewall may still drop strangers): only AutoNAT's dial-back makes
-//!    that node Public, but the strategy may act on it ([`Detector::translated`]).
-//! 6. Otherwise the status stays as it is; it starts **Unknown**.
+//!    when a stranger reaches us, or by rule 6 for a port it mapped for us; not by rule 2
+//!    (see there), and rule 5 never undoes those two. An untranslated observation is no
+//!    verdict (a firewall may still drop strangers): only AutoNAT's dial-back makes that node
+//!    Public, but the strategy may act on it ([`Detector::translated`]).
+//! 6. A port mapping the router granted, and that a dial-back reached, makes the node
+//!    **Public** at the mapped address ([`Detector::mapping_verified`]), whatever was believed
+//!    before, translation included. A forwarded port is not a filter state: unlike a dial-back
+//!    to the NAT's own mapping of our listen port, which an address-restricted NAT lets
+//!    through from any IP we sent to, it lets in whoever comes, so the dial-back proves
+//!    strangers reach us. The caller decides that the tested address is the mapped one (the
+//!    port-mapping wiring tests it as an address of its own, `crate::igd::candidate`); rule 2
+//!    is not asked.
+//! 7. Otherwise the status stays as it is; it starts **Unknown**.
 //!
 //! Each change is reported once, with the signal that caused it and when. The `nat` flag in
 //! the record follows the status: set when Private, removed when Public.
@@ -126,6 +136,13 @@ pub enum Reason {
         /// The window that passed.
         window: Duration,
     },
+    /// Rule 6.
+    PortMappingVerified {
+        /// The mapped address the server dialed us back at.
+        addr: Multiaddr,
+        /// The server.
+        server: PeerId,
+    },
     /// Rule 5.
     AddressTranslated {
         /// Our address as the peer saw it.
@@ -148,6 +165,10 @@ impl fmt::Display for Reason {
             Reason::AutonatUnreachable { addr, server } => {
                 write!(f, "AutoNAT server {server} could not reach us at {addr}")
             }
+            Reason::PortMappingVerified { addr, server } => write!(
+                f,
+                "our router forwards {addr} to us, and AutoNAT server {server} reached us there"
+            ),
             Reason::AddressTranslated { addr, seen_by } => write!(
                 f,
                 "a NAT translated our address: {seen_by} sees us at {addr}, an IP none of our interfaces has"
@@ -195,6 +216,9 @@ pub struct Detector {
     /// Whether the last confirmed observation of our address was translated (rule 5); `None`
     /// before the first.
     translated: Option<bool>,
+    /// Whether a dial-back reached a port our router mapped for us (rule 6): rule 5 never
+    /// takes that back.
+    mapped: bool,
 }
 
 impl Detector {
@@ -208,6 +232,7 @@ impl Detector {
             deadline: None,
             reachable_addr: false,
             translated: None,
+            mapped: false,
         }
     }
 
@@ -231,12 +256,13 @@ impl Detector {
             return None;
         };
         self.translated = Some(translated);
-        if translated && self.reachable_addr {
+        if translated && self.reachable_addr && !self.mapped {
             // Rule 2 spoke before we knew of the NAT: its dial-back is no proof behind one.
+            // A verified mapping's is (rule 6).
             self.reachable_addr = false;
         }
         let public_by_stranger = matches!(self.reason, Reason::StrangerReachedUs { .. });
-        if !translated || public_by_stranger {
+        if !translated || public_by_stranger || self.mapped {
             return None;
         }
         self.set(
@@ -298,6 +324,24 @@ impl Detector {
         self.set(
             Status::Private,
             Reason::AutonatUnreachable { addr, server },
+            now,
+        )
+    }
+
+    /// Rule 6: `server`'s dial-back reached us at `addr`, a port our router mapped for us.
+    /// Counts as a reachable address for rule 3, and rule 5 never takes it back.
+    pub fn mapping_verified(
+        &mut self,
+        addr: Multiaddr,
+        server: PeerId,
+        now: Instant,
+    ) -> Option<Change> {
+        self.reachable_addr = true;
+        self.mapped = true;
+        self.deadline = None;
+        self.set(
+            Status::Public,
+            Reason::PortMappingVerified { addr, server },
             now,
         )
     }

@@ -253,3 +253,99 @@ async fn an_address_only_observers_confirmed_is_no_verdict() {
     assert_eq!(d.status().0, Status::Unknown);
     assert_eq!(d.translated(), None, "nor does it say we are translated");
 }
+
+/// The router's public address and the port it forwards to us.
+fn mapped() -> Multiaddr {
+    "/ip4/198.51.100.101/tcp/9100".parse().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_port_mapping_a_dial_back_reached_makes_a_translated_node_public_at_the_mapped_address() {
+    let mut d = detector();
+    d.bootnode_connected(Instant::now());
+    let bootnode = PeerId::random();
+    d.address_confirmed(mapped(), Witness::Bootnode(bootnode), true, Instant::now())
+        .unwrap();
+    assert_eq!(d.status().0, Status::Private, "rule 5 first");
+
+    tokio::time::advance(Duration::from_millis(300)).await;
+    let server = PeerId::random();
+    let change = d
+        .mapping_verified(mapped(), server, Instant::now())
+        .unwrap();
+    assert_eq!((change.from, change.to), (Status::Private, Status::Public));
+    assert_eq!(
+        change.reason,
+        Reason::PortMappingVerified {
+            addr: mapped(),
+            server
+        }
+    );
+    assert!(change.reason.to_string().contains("forwards"));
+    assert_eq!(d.status().2, Instant::now());
+    assert_eq!(d.deadline(), None, "the window is closed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_verified_port_mapping_outranks_later_failed_tests_translations_and_the_window() {
+    let mut d = detector();
+    d.bootnode_connected(Instant::now());
+    d.mapping_verified(mapped(), PeerId::random(), Instant::now())
+        .unwrap();
+    // A test of another address of ours (the NAT's own mapping on QUIC, say) fails.
+    assert_eq!(
+        d.autonat_result(addr(), PeerId::random(), UNREACHABLE, Instant::now()),
+        None
+    );
+    let bootnode = Witness::Bootnode(PeerId::random());
+    assert_eq!(
+        d.address_confirmed(mapped(), bootnode, true, Instant::now()),
+        None
+    );
+    tokio::time::advance(DEFAULT_WINDOW * 2).await;
+    assert_eq!(d.on_deadline(Instant::now()), None);
+    assert_eq!(d.status().0, Status::Public);
+    assert!(matches!(d.status().1, Reason::PortMappingVerified { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_port_mapping_verified_after_autonat_said_public_is_no_second_change() {
+    let mut d = detector();
+    d.autonat_result(mapped(), PeerId::random(), REACHABLE, Instant::now())
+        .unwrap();
+    assert_eq!(
+        d.mapping_verified(mapped(), PeerId::random(), Instant::now()),
+        None
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_verified_port_mapping_stays_public_behind_the_translation() {
+    let mut d = detector();
+    d.bootnode_connected(Instant::now());
+    let bootnode = Witness::Bootnode(PeerId::random());
+    d.address_confirmed(addr(), bootnode, true, Instant::now())
+        .unwrap();
+    d.mapping_verified(mapped(), PeerId::random(), Instant::now())
+        .unwrap();
+    // Every later observation through the NAT is translated again: rule 5 keeps out.
+    for _ in 0..3 {
+        assert_eq!(
+            d.address_confirmed(addr(), bootnode, true, Instant::now()),
+            None
+        );
+    }
+    assert_eq!(d.translated(), Some(true));
+    // The mapping still counts as a reachable address: a failed test is no verdict.
+    assert_eq!(
+        d.autonat_result(addr(), PeerId::random(), UNREACHABLE, Instant::now()),
+        None
+    );
+    // Rule 2 still gives nothing behind the translation, and takes nothing either.
+    assert_eq!(
+        d.autonat_result(addr(), PeerId::random(), REACHABLE, Instant::now()),
+        None
+    );
+    assert_eq!(d.status().0, Status::Public);
+    assert!(matches!(d.status().1, Reason::PortMappingVerified { .. }));
+}
