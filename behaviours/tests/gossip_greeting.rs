@@ -69,3 +69,46 @@ async fn a_known_speaker_is_greeted_as_soon_as_it_is_connected() {
 async fn a_peer_whose_identify_lists_the_protocol_is_greeted() {
     greeted(|g, peer| g.on_identified(peer, [&PROTOCOL])).await;
 }
+
+/// A peer that greeted us speaks the protocol: a change of our record reaches it even though
+/// no identify of it ever told us so (before, only identify put it among those we gossip to,
+/// and a record that changed in between never reached it).
+#[tokio::test]
+async fn a_peer_that_greets_us_gets_our_gossip_without_its_identify() {
+    let (key, signing) = identity();
+    let listener_id = key.public().to_peer_id();
+    let config = gossip::Config {
+        await_identify: true,
+        ..Default::default()
+    };
+    let mut listener = swarm(key, gossip::Behaviour::new(record(&signing, 1), config));
+    let (mut dialer, dialer_id) = waiting_node();
+    let addr = listen(&mut listener);
+    dialer.dial(addr).unwrap();
+    let mut changed = false;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            tokio::select! {
+                e = dialer.select_next_some() => match e {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                        dialer.behaviour_mut().on_known_speaker(peer_id);
+                    }
+                    SwarmEvent::Behaviour(gossip::Event::RecordUpdated { peer_id, .. })
+                        if peer_id == listener_id => return,
+                    _ => {}
+                },
+                e = listener.select_next_some() => {
+                    if let SwarmEvent::Behaviour(gossip::Event::RecordLearned { peer_id, .. }) = e
+                        && peer_id == dialer_id
+                        && !changed
+                    {
+                        changed = true;
+                        listener.behaviour_mut().set_local_record(record(&signing, 2));
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the dialer hears of the listener's new record within 10 s");
+}

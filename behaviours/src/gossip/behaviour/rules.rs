@@ -25,6 +25,16 @@ impl Rules for Gossip {
         {
             return self.unproven(io, peer, Unproven::RateLimited, Some(channel));
         }
+        // A peer that announces its record or asks for ours speaks the protocol, whatever its
+        // identify will say: it gets our gossip from now on. Waiting for identify lost every
+        // record that changed in between (a NAT'd peer's flag and address, one round trip
+        // after it connected, never reached a peer that had just greeted the bootnode).
+        if self.config.await_identify
+            && !self.connected.contains(&peer)
+            && matches!(request, Request::Announce(_) | Request::Find(_))
+        {
+            self.greet(io, peer);
+        }
         let accepted = match request {
             Request::Announce(bytes) => match Self::check_announced(&bytes, peer) {
                 Ok(enr) => match admission::check_announced(&enr, &peer, io.remotes()) {
