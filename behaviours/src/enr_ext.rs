@@ -39,6 +39,63 @@ pub const NAT_KEY: &str = "nat";
 /// reserved for future NAT kinds.
 pub const NAT_VALUE: u8 = 1;
 
+/// How the node's NAT maps its TCP listen port ([`NatMapping`] as an RLP integer), present
+/// only beside [`NAT_KEY`] and only once two bootnodes saw the port: strangers learn up
+/// front whether a punch towards the record's address can work.
+pub const TCP_MAPPING_KEY: &str = "nat-tcp";
+
+/// The same for the QUIC listen port (UDP).
+pub const QUIC_MAPPING_KEY: &str = "nat-quic";
+
+/// How a NAT maps a host's port, as bootnodes in different places see it. It decides what
+/// can reach the host: with one mapping for every destination, a peer that learns it (the
+/// record's address) finds the NAT open once the host sent towards that peer (a hole punch);
+/// with one per destination, the address a bootnode saw is no use to anyone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NatMapping {
+    /// Every bootnode sees the same ip:port (endpoint-independent mapping, RFC 4787).
+    EndpointIndependent,
+    /// Bootnodes see different ports (a symmetric NAT: address- or address-and-port-dependent
+    /// mapping).
+    VariesByDestination,
+}
+
+impl NatMapping {
+    /// Its value in the record.
+    pub fn to_value(self) -> u8 {
+        match self {
+            NatMapping::EndpointIndependent => 1,
+            NatMapping::VariesByDestination => 2,
+        }
+    }
+
+    /// The mapping a record's value names; other values are reserved and read as unknown.
+    pub fn from_value(value: u8) -> Option<Self> {
+        match value {
+            1 => Some(NatMapping::EndpointIndependent),
+            2 => Some(NatMapping::VariesByDestination),
+            _ => None,
+        }
+    }
+
+    /// The record key that carries the mapping of `transport`'s port.
+    pub fn key(transport: Transport) -> &'static str {
+        match transport {
+            Transport::Tcp => TCP_MAPPING_KEY,
+            Transport::Quic => QUIC_MAPPING_KEY,
+        }
+    }
+}
+
+impl std::fmt::Display for NatMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NatMapping::EndpointIndependent => "endpoint-independent",
+            NatMapping::VariesByDestination => "varies-by-destination",
+        })
+    }
+}
+
 /// Why a record was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
@@ -131,6 +188,16 @@ pub fn is_natted(enr: &Enr) -> bool {
     enr.get_raw_rlp(NAT_KEY).is_some()
 }
 
+/// How the record's NAT maps its `transport` port, when it says (only a NAT'd record does).
+pub fn nat_mapping(enr: &Enr, transport: Transport) -> Option<NatMapping> {
+    if !is_natted(enr) {
+        return None;
+    }
+    enr.get_decodable::<u8>(NatMapping::key(transport))
+        .and_then(Result::ok)
+        .and_then(NatMapping::from_value)
+}
+
 /// The QUIC port on the record's IPv4 address.
 pub fn quic4(enr: &Enr) -> Option<u16> {
     enr.get_decodable::<u16>(QUIC_KEY).and_then(Result::ok)
@@ -175,6 +242,16 @@ pub enum Transport {
     Tcp,
     /// QUIC v1 over UDP (`quic` / `quic6` keys).
     Quic,
+}
+
+impl Transport {
+    /// Its lower-case name, as logs and the API write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Quic => "quic",
+        }
+    }
 }
 
 /// Splits a plain transport address (`/ip4|ip6/…/tcp/N` or `/ip4|ip6/…/udp/N/quic-v1`, with an
@@ -233,6 +310,39 @@ mod tests {
     }
 
     #[test]
+    fn the_nat_mapping_is_read_per_transport_only_beside_the_nat_flag() {
+        let k = key();
+        let with = |nat: bool, tcp: u8, quic: u8| {
+            let mut b = Enr::builder();
+            if nat {
+                b.add_value(NAT_KEY, &NAT_VALUE);
+            }
+            b.add_value(TCP_MAPPING_KEY, &tcp)
+                .add_value(QUIC_MAPPING_KEY, &quic)
+                .build(&k)
+                .unwrap()
+        };
+        let natted = with(true, 1, 2);
+        assert_eq!(
+            nat_mapping(&natted, Transport::Tcp),
+            Some(NatMapping::EndpointIndependent)
+        );
+        assert_eq!(
+            nat_mapping(&natted, Transport::Quic),
+            Some(NatMapping::VariesByDestination)
+        );
+        // Without the flag the keys mean nothing; a reserved value reads as unknown.
+        assert_eq!(nat_mapping(&with(false, 1, 2), Transport::Tcp), None);
+        assert_eq!(nat_mapping(&with(true, 0, 7), Transport::Quic), None);
+        for m in [
+            NatMapping::EndpointIndependent,
+            NatMapping::VariesByDestination,
+        ] {
+            assert_eq!(NatMapping::from_value(m.to_value()), Some(m));
+        }
+    }
+
+    #[test]
     fn a_peer_id_of_another_key_type_has_no_node_id() {
         let ed = identity::Keypair::generate_ed25519().public().to_peer_id();
         assert_eq!(node_id(&ed), None);
@@ -251,6 +361,8 @@ mod tests {
             .add_value(QUIC_KEY, &9004u16)
             .add_value(QUIC6_KEY, &9005u16)
             .add_value(NAT_KEY, &NAT_VALUE)
+            .add_value(TCP_MAPPING_KEY, &1u8)
+            .add_value(QUIC_MAPPING_KEY, &2u8)
             .build(&k)
             .unwrap();
         assert!(

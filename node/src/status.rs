@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use libp2p::{Multiaddr, PeerId};
+use peerfind_behaviours::enr_ext::{self, Enr, NatMapping, Transport};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::reach::{mapping, nat};
@@ -65,6 +66,28 @@ pub struct NatState {
     pub reason: String,
     /// Since when.
     pub since: SystemTime,
+    /// How our NAT maps our ports, as our record says.
+    pub mappings: NatMappings,
+}
+
+/// How a NAT maps each transport's port, as a record says (`nat-tcp`, `nat-quic`): unknown
+/// until two bootnodes saw it, and only beside the `nat` flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NatMappings {
+    /// The TCP port's.
+    pub tcp: Option<NatMapping>,
+    /// The QUIC port's.
+    pub quic: Option<NatMapping>,
+}
+
+impl NatMappings {
+    /// What `enr` says.
+    pub fn of(enr: &Enr) -> Self {
+        Self {
+            tcp: enr_ext::nat_mapping(enr, Transport::Tcp),
+            quic: enr_ext::nat_mapping(enr, Transport::Quic),
+        }
+    }
 }
 
 /// Port mapping (UPnP-IGD): where it stands, and the addresses the router maps to us.
@@ -140,6 +163,8 @@ pub struct Peer {
     pub addrs: Vec<Multiaddr>,
     /// The `nat` flag of its record.
     pub nat: bool,
+    /// How its NAT maps its ports, as its record says.
+    pub mappings: NatMappings,
     /// When its record was last received.
     pub last_seen: SystemTime,
     /// How we first got its record.

@@ -1,7 +1,9 @@
 //! The diagnostics across real NATs, as an operator runs them: `peerfind netcheck` behind the
 //! endpoint-independent and the symmetric router, with two bootnodes to compare; `peerfind
 //! ping --until-direct` from Bob to Alice, both NAT'd, started before Alice is: it waits,
-//! measures over the relay, then direct after the hole punch.
+//! measures over the relay, then direct after the hole punch. And what the two bootnodes
+//! see goes into the record: its NAT mapping, shown by the node and by the bootnodes' copies,
+//! and two symmetric peers who read it in each other's records relay up front.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Stdio;
@@ -9,6 +11,7 @@ use std::process::Stdio;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use peerfind_proto::v1 as pb;
 use peerfind_tests::cli::{self, API, api_args};
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
 use peerfind_tests::process::{Peerfind, binary};
@@ -27,9 +30,14 @@ async fn flagged(node: &mut Peerfind) {
     .expect("nat flag");
 }
 
+/// What Alice's own record and a bootnode's copy of it say of her NAT's mapping, once both
+/// transports' are known: (tcp, quic), as the API names them.
+type RecordMappings = [(String, String); 2];
+
 /// Alice behind a router of `mode`, with two bootnodes (the bootnode's host and Charlie's)
-/// over TCP and QUIC: `peerfind netcheck --json` once both report over both transports.
-async fn netcheck_behind(mode: NatMode) -> Value {
+/// over TCP and QUIC: `peerfind netcheck --json` once both report over both transports, and
+/// the mapping her record carries (her status, and the second bootnode's copy).
+async fn netcheck_behind(mode: NatMode) -> (Value, RecordMappings) {
     let lab = Lab::up(Topology::new(nat(mode), Placement::Public)).expect("lab");
     let (mut one, enr_one) = bootnode(&lab, &["tcp", "quic"]).await.unwrap();
     let (mut two, enr_two) = bootnode_in(&lab, Host::Charlie, &["tcp", "quic"], &[])
@@ -62,8 +70,35 @@ async fn netcheck_behind(mode: NatMode) -> Value {
             "behind a NAT: {t}"
         );
     }
+    // The record carries the verdict beside the `nat` flag, and the bootnodes hold it.
+    flagged(&mut alice).await;
+    let own = alice
+        .until("the mapping in alice's record", WAIT, |s| {
+            let nat = s.status.nat.as_ref()?;
+            let known = |m: pb::NatMapping| (m != pb::NatMapping::Unspecified).then_some(m);
+            Some((known(nat.tcp_mapping())?, known(nat.quic_mapping())?))
+        })
+        .await
+        .expect("alice's record says how her NAT maps");
+    let alice_id = peer_id(&mut alice).await.unwrap();
+    let seen = two
+        .until("alice's mapping in the second bootnode's copy", WAIT, |s| {
+            let p = s.peer(&alice_id)?;
+            (p.tcp_mapping() == own.0 && p.quic_mapping() == own.1).then_some(())
+        })
+        .await;
+    assert!(seen.is_ok(), "the bootnode holds alice's record with it");
+    let name = |m: pb::NatMapping| {
+        m.as_str_name()
+            .trim_start_matches("NAT_MAPPING_")
+            .to_ascii_lowercase()
+    };
+    let record = [
+        ("tcp".to_owned(), name(own.0)),
+        ("quic".to_owned(), name(own.1)),
+    ];
     scenario::stop_all(&mut [&mut alice, &mut one, &mut two]).await;
-    check
+    (check, record)
 }
 
 fn mappings(check: &Value) -> Vec<(String, String)> {
@@ -81,17 +116,17 @@ fn mappings(check: &Value) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn lab_netcheck_behind_the_eim_router_says_endpoint_independent() {
-    let check = netcheck_behind(NatMode::EndpointIndependent).await;
-    for (transport, mapping) in mappings(&check) {
+async fn lab_netcheck_and_the_record_behind_the_eim_router_say_endpoint_independent() {
+    let (check, record) = netcheck_behind(NatMode::EndpointIndependent).await;
+    for (transport, mapping) in mappings(&check).into_iter().chain(record) {
         assert_eq!(mapping, "endpoint_independent", "{transport}: {check:#}");
     }
 }
 
 #[tokio::test]
-async fn lab_netcheck_behind_the_symmetric_router_says_varies_by_destination() {
-    let check = netcheck_behind(NatMode::Symmetric).await;
-    for (transport, mapping) in mappings(&check) {
+async fn lab_netcheck_and_the_record_behind_the_symmetric_router_say_varies_by_destination() {
+    let (check, record) = netcheck_behind(NatMode::Symmetric).await;
+    for (transport, mapping) in mappings(&check).into_iter().chain(record) {
         assert_eq!(mapping, "varies_by_destination", "{transport}: {check:#}");
     }
     assert_eq!(check["nat"]["status"], "private", "{check:#}");
@@ -171,4 +206,80 @@ async fn lab_ping_until_direct_shows_relayed_rounds_then_direct_between_two_natd
         "{relayed:?}"
     );
     scenario::stop_all(&mut [&mut alice, &mut bob, &mut boot]).await;
+}
+
+/// Makes a key in `dir` and returns its file and PeerId.
+async fn make_key(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, libp2p::PeerId) {
+    let key = dir.join(name);
+    let made = Peerfind::command(["key", "generate", "--out"])
+        .arg(&key)
+        .output()
+        .await
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let id = String::from_utf8_lossy(&made.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("peer_id: ").map(str::to_owned))
+        .expect("the key's PeerId");
+    (key, id.parse().unwrap())
+}
+
+/// Alice and Bob behind symmetric NATs, each seen by two bootnodes: both records say their
+/// NAT's mapping varies by destination, so the one that acts (Bob: keys made ahead give him
+/// the smaller PeerId, strategy rule 7) dials through the relay up front (rule 8). Neither
+/// asks for an introduction, which would only start a punch that cannot meet, and the
+/// relayed connection holds.
+#[tokio::test]
+async fn lab_two_symmetric_nats_seen_by_two_bootnodes_relay_up_front_without_a_punch() {
+    let symmetric = nat(NatMode::Symmetric);
+    let lab = Lab::up(Topology::new(symmetric, symmetric)).expect("lab");
+    let (mut one, enr_one) = bootnode(&lab, &["quic"]).await.unwrap();
+    let (mut two, enr_two) = bootnode_in(&lab, Host::Charlie, &["quic"], &[])
+        .await
+        .unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let first = make_key(keys.path(), "first.key").await;
+    let second = make_key(keys.path(), "second.key").await;
+    let (bob_key, alice_key) = if first.1 < second.1 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let node_args = |key: &std::path::Path| {
+        let mut args = listen("quic");
+        args.extend(api_args());
+        args.extend(["--bootnode".to_owned(), enr_two.clone()]);
+        args.extend(["--key-file".to_owned(), key.display().to_string()]);
+        args
+    };
+    let varies = |s: &peerfind_tests::api::State| {
+        let nat = s.status.nat.as_ref()?;
+        (nat.quic_mapping() == pb::NatMapping::VariesByDestination).then_some(())
+    };
+    let mut alice = peer(&lab, Host::Alice, &enr_one, &node_args(&alice_key.0)).unwrap();
+    alice
+        .until("alice's record: her mapping varies", WAIT, varies)
+        .await
+        .expect("alice's record says how her NAT maps");
+    let mut bob = peer(&lab, Host::Bob, &enr_one, &node_args(&bob_key.0)).unwrap();
+    let alice_id = alice_key.1.to_string();
+    bob.until("bob relayed to alice", WAIT, |s| {
+        let relayed = s.peer(&alice_id)?.connection() == pb::ConnectionState::Relayed;
+        relayed.then_some(())
+    })
+    .await
+    .expect("bob reaches alice through the relay");
+    bob.until("bob's record: his mapping varies", WAIT, varies)
+        .await
+        .expect("bob's record says how his NAT maps");
+    for (host, node) in [(Host::Alice, &mut alice), (Host::Bob, &mut bob)] {
+        let state = node.state().await.unwrap();
+        assert_eq!(
+            state.counts().introductions_asked,
+            0,
+            "{host} asked no introduction: {:?}",
+            state.counts()
+        );
+    }
+    scenario::stop_all(&mut [&mut alice, &mut bob, &mut one, &mut two]).await;
 }

@@ -337,6 +337,7 @@ mod tests {
                 status: nat::Status::Private,
                 reason: "r".into(),
                 since: SystemTime::now(),
+                mappings: status::NatMappings::default(),
             },
             port_mapping: status::PortMappingState {
                 state: crate::reach::mapping::State::Off,

@@ -220,6 +220,11 @@ impl Attempts {
         self.circuits.insert(id, (peer, via));
     }
 
+    /// Whether a circuit dial to `peer` is in flight: one is enough.
+    pub(crate) fn circuit_in_flight(&self, peer: &PeerId) -> bool {
+        self.circuits.values().any(|(p, _)| p == peer)
+    }
+
     /// Connection `id` opened: when it is a circuit we dialed, its retries end (rule 4).
     pub(crate) fn circuit_opened(&mut self, id: ConnectionId) {
         if let Some((peer, _)) = self.circuits.remove(&id)

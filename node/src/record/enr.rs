@@ -28,7 +28,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use peerfind_behaviours::enr_ext::{
-    self, Enr, NAT_KEY, NAT_VALUE, QUIC_KEY, QUIC6_KEY, SigningKey, Transport,
+    self, Enr, NAT_KEY, NAT_VALUE, NatMapping, QUIC_KEY, QUIC6_KEY, SigningKey, Transport,
 };
 
 use crate::record::data_dir::{DataDir, RECORD_FILE};
@@ -90,6 +90,11 @@ pub struct Content {
     pub quic6: Option<u16>,
     /// Behind a NAT (`nat`).
     pub nat: bool,
+    /// How the NAT maps the TCP listen port (`nat-tcp`), once two bootnodes saw it; written
+    /// only with `nat`.
+    pub tcp_mapping: Option<NatMapping>,
+    /// The same for the QUIC listen port (`nat-quic`).
+    pub quic_mapping: Option<NatMapping>,
 }
 
 impl Content {
@@ -103,6 +108,14 @@ impl Content {
             (IpAddr::V6(v6), Transport::Quic) => (self.ip6, self.quic6) = (Some(v6), Some(port)),
         }
         *self != before
+    }
+
+    /// How the NAT maps `transport`'s listen port.
+    pub fn mapping_mut(&mut self, transport: Transport) -> &mut Option<NatMapping> {
+        match transport {
+            Transport::Tcp => &mut self.tcp_mapping,
+            Transport::Quic => &mut self.quic_mapping,
+        }
     }
 
     fn build(&self, seq: u64, key: &SigningKey) -> Result<Enr, enr::Error> {
@@ -128,6 +141,15 @@ impl Content {
         }
         if self.nat {
             builder.add_value(NAT_KEY, &NAT_VALUE);
+            let mappings = [
+                (Transport::Tcp, self.tcp_mapping),
+                (Transport::Quic, self.quic_mapping),
+            ];
+            for (transport, mapping) in mappings {
+                if let Some(mapping) = mapping {
+                    builder.add_value(NatMapping::key(transport), &mapping.to_value());
+                }
+            }
         }
         builder.build(key)
     }
@@ -225,6 +247,15 @@ impl LocalRecord {
         if content == self.content {
             return Ok(false);
         }
+        // A change the record does not show (a NAT mapping while there is no `nat` flag) is
+        // kept for later, with no new seq: peers would get the same record again.
+        if content
+            .build(self.enr.seq(), &self.key)?
+            .compare_content(&self.enr)
+        {
+            self.content = content;
+            return Ok(false);
+        }
         let seq = self
             .enr
             .seq()
@@ -298,6 +329,28 @@ mod tests {
         let seq = second.enr().seq();
         drop(second);
         assert_eq!(open(&dir, Content::default()).enr().seq(), seq);
+    }
+
+    #[test]
+    fn a_nat_mapping_shows_only_beside_the_flag_and_waits_for_it_without_a_new_seq() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let mut record = open(&dir, Content::default());
+        let start = record.enr().seq();
+        let varies = Some(NatMapping::VariesByDestination);
+        assert!(
+            !record.update(|c| c.quic_mapping = varies).unwrap(),
+            "not shown without the flag: no new record"
+        );
+        assert_eq!(record.enr().seq(), start);
+        assert!(record.update(|c| c.nat = true).unwrap());
+        assert_eq!(record.enr().seq(), start + 1);
+        assert_eq!(
+            enr_ext::nat_mapping(record.enr(), Transport::Quic),
+            varies,
+            "the flag brings the mapping kept for it"
+        );
+        assert_eq!(enr_ext::nat_mapping(record.enr(), Transport::Tcp), None);
     }
 
     fn open_at(dir: &DataDir, content: Content, clock: u64) -> LocalRecord {
@@ -411,6 +464,8 @@ mod tests {
             quic4: Some(65535),
             quic6: Some(65535),
             nat: true,
+            tcp_mapping: Some(NatMapping::VariesByDestination),
+            quic_mapping: Some(NatMapping::VariesByDestination),
         };
         // The largest seq too.
         let record = open_at(&dir, content, u64::MAX);

@@ -1,6 +1,6 @@
 //! `peerfind enr decode`: every field of a record, for people and for scripts.
 
-use peerfind_behaviours::enr_ext::{self, Enr, RecordError};
+use peerfind_behaviours::enr_ext::{self, Enr, RecordError, Transport};
 use serde::Serialize;
 
 /// A record's fields, as `peerfind enr decode` shows them.
@@ -36,6 +36,10 @@ pub struct Decoded {
     pub quic6: Option<u16>,
     /// The `nat` flag.
     pub nat: bool,
+    /// How the NAT maps the TCP port (`nat-tcp`), when the record says.
+    pub nat_tcp: Option<String>,
+    /// How the NAT maps the QUIC port (`nat-quic`), when the record says.
+    pub nat_quic: Option<String>,
     /// libp2p addresses the record gives.
     pub multiaddrs: Vec<String>,
     /// Keys peerfind does not know, with their raw RLP value in hex.
@@ -56,6 +60,8 @@ const KNOWN_KEYS: &[&str] = &[
     enr_ext::QUIC_KEY,
     enr_ext::QUIC6_KEY,
     enr_ext::NAT_KEY,
+    enr_ext::TCP_MAPPING_KEY,
+    enr_ext::QUIC_MAPPING_KEY,
 ];
 
 /// Decodes and verifies `text`; the error names what is wrong with it.
@@ -92,6 +98,8 @@ fn describe(enr: &Enr) -> Result<Decoded, RecordError> {
         udp6: enr.udp6(),
         quic6: enr_ext::quic6(enr),
         nat: enr_ext::is_natted(enr),
+        nat_tcp: enr_ext::nat_mapping(enr, Transport::Tcp).map(|m| m.to_string()),
+        nat_quic: enr_ext::nat_mapping(enr, Transport::Quic).map(|m| m.to_string()),
         multiaddrs: enr_ext::multiaddrs(enr, peer_id)
             .iter()
             .map(ToString::to_string)
@@ -125,6 +133,8 @@ impl std::fmt::Display for Decoded {
             "nat         {}",
             if self.nat { "yes (behind a NAT)" } else { "no" }
         )?;
+        writeln!(f, "nat-tcp     {}", opt(&self.nat_tcp))?;
+        writeln!(f, "nat-quic    {}", opt(&self.nat_quic))?;
         for (k, v) in &self.other_keys {
             writeln!(f, "{k:<11} {v} (raw RLP)")?;
         }

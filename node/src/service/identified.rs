@@ -67,6 +67,7 @@ impl Node {
                 seq: 0,
                 addrs: Vec::<Multiaddr>::new(),
                 nat: false,
+                mappings: status::NatMappings::default(),
                 last_seen: std::time::SystemTime::now(),
                 met: status::Met::Connected,
                 connection: self.connections.best(&peer),

@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol, swarm::ConnectionId};
-use peerfind_behaviours::enr_ext::{self, Transport};
+use peerfind_behaviours::enr_ext::{self, NatMapping, Transport};
 
 use super::{Mode, Node};
+use crate::diag::netcheck::Mapping;
 use crate::reach::confirm::{Confirmed, Outcome, Own, Seen, Witness};
 use crate::reach::nat;
 use crate::record::data_dir::BOOTNODE_FILE;
@@ -37,6 +38,15 @@ impl Node {
         };
         let bootnode = self.bootnodes.contains(&peer);
         tracing::debug!(%peer, %observed, bootnode, "peer reported our address");
+        if bootnode {
+            self.take_nat_mapping();
+            // Strategy rule 8 waits while a bootnode's report is pending: this one may have
+            // been the last (a verdict it gives considers every peer again in `take_confirmed`
+            // too; a second circuit dial is not started).
+            if self.nat.status().0 == nat::Status::Private {
+                self.reach_all();
+            }
+        }
         if self.fixed_external() {
             return;
         }
@@ -69,6 +79,43 @@ impl Node {
                 });
             }
         }
+    }
+
+    /// What the configured bootnodes saw of our listen ports (netcheck's rules 1 to 3) tells
+    /// how our NAT maps them; the record carries it beside the `nat` flag, so a peer picks
+    /// punch or relay up front (strategy rule 8). Fewer than two reports leave the last
+    /// verdict as it was: a bootnode that went away does not make the NAT unknown again.
+    fn take_nat_mapping(&mut self) {
+        if self.mode != Mode::Peer {
+            return;
+        }
+        let found: Vec<(Transport, NatMapping)> = self
+            .netcheck()
+            .transports
+            .into_iter()
+            .filter_map(|t| match t.mapping {
+                Mapping::EndpointIndependent(..) => {
+                    Some((t.transport, NatMapping::EndpointIndependent))
+                }
+                Mapping::VariesByDestination(_) => {
+                    Some((t.transport, NatMapping::VariesByDestination))
+                }
+                Mapping::Unknown(_) => None,
+            })
+            .collect();
+        if found.is_empty() {
+            return;
+        }
+        let said: Vec<String> = found
+            .iter()
+            .map(|(t, m)| format!("{} {m}", t.name()))
+            .collect();
+        let reason = format!("bootnodes saw how our NAT maps: {}", said.join(", "));
+        self.change_record(&reason, |c| {
+            for (transport, mapping) in found {
+                *c.mapping_mut(transport) = Some(mapping);
+            }
+        });
     }
 
     /// Confirmations that waited for the record's move budget (confirm rule 11) are due.

@@ -36,6 +36,10 @@ impl Node {
             max_peers: self.config.max_peers,
             nat: self.nat.status().0,
             translated: self.nat.translated(),
+            report_pending: self
+                .bootnodes
+                .iter()
+                .any(|b| self.connections.report_pending(&b.peer_id)),
             bootnode_via: self.bootnode_via(&peer),
         };
         let action = strategy::decide(enr, peer, situation);
@@ -132,6 +136,10 @@ impl Node {
         let Some(bootnode) = self.bootnodes.get(&via) else {
             return;
         };
+        if self.reach.circuit_in_flight(&peer) {
+            tracing::debug!(%peer, "a circuit dial to the peer is already in flight");
+            return;
+        }
         let addrs = strategy::circuit_addrs(&bootnode.addrs, peer);
         tracing::info!(%peer, bootnode = %via, "dialing peer through the relay");
         let opts = DialOpts::peer_id(peer)

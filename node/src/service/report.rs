@@ -88,6 +88,7 @@ impl Node {
                 status: nat_status,
                 reason: reason.to_string(),
                 since: self.clock.at(since),
+                mappings: status::NatMappings::of(enr),
             },
             port_mapping: self.port_mapping_status(),
             bootnodes: self
@@ -129,6 +130,7 @@ impl Node {
                 seq: e.enr.seq(),
                 addrs: enr_ext::multiaddrs(&e.enr, e.peer_id),
                 nat: enr_ext::is_natted(&e.enr),
+                mappings: status::NatMappings::of(&e.enr),
                 last_seen: self.clock.at(e.refreshed.into()),
                 met: match e.source {
                     table::Source::Gossip { .. } => status::Met::Gossip,

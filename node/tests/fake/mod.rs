@@ -138,6 +138,7 @@ pub(crate) fn sample_status() -> status::Status {
             status: nat::Status::Unknown,
             reason: "no evidence yet".into(),
             since: SystemTime::now(),
+            mappings: status::NatMappings::default(),
         },
         port_mapping: status::PortMappingState {
             state: peerfind::reach::mapping::State::Off,

@@ -2,6 +2,7 @@
 //! both. Nothing here can fail: every field of the node's state has a wire form.
 
 use libp2p::Multiaddr;
+use peerfind_behaviours::enr_ext;
 use peerfind_proto::v1 as pb;
 
 use crate::reach::{mapping, nat};
@@ -28,6 +29,8 @@ pub(crate) fn status(s: &status::Status) -> pb::NodeStatus {
             status: nat_status(s.nat.status).into(),
             reason: s.nat.reason.clone(),
             since: Some(s.nat.since.into()),
+            tcp_mapping: nat_mapping(s.nat.mappings.tcp).into(),
+            quic_mapping: nat_mapping(s.nat.mappings.quic).into(),
         }),
         port_mapping: Some(pb::PortMapping {
             state: mapping_state(s.port_mapping.state).into(),
@@ -80,6 +83,8 @@ pub(crate) fn peer(p: &status::Peer) -> pb::Peer {
         seq: p.seq,
         addrs: addrs(&p.addrs),
         nat: p.nat,
+        tcp_mapping: nat_mapping(p.mappings.tcp).into(),
+        quic_mapping: nat_mapping(p.mappings.quic).into(),
         last_seen: Some(p.last_seen.into()),
         met: met(p.met).into(),
         connection: connection.into(),
@@ -98,6 +103,15 @@ pub(crate) fn peer(p: &status::Peer) -> pb::Peer {
                 .map(ToString::to_string)
                 .unwrap_or_default(),
         }),
+    }
+}
+
+/// A record's NAT mapping as the API names it.
+fn nat_mapping(m: Option<enr_ext::NatMapping>) -> pb::NatMapping {
+    match m {
+        None => pb::NatMapping::Unspecified,
+        Some(enr_ext::NatMapping::EndpointIndependent) => pb::NatMapping::EndpointIndependent,
+        Some(enr_ext::NatMapping::VariesByDestination) => pb::NatMapping::VariesByDestination,
     }
 }
 
@@ -169,6 +183,10 @@ mod tests {
                 status: nat::Status::Private,
                 reason: "AutoNAT server x could not reach us at y".into(),
                 since: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+                mappings: status::NatMappings {
+                    tcp: None,
+                    quic: Some(enr_ext::NatMapping::VariesByDestination),
+                },
             },
             port_mapping: status::PortMappingState {
                 state: mapping::State::Verified,
@@ -223,6 +241,13 @@ mod tests {
         let nat = w.nat.unwrap();
         assert_eq!(nat.status(), pb::NatStatus::Private);
         assert!(nat.reason.contains("AutoNAT"));
+        assert_eq!(
+            (nat.tcp_mapping(), nat.quic_mapping()),
+            (
+                pb::NatMapping::Unspecified,
+                pb::NatMapping::VariesByDestination
+            )
+        );
         let since = nat.since.unwrap();
         assert_eq!((since.seconds, since.nanos), (1_700_000_000, 123_000_000));
         let mapping = w.port_mapping.unwrap();
@@ -268,6 +293,7 @@ mod tests {
                     .unwrap(),
             ],
             nat: true,
+            mappings: status::NatMappings::default(),
             last_seen: SystemTime::UNIX_EPOCH + Duration::from_secs(5),
             met: status::Met::Inbound,
             connection: status::Connection::Direct { transport: "quic" },

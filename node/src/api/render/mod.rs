@@ -39,6 +39,7 @@ pub(crate) fn status_json(s: &pb::NodeStatus) -> Value {
             "status": nat_status(nat.status),
             "reason": nat.reason,
             "since": time(nat.since.as_ref()),
+            "mapping": {"tcp": nat_mapping(nat.tcp_mapping), "quic": nat_mapping(nat.quic_mapping)},
         },
         "port_mapping": s.port_mapping.as_ref().map(|m| json!({
             "state": mapping_state(m.state),
@@ -188,6 +189,7 @@ pub(crate) fn peers_json(peers: &[pb::Peer]) -> Value {
                     "seq": p.seq,
                     "addrs": p.addrs,
                     "nat": p.nat,
+                    "nat_mapping": {"tcp": nat_mapping(p.tcp_mapping), "quic": nat_mapping(p.quic_mapping)},
                     "last_seen": time(p.last_seen.as_ref()),
                     "met": name(pb::Met::try_from(p.met).map(|m| m.as_str_name()), "MET_", p.met),
                     "connection": connection(p.connection),
@@ -306,6 +308,15 @@ fn nat_status(raw: i32) -> String {
         // The .proto says: read "unspecified" as unknown.
         Ok(pb::NatStatus::Unspecified) => "unknown".into(),
         known => name(known.map(|s| s.as_str_name()), "NAT_STATUS_", raw),
+    }
+}
+
+/// A NAT mapping by its short name (`endpoint_independent`, `varies_by_destination`), or
+/// none when unknown.
+fn nat_mapping(raw: i32) -> Option<String> {
+    match pb::NatMapping::try_from(raw) {
+        Ok(pb::NatMapping::Unspecified) => None,
+        known => Some(name(known.map(|m| m.as_str_name()), "NAT_MAPPING_", raw)),
     }
 }
 

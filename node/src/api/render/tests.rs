@@ -24,6 +24,8 @@ fn sample_peer() -> pb::Peer {
         rtt_ms: Some(12.5),
         has_record: true,
         identify: None,
+        tcp_mapping: pb::NatMapping::Unspecified.into(),
+        quic_mapping: pb::NatMapping::EndpointIndependent.into(),
     }
 }
 
@@ -39,6 +41,8 @@ fn status_json_has_the_own_record_ids_and_nat_status() {
             status: pb::NatStatus::Private.into(),
             reason: "AutoNAT server x could not reach us at y".into(),
             since: at(0),
+            tcp_mapping: pb::NatMapping::Unspecified.into(),
+            quic_mapping: pb::NatMapping::VariesByDestination.into(),
         }),
         counts: Some(pb::Counts {
             records: 2,
@@ -55,6 +59,8 @@ fn status_json_has_the_own_record_ids_and_nat_status() {
     assert_eq!(v["metrics_addr"], "127.0.0.1:9464");
     assert_eq!(v["nat"]["status"], "private");
     assert_eq!(v["nat"]["since"], "1970-01-01T00:00:00.000Z");
+    assert_eq!(v["nat"]["mapping"]["tcp"], Value::Null, "unknown");
+    assert_eq!(v["nat"]["mapping"]["quic"], "varies_by_destination");
     assert_eq!(v["counts"]["records"], 2);
     assert_eq!(v["counts"]["inputs_rejected"]["stale"], 1);
     let table = status_table(&s);
@@ -84,6 +90,8 @@ fn peers_json_names_the_connection_state_and_transport() {
     assert_eq!(v[0]["enr"], "enr:-alice");
     assert_eq!(v[0]["last_seen"], "2023-11-14T22:13:20.000Z");
     assert_eq!(v[0]["rtt_ms"], 12.5);
+    assert_eq!(v[0]["nat_mapping"]["quic"], "endpoint_independent");
+    assert_eq!(v[0]["nat_mapping"]["tcp"], Value::Null);
     let table = peers_table(std::slice::from_ref(&p), SystemTime::UNIX_EPOCH);
     assert!(
         table.contains("RTT") && table.contains("12.5 ms"),

@@ -35,7 +35,13 @@
 //!    introduction: the introduced peer is the QUIC client. While the punch is in flight
 //!    nothing more is done; while our record has no address yet though a bootnode saw us
 //!    translated (NAT rule 5 gives the verdict just before the address goes in), we wait
-//!    for it.
+//!    for it. A transport on which both records say their NAT maps a port per destination
+//!    (`nat-quic`, `nat-tcp`: two bootnodes saw different ports) is not punched: each side's
+//!    packets leave from a port the other never learns, so neither the introduction's punch
+//!    nor DCUtR's can meet, and rule 9 relays up front instead of after the punch's wait.
+//!    While a configured bootnode connected from our listen port has not yet told us the
+//!    address it sees (one identify round trip), our own mapping may be about to be known:
+//!    we wait for it.
 //! 9. Otherwise rule 7's actor dials the peer through the bootnode's relay: no common
 //!    transport, or a punch through the introduction asked within the last
 //!    [`crate::reach::attempts::INTRO_INTERVAL`] (it failed: its fallback, attempts rule 5,
@@ -43,7 +49,7 @@
 //!    kept as the fallback.
 
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
-use peerfind_behaviours::enr_ext::{self, Enr};
+use peerfind_behaviours::enr_ext::{self, Enr, NatMapping};
 
 use crate::reach::nat;
 use crate::status::Connection;
@@ -136,6 +142,8 @@ pub struct Situation<'a> {
     pub nat: nat::Status,
     /// Whether a NAT translates our address, once a bootnode saw it (NAT rule 5).
     pub translated: Option<bool>,
+    /// Whether a configured bootnode's report of our address is on its way (rule 8).
+    pub report_pending: bool,
     /// A connected bootnode to ask or relay through, preferably the one that told us of the
     /// peer.
     pub bootnode_via: Option<PeerId>,
@@ -182,6 +190,9 @@ pub fn decide(enr: &Enr, peer: PeerId, now: Situation<'_>) -> Action {
                 {
                     return Action::Keep(Reason::Undecided);
                 }
+                Some(_) if now.report_pending && !now.asked_recently => {
+                    return Action::Keep(Reason::Undecided);
+                }
                 Some(own) if !now.asked_recently => punch_addrs(own, enr, peer),
                 _ => Vec::new(),
             };
@@ -196,8 +207,9 @@ pub fn decide(enr: &Enr, peer: PeerId, now: Situation<'_>) -> Action {
 
 /// The addresses of `theirs` (whose key is `peer`'s) a punch between two NAT'd nodes goes to
 /// (rule 8): those of QUIC when both records give a QUIC address, else of TCP when both give
-/// a TCP one, else none. Both sides compute it from the same two records, so they punch on
-/// the same transport; one connection, not one per transport.
+/// a TCP one, else none; a transport both records say varies by destination does not count.
+/// Both sides compute it from the same two records, so they punch on the same transport;
+/// one connection, not one per transport.
 pub fn punch_addrs(ours: &Enr, theirs: &Enr, peer: PeerId) -> Vec<Multiaddr> {
     let transports = |enr: &Enr| -> Vec<(enr_ext::Transport, Multiaddr)> {
         enr_ext::multiaddrs(enr, peer)
@@ -205,9 +217,16 @@ pub fn punch_addrs(ours: &Enr, theirs: &Enr, peer: PeerId) -> Vec<Multiaddr> {
             .filter_map(|a| enr_ext::socket_of(&a).map(|(_, _, t)| (t, a)))
             .collect()
     };
+    let (ours_enr, theirs_enr) = (ours, theirs);
     let (ours, theirs) = (transports(ours), transports(theirs));
     for transport in [enr_ext::Transport::Quic, enr_ext::Transport::Tcp] {
         if !ours.iter().any(|(t, _)| *t == transport) {
+            continue;
+        }
+        let varies = |enr: &Enr| {
+            enr_ext::nat_mapping(enr, transport) == Some(NatMapping::VariesByDestination)
+        };
+        if varies(ours_enr) && varies(theirs_enr) {
             continue;
         }
         let addrs: Vec<Multiaddr> = theirs

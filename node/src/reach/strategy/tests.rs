@@ -2,7 +2,9 @@
 
 use std::net::Ipv4Addr;
 
-use peerfind_behaviours::enr_ext::{NAT_KEY, NAT_VALUE, QUIC_KEY, SigningKey};
+use peerfind_behaviours::enr_ext::{
+    NAT_KEY, NAT_VALUE, QUIC_KEY, QUIC_MAPPING_KEY, SigningKey, TCP_MAPPING_KEY,
+};
 
 use super::*;
 
@@ -48,6 +50,7 @@ fn node(nat: nat::Status) -> Situation<'static> {
         max_peers: 8,
         nat,
         translated: None,
+        report_pending: false,
         bootnode_via: Some(PeerId::random()),
     }
 }
@@ -237,6 +240,81 @@ fn a_punch_uses_quic_when_both_records_give_it_and_tcp_otherwise() {
         "they speak only TCP"
     );
     assert!(punch_addrs(&quic_only, &tcp_only, tcp_peer).is_empty());
+}
+
+/// A NAT'd record on 203.0.113.7 with TCP and QUIC ports, and these mappings.
+fn mapped(tcp: Option<u8>, quic: Option<u8>) -> (Enr, PeerId) {
+    let key =
+        SigningKey::from_slice(&libp2p::identity::secp256k1::SecretKey::generate().to_bytes())
+            .unwrap();
+    let mut b = Enr::builder();
+    b.ip4(Ipv4Addr::new(203, 0, 113, 7))
+        .tcp4(9000)
+        .add_value(QUIC_KEY, &9001u16)
+        .add_value(NAT_KEY, &NAT_VALUE);
+    if let Some(v) = tcp {
+        b.add_value(TCP_MAPPING_KEY, &v);
+    }
+    if let Some(v) = quic {
+        b.add_value(QUIC_MAPPING_KEY, &v);
+    }
+    let enr = b.build(&key).unwrap();
+    let peer = enr_ext::peer_id(&enr).unwrap();
+    (enr, peer)
+}
+
+#[test]
+fn a_transport_both_records_say_varies_by_destination_is_not_punched() {
+    const SAME: u8 = 1;
+    const VARIES: u8 = 2;
+    let addr = |s: &str, p: PeerId| -> Multiaddr { format!("{s}/p2p/{p}").parse().unwrap() };
+    let (symmetric, _) = mapped(Some(VARIES), Some(VARIES));
+    let (their_symmetric, peer) = mapped(Some(VARIES), Some(VARIES));
+    assert!(
+        punch_addrs(&symmetric, &their_symmetric, peer).is_empty(),
+        "neither learns the other's port"
+    );
+    let private = node(nat::Status::Private);
+    let via = private.bootnode_via.unwrap();
+    let acting = Situation {
+        local: min_peer(peer),
+        own: Some(&symmetric),
+        ..private
+    };
+    assert_eq!(
+        decide(&their_symmetric, peer, acting),
+        Action::Relay { via },
+        "rule 9 up front, with no punch first"
+    );
+    assert_eq!(
+        decide(
+            &their_symmetric,
+            peer,
+            Situation {
+                report_pending: true,
+                ..acting
+            }
+        ),
+        Action::Keep(Reason::Undecided),
+        "a bootnode's report, and with it our mapping, is one round trip away"
+    );
+    // One side endpoint-independent, or unknown: its filter may still let the other in.
+    let (eim, peer) = mapped(Some(SAME), Some(SAME));
+    assert_eq!(
+        punch_addrs(&symmetric, &eim, peer),
+        [addr("/ip4/203.0.113.7/udp/9001/quic-v1", peer)]
+    );
+    let (unknown, peer) = mapped(None, None);
+    assert_eq!(
+        punch_addrs(&symmetric, &unknown, peer),
+        [addr("/ip4/203.0.113.7/udp/9001/quic-v1", peer)]
+    );
+    // Per transport: QUIC varies on both sides, TCP does not, so the punch takes TCP.
+    let (quic_varies, peer) = mapped(Some(SAME), Some(VARIES));
+    assert_eq!(
+        punch_addrs(&symmetric, &quic_varies, peer),
+        [addr("/ip4/203.0.113.7/tcp/9000", peer)]
+    );
 }
 
 /// A peerfind PeerId (secp256k1, like every node's). `PeerId::random` would not do: it is

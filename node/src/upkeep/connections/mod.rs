@@ -387,6 +387,19 @@ impl ConnectionBook {
             .collect()
     }
 
+    /// Whether a direct connection to `peer` from our listen port has not yet told us the
+    /// address it sees (its identify is on its way): the report [`Self::reports_of`] would
+    /// list. Ends with the report or the connection.
+    pub(crate) fn report_pending(&self, peer: &PeerId) -> bool {
+        self.open.iter().any(|(id, e)| {
+            e.peer == *peer
+                && matches!(e.link, Link::Direct(_))
+                && e.leg == Leg::ListenPort
+                && !e.fresh
+                && self.observers.get(id).is_some_and(|o| o.first.is_none())
+        })
+    }
+
     /// Open connections: (direct, relayed).
     pub(crate) fn counts(&self) -> (u64, u64) {
         let relayed = self
