@@ -82,6 +82,13 @@ struct Cli {
     /// (lan-hairpin) or not (lan-nohairpin); `--lans ''` for none.
     #[arg(long, value_delimiter = ',', default_values_t = matrix::LANS.map(String::from))]
     lans: Vec<String>,
+    /// The matrix's bootnodes: 1 (the bootnode's host), or 2 (a second one in Charlie's, so
+    /// each peer learns how its NAT maps and says it in its record).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    bootnodes: u8,
+    /// Leave out scripted rust-libp2p's tries in the matrix.
+    #[arg(long)]
+    no_scripted: bool,
 }
 
 /// One try's outcome: how long it took (ms), and whether it ended as it should.

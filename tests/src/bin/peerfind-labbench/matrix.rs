@@ -8,16 +8,19 @@
 //! between them is measured, for at most [`CELL_WAIT`]. The path: **lan** (the first direct
 //! connection is between LAN addresses: two hosts behind one router), **introduced** (the
 //! punch through the introduction succeeded on either side), **punched** (relay + DCUtR's
-//! punch), **dialed** (direct without a punch), **relayed** (only a circuit), or **none**. The scripted punch gets a fresh lab of the same cell and the same
-//! wait.
+//! punch), **dialed** (direct without a punch), **relayed** (only a circuit), or **none**;
+//! and, where a circuit opened, the time from Bob's start to the first. The scripted punch
+//! gets a fresh lab of the same cell and the same wait (`--no-scripted` leaves it out).
+//! `--bootnodes 2` adds a second bootnode in Charlie's host, so each peer learns its NAT's
+//! mapping and says it in its record.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use peerfind_proto::v1 as pb;
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
-use peerfind_tests::process::{Peerfind, field};
-use peerfind_tests::scenario::{self, bootnode, listen, peer, peer_id};
+use peerfind_tests::process::field;
+use peerfind_tests::scenario::{self, bootnode, bootnode_in, listen, peer, peer_id};
 use serde_json::Value;
 
 use super::{Cli, logged_ms, now_ms, scripted};
@@ -114,7 +117,7 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for cell in cells(&cli.kinds, &cli.lans)? {
         let natted = |p: Placement| p != Placement::Public;
-        let compare = natted(cell.topology.alice) && natted(cell.topology.bob);
+        let compare = !cli.no_scripted && natted(cell.topology.alice) && natted(cell.topology.bob);
         for t in &cli.transports {
             let mut row = Row {
                 alice: cell.alice.clone(),
@@ -124,13 +127,16 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
                 scripted: compare.then(Vec::new),
             };
             for _ in 0..tries {
-                let outcome = try_cell(t, cell.topology).await.unwrap_or_else(|e| {
-                    eprintln!("try failed: {e:#}");
-                    Outcome {
-                        path: Path::None,
-                        ms: None,
-                    }
-                });
+                let outcome = try_cell(t, cell.topology, cli.bootnodes)
+                    .await
+                    .unwrap_or_else(|e| {
+                        eprintln!("try failed: {e:#}");
+                        Outcome {
+                            path: Path::None,
+                            ms: None,
+                            relayed_ms: None,
+                        }
+                    });
                 eprintln!("{} × {} {t}: {outcome:?}", cell.alice, cell.bob);
                 row.peerfind.push(outcome);
                 if let Some(scripted) = &mut row.scripted {
@@ -164,18 +170,28 @@ pub(crate) enum Path {
     None,
 }
 
-/// One try: its path, and the time to direct when direct.
+/// One try: its path, the time to direct when direct, and to the first relayed connection
+/// when one opened.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome {
     pub(crate) path: Path,
     pub(crate) ms: Option<f64>,
+    pub(crate) relayed_ms: Option<f64>,
 }
 
-/// One try of the cell laid out as `topology` over `transport`.
-async fn try_cell(transport: &str, topology: Topology) -> anyhow::Result<Outcome> {
+/// One try of the cell laid out as `topology` over `transport`, with `bootnodes` bootnodes
+/// (the second in Charlie's host).
+async fn try_cell(transport: &str, topology: Topology, bootnodes: u8) -> anyhow::Result<Outcome> {
     let lab = Lab::up(topology)?;
     let (mut boot, enr) = bootnode(&lab, &[transport]).await?;
-    let mut alice = peer(&lab, Host::Alice, &enr, &listen(transport))?;
+    let mut args = listen(transport);
+    let mut second = None;
+    if bootnodes > 1 {
+        let (two, enr_two) = bootnode_in(&lab, Host::Charlie, &[transport], &[]).await?;
+        second = Some(two);
+        args.extend(["--bootnode".to_owned(), enr_two]);
+    }
+    let mut alice = peer(&lab, Host::Alice, &enr, &args)?;
     let alice_id = peer_id(&mut alice).await?;
     // Settled: a verdict, and a relay slot when private. Behind a router that blocks her
     // transport she never settles: the try goes on, and shows it.
@@ -190,7 +206,7 @@ async fn try_cell(transport: &str, topology: Topology) -> anyhow::Result<Outcome
         })
         .await;
     let begun = now_ms();
-    let mut bob = peer(&lab, Host::Bob, &enr, &listen(transport))?;
+    let mut bob = peer(&lab, Host::Bob, &enr, &args)?;
     let bob_id = peer_id(&mut bob).await?;
     let direct = |id: String| move |l: &Value| field(l, "peer") == id && l["relayed"] == false;
     let first = tokio::select! {
@@ -200,6 +216,18 @@ async fn try_cell(transport: &str, topology: Topology) -> anyhow::Result<Outcome
     // Decided once both have stopped, so a punch's log line that follows its connection by
     // a moment is read too.
     scenario::stop_all(&mut [&mut bob, &mut alice, &mut boot]).await;
+    if let Some(two) = &mut second {
+        scenario::stop_all(&mut [two]).await;
+    }
+    let mut relayed_ms = None;
+    for (node, id) in [(&alice, &bob_id), (&bob, &alice_id)] {
+        for line in node.lines_with("connected") {
+            if field(&line, "peer") == id.as_str() && line["relayed"] == true {
+                let at = logged_ms(&line)? - begun;
+                relayed_ms = Some(relayed_ms.map_or(at, |m: f64| m.min(at)));
+            }
+        }
+    }
     let outcome = match first {
         Ok(first) => {
             let mut at = logged_ms(&first)?;
@@ -236,23 +264,18 @@ async fn try_cell(transport: &str, topology: Topology) -> anyhow::Result<Outcome
             Outcome {
                 path,
                 ms: Some(at - begun),
+                relayed_ms,
             }
         }
-        Err(_) => {
-            let relayed = |node: &Peerfind, id: &str| {
-                node.lines_with("connected")
-                    .iter()
-                    .any(|l| field(l, "peer") == id && l["relayed"] == true)
-            };
-            Outcome {
-                path: if relayed(&alice, &bob_id) || relayed(&bob, &alice_id) {
-                    Path::Relayed
-                } else {
-                    Path::None
-                },
-                ms: None,
-            }
-        }
+        Err(_) => Outcome {
+            path: if relayed_ms.is_some() {
+                Path::Relayed
+            } else {
+                Path::None
+            },
+            ms: None,
+            relayed_ms,
+        },
     };
     Ok(outcome)
 }
@@ -295,8 +318,17 @@ fn sorted(ms: impl Iterator<Item = Option<f64>>) -> Vec<f64> {
 /// direct and the paths; then scripted rust-libp2p's direct tries and p50 where compared.
 fn print(rows: &[Row]) {
     println!(
-        "\n{:<20} {:<20} {:>5} {:>11} {:>8} {:>8}  {:<30} {:>11} {:>8}",
-        "Alice", "Bob", "", "direct", "p50", "p95", "paths", "rust direct", "rust p50"
+        "\n{:<20} {:<20} {:>5} {:>11} {:>8} {:>8}  {:<30} {:>11} {:>8} {:>11}",
+        "Alice",
+        "Bob",
+        "",
+        "direct",
+        "p50",
+        "p95",
+        "paths",
+        "rust direct",
+        "rust p50",
+        "relayed p50"
     );
     for row in rows {
         let ms = sorted(row.peerfind.iter().map(|o| o.ms));
@@ -315,8 +347,9 @@ fn print(rows: &[Row]) {
             }
             None => ("-".into(), "-".into()),
         };
+        let relayed = sorted(row.peerfind.iter().map(|o| o.relayed_ms));
         println!(
-            "{:<20} {:<20} {:>5} {:>11} {:>8} {:>8}  {:<30} {:>11} {:>8}",
+            "{:<20} {:<20} {:>5} {:>11} {:>8} {:>8}  {:<30} {:>11} {:>8} {:>11}",
             row.alice,
             row.bob,
             row.transport,
@@ -326,6 +359,7 @@ fn print(rows: &[Row]) {
             paths.join(", "),
             theirs,
             theirs_p50,
+            quantile(&relayed, 0.5),
         );
     }
 }
