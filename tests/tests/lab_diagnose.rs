@@ -229,12 +229,11 @@ async fn make_key(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, lib
 /// the smaller PeerId, strategy rule 7) dials through the relay up front (rule 8). Neither
 /// asks for an introduction, which would only start a punch that cannot meet, and the
 /// relayed connection holds.
-#[tokio::test]
-async fn lab_two_symmetric_nats_seen_by_two_bootnodes_relay_up_front_without_a_punch() {
+async fn two_symmetric_nats_relay_up_front(transport: &str) {
     let symmetric = nat(NatMode::Symmetric);
     let lab = Lab::up(Topology::new(symmetric, symmetric)).expect("lab");
-    let (mut one, enr_one) = bootnode(&lab, &["quic"]).await.unwrap();
-    let (mut two, enr_two) = bootnode_in(&lab, Host::Charlie, &["quic"], &[])
+    let (mut one, enr_one) = bootnode(&lab, &[transport]).await.unwrap();
+    let (mut two, enr_two) = bootnode_in(&lab, Host::Charlie, &[transport], &[])
         .await
         .unwrap();
     let keys = tempfile::tempdir().unwrap();
@@ -246,7 +245,7 @@ async fn lab_two_symmetric_nats_seen_by_two_bootnodes_relay_up_front_without_a_p
         (second, first)
     };
     let node_args = |key: &std::path::Path| {
-        let mut args = listen("quic");
+        let mut args = listen(transport);
         args.extend(api_args());
         args.extend(["--bootnode".to_owned(), enr_two.clone()]);
         args.extend(["--key-file".to_owned(), key.display().to_string()]);
@@ -254,7 +253,11 @@ async fn lab_two_symmetric_nats_seen_by_two_bootnodes_relay_up_front_without_a_p
     };
     let varies = |s: &peerfind_tests::api::State| {
         let nat = s.status.nat.as_ref()?;
-        (nat.quic_mapping() == pb::NatMapping::VariesByDestination).then_some(())
+        let mapping = match transport {
+            "tcp" => nat.tcp_mapping(),
+            _ => nat.quic_mapping(),
+        };
+        (mapping == pb::NatMapping::VariesByDestination).then_some(())
     };
     let mut alice = peer(&lab, Host::Alice, &enr_one, &node_args(&alice_key.0)).unwrap();
     alice
@@ -282,4 +285,14 @@ async fn lab_two_symmetric_nats_seen_by_two_bootnodes_relay_up_front_without_a_p
         );
     }
     scenario::stop_all(&mut [&mut alice, &mut bob, &mut one, &mut two]).await;
+}
+
+#[tokio::test]
+async fn lab_two_symmetric_nats_seen_by_two_bootnodes_relay_up_front_without_a_punch_over_tcp() {
+    two_symmetric_nats_relay_up_front("tcp").await;
+}
+
+#[tokio::test]
+async fn lab_two_symmetric_nats_seen_by_two_bootnodes_relay_up_front_without_a_punch_over_quic() {
+    two_symmetric_nats_relay_up_front("quic").await;
 }

@@ -41,7 +41,8 @@
 //!    nor DCUtR's can meet, and rule 9 relays up front instead of after the punch's wait.
 //!    While a configured bootnode connected from our listen port has not yet told us the
 //!    address it sees (one identify round trip), our own mapping may be about to be known:
-//!    we wait for it.
+//!    we wait for it. A punch already in flight when the peer's record comes to say so (its
+//!    mapping arrived just after its `nat` flag) gives way to rule 9 at once.
 //! 9. Otherwise rule 7's actor dials the peer through the bootnode's relay: no common
 //!    transport, or a punch through the introduction asked within the last
 //!    [`crate::reach::attempts::INTRO_INTERVAL`] (it failed: its fallback, attempts rule 5,
@@ -181,7 +182,12 @@ pub fn decide(enr: &Enr, peer: PeerId, now: Situation<'_>) -> Action {
         nat::Status::Unknown if now.translated == Some(false) => Action::Introduce { via },
         nat::Status::Unknown => Action::Keep(Reason::Undecided),
         nat::Status::Private if now.local > peer => Action::Keep(Reason::PeerDials),
-        nat::Status::Private if now.punching => Action::Keep(Reason::Punching),
+        nat::Status::Private if now.punching => match now.own {
+            // The peer's record, updated while we punch, says no punch can meet: relay now
+            // rather than at the punch's end.
+            Some(own) if punch_addrs(own, enr, peer).is_empty() => Action::Relay { via },
+            _ => Action::Keep(Reason::Punching),
+        },
         nat::Status::Private => {
             let addrs = match now.own {
                 Some(own)

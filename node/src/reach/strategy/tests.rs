@@ -298,6 +298,16 @@ fn a_transport_both_records_say_varies_by_destination_is_not_punched() {
         Action::Keep(Reason::Undecided),
         "a bootnode's report, and with it our mapping, is one round trip away"
     );
+    let punching = Situation {
+        punching: true,
+        asked_recently: true,
+        ..acting
+    };
+    assert_eq!(
+        decide(&their_symmetric, peer, punching),
+        Action::Relay { via },
+        "a punch started before the peer's record said it varies gives way"
+    );
     // One side endpoint-independent, or unknown: its filter may still let the other in.
     let (eim, peer) = mapped(Some(SAME), Some(SAME));
     assert_eq!(
