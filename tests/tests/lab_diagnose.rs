@@ -149,17 +149,8 @@ async fn lab_ping_until_direct_shows_relayed_rounds_then_direct_between_two_natd
     flagged(&mut bob).await;
 
     let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("alice.key");
-    let made = Peerfind::command(["key", "generate", "--out"])
-        .arg(&key)
-        .output()
-        .await
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    let alice_id = String::from_utf8_lossy(&made.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("peer_id: ").map(str::to_owned))
-        .expect("the key's PeerId");
+    let (key, alice_id) = make_key(keys.path(), "alice.key").await;
+    let alice_id = alice_id.to_string();
 
     let mut cmd = lab.tokio_command(Host::Bob, binary());
     cmd.args(["ping", &alice_id, "--until-direct", "--json", "--api", API])

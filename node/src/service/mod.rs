@@ -81,6 +81,9 @@ pub struct Node {
     data_dir: DataDir,
     /// Observed-address votes.
     confirmations: Confirmations,
+    /// Until when strategy rule 8 waits for the other bootnodes' reports of our address,
+    /// set once, at our first translated address (see `own_record.rs`).
+    report_wait: Option<tokio::time::Instant>,
     /// NAT detection.
     nat: Detector,
     /// The ports our router forwards to us.
@@ -152,6 +155,7 @@ impl Node {
         Ok(Self {
             mode,
             confirmations: Confirmations::new(config.confirmations),
+            report_wait: None,
             nat: Detector::new(
                 nat::Config {
                     window: config.nat_window,
@@ -210,6 +214,9 @@ impl Node {
         mesh_sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let ready = self.listeners.is_ready();
+            let report_wait = self
+                .report_wait
+                .filter(|t| *t > tokio::time::Instant::now());
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event)?,
                 _ = sleep_until(self.bootnodes.redial.next_due()), if ready => self.dial_bootnodes(),
@@ -230,6 +237,7 @@ impl Node {
                 _ = sleep_until(self.connections.next_deadline()) => self.on_silent_connections(),
                 _ = sleep_until(self.relay_slots.next_due()) => self.on_reservation_retries_due(),
                 _ = sleep_until(self.confirmations.next_due()) => self.on_confirmations_due(),
+                _ = sleep_until(report_wait), if report_wait.is_some() => self.reach_all(),
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
                     self.unmap_ports().await;

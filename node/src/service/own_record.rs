@@ -17,7 +17,34 @@ use crate::status;
 use crate::upkeep::connections::Observation;
 use crate::upkeep::listeners;
 
+/// How long strategy rule 8 waits, after our first translated address, for the other
+/// configured bootnodes' reports (one may still be connecting): they tell our NAT's mapping.
+/// Bounded, so a bootnode that is down delays a punch once, by this much.
+const REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Node {
+    /// Whether strategy rule 8 waits for a report of our address: a configured bootnode
+    /// connected from our listen port has not sent it yet (one identify round trip), or,
+    /// within [`REPORT_WAIT`] of our first translated address, a configured bootnode has
+    /// sent none at all.
+    pub(super) fn report_pending(&self) -> bool {
+        let bootnodes: Vec<PeerId> = self.bootnodes.iter().map(|b| b.peer_id).collect();
+        if bootnodes.iter().any(|b| self.connections.report_pending(b)) {
+            return true;
+        }
+        let waiting = self
+            .report_wait
+            .is_some_and(|t| tokio::time::Instant::now() < t);
+        waiting
+            && bootnodes.iter().any(|b| {
+                !self
+                    .connections
+                    .reports_of(b)
+                    .iter()
+                    .any(|(_, seen)| seen.is_some())
+            })
+    }
+
     /// A peer told us, through identify, the address it sees our connection come from.
     pub(super) fn on_observed(
         &mut self,
@@ -154,6 +181,9 @@ impl Node {
         let translated = !own.has_ip(confirmed.socket.ip());
         let fast = self.mode == Mode::Peer && self.config.autonat;
         let verdict = fast && matches!(confirmed.by, Witness::Bootnode(_));
+        if verdict && translated && self.report_wait.is_none() {
+            self.report_wait = Some(tokio::time::Instant::now() + REPORT_WAIT);
+        }
         let change = if verdict {
             let now = tokio::time::Instant::now();
             self.nat

@@ -36,10 +36,7 @@ impl Node {
             max_peers: self.config.max_peers,
             nat: self.nat.status().0,
             translated: self.nat.translated(),
-            report_pending: self
-                .bootnodes
-                .iter()
-                .any(|b| self.connections.report_pending(&b.peer_id)),
+            report_pending: self.report_pending(),
             bootnode_via: self.bootnode_via(&peer),
         };
         let action = strategy::decide(enr, peer, situation);

@@ -40,8 +40,9 @@
 //!    packets leave from a port the other never learns, so neither the introduction's punch
 //!    nor DCUtR's can meet, and rule 9 relays up front instead of after the punch's wait.
 //!    While a configured bootnode connected from our listen port has not yet told us the
-//!    address it sees (one identify round trip), our own mapping may be about to be known:
-//!    we wait for it. A punch already in flight when the peer's record comes to say so (its
+//!    address it sees (one identify round trip), or, for a second after our first
+//!    translated address, one has told us nothing yet (it may still be connecting), our own
+//!    mapping may be about to be known: we wait for it. A punch already in flight when the peer's record comes to say so (its
 //!    mapping arrived just after its `nat` flag) gives way to rule 9 at once.
 //! 9. Otherwise rule 7's actor dials the peer through the bootnode's relay: no common
 //!    transport, or a punch through the introduction asked within the last
