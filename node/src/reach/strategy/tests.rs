@@ -8,11 +8,18 @@ use peerfind_behaviours::enr_ext::{
 
 use super::*;
 
-/// A record at `at` (an IP, a TCP and a QUIC port), flagged when `nat`.
-fn build(nat: bool, at: Option<(Ipv4Addr, Option<u16>, Option<u16>)>) -> (Enr, PeerId) {
+/// The record `b` holds, signed with a fresh key, and its PeerId.
+fn signed(b: &mut enr::Builder<SigningKey>) -> (Enr, PeerId) {
     let key =
         SigningKey::from_slice(&libp2p::identity::secp256k1::SecretKey::generate().to_bytes())
             .unwrap();
+    let enr = b.build(&key).unwrap();
+    let peer = enr_ext::peer_id(&enr).unwrap();
+    (enr, peer)
+}
+
+/// A record at `at` (an IP, a TCP and a QUIC port), flagged when `nat`.
+fn build(nat: bool, at: Option<(Ipv4Addr, Option<u16>, Option<u16>)>) -> (Enr, PeerId) {
     let mut b = Enr::builder();
     if let Some((ip, tcp, quic)) = at {
         b.ip4(ip);
@@ -26,9 +33,7 @@ fn build(nat: bool, at: Option<(Ipv4Addr, Option<u16>, Option<u16>)>) -> (Enr, P
     if nat {
         b.add_value(NAT_KEY, &NAT_VALUE);
     }
-    let enr = b.build(&key).unwrap();
-    let peer = enr_ext::peer_id(&enr).unwrap();
-    (enr, peer)
+    signed(&mut b)
 }
 
 fn record(nat: bool, ip: bool) -> (Enr, PeerId) {
@@ -244,9 +249,6 @@ fn a_punch_uses_quic_when_both_records_give_it_and_tcp_otherwise() {
 
 /// A NAT'd record on 203.0.113.7 with TCP and QUIC ports, and these mappings.
 fn mapped(tcp: Option<u8>, quic: Option<u8>) -> (Enr, PeerId) {
-    let key =
-        SigningKey::from_slice(&libp2p::identity::secp256k1::SecretKey::generate().to_bytes())
-            .unwrap();
     let mut b = Enr::builder();
     b.ip4(Ipv4Addr::new(203, 0, 113, 7))
         .tcp4(9000)
@@ -258,9 +260,7 @@ fn mapped(tcp: Option<u8>, quic: Option<u8>) -> (Enr, PeerId) {
     if let Some(v) = quic {
         b.add_value(QUIC_MAPPING_KEY, &v);
     }
-    let enr = b.build(&key).unwrap();
-    let peer = enr_ext::peer_id(&enr).unwrap();
-    (enr, peer)
+    signed(&mut b)
 }
 
 #[test]
