@@ -227,7 +227,10 @@ impl Net {
     /// The outcome `requester` gets for asking the bootnode about Alice.
     async fn ask_as(&mut self, requester: &mut Requester) -> Outcome {
         let (boot, alice) = (self.boot_id(), self.alice_enr.node_id());
-        requester.swarm.behaviour_mut().ask(boot, alice, vec![]);
+        requester
+            .swarm
+            .behaviour_mut()
+            .ask(boot, alice, vec![], false);
         tokio::time::timeout(WAIT, async {
             loop {
                 tokio::select! {
@@ -247,7 +250,7 @@ impl Net {
     /// Charlie, honest, is still introduced to Alice: the bootnode is unaffected.
     async fn assert_bootnode_still_serves(&mut self) {
         let (boot, alice) = (self.boot_id(), self.alice_enr.node_id());
-        self.charlie.behaviour_mut().ask(boot, alice, vec![]);
+        self.charlie.behaviour_mut().ask(boot, alice, vec![], false);
         assert_eq!(self.answer("charlie").await, Outcome::Dialing);
     }
 }
@@ -257,12 +260,16 @@ async fn an_ask_for_an_unknown_target_is_refused_as_unknown() {
     let mut net = Net::new(record).await;
     let boot = net.boot_id();
     let stranger = record(&identity().1).node_id();
-    net.mallory.behaviour_mut().ask(boot, stranger, vec![]);
+    net.mallory
+        .behaviour_mut()
+        .ask(boot, stranger, vec![], false);
     assert_eq!(net.answer("mallory").await, Outcome::UnknownTarget);
 
     // Known to the bootnode but not connected to it: a different answer.
     net.boot.behaviour_mut().remember(stranger);
-    net.mallory.behaviour_mut().ask(boot, stranger, vec![]);
+    net.mallory
+        .behaviour_mut()
+        .ask(boot, stranger, vec![], false);
     assert_eq!(net.answer("mallory").await, Outcome::TargetNotConnected);
     assert!(
         net.boot.behaviour().rejected().is_empty(),
@@ -278,7 +285,7 @@ async fn a_flood_from_one_requester_is_rate_limited_and_others_are_still_served(
     let limit = intro::Config::default().per_requester.count as usize;
     let mut outcomes = Vec::new();
     for _ in 0..limit + 5 {
-        net.mallory.behaviour_mut().ask(boot, alice, vec![]);
+        net.mallory.behaviour_mut().ask(boot, alice, vec![], false);
         outcomes.push(net.answer("mallory").await);
     }
     let served = outcomes.iter().filter(|o| **o == Outcome::Dialing).count();
@@ -296,7 +303,7 @@ async fn a_forged_record_in_an_ask_is_refused_as_a_bad_record() {
     // Mallory presents Charlie-like record signed by another key: not hers.
     let mut net = Net::new(|_| record(&identity().1)).await;
     let (boot, alice) = (net.boot_id(), net.alice_enr.node_id());
-    net.mallory.behaviour_mut().ask(boot, alice, vec![]);
+    net.mallory.behaviour_mut().ask(boot, alice, vec![], false);
     assert_eq!(net.answer("mallory").await, Outcome::BadRecord);
     assert_eq!(net.counted("intro_forged"), 1);
     net.assert_bootnode_still_serves().await;
@@ -306,7 +313,7 @@ async fn a_forged_record_in_an_ask_is_refused_as_a_bad_record() {
 async fn a_record_without_an_address_is_refused_as_a_bad_record() {
     let mut net = Net::new(|k| Enr::builder().build(k).unwrap()).await;
     let (boot, alice) = (net.boot_id(), net.alice_enr.node_id());
-    net.mallory.behaviour_mut().ask(boot, alice, vec![]);
+    net.mallory.behaviour_mut().ask(boot, alice, vec![], false);
     assert_eq!(net.answer("mallory").await, Outcome::BadRecord);
     assert_eq!(net.counted("intro_no_address"), 1);
     net.assert_bootnode_still_serves().await;
@@ -317,7 +324,7 @@ async fn an_ask_whose_record_names_another_ip_than_the_requesters_is_refused() {
     // Her own record, validly signed, naming a victim: her connection comes from 127.0.0.1.
     let mut net = Net::new(|k| record_at(k, [127, 0, 0, 2])).await;
     let (boot, alice) = (net.boot_id(), net.alice_enr.node_id());
-    net.mallory.behaviour_mut().ask(boot, alice, vec![]);
+    net.mallory.behaviour_mut().ask(boot, alice, vec![], false);
     assert_eq!(net.answer("mallory").await, Outcome::BadRecord);
     assert_eq!(net.counted("intro_address_not_observed"), 1);
     net.assert_bootnode_still_serves().await;
@@ -331,7 +338,7 @@ async fn asks_are_rate_limited_before_their_record_is_checked() {
     let (boot, alice) = (net.boot_id(), net.alice_enr.node_id());
     let limit = intro::Config::default().per_requester.count as usize;
     for _ in 0..limit + 3 {
-        net.mallory.behaviour_mut().ask(boot, alice, vec![]);
+        net.mallory.behaviour_mut().ask(boot, alice, vec![], false);
         net.answer("mallory").await;
     }
     assert_eq!(net.counted("intro_forged"), limit as u64, "checked");
@@ -384,6 +391,7 @@ async fn introduce(
         Request::Introduce {
             record,
             lan: vec![],
+            spray: false,
         },
     );
     let mut introduced = false;

@@ -204,7 +204,7 @@ async fn run_simulated_peer(
                 }
                 Ok(Order::Introduce(offset)) => {
                     let target = world.node_ids[(index + offset) % world.node_ids.len()];
-                    swarm.behaviour_mut().intro.ask(bootnode_id, target, Vec::new());
+                    swarm.behaviour_mut().intro.ask(bootnode_id, target, Vec::new(), false);
                 }
                 Ok(Order::Stop) | Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 Err(broadcast::error::RecvError::Lagged(_)) => {}

@@ -287,3 +287,89 @@ async fn lab_two_symmetric_nats_seen_by_two_bootnodes_relay_up_front_without_a_p
 async fn lab_two_symmetric_nats_seen_by_two_bootnodes_relay_up_front_without_a_punch_over_quic() {
     two_symmetric_nats_relay_up_front("quic").await;
 }
+
+/// Alice behind an endpoint-independent NAT, Bob behind a symmetric one, each seen by two
+/// bootnodes, over QUIC: their records say so, and Bob, whose port towards Alice no one can
+/// know, guesses it (strategy rule 10): he opens many ports towards her, and the
+/// introduction makes her spray his IP's ports until one meets an opening. With guessing
+/// off they stay on the relay, as every punch fails.
+async fn one_symmetric_nat_guessed(guessing: bool) {
+    let lab = Lab::up(Topology::new(
+        nat(NatMode::EndpointIndependent),
+        nat(NatMode::Symmetric),
+    ))
+    .expect("lab");
+    let (mut one, enr_one) = bootnode(&lab, &["quic"]).await.unwrap();
+    let (mut two, enr_two) = bootnode_in(&lab, Host::Charlie, &["quic"], &[])
+        .await
+        .unwrap();
+    let mut args = listen("quic");
+    args.extend(api_args());
+    args.extend(["--bootnode".to_owned(), enr_two]);
+    let mapping = |wanted: pb::NatMapping| {
+        move |s: &peerfind_tests::api::State| {
+            let nat = s.status.nat.as_ref()?;
+            (nat.quic_mapping() == wanted).then_some(())
+        }
+    };
+    let mut alice = peer(&lab, Host::Alice, &enr_one, &args).unwrap();
+    alice
+        .until(
+            "alice's record: one port for all",
+            WAIT,
+            mapping(pb::NatMapping::EndpointIndependent),
+        )
+        .await
+        .expect("alice's record says how her NAT maps");
+    let alice_id = peer_id(&mut alice).await.unwrap();
+    args.extend(["--port-guessing".to_owned(), guessing.to_string()]);
+    let mut bob = peer(&lab, Host::Bob, &enr_one, &args).unwrap();
+    bob.until(
+        "bob's record: a port per destination",
+        WAIT,
+        mapping(pb::NatMapping::VariesByDestination),
+    )
+    .await
+    .expect("bob's record says how his NAT maps");
+    let wanted = if guessing {
+        pb::ConnectionState::Direct
+    } else {
+        pb::ConnectionState::Relayed
+    };
+    let reached = bob
+        .until("bob reaches alice", WAIT, |s| {
+            let p = s.peer(&alice_id)?;
+            (p.connection() == wanted).then(|| p.transports.clone())
+        })
+        .await
+        .expect("bob reaches alice");
+    if guessing {
+        assert_eq!(reached, ["quic"], "a guessed port is a QUIC one");
+    } else {
+        // The punch's wait and the relay's DCUtR both end before this settles.
+        let state = bob
+            .until("bob's punches ended", WAIT, |s| {
+                let c = s.counts();
+                (c.hole_punches_failed > 0).then_some(c)
+            })
+            .await
+            .expect("bob's punch through the introduction failed");
+        let still = bob.state().await.unwrap();
+        assert_eq!(
+            still.peer(&alice_id).map(|p| p.connection()),
+            Some(pb::ConnectionState::Relayed),
+            "without guessing no punch meets: {state:?}"
+        );
+    }
+    scenario::stop_all(&mut [&mut alice, &mut bob, &mut one, &mut two]).await;
+}
+
+#[tokio::test]
+async fn lab_a_symmetric_nat_and_an_endpoint_independent_one_meet_directly_by_guessing_ports() {
+    one_symmetric_nat_guessed(true).await;
+}
+
+#[tokio::test]
+async fn lab_without_port_guessing_a_symmetric_nat_and_an_endpoint_independent_one_stay_relayed() {
+    one_symmetric_nat_guessed(false).await;
+}

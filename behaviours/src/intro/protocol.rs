@@ -29,6 +29,8 @@ pub enum Request {
         record: Vec<u8>,
         /// The requester's LAN addresses ([`lan_addr`]), for a target behind the same NAT.
         lan: Vec<Multiaddr>,
+        /// Port guessing: the requester opened many ports towards the target; spray it.
+        spray: bool,
     },
     /// Bootnode to target: "Hello Alice, from Charlie (his record)".
     Introduce {
@@ -36,6 +38,8 @@ pub enum Request {
         record: Vec<u8>,
         /// The requester's LAN addresses: only to a target behind the same NAT.
         lan: Vec<Multiaddr>,
+        /// The requester's [`Request::Ask`] `spray`.
+        spray: bool,
     },
     /// A request that broke the wire rules, handed up so it is answered and counted (see the
     /// gossip codec for why).
@@ -109,14 +113,17 @@ impl From<Request> for pb::IntroRequest {
                 target,
                 record,
                 lan,
+                spray,
             } => Kind::Ask(pb::Ask {
                 target_node_id: target.raw().to_vec(),
                 requester_record: record,
                 lan_addrs: lan.iter().map(Multiaddr::to_vec).collect(),
+                spray,
             }),
-            Request::Introduce { record, lan } => Kind::Introduce(pb::Introduce {
+            Request::Introduce { record, lan, spray } => Kind::Introduce(pb::Introduce {
                 requester_record: record,
                 lan_addrs: lan.iter().map(Multiaddr::to_vec).collect(),
+                spray,
             }),
             // Never sent: an invalid request only exists on the receiving side.
             Request::Invalid(_) => return pb::IntroRequest { kind: None },
@@ -185,11 +192,13 @@ impl TryFrom<pb::IntroRequest> for Request {
                     target,
                     record: ask.requester_record,
                     lan: lan_addrs(ask.lan_addrs)?,
+                    spray: ask.spray,
                 })
             }
             Kind::Introduce(i) => Ok(Request::Introduce {
                 record: i.requester_record,
                 lan: lan_addrs(i.lan_addrs)?,
+                spray: i.spray,
             }),
         }
     }
@@ -241,6 +250,7 @@ mod tests {
                 target_node_id: vec![1, 2, 3],
                 requester_record: vec![],
                 lan_addrs: vec![],
+                spray: false,
             })),
         };
         assert_eq!(

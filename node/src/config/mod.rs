@@ -169,6 +169,15 @@ pub struct Config {
     #[arg(long, env = "PEERFIND_INTRO_PUNCH", default_value_t = true, action = clap::ArgAction::Set)]
     pub intro_punch: bool,
 
+    /// Guess ports where one NAT'd peer's NAT maps a new port per destination and the
+    /// other's one port for all (both records say so, which takes two bootnodes): the first
+    /// sends from 256 ports towards the second, and the second, asked through the
+    /// introduction, dials 1,020 random ports at the first's IP (at most once per 30 s) until
+    /// one meets an opening. Off: such peers stay on the bootnode's relay; a request to spray
+    /// is then ignored too.
+    #[arg(long, env = "PEERFIND_PORT_GUESSING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub port_guessing: bool,
+
     /// Address of the status API (gRPC, `peerfind.v1.Node`). Loopback only by default: the
     /// API has no authentication, so binding another address exposes the node's state to
     /// whoever can reach it.

@@ -5,7 +5,8 @@
 //! Rules:
 //! 1. An introduction to the same peer is asked for at most once per [`INTRO_INTERVAL`]:
 //!    the target dials us within a round trip when it can, and asking again sooner only
-//!    loads the bootnode.
+//!    loads the bootnode. One that asks for port guessing's spray (strategy rule 10) counts
+//!    apart: it may follow a plain one asked before the peer's record told us to guess.
 //! 2. A failed hole punch is tried again over a new circuit through the bootnode that
 //!    carried it, after [`PUNCH_RETRY_FIRST`], doubling up to [`PUNCH_RETRY_MAX`]: NAT
 //!    mappings and peers change, so a later punch can succeed, but a symmetric NAT never
@@ -98,7 +99,8 @@ struct Retry {
 /// Introductions asked, circuits dialed and punches to retry. See the module doc.
 #[derive(Debug, Default)]
 pub(crate) struct Attempts {
-    asked: HashMap<PeerId, Instant>,
+    /// Rule 1: per peer and whether the ask was for a spray.
+    asked: HashMap<(PeerId, bool), Instant>,
     punch_retries: HashMap<PeerId, Retry>,
     circuits: HashMap<ConnectionId, (PeerId, PeerId)>,
     punches: HashMap<ConnectionId, PunchDial>,
@@ -108,24 +110,35 @@ impl Attempts {
     /// Whether an introduction to `peer` may be asked for now (rule 1); if so, it counts as
     /// asked.
     pub(crate) fn may_ask(&mut self, peer: PeerId, now: Instant) -> bool {
-        if self
-            .asked
-            .get(&peer)
-            .is_some_and(|at| now.duration_since(*at) < INTRO_INTERVAL)
-        {
+        self.may_ask_for(peer, false, now)
+    }
+
+    /// [`Attempts::may_ask`] for an ask with port guessing's `spray` or without (rule 1).
+    pub(crate) fn may_ask_for(&mut self, peer: PeerId, spray: bool, now: Instant) -> bool {
+        if self.asked_lately((peer, spray), now) {
             return false;
         }
         self.asked
             .retain(|_, at| now.duration_since(*at) < INTRO_INTERVAL);
-        self.asked.insert(peer, now);
+        self.asked.insert((peer, spray), now);
         true
     }
 
     /// Whether an introduction to `peer` was asked for within [`INTRO_INTERVAL`] (strategy
     /// rule 9).
     pub(crate) fn asked_recently(&self, peer: &PeerId, now: Instant) -> bool {
+        self.asked_lately((*peer, false), now) || self.asked_lately((*peer, true), now)
+    }
+
+    /// Whether an introduction to `peer` asking for a spray was asked for within
+    /// [`INTRO_INTERVAL`] (strategy rule 10).
+    pub(crate) fn guessed_recently(&self, peer: &PeerId, now: Instant) -> bool {
+        self.asked_lately((*peer, true), now)
+    }
+
+    fn asked_lately(&self, key: (PeerId, bool), now: Instant) -> bool {
         self.asked
-            .get(peer)
+            .get(&key)
             .is_some_and(|at| now.duration_since(*at) < INTRO_INTERVAL)
     }
 
@@ -143,7 +156,18 @@ impl Attempts {
         via: Option<PeerId>,
         now: Instant,
     ) {
-        let deadline = now + INTRO_PUNCH_WAIT;
+        self.punch_dialing_until(id, peer, via, now + INTRO_PUNCH_WAIT);
+    }
+
+    /// [`Attempts::punch_dialing`] with its own end: a guess (strategy rule 10) takes
+    /// longer than a punch.
+    pub(crate) fn punch_dialing_until(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        via: Option<PeerId>,
+        deadline: Instant,
+    ) {
         self.punches.insert(
             id,
             PunchDial {
@@ -307,6 +331,24 @@ mod tests {
         tokio::time::advance(INTRO_INTERVAL).await;
         assert!(state.may_ask(alice, Instant::now()));
         assert_eq!(state.asked.len(), 1, "bob's ask aged out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ask_for_a_spray_counts_apart_from_a_plain_one() {
+        let mut state = Attempts::default();
+        let alice = PeerId::random();
+        assert!(state.may_ask(alice, Instant::now()));
+        assert!(state.asked_recently(&alice, Instant::now()));
+        assert!(!state.guessed_recently(&alice, Instant::now()));
+        assert!(
+            state.may_ask_for(alice, true, Instant::now()),
+            "rule 1: apart"
+        );
+        assert!(state.guessed_recently(&alice, Instant::now()));
+        assert!(!state.may_ask_for(alice, true, Instant::now()));
+        tokio::time::advance(INTRO_INTERVAL).await;
+        assert!(!state.asked_recently(&alice, Instant::now()));
+        assert!(!state.guessed_recently(&alice, Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]

@@ -50,6 +50,7 @@ use crate::swarm::behaviour::{Behaviour, BehaviourEvent};
 
 mod diag;
 mod error;
+mod guess;
 mod identified;
 mod learned;
 mod mapping;
@@ -108,6 +109,8 @@ pub struct Node {
     mesh_delivered: crate::mesh::message::Delivered,
     /// `peerfind ping`'s rounds in flight.
     rounds: crate::diag::ping::Rounds,
+    /// Port guessing under way (strategy rule 10).
+    guesses: crate::reach::guess::Guesses,
 }
 
 impl Node {
@@ -179,6 +182,7 @@ impl Node {
             clock: report::WallClock::now(),
             mesh_delivered: Default::default(),
             rounds: Default::default(),
+            guesses: Default::default(),
         })
     }
 
@@ -238,6 +242,7 @@ impl Node {
                 _ = sleep_until(self.relay_slots.next_due()) => self.on_reservation_retries_due(),
                 _ = sleep_until(self.confirmations.next_due()) => self.on_confirmations_due(),
                 _ = sleep_until(report_wait), if report_wait.is_some() => self.reach_all(),
+                (peer, port) = self.guesses.next_end() => self.on_guess_end(peer, port),
                 signal = shutdown.recv() => {
                     tracing::info!(signal, "shutting down");
                     self.unmap_ports().await;
@@ -311,6 +316,7 @@ impl Node {
                 self.publish_connection_change(peer_id, closed.before);
                 if num_established == 0 {
                     self.identified.forget(&peer_id);
+                    self.close_guessed_listeners(peer_id);
                 }
                 if closed.lost && num_established == 0 && !self.bootnodes.contains(&peer_id) {
                     self.reach_again(peer_id);
@@ -328,28 +334,7 @@ impl Node {
                 peer_id,
                 connection_id,
                 error,
-            } => {
-                self.connections.dial_failed(connection_id);
-                self.on_dial_failed(connection_id, &error);
-                let now = tokio::time::Instant::now();
-                if let Some(((bootnode, transport), wait)) =
-                    self.bootnodes.redial.outgoing_error(connection_id, now)
-                {
-                    tracing::debug!(%bootnode, ?transport, ?wait, "bootnode dial failed; redialing later");
-                }
-                // A bootnode we cannot reach is the operator's to know of; a peer's dial
-                // failing (gone, behind a NAT, a hole punch's candidates, the dial guard) is
-                // everyday, and a stranger can cause it at will: not a warning.
-                if peer_id.is_some_and(|p| self.bootnodes.contains(&p)) {
-                    tracing::warn!(peer = ?peer_id, %error, "dial failed");
-                } else {
-                    tracing::info!(peer = ?peer_id, %error, "dial failed");
-                }
-                self.hub.publish(status::Event::DialFailed {
-                    peer_id,
-                    error: error.to_string(),
-                });
-            }
+            } => self.on_dial_failed(peer_id, connection_id, &error),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 connection_id,

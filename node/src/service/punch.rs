@@ -10,7 +10,8 @@ use peerfind_behaviours::intro;
 use tokio::time::Instant;
 
 use super::Node;
-use crate::reach::attempts::PunchEnd;
+use crate::reach::attempts::{INTRO_PUNCH_WAIT, PunchEnd};
+use crate::reach::guess::GUESS_WAIT;
 use crate::status;
 
 impl Node {
@@ -34,25 +35,29 @@ impl Node {
     /// Rule 8 of the strategy: asks `via` to introduce us to `peer` and at once punches
     /// towards its `addrs`: a dial in the listener's role opens our NAT for the peer and
     /// waits for its connection, which the introduction makes it dial (see `on_intro`).
+    /// With `spray` (rule 10, our ports opened), the introduction asks it to spray them.
     pub(super) fn punch_introduced(
         &mut self,
         peer: PeerId,
         via: PeerId,
-        addrs: Vec<Multiaddr>,
-        lan: Vec<Multiaddr>,
+        (addrs, lan): (Vec<Multiaddr>, Vec<Multiaddr>),
+        spray: bool,
     ) {
         let Some(target) = enr_ext::node_id(&peer) else {
             return;
         };
         let now = Instant::now();
-        if !self.reach.may_ask(peer, now) {
+        if !self.reach.may_ask_for(peer, spray, now) {
             return self.dial_relayed(peer, via);
         }
-        tracing::info!(%peer, bootnode = %via, addrs = ?addrs, lan_addrs = lan.len(), "punching through an introduction");
+        tracing::info!(%peer, bootnode = %via, addrs = ?addrs, lan_addrs = lan.len(), spray, "punching through an introduction");
         self.counters.introductions_asked += 1;
         self.hub
             .publish(status::Event::IntroductionAsked { target: peer, via });
-        self.swarm.behaviour_mut().intro.ask(via, target, lan);
+        self.swarm
+            .behaviour_mut()
+            .intro
+            .ask(via, target, lan, spray);
         let opts = DialOpts::peer_id(peer)
             .addresses(addrs)
             .override_role()
@@ -61,7 +66,9 @@ impl Node {
         let id = opts.connection_id();
         if self.dial(opts, peer, false) {
             self.counters.punches_tried += 1;
-            self.reach.punch_dialing(id, peer, Some(via), now);
+            let wait = if spray { GUESS_WAIT } else { INTRO_PUNCH_WAIT };
+            self.reach
+                .punch_dialing_until(id, peer, Some(via), now + wait);
         } else {
             self.dial_relayed(peer, via);
         }
@@ -86,13 +93,18 @@ impl Node {
                 "hole punch through the introduction failed"
             );
         }
+        if !end.succeeded {
+            self.close_guessed_listeners(peer);
+        }
         self.hub.publish(status::Event::HolePunch {
             peer_id: peer,
             succeeded: end.succeeded,
             error,
         });
+        // A guess that followed this punch (strategy rule 10) falls back at its own end.
         if let Some(via) = end.fall_back_via
             && matches!(self.connections.best(&peer), status::Connection::None)
+            && !self.reach.punching(&peer)
         {
             self.dial_relayed(peer, via);
         }

@@ -26,6 +26,7 @@ impl Node {
             // Without our record the strategy does not punch (rule 9).
             own: self.config.intro_punch.then(|| self.record.enr()),
             asked_recently: self.reach.asked_recently(&peer, now),
+            guessed_recently: self.reach.guessed_recently(&peer, now),
             punching: self.reach.punching(&peer),
             local: *self.swarm.local_peer_id(),
             bootnode: self.mode == Mode::Bootnode,
@@ -38,6 +39,7 @@ impl Node {
             translated: self.nat.translated(),
             report_pending: self.report_pending(),
             bootnode_via: self.bootnode_via(&peer),
+            port_guessing: self.config.port_guessing,
         };
         let action = strategy::decide(enr, peer, situation);
         match action {
@@ -56,7 +58,11 @@ impl Node {
             Action::Introduce { via } => self.ask_introduction(peer, via),
             Action::Punch { via, addrs } => {
                 let lan = self.lan_addrs_for(enr);
-                self.punch_introduced(peer, via, addrs, lan)
+                self.punch_introduced(peer, via, (addrs, lan), false)
+            }
+            Action::Guess { via, addrs } => {
+                let lan = self.lan_addrs_for(enr);
+                self.guess_introduced(peer, via, addrs, lan)
             }
             Action::Relay { via } => self.dial_relayed(peer, via),
             Action::Keep(reason) => tracing::debug!(%peer, ?reason, "not dialing peer"),
@@ -124,7 +130,7 @@ impl Node {
         self.swarm
             .behaviour_mut()
             .intro
-            .ask(via, target, Vec::new());
+            .ask(via, target, Vec::new(), false);
     }
 
     /// Rule 9 of the strategy: a relayed connection through `via`, which DCUtR then tries to
@@ -153,19 +159,44 @@ impl Node {
     /// A dial failed: when it was a circuit, it is dialed again later (reach-state rule 4).
     pub(super) fn on_dial_failed(
         &mut self,
+        peer_id: Option<PeerId>,
         id: libp2p::swarm::ConnectionId,
         error: &libp2p::swarm::DialError,
     ) {
-        let connections = &self.connections;
-        if let Some(end) = self
-            .reach
-            .punch_dial_failed(id, |p| is_direct(connections.best(p)))
-        {
-            return self.on_punch_end(end, Some(error.to_string()));
+        self.connections.dial_failed(id);
+        let now = Instant::now();
+        if let Some(((bootnode, transport), wait)) = self.bootnodes.redial.outgoing_error(id, now) {
+            tracing::debug!(%bootnode, ?transport, ?wait, "bootnode dial failed; redialing later");
         }
-        if let Some((peer, wait)) = self.reach.circuit_failed(id, Instant::now()) {
+        let connections = &self.connections;
+        let punch = self
+            .reach
+            .punch_dial_failed(id, |p| is_direct(connections.best(p)));
+        // Most of a spray's ports meet nothing (guess rule 2): its error lists 255 of them.
+        if self.guesses.spray_ended(id) {
+            tracing::debug!(peer = ?peer_id, "spray dial ended without a connection");
+            if let Some(end) = punch {
+                self.on_punch_end(end, Some("no sprayed port answered".to_owned()));
+            }
+            return;
+        }
+        if let Some(end) = punch {
+            self.on_punch_end(end, Some(error.to_string()));
+        } else if let Some((peer, wait)) = self.reach.circuit_failed(id, now) {
             tracing::info!(%peer, retry_in = ?wait, "circuit dial failed; dialing a new one later");
         }
+        // A bootnode we cannot reach is the operator's to know of; a peer's dial failing
+        // (gone, behind a NAT, a hole punch's candidates, the dial guard) is everyday, and a
+        // stranger can cause it at will: not a warning.
+        if peer_id.is_some_and(|p| self.bootnodes.contains(&p)) {
+            tracing::warn!(peer = ?peer_id, %error, "dial failed");
+        } else {
+            tracing::info!(peer = ?peer_id, %error, "dial failed");
+        }
+        self.hub.publish(status::Event::DialFailed {
+            peer_id,
+            error: error.to_string(),
+        });
     }
 
     /// Behind a NAT, strangers reach us only through a relay: reserve a slot on every
@@ -243,7 +274,11 @@ impl Node {
                 requester_peer,
                 via,
                 lan,
+                spray,
             } => {
+                if spray && self.spray(&requester, requester_peer, via) {
+                    return;
+                }
                 // "Hello Charlie": our outgoing connection opens our NAT for him. It leaves
                 // from the listen port, so he sees our advertised address. He asked because
                 // he knows he is public (strategy rule 6), or, NAT'd too, he punches towards

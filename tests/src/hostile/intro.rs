@@ -109,6 +109,7 @@ impl Hostile {
             Request::Introduce {
                 record,
                 lan: Vec::new(),
+                spray: false,
             },
         )
         .await
@@ -128,6 +129,7 @@ impl Hostile {
                 target,
                 record,
                 lan: Vec::new(),
+                spray: false,
             },
         )
         .await

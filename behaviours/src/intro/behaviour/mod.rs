@@ -100,6 +100,9 @@ pub enum Event {
         /// behind the same NAT (rule 6): dial them only where they are on one of our own
         /// networks.
         lan: Vec<Multiaddr>,
+        /// The requester asks us to spray its IP's ports (port guessing): it opened many
+        /// towards our address. Only a claim: the node checks both records first.
+        spray: bool,
     },
     /// Bootnode: an introduction was forwarded and the target answered.
     Served {
@@ -199,8 +202,9 @@ impl Exchange<Intro> {
 
     /// Asks `bootnode` to introduce us to `target`, handing it our `lan` addresses for a
     /// target behind the same NAT (rule 6; at most [`MAX_LAN_ADDRS`] that
-    /// [`super::protocol::lan_addr`] takes are sent).
-    pub fn ask(&mut self, bootnode: PeerId, target: NodeId, lan: Vec<Multiaddr>) {
+    /// [`super::protocol::lan_addr`] takes are sent); with `spray`, asking the target to spray
+    /// our IP's ports (port guessing: we sent towards it from many).
+    pub fn ask(&mut self, bootnode: PeerId, target: NodeId, lan: Vec<Multiaddr>, spray: bool) {
         let lan: Vec<Multiaddr> = lan
             .into_iter()
             .filter(super::protocol::lan_addr)
@@ -214,6 +218,7 @@ impl Exchange<Intro> {
                     target,
                     record,
                     lan,
+                    spray,
                 },
             );
             r.asks.insert(id, (target, bootnode));
@@ -272,7 +277,7 @@ impl Intro {
         &mut self,
         io: &mut Io<'_, Self>,
         peer: PeerId,
-        (target, record, lan): (NodeId, Vec<u8>, Vec<Multiaddr>),
+        (target, record, lan, spray): (NodeId, Vec<u8>, Vec<Multiaddr>, bool),
         channel: ResponseChannel<Response>,
     ) {
         let now = Instant::now();
@@ -317,10 +322,10 @@ impl Intro {
             Vec::new()
         };
         tracing::info!(
-            requester = %peer, target_peer = %target_peer, lan_addrs = lan.len(),
+            requester = %peer, target_peer = %target_peer, lan_addrs = lan.len(), spray,
             "forwarding introduction"
         );
-        let id = io.send_request(&target_peer, Request::Introduce { record, lan });
+        let id = io.send_request(&target_peer, Request::Introduce { record, lan, spray });
         self.forwards.insert(id, (channel, peer, target_peer));
     }
 
@@ -329,7 +334,7 @@ impl Intro {
         &mut self,
         io: &mut Io<'_, Self>,
         peer: PeerId,
-        (record, lan): (Vec<u8>, Vec<Multiaddr>),
+        (record, lan, spray): (Vec<u8>, Vec<Multiaddr>, bool),
         channel: ResponseChannel<Response>,
     ) {
         // Rule 1, then rule 3: before anything in the request is decoded or verified.
@@ -353,6 +358,7 @@ impl Intro {
             requester_peer,
             via: peer,
             lan,
+            spray,
         });
     }
 }
@@ -388,9 +394,10 @@ impl Rules for Intro {
                 target,
                 record,
                 lan,
-            } => self.on_ask(io, peer, (target, record, lan), channel),
-            Request::Introduce { record, lan } => {
-                self.on_introduce(io, peer, (record, lan), channel)
+                spray,
+            } => self.on_ask(io, peer, (target, record, lan, spray), channel),
+            Request::Introduce { record, lan, spray } => {
+                self.on_introduce(io, peer, (record, lan, spray), channel)
             }
         }
     }

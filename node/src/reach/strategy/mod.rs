@@ -23,7 +23,7 @@
 //!    our NAT and leave the entry rule 4 avoids in its NAT.
 //! 7. A NAT'd record while we are behind a NAT too: the one of the two with the smaller
 //!    PeerId acts, the other waits for it (two at once would start two hole punches racing
-//!    for the same ports).
+//!    for the same ports). Where rule 10 applies, its guessing side acts instead.
 //! 8. Rule 7's actor punches through the introduction when both records give an address on
 //!    a transport both speak ([`punch_addrs`]: QUIC first, since UDP punches more reliably
 //!    and both sides must pick the same one): it asks a bootnode for an introduction and at
@@ -49,6 +49,17 @@
 //!    [`crate::reach::attempts::INTRO_INTERVAL`] (it failed: its fallback, attempts rule 5,
 //!    brought us here). The relayed connection is then upgraded by DCUtR's hole punch, or
 //!    kept as the fallback.
+//! 10. Port guessing ([`guess_role`]): when both records give a QUIC address and ours says
+//!     our NAT maps a port per destination while the peer's says its own maps one port for
+//!     all (`nat-quic` 2 and 1), the punch of rule 8 cannot meet: the port our NAT gives
+//!     the peer is one it never learns. So we act whatever our PeerIds (the peer waits),
+//!     and, unless the operator turned guessing off, rule 8's punch becomes a guess
+//!     ([`crate::reach::guess`]): we send towards the peer from many ports and the
+//!     introduction asks it to spray our IP's ports until one meets an opening. Its end
+//!     and fallback are rule 8's. A punch started before both records said how their NATs
+//!     map (rule 7 then made the smaller PeerId act, on either side) does not hold the guess
+//!     back: that punch cannot meet. A guess is asked at most once per
+//!     [`crate::reach::attempts::INTRO_INTERVAL`], apart from plain punches.
 
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use peerfind_behaviours::enr_ext::{self, Enr, NatMapping};
@@ -76,6 +87,14 @@ pub enum Action {
         /// The bootnode.
         via: PeerId,
         /// The peer's addresses on the one transport the punch uses.
+        addrs: Vec<Multiaddr>,
+    },
+    /// Open many ports towards these addresses, then ask this bootnode for an introduction
+    /// that makes the peer spray our IP's ports (rule 10).
+    Guess {
+        /// The bootnode.
+        via: PeerId,
+        /// The peer's QUIC addresses.
         addrs: Vec<Multiaddr>,
     },
     /// Dial through this bootnode's relay (rule 9).
@@ -129,6 +148,9 @@ pub struct Situation<'a> {
     pub asked_recently: bool,
     /// Whether a punch to the peer is in flight (rule 8).
     pub punching: bool,
+    /// Whether we asked for an introduction with port guessing's spray within the last
+    /// [`crate::reach::attempts::INTRO_INTERVAL`] (rule 10).
+    pub guessed_recently: bool,
     /// Our own PeerId.
     pub local: PeerId,
     /// Whether this node is a bootnode.
@@ -149,6 +171,39 @@ pub struct Situation<'a> {
     /// A connected bootnode to ask or relay through, preferably the one that told us of the
     /// peer.
     pub bootnode_via: Option<PeerId>,
+    /// Whether the operator lets us guess ports (rule 10).
+    pub port_guessing: bool,
+}
+
+/// Our side in port guessing (rule 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuessRole {
+    /// Our NAT maps a port per destination: we open many ports and ask for the spray.
+    Open,
+    /// Our NAT maps one port for all: we spray when the peer asks.
+    Spray,
+}
+
+/// Our side in port guessing between our record `ours` and the peer's `theirs` (rule 10):
+/// both give a QUIC address, and one says its NAT maps a port per destination while the
+/// other says one port for all. Both sides compute it from the same two records.
+pub fn guess_role(ours: &Enr, theirs: &Enr) -> Option<GuessRole> {
+    use enr_ext::Transport::Quic;
+    // Port guessing is IPv4's: an IPv6 address is seldom translated.
+    let quic = |enr: &Enr| enr.ip4().is_some() && enr_ext::quic4(enr).is_some();
+    if !quic(ours) || !quic(theirs) {
+        return None;
+    }
+    match (
+        enr_ext::nat_mapping(ours, Quic)?,
+        enr_ext::nat_mapping(theirs, Quic)?,
+    ) {
+        (NatMapping::VariesByDestination, NatMapping::EndpointIndependent) => Some(GuessRole::Open),
+        (NatMapping::EndpointIndependent, NatMapping::VariesByDestination) => {
+            Some(GuessRole::Spray)
+        }
+        _ => None,
+    }
 }
 
 /// Applies the rules (see the module doc) to `enr`, whose key is `peer`'s.
@@ -178,12 +233,22 @@ pub fn decide(enr: &Enr, peer: PeerId, now: Situation<'_>) -> Action {
     let Some(via) = now.bootnode_via else {
         return Action::Keep(Reason::NoBootnode);
     };
+    // Rules 7 and 10: who acts.
+    let role = now.own.and_then(|own| guess_role(own, enr));
+    let we_act = match role {
+        Some(GuessRole::Open) => true,
+        Some(GuessRole::Spray) => false,
+        None => now.local < peer,
+    };
+    let guessing = role == Some(GuessRole::Open) && now.port_guessing && !now.guessed_recently;
     match now.nat {
         nat::Status::Public => Action::Introduce { via },
         nat::Status::Unknown if now.translated == Some(false) => Action::Introduce { via },
         nat::Status::Unknown => Action::Keep(Reason::Undecided),
-        nat::Status::Private if now.local > peer => Action::Keep(Reason::PeerDials),
-        nat::Status::Private if now.punching => match now.own {
+        nat::Status::Private if !we_act => Action::Keep(Reason::PeerDials),
+        // Rule 10: a punch started before both records told how their NATs map (ours, or
+        // the peer's after its introduction) does not stop a guess; a guess asked lately does.
+        nat::Status::Private if now.punching && !guessing => match now.own {
             // The peer's record, updated while we punch, says no punch can meet: relay now
             // rather than at the punch's end.
             Some(own) if punch_addrs(own, enr, peer).is_empty() => Action::Relay { via },
@@ -200,11 +265,13 @@ pub fn decide(enr: &Enr, peer: PeerId, now: Situation<'_>) -> Action {
                 Some(_) if now.report_pending && !now.asked_recently => {
                     return Action::Keep(Reason::Undecided);
                 }
-                Some(own) if !now.asked_recently => punch_addrs(own, enr, peer),
+                Some(own) if guessing || !now.asked_recently => punch_addrs(own, enr, peer),
                 _ => Vec::new(),
             };
             if addrs.is_empty() {
                 Action::Relay { via }
+            } else if guessing {
+                Action::Guess { via, addrs }
             } else {
                 Action::Punch { via, addrs }
             }

@@ -48,6 +48,7 @@ fn node(nat: nat::Status) -> Situation<'static> {
         own: None,
         asked_recently: false,
         punching: false,
+        guessed_recently: false,
         local: PeerId::random(),
         bootnode: false,
         connection: Connection::None,
@@ -57,6 +58,7 @@ fn node(nat: nat::Status) -> Situation<'static> {
         translated: None,
         report_pending: false,
         bootnode_via: Some(PeerId::random()),
+        port_guessing: true,
     }
 }
 
@@ -325,6 +327,102 @@ fn a_transport_both_records_say_varies_by_destination_is_not_punched() {
         punch_addrs(&symmetric, &quic_varies, peer),
         [addr("/ip4/203.0.113.7/tcp/9000", peer)]
     );
+}
+
+#[test]
+fn where_one_nat_maps_a_port_per_destination_and_the_other_one_for_all_ports_are_guessed() {
+    const SAME: u8 = 1;
+    const VARIES: u8 = 2;
+    let (symmetric, sym_peer) = mapped(Some(VARIES), Some(VARIES));
+    let (eim, eim_peer) = mapped(Some(SAME), Some(SAME));
+    assert_eq!(guess_role(&symmetric, &eim), Some(GuessRole::Open));
+    assert_eq!(guess_role(&eim, &symmetric), Some(GuessRole::Spray));
+    assert_eq!(guess_role(&symmetric, &symmetric), None, "rule 9's");
+    assert_eq!(guess_role(&eim, &eim), None, "rule 8's");
+    let (unknown, _) = mapped(None, None);
+    assert_eq!(guess_role(&symmetric, &unknown), None, "a claim needs both");
+    let (tcp_varies, _) = mapped(Some(VARIES), Some(SAME));
+    assert_eq!(
+        guess_role(&tcp_varies, &eim),
+        None,
+        "QUIC's mappings decide"
+    );
+    let private = node(nat::Status::Private);
+    let via = private.bootnode_via.unwrap();
+    let quic = |p: PeerId| -> Vec<Multiaddr> {
+        vec![
+            format!("/ip4/203.0.113.7/udp/9001/quic-v1/p2p/{p}")
+                .parse()
+                .unwrap(),
+        ]
+    };
+    // The guessing side acts even with the larger PeerId (rule 7's exception) ...
+    let opening = Situation {
+        local: max_peer(eim_peer),
+        own: Some(&symmetric),
+        ..private
+    };
+    assert_eq!(
+        decide(&eim, eim_peer, opening),
+        Action::Guess {
+            via,
+            addrs: quic(eim_peer)
+        }
+    );
+    // ... and the spraying side waits, even with the smaller one.
+    let spraying = Situation {
+        local: min_peer(sym_peer),
+        own: Some(&eim),
+        ..private
+    };
+    assert_eq!(
+        decide(&symmetric, sym_peer, spraying),
+        Action::Keep(Reason::PeerDials)
+    );
+    // Guessing off: rule 8's punch (it may meet where the peer's NAT filters loosely).
+    let off = Situation {
+        port_guessing: false,
+        ..opening
+    };
+    assert_eq!(
+        decide(&eim, eim_peer, off),
+        Action::Punch {
+            via,
+            addrs: quic(eim_peer)
+        }
+    );
+    // A guess in flight is waited for; one asked lately failed: the relay.
+    let guessing = Situation {
+        punching: true,
+        asked_recently: true,
+        guessed_recently: true,
+        ..opening
+    };
+    assert_eq!(
+        decide(&eim, eim_peer, guessing),
+        Action::Keep(Reason::Punching)
+    );
+    let failed = Situation {
+        punching: false,
+        ..guessing
+    };
+    assert_eq!(decide(&eim, eim_peer, failed), Action::Relay { via });
+    // A punch started before the records told how the NATs map (the peer's, or our own
+    // plain one) is no guess.
+    for asked_recently in [false, true] {
+        let punching = Situation {
+            punching: true,
+            asked_recently,
+            ..opening
+        };
+        assert_eq!(
+            decide(&eim, eim_peer, punching),
+            Action::Guess {
+                via,
+                addrs: quic(eim_peer)
+            }
+        );
+    }
 }
 
 /// A peerfind PeerId (secp256k1, like every node's). `PeerId::random` would not do: it is

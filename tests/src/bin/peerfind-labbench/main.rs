@@ -86,6 +86,10 @@ struct Cli {
     /// each peer learns how its NAT maps and says it in its record).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     bootnodes: u8,
+    /// The matrix's every ordered pair of kinds, where by default Alice's kind is never after
+    /// Bob's: Alice starts first, so who acts first differs (iroh's nine cells from three).
+    #[arg(long)]
+    both_orders: bool,
     /// Leave out scripted rust-libp2p's tries in the matrix.
     #[arg(long)]
     no_scripted: bool,

@@ -87,13 +87,15 @@ struct Cell {
 }
 
 /// Every ordered pair of `kinds` with Alice's not after Bob's (the other order differs only
-/// by who starts first), then the one-LAN cells `lans`.
-fn cells(kinds: &[String], lans: &[String]) -> anyhow::Result<Vec<Cell>> {
+/// by who starts first), or with `both_orders` every ordered pair; then the one-LAN cells
+/// `lans`.
+fn cells(kinds: &[String], lans: &[String], both_orders: bool) -> anyhow::Result<Vec<Cell>> {
     let mut cells = Vec::new();
     // `--kinds ''` leaves only the one-LAN cells.
     let kinds: Vec<&String> = kinds.iter().filter(|name| !name.is_empty()).collect();
     for (i, a) in kinds.iter().enumerate() {
-        for b in &kinds[i..] {
+        let first = if both_orders { 0 } else { i };
+        for b in &kinds[first..] {
             cells.push(Cell {
                 alice: a.to_string(),
                 bob: b.to_string(),
@@ -115,7 +117,7 @@ fn cells(kinds: &[String], lans: &[String]) -> anyhow::Result<Vec<Cell>> {
 pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
     let tries = cli.tries.unwrap_or(TRIES);
     let mut rows = Vec::new();
-    for cell in cells(&cli.kinds, &cli.lans)? {
+    for cell in cells(&cli.kinds, &cli.lans, cli.both_orders)? {
         let natted = |p: Placement| p != Placement::Public;
         let compare = !cli.no_scripted && natted(cell.topology.alice) && natted(cell.topology.bob);
         for t in &cli.transports {
@@ -163,6 +165,7 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Path {
     Lan,
+    Guessed,
     Introduced,
     Punched,
     Dialed,
@@ -254,6 +257,8 @@ async fn try_cell(transport: &str, topology: Topology, bootnodes: u8) -> anyhow:
                 .is_some_and(|ip| ip.is_private());
             let path = if lan {
                 Path::Lan
+            } else if logged("port guessed: listening there for the peer's connection") {
+                Path::Guessed
             } else if logged("hole punch succeeded") {
                 Path::Punched
             } else if logged("hole punch through the introduction succeeded") {
