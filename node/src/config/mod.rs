@@ -171,7 +171,7 @@ pub struct Config {
 
     /// Guess ports where one NAT'd peer's NAT maps a new port per destination and the
     /// other's one port for all (both records say so, which takes two bootnodes): the first
-    /// sends from 256 ports towards the second, and the second, asked through the
+    /// sends from 512 ports towards the second, and the second, asked through the
     /// introduction, dials 1,020 random ports at the first's IP (at most once per 30 s) until
     /// one meets an opening. Off: such peers stay on the bootnode's relay; a request to spray
     /// is then ignored too.

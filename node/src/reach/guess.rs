@@ -6,12 +6,15 @@
 //! and no bootnode can tell it, since the NAT picks it only when the first packet leaves. So
 //! the first side makes many such ports at once and the second tries many ports until one
 //! matches: with `n` ports opened among the 64,512 above 1023 and `m` tried, a hit is missed
-//! with probability `(1 − n/64512)^m`: 1.7% for 256 and 1,020 (the birthday paradox).
+//! with probability `(1 − n/64512)^m` (the birthday paradox): 1 in 3,300 for 512 and 1,020,
+//! 1.7% for 256.
 //!
 //! Rules:
-//! 1. The opening side binds [`SOCKETS`] UDP sockets on its QUIC listener's IPv4 address and
-//!    sends one byte from each towards the peer's record QUIC address: its NAT makes as many
-//!    mappings, each open to that one address. The byte is dropped at the peer's NAT (or, if
+//! 1. The opening side binds [`SOCKETS`] UDP sockets (fewer when the open-file limit is
+//!    low: an eighth of it at most, [`sockets_within`]) on its QUIC listener's IPv4 address
+//!    and sends one byte from each towards the peer's record QUIC address: its NAT makes as
+//!    many mappings, each open to that one address. They cost the opening side only: 512
+//!    bytes, and descriptors for [`OPEN_WAIT`]. The byte is dropped at the peer's NAT (or, if
 //!    its NAT lets it in, by its QUIC endpoint: too short to be a packet).
 //! 2. The introduction asks the peer to spray ([`Request::Ask`]'s `spray`). It dials
 //!    [`PROBES`] distinct random ports above 1023 at the IP the bootnode saw us at (intro
@@ -24,7 +27,7 @@
 //!    Initial again at its first probe timeout (about a second) and the handshake completes
 //!    on that listener: we are the server, the introduced peer the client, as in rule 8.
 //!    No hit within [`OPEN_WAIT`]: the sockets close and nothing listens.
-//! 4. Bounds: at most one opening at a time (256 descriptors), at most one spray per
+//! 4. Bounds: at most one opening at a time, at most one spray per
 //!    [`SPRAY_INTERVAL`] (a spray is up to 1,020 Initials of 1,200 bytes and their resends
 //!    until the handshake timeout, to the requester's own IP only), and only where both
 //!    records say so and the operator did not turn guessing off (`--port-guessing`).
@@ -57,7 +60,17 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// Rule 1: ports the opening side opens. Each is a descriptor for at most [`OPEN_WAIT`].
-pub const SOCKETS: usize = 256;
+pub const SOCKETS: usize = 512;
+
+/// Rule 1: the ports to open under the open-file limit `nofile`: [`SOCKETS`], or an eighth
+/// of the limit when that is less, so the node's connections keep their descriptors.
+pub fn sockets_within(nofile: Option<u64>) -> usize {
+    nofile.map_or(SOCKETS, |n| {
+        usize::try_from(n / 8)
+            .unwrap_or(usize::MAX)
+            .clamp(1, SOCKETS)
+    })
+}
 
 /// Rule 2: addresses in one spray dial, all dialed at once (libp2p's cap on one dial's
 /// concurrency is 255).
@@ -84,13 +97,13 @@ pub const SPRAY_INTERVAL: Duration = Duration::from_secs(30);
 /// The lowest port a spray tries: NATs allocate above the well-known ports.
 const FIRST_PORT: u16 = 1024;
 
-/// Rule 1: binds up to [`SOCKETS`] sockets on `local` and sends one byte from each to
-/// `peer`. Fails only when not one socket could be bound; a socket whose byte could not be
-/// sent is dropped.
-pub fn open(local: Ipv4Addr, peer: SocketAddrV4) -> io::Result<Vec<UdpSocket>> {
-    let mut sockets = Vec::with_capacity(SOCKETS);
+/// Rule 1: binds up to `count` sockets on `local` and sends one byte from each to `peer`.
+/// Fails only when not one socket could be bound; at the first that cannot, the ones bound
+/// so far are used.
+pub fn open(local: Ipv4Addr, peer: SocketAddrV4, count: usize) -> io::Result<Vec<UdpSocket>> {
+    let mut sockets = Vec::with_capacity(count);
     let mut first_error = None;
-    for _ in 0..SOCKETS {
+    for _ in 0..count {
         let bound = std::net::UdpSocket::bind((local, 0)).and_then(|s| {
             s.set_nonblocking(true)?;
             s.send_to(&[0], peer)?;
@@ -273,7 +286,7 @@ mod tests {
         let SocketAddr::V4(peer_addr) = peer.local_addr().unwrap() else {
             panic!("IPv4 expected")
         };
-        let sockets = open(LOOPBACK, peer_addr).unwrap();
+        let sockets = open(LOOPBACK, peer_addr, SOCKETS).unwrap();
         assert_eq!(sockets.len(), SOCKETS);
         // Rule 1: one byte from each reached the peer's address.
         let mut buf = [0u8; 4];
@@ -295,8 +308,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn no_hit_within_the_wait_is_none() {
-        let sockets = open(LOOPBACK, SocketAddrV4::new(LOOPBACK, 9)).unwrap();
+        let sockets = open(LOOPBACK, SocketAddrV4::new(LOOPBACK, 9), 4).unwrap();
         assert_eq!(first_hit(sockets, LOOPBACK, OPEN_WAIT).await, None);
+    }
+
+    #[test]
+    fn the_ports_opened_leave_seven_eighths_of_the_open_file_limit() {
+        assert_eq!(sockets_within(None), SOCKETS);
+        assert_eq!(sockets_within(Some(1_048_576)), SOCKETS);
+        assert_eq!(sockets_within(Some(1024)), 128);
+        assert_eq!(sockets_within(Some(4)), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -35,7 +35,8 @@ impl Node {
             return self.punch_introduced(peer, via, (addrs, lan), false);
         };
         let local = self.guess_ip();
-        match guess::open(local, target) {
+        let count = guess::sockets_within(crate::api::server::open_file_limit());
+        match guess::open(local, target, count) {
             Ok(sockets) => {
                 tracing::info!(%peer, %target, ports = sockets.len(), "guessing ports: opened ours towards the peer");
                 self.guesses.opened(peer, sockets, *target.ip());
