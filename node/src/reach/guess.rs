@@ -36,6 +36,10 @@
 //!    open, our other QUIC dials may leave from it: behind a NAT that maps a port per
 //!    destination that changes nothing a peer sees.
 //!
+//! The state is bounded: one opening at a time, the listeners of guesses that connected
+//! (closed with the peer's last connection), and a spray's [`BATCHES`] dials until each
+//! ends, connected or failed.
+//!
 //! Written by hand: libp2p-quic dials and listens on sockets it binds itself and offers no
 //! way to send from a chosen port, so the opening side holds its ports as plain sockets and
 //! hands the one that hit to a listener; no crate guesses ports for libp2p.
@@ -227,7 +231,8 @@ impl Guesses {
         self.sprays.insert(id);
     }
 
-    /// A dial ended: whether it was a spray dial (whose failure is expected).
+    /// A dial ended, failed or connected: whether it was a spray dial (whose failure is
+    /// expected).
     pub fn spray_ended(&mut self, id: ConnectionId) -> bool {
         self.sprays.remove(&id)
     }
@@ -328,6 +333,16 @@ mod tests {
         assert!(!guesses.may_spray(Instant::now()), "rule 4");
         tokio::time::advance(Duration::from_millis(1)).await;
         assert!(guesses.may_spray(Instant::now()));
+    }
+
+    #[test]
+    fn a_spray_dial_is_forgotten_when_it_ends() {
+        let mut guesses = Guesses::default();
+        let id = ConnectionId::new_unchecked(7);
+        guesses.spraying(id);
+        assert!(guesses.spray_ended(id));
+        assert!(!guesses.spray_ended(id), "once");
+        assert!(guesses.sprays.is_empty());
     }
 
     #[test]

@@ -384,6 +384,7 @@ impl Node {
     ) {
         let now = tokio::time::Instant::now();
         self.reach.circuit_opened(connection_id);
+        self.guesses.spray_ended(connection_id);
         self.on_punch_opened(connection_id);
         // The stranger test looks at the book before this connection is in it.
         let stranger = self.connections.is_stranger(&peer_id, endpoint, now);
