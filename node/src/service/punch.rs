@@ -93,7 +93,8 @@ impl Node {
                 "hole punch through the introduction failed"
             );
         }
-        if !end.succeeded {
+        // Guess rule 5, unless a guess is still in flight (this was the plain punch before it).
+        if !end.succeeded && !self.reach.punching(&peer) {
             self.close_guessed_listeners(peer);
         }
         self.hub.publish(status::Event::HolePunch {
