@@ -13,9 +13,18 @@
 //! gets a fresh lab of the same cell and the same wait (`--no-scripted` leaves it out).
 //! `--bootnodes 2` adds a second bootnode in Charlie's host, so each peer learns its NAT's
 //! mapping and says it in its record.
+//!
+//! `--jobs N` runs up to N tries at once, each in its own lab, round by round (every row's
+//! first try, then every row's second…), and prints the table so far after each round. A
+//! try holds the machine alone in its busy moments ([`quietly`]): the lab's setup, the nodes'
+//! starts, the first [`QUIET`] of each wait and the teardown; others overlap it only in the
+//! rest of their waits, where a cell that cannot go direct sits out its [`CELL_WAIT`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use futures::StreamExt as _;
+use tokio::sync::{Mutex, MutexGuard};
 
 use peerfind_proto::v1 as pb;
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
@@ -113,51 +122,128 @@ fn cells(kinds: &[String], lans: &[String], both_orders: bool) -> anyhow::Result
     Ok(cells)
 }
 
-/// Runs every cell over each transport, `--tries` times, and prints the table.
+/// How long a try holds the run to itself while it waits for one thing: with `--jobs`,
+/// tries overlap only in their waits past this, so what is timed (a start, a punch, a guess:
+/// all well within it) runs on a machine no other try is busy on.
+const QUIET: Duration = Duration::from_secs(3);
+
+/// Awaits `fut` while holding `hold` for at most [`QUIET`]; past that, lets the next try
+/// have the machine (a try that waits out [`CELL_WAIT`] does it beside others) and awaits
+/// the rest. The caller takes the lock again before its next busy moment.
+pub(crate) async fn quietly<T>(
+    hold: &mut Option<MutexGuard<'_, ()>>,
+    fut: impl Future<Output = T>,
+) -> T {
+    let mut fut = std::pin::pin!(fut);
+    if hold.is_some() {
+        tokio::select! {
+            out = &mut fut => return out,
+            () = tokio::time::sleep(QUIET) => {}
+        }
+        *hold = None;
+    }
+    fut.await
+}
+
+/// What one job of the run does: a try of peerfind, or of scripted rust-libp2p, in row `row`.
+#[derive(Clone, Copy)]
+enum Job {
+    Peerfind(usize),
+    Scripted(usize),
+}
+
+/// What a job found.
+enum Found {
+    Peerfind(usize, Outcome),
+    Scripted(usize, Option<f64>),
+}
+
+/// Runs every cell over each transport, `--tries` times, and prints the table. The tries go
+/// round by round (the first try of every row, then the second…), up to `--jobs` at once,
+/// each in its own lab; after each round the table so far is printed, so a run cut short
+/// still has every row.
 pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
     let tries = cli.tries.unwrap_or(TRIES);
     let mut rows = Vec::new();
+    let mut topologies = Vec::new();
     for cell in cells(&cli.kinds, &cli.lans, cli.both_orders)? {
         let natted = |p: Placement| p != Placement::Public;
         let compare = !cli.no_scripted && natted(cell.topology.alice) && natted(cell.topology.bob);
         for t in &cli.transports {
-            let mut row = Row {
+            rows.push(Row {
                 alice: cell.alice.clone(),
                 bob: cell.bob.clone(),
                 transport: t.clone(),
                 peerfind: Vec::new(),
                 scripted: compare.then(Vec::new),
-            };
-            for _ in 0..tries {
-                let outcome = try_cell(t, cell.topology, cli.bootnodes)
-                    .await
-                    .unwrap_or_else(|e| {
-                        eprintln!("try failed: {e:#}");
-                        Outcome {
-                            path: Path::None,
-                            ms: None,
-                            relayed_ms: None,
-                        }
-                    });
-                eprintln!("{} × {} {t}: {outcome:?}", cell.alice, cell.bob);
-                row.peerfind.push(outcome);
-                if let Some(scripted) = &mut row.scripted {
-                    let ms = scripted::punch(cell.topology, t, CELL_WAIT).await;
+            });
+            topologies.push(cell.topology);
+        }
+    }
+    let mut round = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        round.push(Job::Peerfind(i));
+        if row.scripted.is_some() {
+            round.push(Job::Scripted(i));
+        }
+    }
+    let what: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.alice.clone(), r.bob.clone(), r.transport.clone()))
+        .collect();
+    let bootnodes = cli.bootnodes;
+    let quiet = Mutex::new(());
+    let job = |job: Job| {
+        let (what, topologies, quiet) = (&what, &topologies, &quiet);
+        async move {
+            match job {
+                Job::Peerfind(i) => {
+                    let (alice, bob, t) = &what[i];
+                    let outcome = try_cell(t, topologies[i], bootnodes, quiet)
+                        .await
+                        .unwrap_or_else(|e| {
+                            eprintln!("try failed: {e:#}");
+                            Outcome {
+                                path: Path::None,
+                                ms: None,
+                                relayed_ms: None,
+                            }
+                        });
+                    eprintln!("{alice} × {bob} {t}: {outcome:?}");
+                    Found::Peerfind(i, outcome)
+                }
+                Job::Scripted(i) => {
+                    let (alice, bob, t) = &what[i];
+                    let ms = scripted::punch(topologies[i], t, CELL_WAIT, quiet).await;
                     let said = match &ms {
                         Ok(ms) => format!("direct in {ms:.0} ms"),
                         Err(e) => format!("{e:#}"),
                     };
-                    eprintln!(
-                        "{} × {} {t}, scripted rust-libp2p: {said}",
-                        cell.alice, cell.bob
-                    );
-                    scripted.push(ms.ok());
+                    eprintln!("{alice} × {bob} {t}, scripted rust-libp2p: {said}");
+                    Found::Scripted(i, ms.ok())
                 }
             }
-            rows.push(row);
         }
+    };
+    for n in 1..=tries {
+        let mut found = futures::stream::iter(round.iter().copied())
+            .map(job)
+            .buffer_unordered(cli.jobs.max(1));
+        while let Some(f) = found.next().await {
+            match f {
+                Found::Peerfind(i, outcome) => rows[i].peerfind.push(outcome),
+                Found::Scripted(i, ms) => {
+                    if let Some(scripted) = &mut rows[i].scripted {
+                        scripted.push(ms);
+                    }
+                }
+            }
+        }
+        if n < tries {
+            println!("\nafter {n} of {tries} tries:");
+        }
+        print(&rows);
     }
-    print(&rows);
     Ok(())
 }
 
@@ -183,8 +269,14 @@ pub(crate) struct Outcome {
 }
 
 /// One try of the cell laid out as `topology` over `transport`, with `bootnodes` bootnodes
-/// (the second in Charlie's host).
-async fn try_cell(transport: &str, topology: Topology, bootnodes: u8) -> anyhow::Result<Outcome> {
+/// (the second in Charlie's host). Its busy moments hold `quiet` (see [`quietly`]).
+async fn try_cell(
+    transport: &str,
+    topology: Topology,
+    bootnodes: u8,
+    quiet: &Mutex<()>,
+) -> anyhow::Result<Outcome> {
+    let mut hold = Some(quiet.lock().await);
     let lab = Lab::up(topology)?;
     let (mut boot, enr) = bootnode(&lab, &[transport]).await?;
     let mut args = listen(transport);
@@ -198,30 +290,40 @@ async fn try_cell(transport: &str, topology: Topology, bootnodes: u8) -> anyhow:
     let alice_id = peer_id(&mut alice).await?;
     // Settled: a verdict, and a relay slot when private. Behind a router that blocks her
     // transport she never settles: the try goes on, and shows it.
-    let _ = alice
-        .until("settled", CELL_WAIT, |s| {
-            let slot = s.status.bootnodes.iter().any(|b| b.relay_reserved);
-            match s.nat() {
-                pb::NatStatus::Public => Some(()),
-                pb::NatStatus::Private if slot => Some(()),
-                _ => None,
-            }
-        })
-        .await;
+    let settled = alice.until("settled", CELL_WAIT, |s| {
+        let slot = s.status.bootnodes.iter().any(|b| b.relay_reserved);
+        match s.nat() {
+            pb::NatStatus::Public => Some(()),
+            pb::NatStatus::Private if slot => Some(()),
+            _ => None,
+        }
+    });
+    let _ = quietly(&mut hold, settled).await;
+    if hold.is_none() {
+        hold = Some(quiet.lock().await);
+    }
     let begun = now_ms();
     let mut bob = peer(&lab, Host::Bob, &enr, &args)?;
     let bob_id = peer_id(&mut bob).await?;
     let direct = |id: String| move |l: &Value| field(l, "peer") == id && l["relayed"] == false;
-    let first = tokio::select! {
-        l = alice.wait_for("connected", CELL_WAIT, direct(bob_id.clone())) => l,
-        l = bob.wait_for("connected", CELL_WAIT, direct(alice_id.clone())) => l,
-    };
+    let first = quietly(&mut hold, async {
+        tokio::select! {
+            l = alice.wait_for("connected", CELL_WAIT, direct(bob_id.clone())) => l,
+            l = bob.wait_for("connected", CELL_WAIT, direct(alice_id.clone())) => l,
+        }
+    })
+    .await;
+    if hold.is_none() {
+        hold = Some(quiet.lock().await);
+    }
     // Decided once both have stopped, so a punch's log line that follows its connection by
     // a moment is read too.
     scenario::stop_all(&mut [&mut bob, &mut alice, &mut boot]).await;
     if let Some(two) = &mut second {
         scenario::stop_all(&mut [two]).await;
     }
+    drop(lab);
+    drop(hold);
     let mut relayed_ms = None;
     for (node, id) in [(&alice, &bob_id), (&bob, &alice_id)] {
         for line in node.lines_with("connected") {

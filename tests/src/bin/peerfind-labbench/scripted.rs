@@ -11,19 +11,23 @@ use peerfind_tests::scenario::{self, PORT, bootnode, peer_id};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
+use tokio::sync::Mutex;
 
+use super::matrix::quietly;
 use super::now_ms;
 
 /// A listener on Alice reserves on the bootnode's relay; a dialer on Bob, told the relay and
 /// the listener's PeerId, dials the circuit and DCUtR punches. The time (ms) from the dialer's
 /// start to its direct connection, or an error when there was none within `wait` (each step
 /// before, the listener's start and reservation, gets as long: behind a router that blocks
-/// the transport there is none).
+/// the transport there is none). Its busy moments hold `quiet` (see [`quietly`]).
 pub(crate) async fn punch(
     topology: Topology,
     transport: &str,
     wait: Duration,
+    quiet: &Mutex<()>,
 ) -> anyhow::Result<f64> {
+    let mut hold = Some(quiet.lock().await);
     let lab = Lab::up(topology)?;
     let (mut boot, _) = bootnode(&lab, &[transport]).await?;
     let boot_id = peer_id(&mut boot).await?;
@@ -57,7 +61,10 @@ pub(crate) async fn punch(
     )?;
     let started = listener.wait("started", wait).await?;
     let target = started["peer_id"].as_str().unwrap_or_default().to_owned();
-    listener.wait("reserved", wait).await?;
+    quietly(&mut hold, listener.wait("reserved", wait)).await?;
+    if hold.is_none() {
+        hold = Some(quiet.lock().await);
+    }
     let begun = now_ms();
     let mut dialer = Probe::start(
         &lab,
@@ -75,10 +82,15 @@ pub(crate) async fn punch(
             &timeout,
         ],
     )?;
-    let direct = dialer.wait("direct", wait).await;
+    let direct = quietly(&mut hold, dialer.wait("direct", wait)).await;
+    if hold.is_none() {
+        hold = Some(quiet.lock().await);
+    }
     drop(dialer);
     drop(listener);
     scenario::stop_all(&mut [&mut boot]).await;
+    drop(lab);
+    drop(hold);
     let at = direct?["t_ms"].as_f64().context("t_ms")?;
     Ok(at - begun)
 }
