@@ -75,7 +75,7 @@ struct Cli {
     matrix: bool,
     /// The matrix's router kinds: none, eim, address-restricted, full-cone, symmetric,
     /// symmetric-sequential, symmetric-preserving, udp-blocked, cgnat (an eim home router
-    /// behind an eim carrier-grade NAT).
+    /// behind an eim carrier-grade NAT), upnp (an eim router that maps ports over UPnP-IGD).
     #[arg(long, value_delimiter = ',', default_values_t = matrix::KINDS.map(String::from))]
     kinds: Vec<String>,
     /// The matrix's extra rows, Alice and Bob on one LAN behind an eim router that hairpins

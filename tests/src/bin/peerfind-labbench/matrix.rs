@@ -6,7 +6,8 @@
 //! A try: a fresh lab; Alice starts and settles (a NAT verdict, and a relay slot when she
 //! is private); then Bob starts, and the time from his start to the first direct connection
 //! between them is measured, for at most [`CELL_WAIT`]. The path: **lan** (the first direct
-//! connection is between LAN addresses: two hosts behind one router), **introduced** (the
+//! connection is between LAN addresses: two hosts behind one router), **mapped** (one peer
+//! dialed the other at a port the other's router mapped for it, UPnP-IGD), **introduced** (the
 //! punch through the introduction succeeded on either side), **punched** (relay + DCUtR's
 //! punch), **dialed** (direct without a punch), **relayed** (only a circuit), or **none**;
 //! and, where a circuit opened, the time from Bob's start to the first. The scripted punch
@@ -28,7 +29,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use peerfind_proto::v1 as pb;
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
-use peerfind_tests::process::field;
+use peerfind_tests::process::{field, strip_p2p};
 use peerfind_tests::scenario::{self, bootnode, bootnode_in, listen, peer, peer_id};
 use serde_json::Value;
 
@@ -43,7 +44,7 @@ pub(crate) const CELL_WAIT: Duration = Duration::from_secs(12);
 const TRIES: usize = 20;
 
 /// The router kinds by their names on the command line, in the order the matrix runs them.
-pub(crate) const KINDS: [&str; 9] = [
+pub(crate) const KINDS: [&str; 10] = [
     "none",
     "eim",
     "address-restricted",
@@ -53,6 +54,7 @@ pub(crate) const KINDS: [&str; 9] = [
     "symmetric-preserving",
     "udp-blocked",
     "cgnat",
+    "upnp",
 ];
 
 /// The one-LAN cells by their names on the command line.
@@ -74,6 +76,7 @@ pub(crate) fn kind(name: &str) -> anyhow::Result<Placement> {
         "symmetric-preserving" => nat(NatMode::SymmetricPreserving),
         "udp-blocked" => nat(NatMode::UdpBlocked),
         "cgnat" => Placement::BehindCgnat(NatMode::EndpointIndependent),
+        "upnp" => nat(NatMode::Upnp),
         other => anyhow::bail!("no router kind {other}"),
     })
 }
@@ -251,6 +254,7 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Path {
     Lan,
+    Mapped,
     Guessed,
     Introduced,
     Punched,
@@ -288,13 +292,21 @@ async fn try_cell(
     }
     let mut alice = peer(&lab, Host::Alice, &enr, &args)?;
     let alice_id = peer_id(&mut alice).await?;
-    // Settled: a verdict, and a relay slot when private. Behind a router that blocks her
-    // transport she never settles: the try goes on, and shows it.
+    // Settled: a verdict, and a relay slot when private; behind a router that maps ports,
+    // also the mapping's end (verified or not). Behind a router that blocks her transport
+    // she never settles: the try goes on, and shows it.
+    let upnp = topology.alice == Placement::BehindNat(NatMode::Upnp);
     let settled = alice.until("settled", CELL_WAIT, |s| {
         let slot = s.status.bootnodes.iter().any(|b| b.relay_reserved);
+        let mapping = s.status.port_mapping.as_ref().map(|m| m.state());
+        let mapped = !upnp
+            || matches!(
+                mapping,
+                Some(pb::PortMappingState::Verified | pb::PortMappingState::Failed)
+            );
         match s.nat() {
-            pb::NatStatus::Public => Some(()),
-            pb::NatStatus::Private if slot => Some(()),
+            pb::NatStatus::Public if mapped => Some(()),
+            pb::NatStatus::Private if slot && mapped => Some(()),
             _ => None,
         }
     });
@@ -357,8 +369,22 @@ async fn try_cell(
                 .nth(2)
                 .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
                 .is_some_and(|ip| ip.is_private());
+            // A port its router mapped for it, verified by a dial-back.
+            let mapped: Vec<String> = [&alice, &bob]
+                .iter()
+                .flat_map(|n| n.lines_with("port mapping verified: a dial-back reached us there"))
+                .map(|l| strip_p2p(field(&l, "external")).to_owned())
+                .collect();
+            let to_mapped = [(&alice, &bob_id), (&bob, &alice_id)].iter().any(|(n, id)| {
+                n.lines_with("connected").iter().any(|l| {
+                    direct(id.to_string())(l)
+                        && mapped.contains(&strip_p2p(field(l, "remote_addr")).to_owned())
+                })
+            });
             let path = if lan {
                 Path::Lan
+            } else if to_mapped {
+                Path::Mapped
             } else if logged("port guessed: listening there for the peer's connection") {
                 Path::Guessed
             } else if logged("hole punch succeeded") {
