@@ -375,12 +375,14 @@ async fn try_cell(
                 .flat_map(|n| n.lines_with("port mapping verified: a dial-back reached us there"))
                 .map(|l| strip_p2p(field(&l, "external")).to_owned())
                 .collect();
-            let to_mapped = [(&alice, &bob_id), (&bob, &alice_id)].iter().any(|(n, id)| {
-                n.lines_with("connected").iter().any(|l| {
-                    direct(id.to_string())(l)
-                        && mapped.contains(&strip_p2p(field(l, "remote_addr")).to_owned())
-                })
-            });
+            let to_mapped = [(&alice, &bob_id), (&bob, &alice_id)]
+                .iter()
+                .any(|(n, id)| {
+                    n.lines_with("connected").iter().any(|l| {
+                        direct(id.to_string())(l)
+                            && mapped.contains(&strip_p2p(field(l, "remote_addr")).to_owned())
+                    })
+                });
             let path = if lan {
                 Path::Lan
             } else if to_mapped {
