@@ -94,9 +94,9 @@ struct Cli {
     #[arg(long)]
     no_scripted: bool,
     /// The matrix's tries at once, each in its own lab. A cell that stays relayed waits out
-    /// its 12 s idle: a few tries at once cut the run's length several times. Only one try is
-    /// busy at a time (setting up, starting nodes, the first 3 s of each wait: where every
-    /// time measured falls); the others overlap it only in the rest of their waits.
+    /// its 12 s idle: tries at once cut the run's length several times. Only one try is busy
+    /// at a time (setting up, starting nodes, the first 0.5 s of each wait, tearing down);
+    /// the others overlap it only in the rest of their waits.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
 }

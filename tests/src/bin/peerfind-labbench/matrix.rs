@@ -21,7 +21,6 @@
 //! starts, the first [`QUIET`] of each wait and the teardown; others overlap it only in the
 //! rest of their waits, where a cell that cannot go direct sits out its [`CELL_WAIT`].
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -34,6 +33,10 @@ use peerfind_tests::scenario::{self, bootnode, bootnode_in, listen, peer, peer_i
 use serde_json::Value;
 
 use super::{Cli, logged_ms, now_ms, scripted};
+
+mod table;
+
+use table::{Row, print};
 
 /// How long Bob has to end direct with Alice: a punch takes a few round trips; DCUtR's three
 /// attempts and peerfind's retry take longer, and a cell that needs them is no success.
@@ -126,9 +129,11 @@ fn cells(kinds: &[String], lans: &[String], both_orders: bool) -> anyhow::Result
 }
 
 /// How long a try holds the run to itself while it waits for one thing: with `--jobs`,
-/// tries overlap only in their waits past this, so what is timed (a start, a punch, a guess:
-/// all well within it) runs on a machine no other try is busy on.
-const QUIET: Duration = Duration::from_secs(3);
+/// tries overlap only in their waits past this. A start, a verdict and a punch through the
+/// introduction end well within it, on a machine no other try is busy on; what ends later
+/// waits for a timer (a guess for QUIC's probe timeout, about 1 s; the relay after a failed
+/// punch, 2 s) and may meet another try's busy moment on its way.
+const QUIET: Duration = Duration::from_millis(500);
 
 /// Awaits `fut` while holding `hold` for at most [`QUIET`]; past that, lets the next try
 /// have the machine (a try that waits out [`CELL_WAIT`] does it beside others) and awaits
@@ -163,8 +168,8 @@ enum Found {
 
 /// Runs every cell over each transport, `--tries` times, and prints the table. The tries go
 /// round by round (the first try of every row, then the second…), up to `--jobs` at once,
-/// each in its own lab; after each round the table so far is printed, so a run cut short
-/// still has every row.
+/// each in its own lab; after each round's worth the table so far is printed, so a run cut
+/// short still has every row.
 pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
     let tries = cli.tries.unwrap_or(TRIES);
     let mut rows = Vec::new();
@@ -228,25 +233,27 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
             }
         }
     };
-    for n in 1..=tries {
-        let mut found = futures::stream::iter(round.iter().copied())
-            .map(job)
-            .buffer_unordered(cli.jobs.max(1));
-        while let Some(f) = found.next().await {
-            match f {
-                Found::Peerfind(i, outcome) => rows[i].peerfind.push(outcome),
-                Found::Scripted(i, ms) => {
-                    if let Some(scripted) = &mut rows[i].scripted {
-                        scripted.push(ms);
-                    }
+    let plan = (0..tries).flat_map(|_| round.iter().copied());
+    let mut found = futures::stream::iter(plan)
+        .map(job)
+        .buffer_unordered(cli.jobs.max(1));
+    let mut done = 0;
+    while let Some(f) = found.next().await {
+        match f {
+            Found::Peerfind(i, outcome) => rows[i].peerfind.push(outcome),
+            Found::Scripted(i, ms) => {
+                if let Some(scripted) = &mut rows[i].scripted {
+                    scripted.push(ms);
                 }
             }
         }
-        if n < tries {
-            println!("\nafter {n} of {tries} tries:");
+        done += 1;
+        if done % round.len() == 0 && done < round.len() * tries {
+            println!("\nafter {} tries' worth of {tries}:", done / round.len());
+            print(&rows);
         }
-        print(&rows);
     }
+    print(&rows);
     Ok(())
 }
 
@@ -413,88 +420,4 @@ async fn try_cell(
         },
     };
     Ok(outcome)
-}
-
-/// One row of the table: a cell over one transport, and its tries.
-struct Row {
-    alice: String,
-    bob: String,
-    transport: String,
-    /// peerfind's tries.
-    peerfind: Vec<Outcome>,
-    /// Scripted rust-libp2p's tries, where it is compared: the time to direct, `None` when
-    /// it did not end direct.
-    scripted: Option<Vec<Option<f64>>>,
-}
-
-/// The `q` quantile of `ms` (sorted), or `-`.
-fn quantile(ms: &[f64], q: f64) -> String {
-    if ms.is_empty() {
-        return "-".into();
-    }
-    let i = ((ms.len() - 1) as f64 * q).round() as usize;
-    ms.get(i).map_or("-".into(), |m| format!("{m:.0} ms"))
-}
-
-/// `direct` of `tries`, and as a share.
-fn share(direct: usize, tries: usize) -> String {
-    let pct = (direct * 100).checked_div(tries).unwrap_or(0);
-    format!("{direct}/{tries} {pct}%")
-}
-
-/// The times of the tries that ended direct, sorted.
-fn sorted(ms: impl Iterator<Item = Option<f64>>) -> Vec<f64> {
-    let mut ms: Vec<f64> = ms.flatten().collect();
-    ms.sort_by(f64::total_cmp);
-    ms
-}
-
-/// Prints one row per cell and transport: peerfind's direct tries, p50 and p95 of the time to
-/// direct and the paths; then scripted rust-libp2p's direct tries and p50 where compared.
-fn print(rows: &[Row]) {
-    println!(
-        "\n{:<20} {:<20} {:>5} {:>11} {:>8} {:>8}  {:<30} {:>11} {:>8} {:>11}",
-        "Alice",
-        "Bob",
-        "",
-        "direct",
-        "p50",
-        "p95",
-        "paths",
-        "rust direct",
-        "rust p50",
-        "relayed p50"
-    );
-    for row in rows {
-        let ms = sorted(row.peerfind.iter().map(|o| o.ms));
-        let mut paths: BTreeMap<Path, usize> = BTreeMap::new();
-        for o in &row.peerfind {
-            *paths.entry(o.path).or_default() += 1;
-        }
-        let paths: Vec<String> = paths
-            .iter()
-            .map(|(p, n)| format!("{} {n}", format!("{p:?}").to_lowercase()))
-            .collect();
-        let (theirs, theirs_p50) = match &row.scripted {
-            Some(tries) => {
-                let ms = sorted(tries.iter().copied());
-                (share(ms.len(), tries.len()), quantile(&ms, 0.5))
-            }
-            None => ("-".into(), "-".into()),
-        };
-        let relayed = sorted(row.peerfind.iter().map(|o| o.relayed_ms));
-        println!(
-            "{:<20} {:<20} {:>5} {:>11} {:>8} {:>8}  {:<30} {:>11} {:>8} {:>11}",
-            row.alice,
-            row.bob,
-            row.transport,
-            share(ms.len(), row.peerfind.len()),
-            quantile(&ms, 0.5),
-            quantile(&ms, 0.95),
-            paths.join(", "),
-            theirs,
-            theirs_p50,
-            quantile(&relayed, 0.5),
-        );
-    }
 }
