@@ -108,6 +108,33 @@ pub async fn peer_id(node: &mut Peerfind) -> anyhow::Result<String> {
     node.peer_id().await
 }
 
+/// Two keys made ahead in `dir` (`peerfind key generate`), the one with the smaller PeerId
+/// first: strategy rule 7 makes its node the one that acts between two NAT'd peers. Each
+/// as its file and PeerId.
+pub async fn ordered_keys(
+    dir: &std::path::Path,
+) -> anyhow::Result<[(std::path::PathBuf, String); 2]> {
+    let mut keys = Vec::new();
+    for name in ["first.key", "second.key"] {
+        let key = dir.join(name);
+        let made = Peerfind::command(["key", "generate", "--out"])
+            .arg(&key)
+            .output()
+            .await?;
+        anyhow::ensure!(made.status.success(), "peerfind key generate: {made:?}");
+        let id: libp2p::PeerId = String::from_utf8_lossy(&made.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("peer_id: ").map(str::to_owned))
+            .ok_or_else(|| anyhow::anyhow!("no PeerId printed: {made:?}"))?
+            .parse()?;
+        keys.push((id, key));
+    }
+    keys.sort();
+    let [(one, key_one), (two, key_two)]: [(libp2p::PeerId, std::path::PathBuf); 2] =
+        keys.try_into().map_err(|_| anyhow::anyhow!("two keys"))?;
+    Ok([(key_one, one.to_string()), (key_two, two.to_string())])
+}
+
 /// Waits for the node's record to carry an address for `transport` ("tcp" or "quic") and
 /// returns it decoded (by `peerfind enr decode --json`).
 pub async fn record_with(node: &mut Peerfind, transport: &str) -> anyhow::Result<Value> {

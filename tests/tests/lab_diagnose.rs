@@ -149,8 +149,7 @@ async fn lab_ping_until_direct_shows_relayed_rounds_then_direct_between_two_natd
     flagged(&mut bob).await;
 
     let keys = tempfile::tempdir().unwrap();
-    let (key, alice_id) = make_key(keys.path(), "alice.key").await;
-    let alice_id = alice_id.to_string();
+    let [(key, alice_id), _] = scenario::ordered_keys(keys.path()).await.unwrap();
 
     let mut cmd = lab.tokio_command(Host::Bob, binary());
     cmd.args(["ping", &alice_id, "--until-direct", "--json", "--api", API])
@@ -199,22 +198,6 @@ async fn lab_ping_until_direct_shows_relayed_rounds_then_direct_between_two_natd
     scenario::stop_all(&mut [&mut alice, &mut bob, &mut boot]).await;
 }
 
-/// Makes a key in `dir` and returns its file and PeerId.
-async fn make_key(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, libp2p::PeerId) {
-    let key = dir.join(name);
-    let made = Peerfind::command(["key", "generate", "--out"])
-        .arg(&key)
-        .output()
-        .await
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    let id = String::from_utf8_lossy(&made.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("peer_id: ").map(str::to_owned))
-        .expect("the key's PeerId");
-    (key, id.parse().unwrap())
-}
-
 /// Alice and Bob behind symmetric NATs, each seen by two bootnodes: both records say their
 /// NAT's mapping varies by destination, so the one that acts (Bob: keys made ahead give him
 /// the smaller PeerId, strategy rule 7) dials through the relay up front (rule 8). Neither
@@ -228,13 +211,7 @@ async fn two_symmetric_nats_relay_up_front(transport: &str) {
         .await
         .unwrap();
     let keys = tempfile::tempdir().unwrap();
-    let first = make_key(keys.path(), "first.key").await;
-    let second = make_key(keys.path(), "second.key").await;
-    let (bob_key, alice_key) = if first.1 < second.1 {
-        (first, second)
-    } else {
-        (second, first)
-    };
+    let [bob_key, alice_key] = scenario::ordered_keys(keys.path()).await.unwrap();
     let node_args = |key: &std::path::Path| {
         let mut args = listen(transport);
         args.extend(api_args());
@@ -256,7 +233,7 @@ async fn two_symmetric_nats_relay_up_front(transport: &str) {
         .await
         .expect("alice's record says how her NAT maps");
     let mut bob = peer(&lab, Host::Bob, &enr_one, &node_args(&bob_key.0)).unwrap();
-    let alice_id = alice_key.1.to_string();
+    let alice_id = alice_key.1.clone();
     bob.until("bob relayed to alice", WAIT, |s| {
         let relayed = s.peer(&alice_id)?.connection() == pb::ConnectionState::Relayed;
         relayed.then_some(())

@@ -3,6 +3,8 @@
 //! her record names it and she is public there, a public peer dials her record directly, and
 //! the mappings are gone once she stops. Without port mapping, the same router leaves her
 //! private; a bootnode asks for no mapping; a gateway behind a carrier-grade NAT is refused.
+//! A NAT'd peer whose TCP punch met the mapped port (and hangs there) still dials the record
+//! once it is public.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
@@ -10,7 +12,7 @@ use std::time::Instant;
 use peerfind_proto::v1 as pb;
 use peerfind_tests::lab::{Host, Lab, NatMode, Placement, Topology};
 use peerfind_tests::process::Peerfind;
-use peerfind_tests::scenario::{self, PORT, WAIT, bootnode, bootnode_in, peer, peer_id};
+use peerfind_tests::scenario::{self, PORT, WAIT, bootnode, bootnode_in, listen, peer, peer_id};
 
 fn behind_upnp() -> Topology {
     Topology::new(Placement::BehindNat(NatMode::Upnp), Placement::Public)
@@ -202,4 +204,59 @@ async fn lab_a_upnp_home_router_behind_a_carrier_grade_nat_is_refused_and_alice_
     let left = lab.port_mappings(Host::HomeA).unwrap();
     assert!(left.is_empty(), "the client asked for nothing: {left:?}");
     scenario::stop_all(&mut [&mut alice, &mut boot]).await;
+}
+
+/// Alice behind a symmetric NAT acts towards Bob behind the upnp router over TCP (keys made
+/// ahead give her the smaller PeerId, strategy rule 7): her punch's SYN may reach the port
+/// his router forwards, where his listener takes it, and both ends then wait in the
+/// listener's role until the upgrade times out, long after the punch's 2 s. Once his mapping
+/// is verified his record is public, and she dials it (strategy rule 4) though that dial
+/// still hangs (connections rule 11): direct, at his mapped port, well before it ends.
+#[tokio::test]
+async fn lab_a_natd_peer_dials_a_peer_public_through_its_mapping_while_its_tcp_punch_hangs() {
+    let lab = Lab::up(Topology::new(
+        Placement::BehindNat(NatMode::Symmetric),
+        Placement::BehindNat(NatMode::Upnp),
+    ))
+    .expect("lab");
+    let (mut boot, enr) = bootnode(&lab, &["tcp"]).await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let [alice_key, bob_key] = scenario::ordered_keys(keys.path()).await.unwrap();
+    let node_args = |key: &std::path::Path| {
+        let mut args = listen("tcp");
+        args.extend(["--key-file".to_owned(), key.display().to_string()]);
+        args
+    };
+    let mut alice = peer(&lab, Host::Alice, &enr, &node_args(&alice_key.0)).unwrap();
+    alice
+        .until("alice private, with a relay slot", WAIT, |s| {
+            let slot = s.status.bootnodes.iter().any(|b| b.relay_reserved);
+            (s.nat() == pb::NatStatus::Private && slot).then_some(())
+        })
+        .await
+        .unwrap();
+    let mut bob = peer(&lab, Host::Bob, &enr, &node_args(&bob_key.0)).unwrap();
+    let bob_id = bob_key.1.clone();
+    let mapped = format!("/ip4/{}/tcp/{PORT}", lab.public_ip(Host::Bob));
+    let state = alice
+        .until("alice direct to bob", WAIT, |s| {
+            s.direct_to(&bob_id).then(|| s.clone())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", lab.gateway_log(Host::NatB)));
+    let bob_state = bob.state().await.unwrap();
+    assert_eq!(
+        bob_state.port_mapping().state(),
+        pb::PortMappingState::Verified,
+        "bob is public through his mapping: {:?}",
+        bob_state.port_mapping()
+    );
+    let opened = state.events.connections_opened_with(&bob_id);
+    assert!(
+        opened.iter().any(|c| !c.relayed
+            && c.direction() == pb::Direction::Outbound
+            && c.remote_addr.starts_with(&mapped)),
+        "alice dialed bob at his mapped port {mapped}: {opened:?}"
+    );
+    scenario::stop_all(&mut [&mut alice, &mut bob, &mut boot]).await;
 }

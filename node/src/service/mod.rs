@@ -61,6 +61,7 @@ mod punch;
 mod reach;
 mod report;
 mod shutdown;
+mod slots;
 
 use shutdown::Shutdown;
 

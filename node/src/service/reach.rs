@@ -3,7 +3,7 @@
 //! [`crate::reach::strategy`]; this is how it is done and what the node logs and counts.
 
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{PeerId, dcutr, multiaddr::Protocol, relay};
+use libp2p::{Multiaddr, PeerId, dcutr, multiaddr::Protocol};
 use peerfind_behaviours::enr_ext::{self, Enr};
 use peerfind_behaviours::{intro, ip_group, table};
 use std::time::Duration;
@@ -13,10 +13,8 @@ use tokio::time::Instant;
 use super::punch::is_direct;
 use super::{Mode, Node};
 use crate::reach::nat;
-use crate::reach::reservation::Decision;
 use crate::reach::strategy::{self, Action, Port, Situation};
 use crate::status;
-use libp2p::core::transport::ListenerId;
 
 impl Node {
     /// Applies the connection strategy to a peer we learned of.
@@ -43,18 +41,7 @@ impl Node {
         };
         let action = strategy::decide(enr, peer, situation);
         match action {
-            Action::Dial { addrs, port } => {
-                tracing::info!(%peer, addrs = ?addrs, ?port, "dialing peer at its record's addresses");
-                let opts = DialOpts::peer_id(peer).addresses(addrs);
-                let opts = match port {
-                    Port::Listen => opts.build(),
-                    Port::Fresh => opts.allocate_new_port().build(),
-                };
-                // What the peer observes of a fresh-port dial is not our listen address.
-                if self.dial(opts, peer, port == Port::Fresh) {
-                    self.counters.direct_dials += 1;
-                }
-            }
+            Action::Dial { addrs, port } => self.dial_record(peer, addrs, port),
             Action::Introduce { via } => self.ask_introduction(peer, via),
             Action::Punch { via, addrs } => {
                 let lan = self.lan_addrs_for(enr);
@@ -81,6 +68,35 @@ impl Node {
             .collect();
         for (enr, peer) in known {
             self.reach(&enr, peer);
+        }
+    }
+
+    /// Strategy rule 4: dials `peer` at its record's `addrs`, unless such a dial is under way
+    /// (connections rule 11). Another dial may be: a TCP punch whose packets met the peer's
+    /// listener (a full-cone NAT, or a port its router forwards) takes the listener's role
+    /// on both ends and hangs until its upgrade times out, long after the punch's wait; a
+    /// record that turned public meanwhile (a verified port mapping) must not wait for it.
+    fn dial_record(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, port: Port) {
+        if self.connections.record_dial_pending(&peer) {
+            return tracing::debug!(%peer, "a dial to the peer's record is under way");
+        }
+        tracing::info!(%peer, addrs = ?addrs, ?port, "dialing peer at its record's addresses");
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::Disconnected);
+        let opts = match port {
+            Port::Listen => opts.build(),
+            Port::Fresh => opts.allocate_new_port().build(),
+        };
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                // What the peer observes of a fresh-port dial is not our listen address.
+                self.connections
+                    .dialing_record(peer, id, port == Port::Fresh);
+                self.counters.direct_dials += 1;
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "dial not started"),
         }
     }
 
@@ -199,44 +215,9 @@ impl Node {
         });
     }
 
-    /// Behind a NAT, strangers reach us only through a relay: reserve a slot on every
-    /// bootnode, so peers can dial `<bootnode>/p2p-circuit/p2p/<us>`. Done before the verdict
-    /// too, so that a NAT'd node is reachable through the relay as soon as it can be.
-    pub(super) fn reserve_relay_slots(&mut self) {
-        if self.mode != Mode::Peer {
-            return;
-        }
-        let todo: Vec<(PeerId, libp2p::Multiaddr)> = self
-            .bootnodes
-            .iter()
-            .filter(|b| !self.relay_slots.holds(&b.peer_id))
-            .filter_map(|b| b.addrs.first().map(|a| (b.peer_id, a.clone())))
-            .collect();
-        for (bootnode, addr) in todo {
-            let circuit = addr.with(Protocol::P2pCircuit);
-            match self.swarm.listen_on(circuit.clone()) {
-                Ok(listener) => {
-                    tracing::info!(%bootnode, address = %circuit, "reserving a relay slot");
-                    self.relay_slots.started(listener, bootnode);
-                    self.swarm.behaviour_mut().relay_client.asking(bootnode);
-                }
-                Err(e) => tracing::warn!(%bootnode, error = %e, "cannot reserve a relay slot"),
-            }
-        }
-    }
-
     /// The NAT verdict changed: a node not known to be public holds relay slots (taken
     /// before the verdict, at its bootnodes' identify), a public one gives them back; every
     /// known peer is considered again.
-    /// A public node needs no relay slot: give back those held or asked for.
-    fn release_relay_slots(&mut self) {
-        for (listener, bootnode) in self.relay_slots.release_all() {
-            tracing::info!(%bootnode, "public: giving back the relay slot");
-            self.swarm.remove_listener(listener);
-            self.swarm.behaviour_mut().relay_client.gave_back(bootnode);
-        }
-    }
-
     pub(super) fn on_nat_status(&mut self, status: nat::Status) {
         if self.mode == Mode::Peer {
             if status == nat::Status::Public {
@@ -338,32 +319,6 @@ impl Node {
         }
     }
 
-    pub(super) fn on_relay_client(&mut self, event: relay::client::Event) {
-        match event {
-            relay::client::Event::ReservationReqAccepted {
-                relay_peer_id,
-                renewal,
-                ..
-            } => {
-                self.relay_slots.accepted(&relay_peer_id);
-                if !renewal {
-                    tracing::info!(bootnode = %relay_peer_id, "relay reservation accepted");
-                    self.hub.publish(status::Event::RelayReservation {
-                        relay: relay_peer_id,
-                        accepted: true,
-                        reason: None,
-                    });
-                }
-            }
-            relay::client::Event::OutboundCircuitEstablished { relay_peer_id, .. } => {
-                tracing::debug!(bootnode = %relay_peer_id, "outbound circuit established")
-            }
-            relay::client::Event::InboundCircuitEstablished { src_peer_id, .. } => {
-                tracing::debug!(peer = %src_peer_id, "inbound circuit established")
-            }
-        }
-    }
-
     pub(super) fn on_dcutr(&mut self, event: dcutr::Event) {
         let peer = event.remote_peer_id;
         self.counters.punches_tried += 1;
@@ -442,53 +397,5 @@ impl Node {
             .table()
             .get_by_peer(peer)
             .map(|e| e.enr.clone())
-    }
-}
-
-impl Node {
-    /// A listener closed: when it was a relay reservation, decide whether and when to ask
-    /// for it again (see the module doc).
-    pub(super) fn on_reservation_closed(
-        &mut self,
-        listener: ListenerId,
-        reason: &Result<(), std::io::Error>,
-    ) {
-        let identified = &self.identified;
-        let (bootnode, decision) =
-            self.relay_slots
-                .closed(listener, |p| identified.has_relay(p), Instant::now());
-        let Some(bootnode) = bootnode else { return };
-        let why = match reason {
-            Ok(()) => "closed".to_owned(),
-            Err(e) => e.to_string(),
-        };
-        if !matches!(decision, Decision::NotOurs) {
-            self.hub.publish(status::Event::RelayReservation {
-                relay: bootnode,
-                accepted: false,
-                reason: Some(why.clone()),
-            });
-        }
-        match decision {
-            Decision::NotOurs => {}
-            Decision::GiveUp => tracing::info!(
-                %bootnode, reason = %why,
-                "bootnode offers no relay (its identify lists no circuit relay v2); not asking it for a relay slot again"
-            ),
-            Decision::Retry(wait) => tracing::info!(
-                %bootnode, reason = %why, retry_in = ?wait,
-                "relay reservation refused or lost; asking again later"
-            ),
-        }
-    }
-
-    /// Asks again the bootnodes whose reservation retry is due, while we may need a slot (not
-    /// known to be public).
-    pub(super) fn on_reservation_retries_due(&mut self) {
-        let due = self.relay_slots.take_due(Instant::now());
-        if due.is_empty() || self.nat.status().0 == crate::reach::nat::Status::Public {
-            return;
-        }
-        self.reserve_relay_slots();
     }
 }

@@ -13,6 +13,8 @@
 //!    leaves an entry in our own NAT for the listen port and that peer. A later hole punch
 //!    between the two must use exactly that pair of ports, and a TCP one then fails: the NAT
 //!    judges the punch's packets against the dead dial's sequence numbers and drops them.
+//!    The dial does not wait for another one to the peer (a punch's, which may hang while
+//!    the record turns public through a port mapping); one such dial at a time.
 //! 5. A NAT'd record cannot be dialed: strangers' connections die at its NAT ("Hmm Alice
 //!    didn't respond"). Without a connected bootnode to help, it is kept only.
 //! 6. A NAT'd record while we know we are public: ask a bootnode to introduce us; the peer

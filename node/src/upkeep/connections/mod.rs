@@ -28,6 +28,9 @@
 //! 10. A direct connection keeps the IP it comes from (the observer's group, confirm rule 4)
 //!     and the first address its peer reported on it ([`ConnectionBook::reported`]): a later
 //!     report that names another is a changed story (confirm rule 10).
+//! 11. A dial to a peer's record addresses (strategy rule 4) is told apart from a punch's
+//!     or a relay's ([`ConnectionBook::record_dial_pending`]): one may start while a punch's
+//!     dial still hangs, and at most one is under way per peer.
 //!
 //! The state is one entry per open connection and one per dial of ours in flight (removed
 //! when it fails or opens): bounded by the swarm's connections and dials.
@@ -76,6 +79,8 @@ struct Dial {
     peer: PeerId,
     /// From a fresh port (rule 3).
     fresh: bool,
+    /// To the peer's record addresses (rule 11).
+    record: bool,
 }
 
 /// One open connection.
@@ -166,7 +171,28 @@ impl ConnectionBook {
     /// (rule 3).
     pub(crate) fn dialing(&mut self, peer: PeerId, id: ConnectionId, fresh: bool) {
         self.dialed.insert(peer);
-        self.dials.insert(id, Dial { peer, fresh });
+        let record = false;
+        self.dials.insert(
+            id,
+            Dial {
+                peer,
+                fresh,
+                record,
+            },
+        );
+    }
+
+    /// We started a dial to `peer`'s record addresses (rule 11), as [`Self::dialing`].
+    pub(crate) fn dialing_record(&mut self, peer: PeerId, id: ConnectionId, fresh: bool) {
+        self.dialing(peer, id, fresh);
+        if let Some(dial) = self.dials.get_mut(&id) {
+            dial.record = true;
+        }
+    }
+
+    /// Whether a dial to `peer`'s record addresses is under way (rule 11).
+    pub(crate) fn record_dial_pending(&self, peer: &PeerId) -> bool {
+        self.dials.values().any(|d| d.peer == *peer && d.record)
     }
 
     /// A dial failed.

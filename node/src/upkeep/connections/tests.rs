@@ -313,3 +313,29 @@ async fn a_direct_connection_keeps_where_it_comes_from_and_its_first_report() {
     );
     assert!(book.observers.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_record_dial_is_told_from_a_punch_and_one_is_under_way_at_a_time() {
+    let mut book = ConnectionBook::new();
+    let (peer, other, now) = (PeerId::random(), PeerId::random(), Instant::now());
+    // A punch's dial that hangs does not count as a record dial (rule 11).
+    book.dialing(peer, id(1), false);
+    assert!(!book.record_dial_pending(&peer));
+    book.dialing_record(peer, id(2), true);
+    assert!(book.record_dial_pending(&peer));
+    assert!(!book.record_dial_pending(&other), "per peer");
+    // Ended either way, it is no longer under way.
+    book.dial_failed(id(2));
+    assert!(!book.record_dial_pending(&peer));
+    book.dialing_record(peer, id(3), false);
+    book.opened(id(3), peer, &dialer("/ip4/198.51.100.20/tcp/9000"), now);
+    assert!(!book.record_dial_pending(&peer));
+    assert_eq!(book.observation(id(3)), ours(Transport::Tcp));
+    book.dialing_record(peer, id(4), true);
+    book.opened(id(4), peer, &dialer("/ip4/198.51.100.20/tcp/9000"), now);
+    assert_eq!(
+        book.observation(id(4)),
+        Observation::FreshPort,
+        "rule 3 as any dial"
+    );
+}
