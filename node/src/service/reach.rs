@@ -89,14 +89,10 @@ impl Node {
             Port::Fresh => opts.allocate_new_port().build(),
         };
         let id = opts.connection_id();
-        match self.swarm.dial(opts) {
-            Ok(()) => {
-                // What the peer observes of a fresh-port dial is not our listen address.
-                self.connections
-                    .dialing_record(peer, id, port == Port::Fresh);
-                self.counters.direct_dials += 1;
-            }
-            Err(e) => tracing::debug!(%peer, error = %e, "dial not started"),
+        // What the peer observes of a fresh-port dial is not our listen address.
+        if self.dial(opts, peer, port == Port::Fresh) {
+            self.connections.is_record_dial(id);
+            self.counters.direct_dials += 1;
         }
     }
 

@@ -182,9 +182,9 @@ impl ConnectionBook {
         );
     }
 
-    /// We started a dial to `peer`'s record addresses (rule 11), as [`Self::dialing`].
-    pub(crate) fn dialing_record(&mut self, peer: PeerId, id: ConnectionId, fresh: bool) {
-        self.dialing(peer, id, fresh);
+    /// The dial `id` just booked by [`Self::dialing`] goes to its peer's record addresses
+    /// (rule 11).
+    pub(crate) fn is_record_dial(&mut self, id: ConnectionId) {
         if let Some(dial) = self.dials.get_mut(&id) {
             dial.record = true;
         }

@@ -321,17 +321,20 @@ async fn a_record_dial_is_told_from_a_punch_and_one_is_under_way_at_a_time() {
     // A punch's dial that hangs does not count as a record dial (rule 11).
     book.dialing(peer, id(1), false);
     assert!(!book.record_dial_pending(&peer));
-    book.dialing_record(peer, id(2), true);
+    book.dialing(peer, id(2), true);
+    book.is_record_dial(id(2));
     assert!(book.record_dial_pending(&peer));
     assert!(!book.record_dial_pending(&other), "per peer");
     // Ended either way, it is no longer under way.
     book.dial_failed(id(2));
     assert!(!book.record_dial_pending(&peer));
-    book.dialing_record(peer, id(3), false);
+    book.dialing(peer, id(3), false);
+    book.is_record_dial(id(3));
     book.opened(id(3), peer, &dialer("/ip4/198.51.100.20/tcp/9000"), now);
     assert!(!book.record_dial_pending(&peer));
     assert_eq!(book.observation(id(3)), ours(Transport::Tcp));
-    book.dialing_record(peer, id(4), true);
+    book.dialing(peer, id(4), true);
+    book.is_record_dial(id(4));
     book.opened(id(4), peer, &dialer("/ip4/198.51.100.20/tcp/9000"), now);
     assert_eq!(
         book.observation(id(4)),
